@@ -1,0 +1,1 @@
+//! Benchmarks for shmring (see issue 4).

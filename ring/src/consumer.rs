@@ -1,0 +1,411 @@
+//! The consumer side: reads published records in place, releases the head.
+//!
+//! The consumer owns the bytes from the released head up to the published tail. It hands
+//! out messages that borrow those bytes, and gives them back to the producer with one
+//! `Release` store of the head — per message, or once per [`RecvBatch`]. It reads the
+//! producer's tail only when its cached copy says the ring may be empty. Every record header
+//! is validated before use, so a corrupt file yields [`Error::Corrupt`], never a read outside
+//! the data region.
+
+use crate::error::{Error, Result, Role};
+use crate::record::{decode, Decoded, Record};
+use crate::ring::Shared;
+use crate::roles::{self, RoleGuard};
+use crate::sync::Ordering;
+use crate::wait::{wait_until, wake_if_sleeping, Probe, WaitStrategy};
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The consumer role on a ring: receives messages. Get one with
+/// [`Ring::consumer`](crate::Ring::consumer).
+///
+/// Received messages borrow the ring's memory (no copy). A [`Message`] gives its space back
+/// to the producer when dropped; a [`RecvBatch`] gives back all of its messages at once.
+/// The released position lives in the file: a consumer that is killed and restarted resumes
+/// at the first message not yet released.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmring::Error> {
+/// let ring = shmring::Ring::memfd(4096)?;
+/// let mut producer = ring.producer()?;
+/// for word in ["a", "bb", "ccc"] {
+///     producer.send(word.as_bytes())?;
+/// }
+/// producer.close()?;
+///
+/// let mut consumer = ring.consumer()?;
+/// let mut got = Vec::new();
+/// while let Some(msg) = consumer.recv()? {
+///     got.push(String::from_utf8(msg.to_vec()).unwrap());
+/// }
+/// assert_eq!(got, ["a", "bb", "ccc"]);
+/// # Ok(()) }
+/// ```
+pub struct Consumer {
+    shared: Arc<Shared>,
+    role: RoleGuard,
+    /// Start of the next record; equal to the released head whenever no message or batch
+    /// is outstanding. `released head <= read_pos <= cached_tail`.
+    read_pos: u64,
+    /// A copy of the producer's published tail. It can be stale (the real tail may be
+    /// further on), which only ever makes the ring look emptier than it is.
+    cached_tail: u64,
+    capacity: u64,
+    max_message: u64,
+    wait: WaitStrategy,
+    /// The producer epoch whose end (death or end of stream) was already reported.
+    reported_epoch: u64,
+}
+
+impl Consumer {
+    pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
+        let role = roles::acquire(&shared, Role::Consumer)?;
+        let (head, _tail) = shared.positions()?;
+        let capacity = shared.region.capacity();
+        Ok(Consumer {
+            role,
+            read_pos: head,
+            cached_tail: head,
+            capacity,
+            max_message: crate::layout::max_message_len(capacity),
+            wait: WaitStrategy::default(),
+            reported_epoch: 0,
+            shared,
+        })
+    }
+
+    /// How [`recv`](Self::recv) and [`recv_batch`](Self::recv_batch) wait for data.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+    }
+
+    /// The current wait strategy.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
+    /// Data capacity of the ring.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The next message if one is there now. `Ok(None)` means the end of the stream (the
+    /// marker is consumed), [`Error::Empty`] that there is nothing yet.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmring::Error> {
+    /// let ring = shmring::Ring::memfd(4096)?;
+    /// let mut consumer = ring.consumer()?;
+    /// assert!(matches!(consumer.try_recv(), Err(shmring::Error::Empty)));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
+        match self.peek(self.read_pos)? {
+            None => Err(Error::Empty),
+            Some(found) => Ok(self.deliver(found)),
+        }
+    }
+
+    /// The next message, waiting for it as the wait strategy says. `Ok(None)` at the end of
+    /// the stream. [`Error::ProducerDied`] if the ring is empty and the producer died without
+    /// closing the stream (reported once; receiving again waits for a new producer).
+    #[inline]
+    pub fn recv(&mut self) -> Result<Option<Message<'_>>> {
+        self.recv_until(None)
+    }
+
+    /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`] then).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message<'_>>> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
+        let found = match self.peek(self.read_pos)? {
+            Some(found) => found,
+            None => self.wait_for_record(deadline)?,
+        };
+        Ok(self.deliver(found))
+    }
+
+    /// The messages there now, to be read one by one with [`RecvBatch::next`] and released
+    /// together when the batch is dropped. May be empty.
+    pub fn try_recv_batch(&mut self) -> Result<RecvBatch<'_>> {
+        Ok(RecvBatch::new(self))
+    }
+
+    /// Waits until there is at least one message (or the end of the stream), then returns a
+    /// batch as [`try_recv_batch`](Self::try_recv_batch) does. Errors as [`recv`](Self::recv).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmring::Error> {
+    /// let ring = shmring::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"x")?;
+    /// producer.send(b"y")?;
+    /// producer.close()?;
+    /// let mut consumer = ring.consumer()?;
+    /// let mut batch = consumer.recv_batch()?;
+    /// assert_eq!(batch.next()?, Some(&b"x"[..]));
+    /// assert_eq!(batch.next()?, Some(&b"y"[..]));
+    /// assert_eq!(batch.next()?, None);
+    /// assert!(batch.is_end());
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_batch(&mut self) -> Result<RecvBatch<'_>> {
+        if self.peek(self.read_pos)?.is_none() {
+            self.wait_for_record(None)?;
+        }
+        Ok(RecvBatch::new(self))
+    }
+
+    /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout`.
+    pub fn recv_batch_timeout(&mut self, timeout: Duration) -> Result<RecvBatch<'_>> {
+        if self.peek(self.read_pos)?.is_none() {
+            self.wait_for_record(Some(Instant::now() + timeout))?;
+        }
+        Ok(RecvBatch::new(self))
+    }
+
+    /// Whether a producer holds the producer role right now.
+    pub fn producer_is_live(&self) -> Result<bool> {
+        self.role.producer_is_live(&self.shared)
+    }
+
+    fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, u64)> {
+        let shared = Arc::clone(&self.shared);
+        wait_until(
+            self.wait,
+            &shared.region,
+            &shared.region.control().consumer_sleeping,
+            deadline,
+            |probe| match probe {
+                Probe::Ready => self.peek(self.read_pos),
+                Probe::Idle => self.check_producer().map(|()| None),
+            },
+        )
+    }
+
+    /// Turns a record found at the read position into what `recv` returns.
+    #[inline]
+    fn deliver(&mut self, (record, next): (Record, u64)) -> Option<Message<'_>> {
+        match record {
+            Record::Data {
+                payload_offset,
+                len,
+            } => Some(Message {
+                consumer: self,
+                payload_offset,
+                len,
+                next,
+            }),
+            Record::End => {
+                self.end_seen();
+                self.release(next);
+                None
+            }
+        }
+    }
+
+    /// The first record at or after `pos` (skipping padding), and the position after it;
+    /// `None` if nothing is published there yet.
+    #[inline]
+    fn peek(&mut self, mut pos: u64) -> Result<Option<(Record, u64)>> {
+        loop {
+            if pos == self.cached_tail {
+                // Possibly empty on the cached tail: look at the real one. Acquire pairs
+                // with the producer's Release store, so every record below it is complete.
+                let tail = self
+                    .shared
+                    .region
+                    .control()
+                    .published_tail
+                    .load(Ordering::Acquire);
+                if tail == pos {
+                    return Ok(None);
+                }
+                if tail < pos || tail - pos > self.capacity || tail % 8 != 0 {
+                    return Err(self.corrupt(pos, "published tail moved backwards or too far"));
+                }
+                self.cached_tail = tail;
+            }
+            let word = self.shared.region.read_word(pos & (self.capacity - 1));
+            match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
+                Ok(Decoded::Record(record, next)) => return Ok(Some((record, next))),
+                Ok(Decoded::Padding(next)) => pos = next,
+                Err(reason) => return Err(self.corrupt(pos, reason)),
+            }
+        }
+    }
+
+    fn corrupt(&self, position: u64, reason: &'static str) -> Error {
+        Error::Corrupt {
+            path: self.shared.name.clone(),
+            position,
+            reason,
+        }
+    }
+
+    /// Gives the bytes below `pos` back to the producer.
+    #[inline]
+    fn release(&mut self, pos: u64) {
+        self.read_pos = pos;
+        let control = self.shared.region.control();
+        // Release: our reads of every record below `pos` happen before the producer, which
+        // Acquire-loads the head, overwrites them.
+        control.released_head.store(pos, Ordering::Release);
+        wake_if_sleeping(&self.shared.region, &control.producer_sleeping);
+    }
+
+    fn end_seen(&mut self) {
+        // This producer's stream ended properly: never report it as dead.
+        self.reported_epoch = self
+            .shared
+            .region
+            .control()
+            .roles
+            .producer_epoch
+            .load(Ordering::Acquire);
+    }
+
+    /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
+    /// producer that died (its role lock is free) without closing its stream.
+    fn check_producer(&mut self) -> Result<()> {
+        let shared = Arc::clone(&self.shared);
+        let roles = &shared.region.control().roles;
+        let epoch = roles.producer_epoch.load(Ordering::Acquire);
+        if epoch == self.reported_epoch || roles.producer_attached.load(Ordering::Acquire) == 0
+        {
+            return Ok(());
+        }
+        if self.role.producer_is_live(&self.shared)? {
+            return Ok(());
+        }
+        // The lock is free. Report only once everything published has been received, and
+        // only if no new producer attached meanwhile.
+        if self.peek(self.read_pos)?.is_some() || roles.producer_epoch.load(Ordering::Acquire) != epoch {
+            return Ok(());
+        }
+        self.reported_epoch = epoch;
+        Err(Error::ProducerDied {
+            path: self.shared.name.clone(),
+            pid: roles::holder_pid(&self.shared, Role::Producer),
+        })
+    }
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("ring", &self.shared.name)
+            .field("read_pos", &self.read_pos)
+            .finish()
+    }
+}
+
+/// One received message, borrowed from the ring. Dereferences to its bytes; dropping it
+/// releases its space to the producer.
+pub struct Message<'a> {
+    consumer: &'a mut Consumer,
+    payload_offset: u64,
+    len: u64,
+    next: u64,
+}
+
+impl Deref for Message<'_> {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        self.consumer
+            .shared
+            .region
+            .bytes(self.payload_offset, self.len)
+    }
+}
+
+impl Drop for Message<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.consumer.release(self.next);
+    }
+}
+
+impl std::fmt::Debug for Message<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message").field("len", &self.len).finish()
+    }
+}
+
+/// Messages read together and released together, when the batch is dropped. Read them with
+/// [`next`](Self::next). A batch reads what the producer publishes while it runs, too, up to
+/// what fits in the ring.
+pub struct RecvBatch<'a> {
+    consumer: &'a mut Consumer,
+    pos: u64,
+    end: bool,
+    count: usize,
+}
+
+impl<'a> RecvBatch<'a> {
+    fn new(consumer: &'a mut Consumer) -> RecvBatch<'a> {
+        let pos = consumer.read_pos;
+        RecvBatch {
+            consumer,
+            pos,
+            end: false,
+            count: 0,
+        }
+    }
+
+    /// The next message of the batch, or `None` when no more are published (or the end of
+    /// the stream was reached: see [`is_end`](Self::is_end)). The message stays valid until
+    /// the next call; its space is released when the batch is dropped.
+    #[inline]
+    #[allow(clippy::should_implement_trait)] // lending: each message borrows the batch
+    pub fn next(&mut self) -> Result<Option<&[u8]>> {
+        if self.end {
+            return Ok(None);
+        }
+        match self.consumer.peek(self.pos)? {
+            None => Ok(None),
+            Some((
+                Record::Data {
+                    payload_offset,
+                    len,
+                },
+                next,
+            )) => {
+                self.pos = next;
+                self.count += 1;
+                Ok(Some(self.consumer.shared.region.bytes(payload_offset, len)))
+            }
+            Some((Record::End, next)) => {
+                self.pos = next;
+                self.end = true;
+                self.consumer.end_seen();
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether the batch reached the end-of-stream marker (which it consumes).
+    pub fn is_end(&self) -> bool {
+        self.end
+    }
+
+    /// How many messages the batch has yielded so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+impl Drop for RecvBatch<'_> {
+    fn drop(&mut self) {
+        if self.pos != self.consumer.read_pos {
+            self.consumer.release(self.pos);
+        }
+    }
+}

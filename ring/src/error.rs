@@ -1,0 +1,206 @@
+//! The one error type of the crate.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+/// The two exclusive roles on a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The one process that writes messages.
+    Producer,
+    /// The one process that reads messages.
+    Consumer,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+        })
+    }
+}
+
+/// Everything that can go wrong, one variant per failure a caller can act on.
+///
+/// Every message is one line that names the ring (its path) and the reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("{}: {op}: {source}", path.display())]
+    Io {
+        /// The ring file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// [`Ring::open`](crate::Ring::open) found no file at the path.
+    #[error("{}: no such ring file", path.display())]
+    NotFound {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+    /// [`Ring::create`](crate::Ring::create) found a file at the path already.
+    #[error("{}: a file already exists at this path", path.display())]
+    AlreadyExists {
+        /// The path that was created.
+        path: PathBuf,
+    },
+    /// The path names something other than a regular file (a directory, a FIFO, a device...).
+    #[error("{}: not a regular file (it is a {kind})", path.display())]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// The file is shorter than a ring header.
+    #[error("{}: not a shmring ring file: only {len} bytes long, shorter than the {min}-byte header", path.display())]
+    TooShort {
+        /// The path.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+        /// The smallest possible ring file.
+        min: u64,
+    },
+    /// The file does not start with the shmring magic.
+    #[error("{}: not a shmring ring file (bad magic {found:02x?})", path.display())]
+    BadMagic {
+        /// The path.
+        path: PathBuf,
+        /// The first eight bytes found.
+        found: [u8; 8],
+    },
+    /// The file was written by an incompatible version of the format.
+    #[error("{}: ring format version {found} is not supported (this build reads version {supported})", path.display())]
+    UnsupportedVersion {
+        /// The path.
+        path: PathBuf,
+        /// Version found in the file.
+        found: u32,
+        /// Version this crate reads.
+        supported: u32,
+    },
+    /// A header field is inconsistent.
+    #[error("{}: corrupt ring header: {reason}", path.display())]
+    BadHeader {
+        /// The path.
+        path: PathBuf,
+        /// Which field and why.
+        reason: String,
+    },
+    /// A capacity that is not a power of two between the limits.
+    #[error("capacity {capacity} is invalid: it must be a power of two from {min} to {max} bytes")]
+    InvalidCapacity {
+        /// The capacity asked for.
+        capacity: u64,
+        /// Smallest capacity.
+        min: u64,
+        /// Largest capacity.
+        max: u64,
+    },
+    /// The file's length does not match the sizes its header gives (for example, truncated).
+    #[error("{}: file is {actual} bytes but its header describes {expected} bytes (truncated or extended?)", path.display())]
+    SizeMismatch {
+        /// The path.
+        path: PathBuf,
+        /// Header size plus capacity.
+        expected: u64,
+        /// Real file length.
+        actual: u64,
+    },
+    /// An existing ring has another capacity than the one explicitly asked for.
+    #[error("{}: existing ring has capacity {actual}, not the {requested} asked for", path.display())]
+    CapacityMismatch {
+        /// The path.
+        path: PathBuf,
+        /// Capacity asked for.
+        requested: u64,
+        /// Capacity of the ring in the file.
+        actual: u64,
+    },
+    /// The head and tail positions in the file contradict each other.
+    #[error("{}: corrupt ring positions: head {head}, tail {tail}, capacity {capacity}", path.display())]
+    BadPositions {
+        /// The path.
+        path: PathBuf,
+        /// Released head found.
+        head: u64,
+        /// Published tail found.
+        tail: u64,
+        /// Capacity.
+        capacity: u64,
+    },
+    /// The file system has no room for a ring of this size.
+    #[error("{}: no space to create a {needed}-byte ring file: {source}", path.display())]
+    NoSpace {
+        /// The path.
+        path: PathBuf,
+        /// Bytes needed.
+        needed: u64,
+        /// The OS error (ENOSPC, EFBIG...).
+        source: io::Error,
+    },
+    /// Another live process holds the role.
+    #[error("{}: the {role} role is held by another live process{}", path.display(), pid_suffix(*pid))]
+    RoleTaken {
+        /// The path.
+        path: PathBuf,
+        /// The role asked for.
+        role: Role,
+        /// Pid recorded by the holder, when known.
+        pid: Option<u32>,
+    },
+    /// `try_send`/`try_claim`: no room for the message now.
+    #[error("ring is full")]
+    Full,
+    /// `try_recv`: no message now.
+    #[error("ring is empty")]
+    Empty,
+    /// A timed wait ran out.
+    #[error("timed out")]
+    Timeout,
+    /// The message is longer than the ring's maximum.
+    #[error("message of {len} bytes exceeds the ring's maximum message size of {max} bytes")]
+    TooLarge {
+        /// Length asked for.
+        len: usize,
+        /// [`Ring::max_message_len`](crate::Ring::max_message_len).
+        max: usize,
+    },
+    /// A record in the data region is invalid; nothing past it can be trusted.
+    #[error("{}: corrupt record at position {position}: {reason}", path.display())]
+    Corrupt {
+        /// The path.
+        path: PathBuf,
+        /// Position of the bad record.
+        position: u64,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The producer died (its role lock was released) without closing the stream; every message
+    /// it published has been received. Reported once per dead producer: receiving again waits
+    /// for the next producer.
+    #[error("{}: the producer{} died without closing the stream", path.display(), pid_suffix(*pid))]
+    ProducerDied {
+        /// The path.
+        path: PathBuf,
+        /// Pid of the dead producer, when known.
+        pid: Option<u32>,
+    },
+}
+
+fn pid_suffix(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!(" (pid {pid})"),
+        None => String::new(),
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,188 @@
+//! The on-file layout: the only module that knows byte offsets.
+//!
+//! A ring file is one header page followed by the data region:
+//!
+//! ```text
+//! offset  size  block            contents
+//! ------  ----  ---------------  ---------------------------------------------------------
+//!      0   128  Header           magic, format version, sizes, creation info (written once)
+//!    128   128  tail line        published_tail: u64       (written by the producer only)
+//!    256   128  head line        released_head: u64        (written by the consumer only)
+//!    384   128  consumer wait    consumer_sleeping: u32    (futex word: consumer waits for data)
+//!    512   128  producer wait    producer_sleeping: u32    (futex word: producer waits for space)
+//!    640   128  roles line       producer_pid, consumer_pid: u32; producer_epoch: u64;
+//!                                producer_attached: u32
+//!    768  3328  (zero)           reserved up to HEADER_SIZE
+//!   4096     C  data region      records; C = capacity, a power of two
+//! ```
+//!
+//! Every shared word sits in its own 128-byte block: x86 prefetches cache lines in
+//! adjacent pairs, so 64-byte spacing would still let the producer's tail and the consumer's
+//! head invalidate each other's line (false sharing). All integers are little-endian.
+//!
+//! Positions (`published_tail`, `released_head`) are byte counters that only grow; the byte
+//! a position refers to is `position % capacity` in the data region. Invariant, checked on every
+//! attach: `released_head <= published_tail <= released_head + capacity`, both multiples of 8.
+
+use crate::sync::{AtomicU32, AtomicU64};
+use bytemuck::{Pod, Zeroable};
+
+/// The first eight bytes of every ring file.
+pub const MAGIC: [u8; 8] = *b"SHMRING\0";
+/// The layout version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the header page that precedes the data region.
+pub const HEADER_SIZE: u64 = 4096;
+/// Offset of [`Control`] in the file.
+pub const CONTROL_OFFSET: u64 = 128;
+/// Byte offsets of the two role locks (open file description locks; they lock no data,
+/// they only name a byte of the file as the role's token).
+pub const PRODUCER_LOCK_BYTE: u64 = 0;
+/// See [`PRODUCER_LOCK_BYTE`].
+pub const CONSUMER_LOCK_BYTE: u64 = 1;
+
+/// Smallest data capacity: room for a few small records.
+pub const MIN_CAPACITY: u64 = 64;
+/// Largest data capacity. Record lengths are 32-bit, and the largest message is half the
+/// capacity, so 4 GiB keeps every length representable.
+pub const MAX_CAPACITY: u64 = 1 << 32;
+
+/// Size of a record header: `u32` payload length, then `u32` record type.
+pub const RECORD_HEADER: u64 = 8;
+/// Records start on multiples of this, so every record header is an aligned `u64`.
+pub const RECORD_ALIGN: u64 = 8;
+/// Record type: a message.
+pub const RECORD_DATA: u32 = 1;
+/// Record type: filler up to the end of the data region, so the next record starts at 0.
+pub const RECORD_PADDING: u32 = 2;
+/// Record type: end of stream (length 0).
+pub const RECORD_END: u32 = 3;
+
+/// The largest message a ring of `capacity` bytes carries: half the capacity less one record
+/// header. With a record of at most `capacity / 2` bytes, the padding in front of it
+/// (which is shorter than the record) plus the record always fit an empty ring, so a waiting
+/// sender always makes progress.
+pub const fn max_message_len(capacity: u64) -> u64 {
+    capacity / 2 - RECORD_HEADER
+}
+
+/// Whether `capacity` is a data capacity a ring may have.
+pub const fn capacity_is_valid(capacity: u64) -> bool {
+    capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
+}
+
+/// The immutable part of the header at offset 0, written once at creation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Header {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// [`FORMAT_VERSION`].
+    pub version: u32,
+    /// Bytes before the data region; [`HEADER_SIZE`].
+    pub header_size: u32,
+    /// Data region size in bytes, a power of two in `MIN_CAPACITY ..= MAX_CAPACITY`.
+    pub capacity: u64,
+    /// Largest message payload: `max_message_len(capacity)`.
+    pub max_message: u64,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_unix_ns: u64,
+    /// Process id of the creator.
+    pub creator_pid: u32,
+    /// Reserved, zero.
+    pub flags: u32,
+    /// Reserved, zero.
+    pub reserved: [u64; 10],
+}
+
+impl Header {
+    /// A header for a new ring of `capacity` bytes.
+    pub fn new(capacity: u64, created_unix_ns: u64, creator_pid: u32) -> Self {
+        Header {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            header_size: HEADER_SIZE as u32,
+            capacity,
+            max_message: max_message_len(capacity),
+            created_unix_ns,
+            creator_pid,
+            flags: 0,
+            reserved: [0; 10],
+        }
+    }
+}
+
+/// One 128-byte block holding one shared word, so no two words share a prefetched line pair.
+#[repr(C, align(128))]
+#[derive(Default)]
+pub struct Line<T>(pub T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Who holds the roles, written by the role holders.
+#[repr(C)]
+#[derive(Default)]
+pub struct Roles {
+    /// Pid of the last process that took the producer role (0: never taken).
+    pub producer_pid: AtomicU32,
+    /// Pid of the last process that took the consumer role (0: never taken).
+    pub consumer_pid: AtomicU32,
+    /// Incremented each time a producer attaches: tells one producer's life from the next.
+    pub producer_epoch: AtomicU64,
+    /// 1 while a producer is attached; a producer that detaches cleanly (or closes the
+    /// stream) sets 0. Left at 1 with the producer lock free means the producer died.
+    pub producer_attached: AtomicU32,
+}
+
+/// The mutable, shared part of the header at [`CONTROL_OFFSET`]: every word a side writes
+/// while running. All-zero bytes are a valid, empty control block.
+#[repr(C)]
+#[derive(Default)]
+pub struct Control {
+    /// End of the last record the producer has published; records below it are complete.
+    /// Written only by the producer (Release), read by the consumer (Acquire).
+    pub published_tail: Line<AtomicU64>,
+    /// Start of the first record the consumer has not yet released; bytes below it may be
+    /// overwritten. Written only by the consumer (Release), read by the producer (Acquire).
+    pub released_head: Line<AtomicU64>,
+    /// 1 while the consumer is (about to be) asleep waiting for data, else 0.
+    pub consumer_sleeping: Line<AtomicU32>,
+    /// 1 while the producer is (about to be) asleep waiting for space, else 0.
+    pub producer_sleeping: Line<AtomicU32>,
+    /// Role holders.
+    pub roles: Line<Roles>,
+}
+
+// The layout is a file format: pin every offset so a change to the structs cannot move
+// a field silently. (Under loom the atomics are model types and live only on the heap.)
+#[cfg(not(loom))]
+const _: () = {
+    use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Header>() == 128);
+    assert!(offset_of!(Header, version) == 8);
+    assert!(offset_of!(Header, header_size) == 12);
+    assert!(offset_of!(Header, capacity) == 16);
+    assert!(offset_of!(Header, max_message) == 24);
+    assert!(offset_of!(Header, created_unix_ns) == 32);
+    assert!(offset_of!(Header, creator_pid) == 40);
+    assert!(offset_of!(Header, flags) == 44);
+    assert!(align_of::<Control>() == 128);
+    assert!(size_of::<Control>() == 640);
+    assert!(offset_of!(Control, published_tail) == 0);
+    assert!(offset_of!(Control, released_head) == 128);
+    assert!(offset_of!(Control, consumer_sleeping) == 256);
+    assert!(offset_of!(Control, producer_sleeping) == 384);
+    assert!(offset_of!(Control, roles) == 512);
+    assert!(offset_of!(Roles, consumer_pid) == 4);
+    assert!(offset_of!(Roles, producer_epoch) == 8);
+    assert!(offset_of!(Roles, producer_attached) == 16);
+    assert!(CONTROL_OFFSET as usize + size_of::<Control>() <= HEADER_SIZE as usize);
+};
+
+#[cfg(target_endian = "big")]
+compile_error!("the shmring file format is little-endian; big-endian targets are not supported");

@@ -1,0 +1,457 @@
+//! The producer side: reserves space, writes records, publishes the tail.
+//!
+//! The producer owns the bytes from the published tail up to the released head plus the
+//! capacity. It writes records there, then publishes them all with one `Release` store of the
+//! tail. It reads the consumer's head only when its cached copy says the ring may be full.
+
+use crate::error::{Error, Result, Role};
+use crate::layout::{RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING};
+use crate::record::{encode, record_size};
+use crate::ring::Shared;
+use crate::roles::{self, RoleGuard};
+use crate::sync::Ordering;
+use crate::wait::{wait_until, wake_if_sleeping, Probe, WaitStrategy};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The producer role on a ring: sends messages. Get one with
+/// [`Ring::producer`](crate::Ring::producer).
+///
+/// Every send publishes at once, except inside a [`SendBatch`], which publishes all its
+/// messages with one store when it ends. Dropping a `Producer` without [`close`](Self::close)
+/// detaches it and leaves the stream open for a later producer to continue.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmring::Error> {
+/// let ring = shmring::Ring::memfd(4096)?;
+/// let mut producer = ring.producer()?;
+/// producer.send(b"one")?;                      // waits while the ring is full
+/// let mut claim = producer.claim(3)?;          // zero-copy: write in place
+/// claim.copy_from_slice(b"two");
+/// claim.commit();
+/// producer.close()?;                           // end of stream
+///
+/// let mut consumer = ring.consumer()?;
+/// assert_eq!(&*consumer.recv()?.unwrap(), b"one");
+/// assert_eq!(&*consumer.recv()?.unwrap(), b"two");
+/// assert!(consumer.recv()?.is_none());         // end of stream
+/// # Ok(()) }
+/// ```
+pub struct Producer {
+    shared: Arc<Shared>,
+    _role: RoleGuard,
+    /// End of the records written so far; `published <= write_pos <= cached_head + capacity`.
+    write_pos: u64,
+    /// The last value stored to the shared published tail.
+    published: u64,
+    /// A copy of the consumer's released head. It can be stale (the real head may be
+    /// further on), which only ever makes the ring look fuller than it is.
+    cached_head: u64,
+    capacity: u64,
+    max_message: u64,
+    wait: WaitStrategy,
+    closed: bool,
+}
+
+impl Producer {
+    pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
+        let role = roles::acquire(&shared, Role::Producer)?;
+        let (head, tail) = shared.positions()?;
+        let roles = &shared.region.control().roles;
+        roles.producer_epoch.fetch_add(1, Ordering::AcqRel);
+        roles.producer_attached.store(1, Ordering::Release);
+        let capacity = shared.region.capacity();
+        Ok(Producer {
+            _role: role,
+            write_pos: tail,
+            published: tail,
+            cached_head: head,
+            capacity,
+            max_message: crate::layout::max_message_len(capacity),
+            wait: WaitStrategy::default(),
+            closed: false,
+            shared,
+        })
+    }
+
+    /// How [`send`](Self::send) and [`claim`](Self::claim) wait for space.
+    pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
+        self.wait = wait;
+    }
+
+    /// The current wait strategy.
+    pub fn wait_strategy(&self) -> WaitStrategy {
+        self.wait
+    }
+
+    /// The largest message this ring carries.
+    pub fn max_message_len(&self) -> usize {
+        self.max_message as usize
+    }
+
+    /// Data capacity of the ring.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Sends `msg` if there is room now; [`Error::Full`] if not, [`Error::TooLarge`] if it
+    /// could never fit.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmring::Error> {
+    /// let ring = shmring::Ring::memfd(64)?;        // max message: 24 bytes
+    /// let mut producer = ring.producer()?;
+    /// producer.try_send(&[1; 24])?;
+    /// producer.try_send(&[2; 24])?;
+    /// assert!(matches!(producer.try_send(&[3; 24]), Err(shmring::Error::Full)));
+    /// assert!(matches!(producer.try_send(&[0; 25]), Err(shmring::Error::TooLarge { .. })));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_inner(msg, Wait::No, true)
+    }
+
+    /// Sends `msg`, waiting for room as the wait strategy says.
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.send_inner(msg, Wait::Forever, true)
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_inner(msg, Wait::Until(Instant::now() + timeout), true)
+    }
+
+    /// Reserves `len` bytes for a message if there is room now ([`Error::Full`] if not).
+    /// Write the message into the returned [`Claim`], then [`commit`](Claim::commit) it.
+    pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
+        self.claim_inner(len, Wait::No, true)
+    }
+
+    /// Reserves `len` bytes for a message, waiting for room.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmring::Error> {
+    /// let ring = shmring::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// let mut claim = producer.claim(100)?;
+    /// let n = 5; // e.g. what a read() into the claim returned
+    /// claim[..n].copy_from_slice(b"short");
+    /// claim.commit_len(n);                         // publish only the bytes written
+    /// assert_eq!(&*ring.consumer()?.try_recv()?.unwrap(), b"short");
+    /// # Ok(()) }
+    /// ```
+    pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
+        self.claim_inner(len, Wait::Forever, true)
+    }
+
+    /// Reserves `len` bytes, waiting at most `timeout` ([`Error::Timeout`] then).
+    pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
+        self.claim_inner(len, Wait::Until(Instant::now() + timeout), true)
+    }
+
+    /// Starts a batch: messages sent through it are published together, with one store of
+    /// the tail (and at most one wake-up of the consumer), when the batch is dropped — or
+    /// earlier, whenever it has to wait for room, so the consumer is never kept waiting on
+    /// messages the batch already holds.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmring::Error> {
+    /// let ring = shmring::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// let mut consumer = ring.consumer()?;
+    /// {
+    ///     let mut batch = producer.batch();
+    ///     for i in 0..10u8 {
+    ///         batch.send(&[i])?;
+    ///     }
+    ///     assert!(consumer.try_recv().is_err());   // nothing published yet
+    /// }                                            // published here
+    /// assert_eq!(&*consumer.try_recv()?.unwrap(), &[0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn batch(&mut self) -> SendBatch<'_> {
+        SendBatch { producer: self }
+    }
+
+    /// Ends the stream: writes the end-of-stream marker (waiting for room), publishes it, and
+    /// gives up the producer role. The consumer receives every message before the marker,
+    /// then the end. A later producer may start a new stream on the same ring.
+    pub fn close(mut self) -> Result<()> {
+        let pos = self.reserve(0, Wait::Forever)?;
+        self.shared
+            .region
+            .write_word(pos & (self.capacity - 1), encode(RECORD_END, 0));
+        self.write_pos = pos + RECORD_HEADER;
+        self.publish();
+        self.closed = true;
+        self.shared
+            .region
+            .control()
+            .roles
+            .producer_attached
+            .store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// Flushes the ring to storage (`msync`): see [`Ring::sync`](crate::Ring::sync).
+    pub fn sync(&self) -> Result<()> {
+        self.shared.region.sync().map_err(|source| Error::Io {
+            path: self.shared.name.clone(),
+            op: "msync",
+            source,
+        })
+    }
+
+    #[inline]
+    fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
+        let pos = self.reserve(msg.len(), wait)?;
+        let offset = pos & (self.capacity - 1);
+        self.shared
+            .region
+            .bytes_mut(offset + RECORD_HEADER, msg.len() as u64)
+            .copy_from_slice(msg);
+        self.commit(pos, msg.len() as u64, publish);
+        Ok(())
+    }
+
+    fn claim_inner(&mut self, len: usize, wait: Wait, publish: bool) -> Result<Claim<'_>> {
+        let pos = self.reserve(len, wait)?;
+        Ok(Claim {
+            producer: self,
+            pos,
+            len: len as u64,
+            publish,
+        })
+    }
+
+    /// Finds room for a record with `len` payload bytes, writing a padding record first if
+    /// the record would cross the end of the data region. Returns the record's position.
+    #[inline]
+    fn reserve(&mut self, len: usize, wait: Wait) -> Result<u64> {
+        if let Some(pos) = self.try_reserve(len)? {
+            return Ok(pos);
+        }
+        let deadline = match wait {
+            Wait::No => return Err(Error::Full),
+            Wait::Forever => None,
+            Wait::Until(deadline) => Some(deadline),
+        };
+        // The consumer may be waiting for what we have written: publish before waiting.
+        self.publish();
+        let shared = Arc::clone(&self.shared);
+        wait_until(
+            self.wait,
+            &shared.region,
+            &shared.region.control().producer_sleeping,
+            deadline,
+            |probe| match probe {
+                Probe::Ready => self.try_reserve(len),
+                Probe::Idle => Ok(None),
+            },
+        )
+    }
+
+    #[inline]
+    fn try_reserve(&mut self, len: usize) -> Result<Option<u64>> {
+        let len = len as u64;
+        if len > self.max_message {
+            return Err(Error::TooLarge {
+                len: len as usize,
+                max: self.max_message as usize,
+            });
+        }
+        let size = record_size(len);
+        let offset = self.write_pos & (self.capacity - 1);
+        let room_to_end = self.capacity - offset;
+        let padding = if size > room_to_end { room_to_end } else { 0 };
+        let end = self.write_pos + padding + size;
+        if end > self.cached_head + self.capacity {
+            // Possibly full on the cached head: look at the real one. Acquire pairs with the
+            // consumer's Release store of the head, so its reads of the bytes it released
+            // happen before we overwrite them.
+            let head = self
+                .shared
+                .region
+                .control()
+                .released_head
+                .load(Ordering::Acquire);
+            if head < self.cached_head || head > self.write_pos {
+                return Err(Error::BadPositions {
+                    path: self.shared.name.clone(),
+                    head,
+                    tail: self.write_pos,
+                    capacity: self.capacity,
+                });
+            }
+            self.cached_head = head;
+            if end > head + self.capacity {
+                return Ok(None); // really full
+            }
+        }
+        if padding != 0 {
+            self.shared.region.write_word(
+                offset,
+                encode(RECORD_PADDING, (padding - RECORD_HEADER) as u32),
+            );
+            self.write_pos += padding;
+        }
+        Ok(Some(self.write_pos))
+    }
+
+    /// Completes the record at `pos` with `len` payload bytes already written.
+    #[inline]
+    fn commit(&mut self, pos: u64, len: u64, publish: bool) {
+        debug_assert_eq!(pos, self.write_pos);
+        self.shared.region.write_word(
+            pos & (self.capacity - 1),
+            encode(RECORD_DATA, len as u32),
+        );
+        self.write_pos = pos + record_size(len);
+        if publish {
+            self.publish();
+        }
+    }
+
+    /// Makes every record written so far visible to the consumer.
+    #[inline]
+    fn publish(&mut self) {
+        if self.write_pos != self.published {
+            let control = self.shared.region.control();
+            // Release: every record byte written below `write_pos` is visible to a consumer
+            // that Acquire-loads this tail.
+            control
+                .published_tail
+                .store(self.write_pos, Ordering::Release);
+            self.published = self.write_pos;
+            wake_if_sleeping(&self.shared.region, &control.consumer_sleeping);
+        }
+    }
+}
+
+impl Drop for Producer {
+    /// Publishes what was written and detaches, leaving the stream open (see
+    /// [`Producer::close`]).
+    fn drop(&mut self) {
+        self.publish();
+        if !self.closed {
+            self.shared
+                .region
+                .control()
+                .roles
+                .producer_attached
+                .store(0, Ordering::Release);
+        }
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("ring", &self.shared.name)
+            .field("write_pos", &self.write_pos)
+            .field("published", &self.published)
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Forever,
+    Until(Instant),
+}
+
+/// Room for one message in the ring, to be written in place and then committed.
+///
+/// Dereferences to the `len` bytes claimed (their contents are unspecified: write them).
+/// Dropping a claim without committing it discards it.
+pub struct Claim<'a> {
+    producer: &'a mut Producer,
+    pos: u64,
+    len: u64,
+    publish: bool,
+}
+
+impl Claim<'_> {
+    /// Commits the whole claimed length as one message.
+    pub fn commit(self) {
+        let len = self.len;
+        self.commit_len(len as usize);
+    }
+
+    /// Commits the first `len` bytes as one message (the rest of the claim is given back).
+    ///
+    /// # Panics
+    /// If `len` exceeds the length claimed.
+    pub fn commit_len(self, len: usize) {
+        assert!(
+            len as u64 <= self.len,
+            "commit_len({len}) exceeds the {} bytes claimed",
+            self.len
+        );
+        self.producer.commit(self.pos, len as u64, self.publish);
+    }
+
+    /// Discards the claim; nothing is sent.
+    pub fn abort(self) {}
+}
+
+impl Deref for Claim<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        let offset = (self.pos & (self.producer.capacity - 1)) + RECORD_HEADER;
+        self.producer.shared.region.bytes(offset, self.len)
+    }
+}
+
+impl DerefMut for Claim<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let offset = (self.pos & (self.producer.capacity - 1)) + RECORD_HEADER;
+        self.producer.shared.region.bytes_mut(offset, self.len)
+    }
+}
+
+/// Several sends published together; see [`Producer::batch`].
+pub struct SendBatch<'a> {
+    producer: &'a mut Producer,
+}
+
+impl SendBatch<'_> {
+    /// As [`Producer::try_send`], unpublished until the batch ends.
+    #[inline]
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
+        self.producer.send_inner(msg, Wait::No, false)
+    }
+
+    /// As [`Producer::send`]; publishes the batch so far if it has to wait.
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        self.producer.send_inner(msg, Wait::Forever, false)
+    }
+
+    /// As [`Producer::try_claim`], unpublished until the batch ends.
+    pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
+        self.producer.claim_inner(len, Wait::No, false)
+    }
+
+    /// As [`Producer::claim`]; publishes the batch so far if it has to wait.
+    pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
+        self.producer.claim_inner(len, Wait::Forever, false)
+    }
+
+    /// Publishes the messages sent so far and goes on batching.
+    pub fn publish(&mut self) {
+        self.producer.publish();
+    }
+}
+
+impl Drop for SendBatch<'_> {
+    fn drop(&mut self) {
+        self.producer.publish();
+    }
+}

@@ -1,0 +1,167 @@
+//! Record framing: how a message, a padding filler and the end-of-stream marker are laid
+//! out in the data region.
+//!
+//! ```text
+//! +----------------+----------------+--------------------------+---------+
+//! | length: u32 LE | type: u32 LE   | payload: `length` bytes  | 0..7 pad|
+//! +----------------+----------------+--------------------------+---------+
+//! ^ record start, a multiple of 8      next record at start + record_size(length)
+//! ```
+//!
+//! A record never wraps: when the next record would cross the end of the data region, the
+//! producer first writes a padding record that fills the region up to its end.
+
+use crate::layout::{
+    RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+};
+
+/// Bytes a record with `len` payload bytes occupies: header plus payload, rounded up to 8.
+#[inline]
+pub(crate) const fn record_size(len: u64) -> u64 {
+    RECORD_HEADER + ((len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1))
+}
+
+/// The header word of a record, as stored (little-endian `u64`: length low, type high).
+#[inline]
+pub(crate) const fn encode(kind: u32, len: u32) -> u64 {
+    (len as u64) | ((kind as u64) << 32)
+}
+
+/// A record as found in the data region, after its header passed validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// A message whose payload starts at `payload_offset` in the data region.
+    Data { payload_offset: u64, len: u64 },
+    /// The end-of-stream marker.
+    End,
+}
+
+/// Why a record header is rejected.
+pub(crate) type Invalid = &'static str;
+
+/// Checks and decodes the header word `word` of the record at position `pos`, where
+/// `published` is the end of the published records. Returns the record and the position
+/// after it, or `Ok(None)`-like padding handling via [`Decoded::Padding`].
+///
+/// Nothing in the file is trusted: a length that reaches past the end of the data region or
+/// past the published tail, an unknown type, or a padding record that does not end exactly
+/// at the end of the region is reported as invalid.
+#[inline]
+pub(crate) fn decode(
+    word: u64,
+    pos: u64,
+    published: u64,
+    capacity: u64,
+    max_message: u64,
+) -> Result<Decoded, Invalid> {
+    let len = word & 0xffff_ffff;
+    let kind = (word >> 32) as u32;
+    let offset = pos & (capacity - 1);
+    let room = capacity - offset;
+    let available = published - pos;
+    match kind {
+        RECORD_DATA => {
+            if len > max_message {
+                return Err("message length exceeds the ring's maximum");
+            }
+            let size = record_size(len);
+            if size > room {
+                return Err("message record crosses the end of the data region");
+            }
+            if size > available {
+                return Err("message record extends past the published tail");
+            }
+            Ok(Decoded::Record(
+                Record::Data {
+                    payload_offset: offset + RECORD_HEADER,
+                    len,
+                },
+                pos + size,
+            ))
+        }
+        RECORD_PADDING => {
+            if RECORD_HEADER + len != room {
+                return Err("padding record does not end at the end of the data region");
+            }
+            if room > available {
+                return Err("padding record extends past the published tail");
+            }
+            Ok(Decoded::Padding(pos + room))
+        }
+        RECORD_END => {
+            if len != 0 {
+                return Err("end-of-stream record has a non-zero length");
+            }
+            if RECORD_HEADER > available {
+                return Err("end-of-stream record extends past the published tail");
+            }
+            Ok(Decoded::Record(Record::End, pos + RECORD_HEADER))
+        }
+        _ => Err("unknown record type"),
+    }
+}
+
+/// Result of [`decode`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decoded {
+    /// A record and the position just after it.
+    Record(Record, u64),
+    /// Padding up to the end of the region; the next record is at the given position.
+    Padding(u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAP: u64 = 1024;
+    const MAX: u64 = CAP / 2 - 8;
+
+    #[test]
+    fn sizes_round_up_to_eight() {
+        assert_eq!(record_size(0), 8);
+        assert_eq!(record_size(1), 16);
+        assert_eq!(record_size(8), 16);
+        assert_eq!(record_size(9), 24);
+    }
+
+    #[test]
+    fn data_record_round_trips() {
+        let word = encode(RECORD_DATA, 5);
+        assert_eq!(
+            decode(word, CAP + 16, CAP + 32, CAP, MAX),
+            Ok(Decoded::Record(
+                Record::Data {
+                    payload_offset: 24,
+                    len: 5
+                },
+                CAP + 32
+            ))
+        );
+    }
+
+    #[test]
+    fn rejects_what_does_not_fit() {
+        // past the published tail
+        assert!(decode(encode(RECORD_DATA, 9), 0, 16, CAP, MAX).is_err());
+        // across the end of the region
+        assert!(decode(encode(RECORD_DATA, 16), CAP - 16, CAP + 64, CAP, MAX).is_err());
+        // larger than the maximum
+        assert!(decode(encode(RECORD_DATA, MAX as u32 + 1), 0, CAP, CAP, MAX).is_err());
+        // unknown type, and the all-zero word of never-written memory
+        assert!(decode(encode(7, 0), 0, 64, CAP, MAX).is_err());
+        assert!(decode(0, 0, 64, CAP, MAX).is_err());
+        // padding that does not reach the end exactly
+        assert!(decode(encode(RECORD_PADDING, 8), CAP - 32, CAP, CAP, MAX).is_err());
+        assert_eq!(
+            decode(encode(RECORD_PADDING, 24), CAP - 32, CAP, CAP, MAX),
+            Ok(Decoded::Padding(CAP))
+        );
+        // end marker with a length
+        assert!(decode(encode(RECORD_END, 1), 0, 64, CAP, MAX).is_err());
+        assert_eq!(
+            decode(encode(RECORD_END, 0), 0, 8, CAP, MAX),
+            Ok(Decoded::Record(Record::End, 8))
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! [`Ring`]: an open ring file, and [`RingOptions`] to open or create one.
+
+use crate::consumer::Consumer;
+use crate::error::{Error, Result};
+use crate::file::{self, OpenFile};
+use crate::layout::{max_message_len, HEADER_SIZE};
+use crate::producer::Producer;
+use crate::region::Region;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Data capacity of a ring created without an explicit one: 1 MiB.
+pub const DEFAULT_CAPACITY: u64 = 1 << 20;
+/// File mode of a new ring file unless [`RingOptions::mode`] says otherwise.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// What a ring's producer and consumer share: the mapping, the file and the name errors use.
+pub(crate) struct Shared {
+    pub(crate) region: Region,
+    /// `None` only for heap rings (model checking).
+    pub(crate) file: Option<File>,
+    /// The path, or a description such as `memfd:shmring`.
+    pub(crate) name: PathBuf,
+}
+
+impl Shared {
+    fn from_open(opened: OpenFile, name: PathBuf) -> Arc<Shared> {
+        Arc::new(Shared {
+            region: opened.region,
+            file: Some(opened.file),
+            name,
+        })
+    }
+
+    /// The released head and published tail, validated.
+    pub(crate) fn positions(&self) -> Result<(u64, u64)> {
+        file::positions(&self.region, &self.name)
+    }
+}
+
+/// An open ring: a file (or memfd) mapped into this process.
+///
+/// A `Ring` hands out the two roles: one [`Producer`] and one [`Consumer`] across all
+/// processes at any time. Both may live in the same process, in different threads.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmring::Error> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let ring = shmring::Ring::create(dir.path().join("ring"), 64 * 1024)?;
+/// let mut producer = ring.producer()?;
+/// let mut consumer = ring.consumer()?;
+/// producer.try_send(b"hello")?;
+/// assert_eq!(&*consumer.try_recv()?.unwrap(), b"hello");
+/// # Ok(()) }
+/// ```
+pub struct Ring {
+    shared: Arc<Shared>,
+    capacity: u64,
+}
+
+impl Ring {
+    /// Creates a new ring file at `path` with `capacity` bytes of data (a power of two from
+    /// 64 bytes to 4 GiB), mode 0600. Fails with [`Error::AlreadyExists`] if anything exists
+    /// at `path`. Use [`RingOptions`] to open or create, or to set the mode.
+    pub fn create(path: impl AsRef<Path>, capacity: u64) -> Result<Ring> {
+        RingOptions::new().capacity(capacity).create(path)
+    }
+
+    /// Opens and validates an existing ring file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Ring> {
+        RingOptions::new().open(path)
+    }
+
+    /// Options to open or create a ring (the open-or-create builder).
+    pub fn options() -> RingOptions {
+        RingOptions::new()
+    }
+
+    /// Creates a ring in anonymous shared memory (`memfd_create`, mapped `MAP_SHARED`).
+    ///
+    /// It has no path: share it with a forked child (which inherits the mapping, so the
+    /// `Ring` works there as is), or hand its descriptor ([`AsFd`]) to a child process,
+    /// which opens it with [`Ring::from_fd`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), shmring::Error> {
+    /// let ring = shmring::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.try_send(b"in memory")?;
+    /// assert_eq!(&*ring.consumer()?.try_recv()?.unwrap(), b"in memory");
+    /// # Ok(()) }
+    /// ```
+    pub fn memfd(capacity: u64) -> Result<Ring> {
+        let name = PathBuf::from("memfd:shmring");
+        let file = crate::sys::memfd("shmring").map_err(|source| Error::Io {
+            path: name.clone(),
+            op: "memfd_create",
+            source,
+        })?;
+        let opened = file::initialise(file, capacity, &name)?;
+        Ok(Ring::from_shared(Shared::from_open(opened, name)))
+    }
+
+    /// Opens a ring from a descriptor (a memfd or ring file handed over by another process),
+    /// validating it as [`Ring::open`] does.
+    pub fn from_fd(fd: OwnedFd) -> Result<Ring> {
+        use std::os::fd::AsRawFd;
+        let name = PathBuf::from(format!("fd {}", fd.as_raw_fd()));
+        let opened = file::validate(File::from(fd), &name)?;
+        Ok(Ring::from_shared(Shared::from_open(opened, name)))
+    }
+
+    /// A ring in heap memory with no file, for in-process model checking.
+    #[cfg(any(test, loom))]
+    pub(crate) fn heap(capacity: u64) -> Ring {
+        Ring::from_shared(Arc::new(Shared {
+            region: Region::heap(capacity),
+            file: None,
+            name: PathBuf::from("heap"),
+        }))
+    }
+
+    fn from_shared(shared: Arc<Shared>) -> Ring {
+        let capacity = shared.region.capacity();
+        Ring { shared, capacity }
+    }
+
+    /// Takes the producer role. Fails with [`Error::RoleTaken`] (naming the holder's pid)
+    /// while another live producer holds it; a holder that died has released it.
+    pub fn producer(&self) -> Result<Producer> {
+        Producer::attach(Arc::clone(&self.shared))
+    }
+
+    /// Takes the consumer role. Fails with [`Error::RoleTaken`] (naming the holder's pid)
+    /// while another live consumer holds it; a holder that died has released it.
+    pub fn consumer(&self) -> Result<Consumer> {
+        Consumer::attach(Arc::clone(&self.shared))
+    }
+
+    /// Data capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// The largest message this ring carries: `capacity / 2 - 8` bytes.
+    pub fn max_message_len(&self) -> usize {
+        max_message_len(self.capacity) as usize
+    }
+
+    /// Total size of the ring file: the header page plus the capacity.
+    pub fn file_len(&self) -> u64 {
+        HEADER_SIZE + self.capacity
+    }
+
+    /// The path the ring was opened by (or a description, such as `memfd:shmring`).
+    pub fn path(&self) -> &Path {
+        &self.shared.name
+    }
+
+    /// Flushes the whole ring to storage (`msync`), so that what was published survives a
+    /// machine crash when the file is on a real disk. Needless for `/dev/shm`.
+    pub fn sync(&self) -> Result<()> {
+        self.shared.region.sync().map_err(|source| Error::Io {
+            path: self.shared.name.clone(),
+            op: "msync",
+            source,
+        })
+    }
+}
+
+impl AsFd for Ring {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.shared
+            .file
+            .as_ref()
+            .expect("file-backed ring")
+            .as_fd()
+    }
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("path", &self.shared.name)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+/// How to open or create a ring: the open-or-create builder.
+///
+/// ```
+/// # fn main() -> Result<(), shmring::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("ring");
+/// // Either side may run first: whoever comes first creates the ring.
+/// let a = shmring::Ring::options().capacity(1 << 16).open_or_create(&path)?;
+/// let b = shmring::Ring::options().open_or_create(&path)?;
+/// assert_eq!(b.capacity(), 1 << 16);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct RingOptions {
+    capacity: Option<u64>,
+    mode: u32,
+}
+
+impl Default for RingOptions {
+    fn default() -> Self {
+        RingOptions::new()
+    }
+}
+
+impl RingOptions {
+    /// Defaults: capacity [`DEFAULT_CAPACITY`] when creating (any when opening), mode 0600.
+    pub fn new() -> RingOptions {
+        RingOptions {
+            capacity: None,
+            mode: DEFAULT_MODE,
+        }
+    }
+
+    /// The data capacity: used when creating, and required of an existing ring when opening
+    /// ([`Error::CapacityMismatch`] otherwise).
+    pub fn capacity(mut self, capacity: u64) -> RingOptions {
+        self.capacity = Some(capacity);
+        self
+    }
+
+    /// The permission bits of a new file (before the umask); default 0600.
+    pub fn mode(mut self, mode: u32) -> RingOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// Creates a new ring; fails with [`Error::AlreadyExists`] if the path exists.
+    pub fn create(&self, path: impl AsRef<Path>) -> Result<Ring> {
+        let path = path.as_ref();
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        let opened = file::create(path, capacity, self.mode)?;
+        Ok(Ring::from_shared(Shared::from_open(
+            opened,
+            path.to_path_buf(),
+        )))
+    }
+
+    /// Opens an existing ring, checking its capacity if one was given.
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Ring> {
+        let path = path.as_ref();
+        if let Some(capacity) = self.capacity {
+            file::check_capacity(capacity)?;
+        }
+        let opened = file::open(path)?;
+        if let Some(requested) = self.capacity {
+            if requested != opened.header.capacity {
+                return Err(Error::CapacityMismatch {
+                    path: path.to_path_buf(),
+                    requested,
+                    actual: opened.header.capacity,
+                });
+            }
+        }
+        Ok(Ring::from_shared(Shared::from_open(
+            opened,
+            path.to_path_buf(),
+        )))
+    }
+
+    /// Opens the ring at `path`, creating it first if there is none. When several processes
+    /// race to create it, one wins and all end up on the same, fully initialised ring.
+    pub fn open_or_create(&self, path: impl AsRef<Path>) -> Result<Ring> {
+        let path = path.as_ref();
+        loop {
+            match self.open(path) {
+                Err(Error::NotFound { .. }) => {}
+                other => return other,
+            }
+            match self.create(path) {
+                // Lost a race (or the file came back): open what the winner made.
+                Err(Error::AlreadyExists { .. }) => {}
+                other => return other,
+            }
+        }
+    }
+}

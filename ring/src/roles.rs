@@ -1,0 +1,91 @@
+//! Exclusive roles and liveness, with open file description (OFD) locks.
+//!
+//! Each role is an exclusive `F_OFD_SETLK` lock on one byte of the ring file
+//! ([`PRODUCER_LOCK_BYTE`], [`CONSUMER_LOCK_BYTE`]). The kernel releases an OFD lock when the
+//! last descriptor of its open file description closes, so a role held by a process that died
+//! — however it died — is free again at once, with no stale-lock timeout. Each role takes a
+//! fresh open file description: locks held through one description never conflict with each
+//! other, so sharing the ring's own description would let a second producer of the same
+//! process (or a forked child) through.
+
+use crate::error::{Error, Result, Role};
+use crate::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
+use crate::ring::Shared;
+use crate::sync::Ordering;
+use crate::sys;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Holds a role until dropped (closing the description drops the lock).
+pub(crate) struct RoleGuard {
+    /// The description that holds the lock; `None` for heap rings (tests), which have no file.
+    file: Option<File>,
+}
+
+fn lock_byte(role: Role) -> u64 {
+    match role {
+        Role::Producer => PRODUCER_LOCK_BYTE,
+        Role::Consumer => CONSUMER_LOCK_BYTE,
+    }
+}
+
+fn pid_word(shared: &Shared, role: Role) -> &crate::sync::AtomicU32 {
+    let roles = &shared.region.control().roles;
+    match role {
+        Role::Producer => &roles.producer_pid,
+        Role::Consumer => &roles.consumer_pid,
+    }
+}
+
+/// Recorded pid of the role's last holder, if any.
+pub(crate) fn holder_pid(shared: &Shared, role: Role) -> Option<u32> {
+    match pid_word(shared, role).load(Ordering::Acquire) {
+        0 => None,
+        pid => Some(pid),
+    }
+}
+
+/// Takes `role` on the ring, or says who holds it.
+pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
+    let Some(file) = &shared.file else {
+        return Ok(RoleGuard { file: None });
+    };
+    let io = |op, source| Error::Io {
+        path: shared.name.clone(),
+        op,
+        source,
+    };
+    // Reopening through /proc gives a new open file description of the same file (this also
+    // works for a memfd, and for a path that was renamed or unlinked since).
+    let own = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| io("reopen the ring file for a role lock", e))?;
+    if !sys::ofd_try_lock(&own, lock_byte(role)).map_err(|e| io("lock the role", e))? {
+        return Err(Error::RoleTaken {
+            path: shared.name.clone(),
+            role,
+            pid: holder_pid(shared, role),
+        });
+    }
+    pid_word(shared, role).store(sys::pid(), Ordering::Release);
+    Ok(RoleGuard { file: Some(own) })
+}
+
+impl RoleGuard {
+    /// Whether some other process holds the producer role right now. Heap rings have no
+    /// other processes: always true.
+    pub(crate) fn producer_is_live(&self, shared: &Shared) -> Result<bool> {
+        match &self.file {
+            None => Ok(true),
+            Some(file) => sys::ofd_is_locked(file, PRODUCER_LOCK_BYTE).map_err(|source| Error::Io {
+                path: shared.name.clone(),
+                op: "check the producer's role lock",
+                source,
+            }),
+        }
+    }
+}
