@@ -335,10 +335,11 @@ impl Producer {
 
 impl Drop for Producer {
     /// Publishes what was written and detaches, leaving the stream open (see
-    /// [`Producer::close`]).
+    /// [`Producer::close`]). A producer dropped while its thread panics does not detach
+    /// cleanly: the consumer learns that it died, as if its process had.
     fn drop(&mut self) {
         self.publish();
-        if !self.closed {
+        if !self.closed && !std::thread::panicking() {
             self.shared
                 .region
                 .control()

@@ -1,0 +1,346 @@
+//! What goes in comes out, in order: property tests over random message sizes (including 0
+//! and the maximum), random capacities and many wraps, plus a two-thread stress test.
+
+use proptest::prelude::*;
+use shmring::layout::{CONTROL_OFFSET, HEADER_SIZE};
+use shmring::{Error, Ring, WaitStrategy};
+use std::collections::VecDeque;
+use std::os::unix::fs::FileExt;
+
+/// A message whose bytes identify it: `seq` repeated, so a torn or misplaced message shows.
+fn message(seq: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seq as u8).wrapping_add((i as u8).wrapping_mul(7)))
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Send a message of this length (as a fraction of the maximum, in 1/1000).
+    Send(u16),
+    /// Send a message of the maximum length.
+    SendMax,
+    /// Send via claim/commit, committing a prefix.
+    Claim(u16, u16),
+    /// Receive up to this many messages one by one.
+    Recv(u8),
+    /// Receive everything available as one batch.
+    Batch,
+    /// Send several messages in one batch.
+    SendBatch(u8, u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u16..=1000).prop_map(Op::Send),
+        1 => Just(Op::SendMax),
+        2 => (0u16..=1000, 0u16..=1000).prop_map(|(a, b)| Op::Claim(a, b)),
+        3 => (1u8..8).prop_map(Op::Recv),
+        2 => Just(Op::Batch),
+        1 => (1u8..6, 0u16..=1000).prop_map(|(n, l)| Op::SendBatch(n, l)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn single_thread_model(cap_log in 6u32..=14, ops in proptest::collection::vec(op(), 1..400)) {
+        let capacity = 1u64 << cap_log;
+        let ring = Ring::memfd(capacity).unwrap();
+        let max = ring.max_message_len();
+        prop_assert!(max as u64 >= capacity / 4);
+        let mut producer = ring.producer().unwrap();
+        let mut consumer = ring.consumer().unwrap();
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut seq = 0u64;
+        let scaled = |f: u16| (max * f as usize) / 1000;
+        let mut recv_one = |consumer: &mut shmring::Consumer, model: &mut VecDeque<Vec<u8>>| -> Result<bool, TestCaseError> {
+            match consumer.try_recv() {
+                Ok(Some(msg)) => {
+                    let expected = model.pop_front().expect("received a message never sent");
+                    prop_assert_eq!(&*msg, &expected[..]);
+                    Ok(true)
+                }
+                Ok(None) => { prop_assert!(false, "unexpected end of stream"); Ok(false) }
+                Err(Error::Empty) => { prop_assert!(model.is_empty(), "empty but {} queued", model.len()); Ok(false) }
+                Err(e) => { prop_assert!(false, "recv failed: {e}"); Ok(false) }
+            }
+        };
+        for op in ops {
+            match op {
+                Op::Send(f) | Op::SendBatch(1, f) => {
+                    let m = message(seq, scaled(f));
+                    match producer.try_send(&m) {
+                        Ok(()) => { model.push_back(m); seq += 1; }
+                        Err(Error::Full) => prop_assert!(!model.is_empty(), "full while empty"),
+                        Err(e) => prop_assert!(false, "send failed: {e}"),
+                    }
+                }
+                Op::SendMax => {
+                    let m = message(seq, max);
+                    match producer.try_send(&m) {
+                        Ok(()) => { model.push_back(m); seq += 1; }
+                        Err(Error::Full) => prop_assert!(!model.is_empty()),
+                        Err(e) => prop_assert!(false, "send failed: {e}"),
+                    }
+                    let too_large = matches!(producer.try_send(&vec![0; max + 1]), Err(Error::TooLarge { .. }));
+                    prop_assert!(too_large);
+                }
+                Op::Claim(a, b) => {
+                    let len = scaled(a);
+                    let keep = len * b as usize / 1000;
+                    let m = message(seq, keep);
+                    match producer.try_claim(len) {
+                        Ok(mut claim) => {
+                            claim[..keep].copy_from_slice(&m);
+                            claim.commit_len(keep);
+                            model.push_back(m);
+                            seq += 1;
+                        }
+                        Err(Error::Full) => prop_assert!(!model.is_empty()),
+                        Err(e) => prop_assert!(false, "claim failed: {e}"),
+                    }
+                }
+                Op::SendBatch(n, f) => {
+                    let mut batch = producer.batch();
+                    for _ in 0..n {
+                        let m = message(seq, scaled(f));
+                        match batch.try_send(&m) {
+                            Ok(()) => { model.push_back(m); seq += 1; }
+                            Err(Error::Full) => break,
+                            Err(e) => prop_assert!(false, "send failed: {e}"),
+                        }
+                    }
+                }
+                Op::Recv(n) => {
+                    for _ in 0..n {
+                        if !recv_one(&mut consumer, &mut model)? { break; }
+                    }
+                }
+                Op::Batch => {
+                    let mut batch = consumer.try_recv_batch().unwrap();
+                    while let Some(msg) = batch.next().unwrap() {
+                        let expected = model.pop_front().expect("batch yielded a message never sent");
+                        prop_assert_eq!(msg, &expected[..]);
+                    }
+                    prop_assert!(!batch.is_end());
+                    drop(batch);
+                    prop_assert!(model.is_empty());
+                }
+            }
+        }
+        // Drain, then the end of the stream.
+        while recv_one(&mut consumer, &mut model)? {}
+        prop_assert!(model.is_empty());
+        producer.close().unwrap();
+        prop_assert!(consumer.try_recv().unwrap().is_none());
+        prop_assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+    }
+
+    /// Whatever garbage the data region and positions hold, the consumer returns messages
+    /// or a clean error — never panics, never reads outside the region.
+    #[test]
+    fn garbage_never_panics(cap_log in 6u32..=10, data in proptest::collection::vec(any::<u8>(), 64..1024), head in 0u64..4096, tail_delta in 0u64..2048) {
+        let capacity = 1u64 << cap_log;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ring");
+        drop(Ring::create(&path, capacity).unwrap());
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let data = &data[..data.len().min(capacity as usize)];
+        file.write_all_at(data, HEADER_SIZE).unwrap();
+        let head = head & !7;
+        let tail = head + (tail_delta & !7);
+        file.write_all_at(&tail.to_le_bytes(), CONTROL_OFFSET).unwrap();
+        file.write_all_at(&head.to_le_bytes(), CONTROL_OFFSET + 128).unwrap();
+        match Ring::open(&path) {
+            Err(Error::BadPositions { .. }) => prop_assert!(tail - head > capacity),
+            Err(e) => prop_assert!(false, "unexpected open error: {e}"),
+            Ok(ring) => {
+                let mut consumer = ring.consumer().unwrap();
+                for _ in 0..64 {
+                    match consumer.try_recv() {
+                        Ok(Some(msg)) => prop_assert!(msg.len() < capacity as usize),
+                        Ok(None) | Err(Error::Empty) | Err(Error::Corrupt { .. }) => break,
+                        Err(e) => prop_assert!(false, "unexpected error: {e}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two threads, a small ring, varied sizes: every message arrives intact and in order.
+fn stress(wait: WaitStrategy, count: u64, capacity: u64) {
+    let ring = Ring::memfd(capacity).unwrap();
+    let max = ring.max_message_len();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    producer.set_wait_strategy(wait);
+    consumer.set_wait_strategy(wait);
+    let len_of = move |seq: u64| ((seq * 2_654_435_761) % (max as u64 + 1)) as usize;
+    let sender = std::thread::spawn(move || {
+        for seq in 0..count {
+            let len = len_of(seq);
+            if seq % 3 == 0 {
+                let mut claim = producer.claim(len).unwrap();
+                claim.copy_from_slice(&message(seq, len));
+                claim.commit();
+            } else {
+                producer.send(&message(seq, len)).unwrap();
+            }
+        }
+        producer.close().unwrap();
+    });
+    let mut seq = 0u64;
+    loop {
+        if seq % 2 == 0 {
+            match consumer.recv().unwrap() {
+                Some(msg) => assert_eq!(&*msg, &message(seq, len_of(seq))[..], "message {seq}"),
+                None => break,
+            }
+            seq += 1;
+        } else {
+            let mut batch = consumer.recv_batch().unwrap();
+            while let Some(msg) = batch.next().unwrap() {
+                assert_eq!(msg, &message(seq, len_of(seq))[..], "message {seq}");
+                seq += 1;
+            }
+            if batch.is_end() {
+                break;
+            }
+        }
+    }
+    assert_eq!(seq, count);
+    sender.join().unwrap();
+}
+
+#[test]
+fn two_threads_adaptive() {
+    stress(WaitStrategy::Adaptive, 40_000, 4096);
+}
+
+#[test]
+fn two_threads_park() {
+    stress(WaitStrategy::Park, 20_000, 1024);
+}
+
+#[test]
+fn two_threads_spin() {
+    stress(WaitStrategy::Spin, 40_000, 64 * 1024);
+}
+
+#[test]
+fn two_threads_yield() {
+    stress(WaitStrategy::Yield, 20_000, 256);
+}
+
+#[test]
+fn timeouts() {
+    let ring = Ring::memfd(64).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    for wait in [WaitStrategy::Spin, WaitStrategy::Yield, WaitStrategy::Park, WaitStrategy::Adaptive] {
+        consumer.set_wait_strategy(wait);
+        producer.set_wait_strategy(wait);
+        let d = std::time::Duration::from_millis(20);
+        assert!(matches!(consumer.recv_timeout(d), Err(Error::Timeout)));
+        assert!(matches!(consumer.recv_batch_timeout(d).map(|_| ()), Err(Error::Timeout)));
+        producer.send_timeout(&[1; 24], d).unwrap();
+        producer.send_timeout(&[2; 24], d).unwrap();
+        assert!(matches!(producer.send_timeout(&[3; 24], d), Err(Error::Timeout)));
+        assert!(matches!(producer.claim_timeout(24, d).map(|_| ()), Err(Error::Timeout)));
+        assert_eq!(&*consumer.recv_timeout(d).unwrap().unwrap(), &[1; 24]);
+        assert_eq!(&*consumer.recv_timeout(d).unwrap().unwrap(), &[2; 24]);
+    }
+}
+
+#[test]
+fn empty_messages_and_abort() {
+    let ring = Ring::memfd(64).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    for _ in 0..100 {
+        producer.send(b"").unwrap();
+        let claim = producer.claim(16).unwrap();
+        claim.abort();
+        assert_eq!(consumer.try_recv().unwrap().unwrap().len(), 0);
+        assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+    }
+}
+
+#[test]
+fn new_stream_after_close() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    for stream in 0u8..3 {
+        let mut producer = ring.producer().unwrap();
+        producer.send(&[stream]).unwrap();
+        producer.close().unwrap();
+        assert_eq!(&*consumer.recv().unwrap().unwrap(), &[stream]);
+        assert!(consumer.recv().unwrap().is_none());
+    }
+}
+
+#[test]
+fn dropped_producer_leaves_stream_open() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    {
+        let mut producer = ring.producer().unwrap();
+        let mut batch = producer.batch();
+        batch.send(b"kept").unwrap();
+    }
+    assert_eq!(&*consumer.recv().unwrap().unwrap(), b"kept");
+    // No end marker, and a clean detach is not a death: the consumer just waits.
+    assert!(matches!(
+        consumer.recv_timeout(std::time::Duration::from_millis(250)),
+        Err(Error::Timeout)
+    ));
+}
+
+#[test]
+fn roles_are_exclusive_in_process() {
+    let ring = Ring::memfd(4096).unwrap();
+    let p = ring.producer().unwrap();
+    let c = ring.consumer().unwrap();
+    let err = ring.producer().unwrap_err();
+    assert!(
+        matches!(err, Error::RoleTaken { role: shmring::Role::Producer, pid: Some(pid), .. } if pid == std::process::id()),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+    assert!(matches!(ring.consumer(), Err(Error::RoleTaken { .. })));
+    drop(p);
+    drop(c);
+    ring.producer().unwrap();
+    ring.consumer().unwrap();
+}
+
+#[test]
+fn sync_to_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = Ring::create(dir.path().join("ring"), 4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"durable").unwrap();
+    producer.sync().unwrap();
+    ring.sync().unwrap();
+    drop(producer);
+    drop(ring);
+    let mut consumer = Ring::open(dir.path().join("ring")).unwrap().consumer().unwrap();
+    assert_eq!(&*consumer.try_recv().unwrap().unwrap(), b"durable");
+}
+
+#[test]
+fn panicking_producer_is_reported_dead() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let mut producer = ring.producer().unwrap();
+    let sender = std::thread::spawn(move || {
+        producer.send(b"last words").unwrap();
+        panic!("producer thread fails");
+    });
+    assert!(sender.join().is_err());
+    assert_eq!(&*consumer.recv().unwrap().unwrap(), b"last words");
+    assert!(matches!(consumer.recv(), Err(Error::ProducerDied { .. })));
+}

@@ -1,0 +1,282 @@
+//! Opening a bad ring file fails with its own error, naming the path — never a panic, a
+//! hang or a SIGBUS. One test per validation failure.
+
+use shmring::layout::{CONTROL_OFFSET, HEADER_SIZE, RECORD_DATA};
+use shmring::{Error, Ring};
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+const CAP: u64 = 4096;
+
+fn fresh() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    Ring::create(&path, CAP).unwrap();
+    (dir, path)
+}
+
+fn poke(path: &Path, offset: u64, bytes: &[u8]) {
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.write_all_at(bytes, offset).unwrap();
+}
+
+fn open_err(path: &Path) -> Error {
+    let err = Ring::open(path).expect_err("open should fail");
+    let text = err.to_string();
+    assert!(
+        text.contains(&path.display().to_string()),
+        "error should name the path: {text}"
+    );
+    assert!(!text.contains('\n'), "one line: {text}");
+    err
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(open_err(&dir.path().join("nope")), Error::NotFound { .. }));
+}
+
+#[test]
+fn empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty");
+    std::fs::write(&path, b"").unwrap();
+    assert!(matches!(open_err(&path), Error::TooShort { len: 0, .. }));
+}
+
+#[test]
+fn short_garbage_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short");
+    std::fs::write(&path, b"hello, I am not a ring").unwrap();
+    assert!(matches!(open_err(&path), Error::TooShort { len: 22, .. }));
+}
+
+#[test]
+fn bad_magic() {
+    let (_dir, path) = fresh();
+    poke(&path, 0, b"NOTARING");
+    assert!(matches!(open_err(&path), Error::BadMagic { .. }));
+}
+
+#[test]
+fn page_of_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage");
+    std::fs::write(&path, vec![0xa5u8; 3 * 4096]).unwrap();
+    assert!(matches!(open_err(&path), Error::BadMagic { .. }));
+}
+
+#[test]
+fn unsupported_version() {
+    let (_dir, path) = fresh();
+    poke(&path, 8, &99u32.to_le_bytes());
+    assert!(matches!(
+        open_err(&path),
+        Error::UnsupportedVersion { found: 99, .. }
+    ));
+}
+
+#[test]
+fn bad_header_size() {
+    let (_dir, path) = fresh();
+    poke(&path, 12, &8192u32.to_le_bytes());
+    assert!(matches!(open_err(&path), Error::BadHeader { .. }));
+}
+
+#[test]
+fn capacity_not_power_of_two() {
+    let (_dir, path) = fresh();
+    poke(&path, 16, &3000u64.to_le_bytes());
+    let err = open_err(&path);
+    assert!(matches!(err, Error::BadHeader { .. }), "{err}");
+    assert!(err.to_string().contains("power of two"));
+}
+
+#[test]
+fn max_message_inconsistent() {
+    let (_dir, path) = fresh();
+    poke(&path, 24, &(CAP).to_le_bytes());
+    assert!(matches!(open_err(&path), Error::BadHeader { .. }));
+}
+
+#[test]
+fn truncated_file() {
+    let (_dir, path) = fresh();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(HEADER_SIZE + CAP / 2).unwrap();
+    assert!(matches!(
+        open_err(&path),
+        Error::SizeMismatch { expected, actual, .. } if expected == HEADER_SIZE + CAP && actual == HEADER_SIZE + CAP / 2
+    ));
+}
+
+#[test]
+fn extended_file() {
+    let (_dir, path) = fresh();
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(HEADER_SIZE + 2 * CAP).unwrap();
+    assert!(matches!(open_err(&path), Error::SizeMismatch { .. }));
+}
+
+#[test]
+fn head_after_tail() {
+    let (_dir, path) = fresh();
+    poke(&path, CONTROL_OFFSET + 128, &64u64.to_le_bytes()); // head 64, tail 0
+    assert!(matches!(open_err(&path), Error::BadPositions { head: 64, tail: 0, .. }));
+}
+
+#[test]
+fn tail_beyond_capacity() {
+    let (_dir, path) = fresh();
+    poke(&path, CONTROL_OFFSET, &(CAP + 8).to_le_bytes()); // tail past head + capacity
+    assert!(matches!(open_err(&path), Error::BadPositions { .. }));
+}
+
+#[test]
+fn unaligned_position() {
+    let (_dir, path) = fresh();
+    poke(&path, CONTROL_OFFSET, &12u64.to_le_bytes());
+    assert!(matches!(open_err(&path), Error::BadPositions { .. }));
+}
+
+#[test]
+fn directory() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        open_err(dir.path()),
+        Error::NotRegularFile { kind: "directory", .. }
+    ));
+}
+
+#[test]
+fn fifo_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(matches!(
+        open_err(&path),
+        Error::NotRegularFile { kind: "FIFO", .. }
+    ));
+    // open_or_create must not replace it or hang either.
+    assert!(matches!(
+        Ring::options().open_or_create(&path),
+        Err(Error::NotRegularFile { .. })
+    ));
+}
+
+#[test]
+fn char_device() {
+    assert!(matches!(
+        open_err(Path::new("/dev/null")),
+        Error::NotRegularFile {
+            kind: "character device",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn capacity_mismatch_only_when_asked() {
+    let (_dir, path) = fresh();
+    assert!(matches!(
+        Ring::options().capacity(2 * CAP).open(&path),
+        Err(Error::CapacityMismatch { requested, actual, .. }) if requested == 2 * CAP && actual == CAP
+    ));
+    assert_eq!(Ring::options().open(&path).unwrap().capacity(), CAP);
+    assert_eq!(Ring::options().capacity(CAP).open_or_create(&path).unwrap().capacity(), CAP);
+}
+
+#[test]
+fn invalid_capacities_on_create() {
+    let dir = tempfile::tempdir().unwrap();
+    for capacity in [0, 1, 32, 3000, 4097, 1 << 33] {
+        let err = Ring::create(dir.path().join(format!("r{capacity}")), capacity).unwrap_err();
+        assert!(matches!(err, Error::InvalidCapacity { .. }), "{capacity}: {err}");
+        assert!(!dir.path().join(format!("r{capacity}")).exists());
+    }
+    // nothing left behind, not even temporary files
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn create_refuses_existing_path() {
+    let (_dir, path) = fresh();
+    assert!(matches!(
+        Ring::create(&path, CAP),
+        Err(Error::AlreadyExists { .. })
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("file");
+    std::fs::write(&other, b"precious").unwrap();
+    assert!(Ring::create(&other, CAP).is_err());
+    assert_eq!(std::fs::read(&other).unwrap(), b"precious");
+}
+
+#[test]
+fn create_in_missing_directory() {
+    let err = Ring::create("/nonexistent-dir/ring", CAP).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-dir/ring"), "{err}");
+}
+
+#[test]
+fn new_file_mode_is_0600_unless_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, path) = fresh();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let shared = dir.path().join("shared");
+    Ring::options().capacity(CAP).mode(0o640).create(&shared).unwrap();
+    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o640, mode); // umask may clear bits, never add them
+}
+
+#[test]
+fn corrupt_record_length_is_an_error_not_a_wild_read() {
+    let (_dir, path) = fresh();
+    // A "message" claiming 2 GiB, and a tail that says it is published.
+    let word = (u64::from(RECORD_DATA) << 32) | 0x7fff_fff0;
+    poke(&path, HEADER_SIZE, &word.to_le_bytes());
+    poke(&path, CONTROL_OFFSET, &64u64.to_le_bytes());
+    let ring = Ring::open(&path).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let err = consumer.try_recv().unwrap_err();
+    assert!(matches!(err, Error::Corrupt { position: 0, .. }), "{err}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn corrupt_record_type_is_an_error() {
+    let (_dir, path) = fresh();
+    poke(&path, HEADER_SIZE, &((9u64 << 32) | 4).to_le_bytes());
+    poke(&path, CONTROL_OFFSET, &16u64.to_le_bytes());
+    let mut consumer = Ring::open(&path).unwrap().consumer().unwrap();
+    assert!(matches!(consumer.recv(), Err(Error::Corrupt { .. })));
+    assert!(matches!(consumer.recv_batch().map(|_| ()), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn unwritten_published_region_is_corrupt() {
+    // Tail claims data that was never written (all zero bytes: record type 0).
+    let (_dir, path) = fresh();
+    poke(&path, CONTROL_OFFSET, &128u64.to_le_bytes());
+    let mut consumer = Ring::open(&path).unwrap().consumer().unwrap();
+    assert!(matches!(consumer.try_recv(), Err(Error::Corrupt { .. })));
+}
+
+#[test]
+fn memfd_handed_over_is_validated() {
+    use std::os::fd::OwnedFd;
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(10).unwrap();
+    assert!(matches!(
+        Ring::from_fd(OwnedFd::from(file)),
+        Err(Error::TooShort { .. })
+    ));
+}
