@@ -277,8 +277,7 @@ impl Consumer {
         let shared = Arc::clone(&self.shared);
         let roles = &shared.region.control().roles;
         let epoch = roles.producer_epoch.load(Ordering::Acquire);
-        if epoch == self.reported_epoch || roles.producer_attached.load(Ordering::Acquire) == 0
-        {
+        if epoch == self.reported_epoch || roles.producer_attached.load(Ordering::Acquire) == 0 {
             return Ok(());
         }
         if self.role.producer_is_live(&self.shared)? {
@@ -286,7 +285,9 @@ impl Consumer {
         }
         // The lock is free. Report only once everything published has been received, and
         // only if no new producer attached meanwhile.
-        if self.peek(self.read_pos)?.is_some() || roles.producer_epoch.load(Ordering::Acquire) != epoch {
+        if self.peek(self.read_pos)?.is_some()
+            || roles.producer_epoch.load(Ordering::Acquire) != epoch
+        {
             return Ok(());
         }
         self.reported_epoch = epoch;

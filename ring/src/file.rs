@@ -110,15 +110,14 @@ pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> 
         .custom_flags(libc::O_CLOEXEC)
         .open(&tmp)
         .map_err(io_err(path, "create the temporary ring file"))?;
-    let result = initialise(file, capacity, path).and_then(|opened| {
-        match std::fs::hard_link(&tmp, path) {
+    let result =
+        initialise(file, capacity, path).and_then(|opened| match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(opened),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
                 path: path.to_path_buf(),
             }),
             Err(e) => Err(io_err(path, "link the new ring file into place")(e)),
-        }
-    });
+        });
     // The temporary name is only scaffolding: the ring lives on under `path` (or is discarded).
     let _ = std::fs::remove_file(&tmp);
     result

@@ -307,10 +307,9 @@ impl Producer {
     #[inline]
     fn commit(&mut self, pos: u64, len: u64, publish: bool) {
         debug_assert_eq!(pos, self.write_pos);
-        self.shared.region.write_word(
-            pos & (self.capacity - 1),
-            encode(RECORD_DATA, len as u32),
-        );
+        self.shared
+            .region
+            .write_word(pos & (self.capacity - 1), encode(RECORD_DATA, len as u32));
         self.write_pos = pos + record_size(len);
         if publish {
             self.publish();

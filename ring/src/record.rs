@@ -11,9 +11,7 @@
 //! A record never wraps: when the next record would cross the end of the data region, the
 //! producer first writes a padding record that fills the region up to its end.
 
-use crate::layout::{
-    RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
-};
+use crate::layout::{RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING};
 
 /// Bytes a record with `len` payload bytes occupies: header plus payload, rounded up to 8.
 #[inline]

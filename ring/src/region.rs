@@ -6,7 +6,7 @@
 //! byte range when is the SPSC protocol's business, argued in those modules; this module
 //! guarantees that every access stays inside the memory it owns.
 
-use crate::layout::{Control, Header, CONTROL_OFFSET, HEADER_SIZE};
+use crate::layout::{Control, Header};
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
@@ -17,7 +17,7 @@ enum Backing {
     #[cfg_attr(loom, allow(dead_code))]
     Map(memmap2::MmapRaw),
     /// Heap memory: the control block and the data region (as u64 for 8-byte alignment).
-    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    #[cfg_attr(not(all(test, loom)), allow(dead_code))]
     Heap {
         _control: Box<Control>,
         _data: Box<[u64]>,
@@ -47,6 +47,7 @@ impl Region {
     /// against the file's length (`HEADER_SIZE + capacity`).
     #[cfg(not(loom))]
     pub(crate) fn map(file: &File, capacity: u64) -> io::Result<Region> {
+        use crate::layout::{CONTROL_OFFSET, HEADER_SIZE};
         let len = HEADER_SIZE + capacity;
         let map = memmap2::MmapOptions::new()
             .len(usize::try_from(len).map_err(|_| io::Error::other("ring too large to map"))?)
@@ -76,7 +77,7 @@ impl Region {
     }
 
     /// A ring in heap memory, for in-process model checking of the algorithm.
-    #[cfg(any(test, loom))]
+    #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64) -> Region {
         let control = Box::<Control>::default();
         let mut data = vec![0u64; (capacity / 8) as usize].into_boxed_slice();
@@ -101,9 +102,7 @@ impl Region {
             let bytes = bytemuck::bytes_of(header);
             // SAFETY: the mapping is at least HEADER_SIZE bytes and the header is 128 bytes;
             // the file is not yet linked into place, so nobody else maps it.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len())
-            };
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), map.as_mut_ptr(), bytes.len()) };
         }
     }
 

@@ -115,7 +115,7 @@ impl Ring {
     }
 
     /// A ring in heap memory with no file, for in-process model checking.
-    #[cfg(any(test, loom))]
+    #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64) -> Ring {
         Ring::from_shared(Arc::new(Shared {
             region: Region::heap(capacity),
@@ -174,11 +174,7 @@ impl Ring {
 
 impl AsFd for Ring {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.shared
-            .file
-            .as_ref()
-            .expect("file-backed ring")
-            .as_fd()
+        self.shared.file.as_ref().expect("file-backed ring").as_fd()
     }
 }
 

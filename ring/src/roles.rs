@@ -81,11 +81,13 @@ impl RoleGuard {
     pub(crate) fn producer_is_live(&self, shared: &Shared) -> Result<bool> {
         match &self.file {
             None => Ok(true),
-            Some(file) => sys::ofd_is_locked(file, PRODUCER_LOCK_BYTE).map_err(|source| Error::Io {
-                path: shared.name.clone(),
-                op: "check the producer's role lock",
-                source,
-            }),
+            Some(file) => {
+                sys::ofd_is_locked(file, PRODUCER_LOCK_BYTE).map_err(|source| Error::Io {
+                    path: shared.name.clone(),
+                    op: "check the producer's role lock",
+                    source,
+                })
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 ///
 /// The futex is shared (no `FUTEX_PRIVATE_FLAG`): the word lives in a `MAP_SHARED` mapping
 /// and the waker is usually another process.
+#[cfg_attr(loom, allow(dead_code))] // the model checker emulates futexes
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
@@ -38,6 +39,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 }
 
 /// Wakes every process sleeping in [`futex_wait`] on `word`.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn futex_wake(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access memory through it
     // beyond hashing its address.

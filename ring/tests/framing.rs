@@ -55,7 +55,7 @@ proptest! {
         let mut model: VecDeque<Vec<u8>> = VecDeque::new();
         let mut seq = 0u64;
         let scaled = |f: u16| (max * f as usize) / 1000;
-        let mut recv_one = |consumer: &mut shmring::Consumer, model: &mut VecDeque<Vec<u8>>| -> Result<bool, TestCaseError> {
+        let recv_one = |consumer: &mut shmring::Consumer, model: &mut VecDeque<Vec<u8>>| -> Result<bool, TestCaseError> {
             match consumer.try_recv() {
                 Ok(Some(msg)) => {
                     let expected = model.pop_front().expect("received a message never sent");
@@ -240,16 +240,30 @@ fn timeouts() {
     let ring = Ring::memfd(64).unwrap();
     let mut producer = ring.producer().unwrap();
     let mut consumer = ring.consumer().unwrap();
-    for wait in [WaitStrategy::Spin, WaitStrategy::Yield, WaitStrategy::Park, WaitStrategy::Adaptive] {
+    for wait in [
+        WaitStrategy::Spin,
+        WaitStrategy::Yield,
+        WaitStrategy::Park,
+        WaitStrategy::Adaptive,
+    ] {
         consumer.set_wait_strategy(wait);
         producer.set_wait_strategy(wait);
         let d = std::time::Duration::from_millis(20);
         assert!(matches!(consumer.recv_timeout(d), Err(Error::Timeout)));
-        assert!(matches!(consumer.recv_batch_timeout(d).map(|_| ()), Err(Error::Timeout)));
+        assert!(matches!(
+            consumer.recv_batch_timeout(d).map(|_| ()),
+            Err(Error::Timeout)
+        ));
         producer.send_timeout(&[1; 24], d).unwrap();
         producer.send_timeout(&[2; 24], d).unwrap();
-        assert!(matches!(producer.send_timeout(&[3; 24], d), Err(Error::Timeout)));
-        assert!(matches!(producer.claim_timeout(24, d).map(|_| ()), Err(Error::Timeout)));
+        assert!(matches!(
+            producer.send_timeout(&[3; 24], d),
+            Err(Error::Timeout)
+        ));
+        assert!(matches!(
+            producer.claim_timeout(24, d).map(|_| ()),
+            Err(Error::Timeout)
+        ));
         assert_eq!(&*consumer.recv_timeout(d).unwrap().unwrap(), &[1; 24]);
         assert_eq!(&*consumer.recv_timeout(d).unwrap().unwrap(), &[2; 24]);
     }
@@ -309,7 +323,9 @@ fn roles_are_exclusive_in_process() {
         matches!(err, Error::RoleTaken { role: shmring::Role::Producer, pid: Some(pid), .. } if pid == std::process::id()),
         "{err}"
     );
-    assert!(err.to_string().contains(&format!("pid {}", std::process::id())));
+    assert!(err
+        .to_string()
+        .contains(&format!("pid {}", std::process::id())));
     assert!(matches!(ring.consumer(), Err(Error::RoleTaken { .. })));
     drop(p);
     drop(c);
@@ -327,7 +343,10 @@ fn sync_to_disk() {
     ring.sync().unwrap();
     drop(producer);
     drop(ring);
-    let mut consumer = Ring::open(dir.path().join("ring")).unwrap().consumer().unwrap();
+    let mut consumer = Ring::open(dir.path().join("ring"))
+        .unwrap()
+        .consumer()
+        .unwrap();
     assert_eq!(&*consumer.try_recv().unwrap().unwrap(), b"durable");
 }
 

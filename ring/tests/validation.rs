@@ -35,7 +35,10 @@ fn open_err(path: &Path) -> Error {
 #[test]
 fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(open_err(&dir.path().join("nope")), Error::NotFound { .. }));
+    assert!(matches!(
+        open_err(&dir.path().join("nope")),
+        Error::NotFound { .. }
+    ));
 }
 
 #[test]
@@ -125,7 +128,14 @@ fn extended_file() {
 fn head_after_tail() {
     let (_dir, path) = fresh();
     poke(&path, CONTROL_OFFSET + 128, &64u64.to_le_bytes()); // head 64, tail 0
-    assert!(matches!(open_err(&path), Error::BadPositions { head: 64, tail: 0, .. }));
+    assert!(matches!(
+        open_err(&path),
+        Error::BadPositions {
+            head: 64,
+            tail: 0,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -147,7 +157,10 @@ fn directory() {
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(
         open_err(dir.path()),
-        Error::NotRegularFile { kind: "directory", .. }
+        Error::NotRegularFile {
+            kind: "directory",
+            ..
+        }
     ));
 }
 
@@ -190,7 +203,14 @@ fn capacity_mismatch_only_when_asked() {
         Err(Error::CapacityMismatch { requested, actual, .. }) if requested == 2 * CAP && actual == CAP
     ));
     assert_eq!(Ring::options().open(&path).unwrap().capacity(), CAP);
-    assert_eq!(Ring::options().capacity(CAP).open_or_create(&path).unwrap().capacity(), CAP);
+    assert_eq!(
+        Ring::options()
+            .capacity(CAP)
+            .open_or_create(&path)
+            .unwrap()
+            .capacity(),
+        CAP
+    );
 }
 
 #[test]
@@ -198,7 +218,10 @@ fn invalid_capacities_on_create() {
     let dir = tempfile::tempdir().unwrap();
     for capacity in [0, 1, 32, 3000, 4097, 1 << 33] {
         let err = Ring::create(dir.path().join(format!("r{capacity}")), capacity).unwrap_err();
-        assert!(matches!(err, Error::InvalidCapacity { .. }), "{capacity}: {err}");
+        assert!(
+            matches!(err, Error::InvalidCapacity { .. }),
+            "{capacity}: {err}"
+        );
         assert!(!dir.path().join(format!("r{capacity}")).exists());
     }
     // nothing left behind, not even temporary files
@@ -232,7 +255,11 @@ fn new_file_mode_is_0600_unless_asked() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let shared = dir.path().join("shared");
-    Ring::options().capacity(CAP).mode(0o640).create(&shared).unwrap();
+    Ring::options()
+        .capacity(CAP)
+        .mode(0o640)
+        .create(&shared)
+        .unwrap();
     let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode & 0o640, mode); // umask may clear bits, never add them
 }
@@ -258,7 +285,10 @@ fn corrupt_record_type_is_an_error() {
     poke(&path, CONTROL_OFFSET, &16u64.to_le_bytes());
     let mut consumer = Ring::open(&path).unwrap().consumer().unwrap();
     assert!(matches!(consumer.recv(), Err(Error::Corrupt { .. })));
-    assert!(matches!(consumer.recv_batch().map(|_| ()), Err(Error::Corrupt { .. })));
+    assert!(matches!(
+        consumer.recv_batch().map(|_| ()),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 #[test]

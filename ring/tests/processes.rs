@@ -1,0 +1,404 @@
+//! Cross-process behaviour, across real processes: this test binary re-runs itself as the
+//! helper process (see `helper_process`), selected by an environment variable.
+
+use shmring::{Error, Ring, Role};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+const HELPER_ENV: &str = "SHMRING_TEST_HELPER";
+/// Generous bound on any single wait, so a regression fails the test instead of hanging CI.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Message `seq`: its sequence number, then a pattern derived from it, of a varying length.
+fn message(seq: u64) -> Vec<u8> {
+    let len = 8 + (seq.wrapping_mul(2_654_435_761) % 120) as usize;
+    let mut m = seq.to_le_bytes().to_vec();
+    m.extend((8..len).map(|i| (seq as u8).wrapping_add((i as u8).wrapping_mul(13))));
+    m
+}
+
+/// Checks a message is intact and returns its sequence number.
+fn check(msg: &[u8]) -> u64 {
+    let seq = u64::from_le_bytes(msg[..8].try_into().unwrap());
+    assert_eq!(msg, &message(seq)[..], "message {seq} is torn or corrupt");
+    seq
+}
+
+/// The helper process. Not a test of its own: it does nothing unless the environment
+/// variable says which part to play.
+#[test]
+fn helper_process() {
+    let Ok(spec) = std::env::var(HELPER_ENV) else {
+        return;
+    };
+    let args: Vec<&str> = spec.split('|').collect();
+    let arg = |i: usize| args[i];
+    let num = |i: usize| args[i].parse::<u64>().unwrap();
+    let say = |line: String| println!("{line}");
+    match arg(0) {
+        "produce" => {
+            let ring = Ring::options()
+                .capacity(num(2))
+                .open_or_create(arg(1))
+                .unwrap();
+            let mut producer = ring.producer().unwrap();
+            for seq in 0..num(3) {
+                producer.send(&message(seq)).unwrap();
+            }
+            producer.close().unwrap();
+        }
+        "produce_forever" => {
+            let mut producer = Ring::open(arg(1)).unwrap().producer().unwrap();
+            for seq in 0.. {
+                producer.send(&message(seq)).unwrap();
+                if seq == 100 {
+                    say("READY".into());
+                }
+            }
+        }
+        "claim_and_hang" => {
+            let mut producer = Ring::open(arg(1)).unwrap().producer().unwrap();
+            for seq in 0..num(2) {
+                producer.send(&message(seq)).unwrap();
+            }
+            let mut claim = producer.claim(64).unwrap();
+            claim.fill(0xee);
+            say("CLAIMED".into());
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        "hold" => {
+            let ring = Ring::open(arg(1)).unwrap();
+            let _role = match arg(2) {
+                "producer" => Box::new(ring.producer().unwrap()) as Box<dyn std::any::Any>,
+                _ => Box::new(ring.consumer().unwrap()),
+            };
+            say(format!("HELD {}", std::process::id()));
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        "consume" => {
+            let mut consumer = Ring::open(arg(1)).unwrap().consumer().unwrap();
+            let first = num(2);
+            for expected in first..first + num(3) {
+                let msg = consumer.recv_timeout(PATIENCE).unwrap().unwrap();
+                assert_eq!(check(&msg), expected);
+            }
+            say("CONSUMED".into());
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+        "memfd_consume" => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: the parent left this descriptor open (not close-on-exec) for us.
+            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(num(1) as i32) };
+            let mut consumer = Ring::from_fd(fd).unwrap().consumer().unwrap();
+            let mut expected = 0;
+            while let Some(msg) = consumer.recv_timeout(PATIENCE).unwrap() {
+                assert_eq!(check(&msg), expected);
+                expected += 1;
+            }
+            assert_eq!(expected, num(2));
+            say(format!("RECEIVED {expected}"));
+        }
+        "race_create" => {
+            let start = Duration::from_nanos(num(2));
+            while std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                < start
+            {
+                std::hint::spin_loop();
+            }
+            let ring = Ring::options()
+                .capacity(num(3))
+                .open_or_create(arg(1))
+                .unwrap();
+            use std::os::unix::fs::MetadataExt;
+            let ino = std::fs::metadata(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&ring))
+            ))
+            .unwrap()
+            .ino();
+            say(format!("INODE {ino} {}", ring.capacity()));
+        }
+        other => panic!("unknown helper part {other}"),
+    }
+    std::process::exit(0);
+}
+
+struct Helper {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Helper {
+    fn spawn(parts: &[&str]) -> Helper {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "helper_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_ENV, parts.join("|"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Helper { child, out }
+    }
+
+    /// Reads the helper's output up to the line holding `marker`; returns what follows it.
+    fn expect(&mut self, marker: &str) -> String {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.out.read_line(&mut line).unwrap() == 0 {
+                panic!("helper exited before saying {marker}");
+            }
+            // The test harness may have printed "test helper_process ... " before it.
+            if let Some(at) = line.find(marker) {
+                return line[at + marker.len()..].trim().to_string();
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no destructor, no clean-up runs
+        self.child.wait().unwrap();
+    }
+
+    fn succeeds(mut self) {
+        assert!(self.child.wait().unwrap().success(), "helper failed");
+    }
+}
+
+impl Drop for Helper {
+    /// A failing test must not leave a sleeping helper behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ring_path(dir: &tempfile::TempDir) -> String {
+    dir.path().join("ring").to_str().unwrap().to_string()
+}
+
+#[test]
+fn stream_between_processes_either_order() {
+    for consumer_first in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ring_path(&dir);
+        let count = 50_000u64;
+        let consumer_ring = consumer_first.then(|| {
+            Ring::options()
+                .capacity(4096)
+                .open_or_create(&path)
+                .unwrap()
+        });
+        let helper = Helper::spawn(&["produce", &path, "4096", &count.to_string()]);
+        let ring = match consumer_ring {
+            Some(ring) => ring,
+            None => {
+                // Producer first: wait for it to create the ring.
+                while !Path::new(&path).exists() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ring::options()
+                    .capacity(4096)
+                    .open_or_create(&path)
+                    .unwrap()
+            }
+        };
+        let mut consumer = ring.consumer().unwrap();
+        let mut expected = 0;
+        while let Some(msg) = consumer.recv_timeout(PATIENCE).unwrap() {
+            assert_eq!(check(&msg), expected);
+            expected += 1;
+        }
+        assert_eq!(expected, count);
+        helper.succeeds();
+    }
+}
+
+#[test]
+fn killed_producer_is_reported_then_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_path(&dir);
+    let ring = Ring::create(&path, 4096).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let helper = Helper::spawn(&["produce_forever", &path]);
+    let pid = helper.pid();
+    let mut expected = 0;
+    let take = |consumer: &mut shmring::Consumer, expected: &mut u64, n: u64| {
+        for _ in 0..n {
+            let msg = consumer.recv_timeout(PATIENCE).unwrap().unwrap();
+            assert_eq!(check(&msg), *expected);
+            *expected += 1;
+        }
+    };
+    take(&mut consumer, &mut expected, 2000);
+    let mut helper = helper;
+    helper.expect("READY");
+    helper.kill();
+    // Everything it published arrives intact, then the death is reported, once.
+    loop {
+        match consumer.recv_timeout(PATIENCE) {
+            Ok(Some(msg)) => {
+                assert_eq!(check(&msg), expected);
+                expected += 1;
+            }
+            Err(Error::ProducerDied { pid: died, .. }) => {
+                assert_eq!(died, Some(pid));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(matches!(
+        consumer.recv_timeout(Duration::from_millis(300)),
+        Err(Error::Timeout)
+    ));
+    // The role is free at once; the new producer appends after the last published message.
+    let mut producer = ring.producer().unwrap();
+    producer.send(&message(expected)).unwrap();
+    producer.close().unwrap();
+    take(&mut consumer, &mut expected, 1);
+    assert!(consumer.recv_timeout(PATIENCE).unwrap().is_none());
+}
+
+#[test]
+fn killed_producers_claim_is_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_path(&dir);
+    let ring = Ring::create(&path, 64 * 1024).unwrap();
+    let mut helper = Helper::spawn(&["claim_and_hang", &path, "10"]);
+    helper.expect("CLAIMED");
+    helper.kill();
+    let mut consumer = ring.consumer().unwrap();
+    for expected in 0..10 {
+        assert_eq!(
+            check(&consumer.recv_timeout(PATIENCE).unwrap().unwrap()),
+            expected
+        );
+    }
+    assert!(matches!(
+        consumer.recv_timeout(PATIENCE),
+        Err(Error::ProducerDied { .. })
+    ));
+    let mut producer = ring.producer().unwrap();
+    producer.send(&message(10)).unwrap();
+    assert_eq!(
+        check(&consumer.recv_timeout(PATIENCE).unwrap().unwrap()),
+        10
+    );
+}
+
+#[test]
+fn killed_consumers_successor_resumes_at_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_path(&dir);
+    let ring = Ring::create(&path, 1 << 20).unwrap();
+    let mut producer = ring.producer().unwrap();
+    for seq in 0..1000 {
+        producer.send(&message(seq)).unwrap();
+    }
+    producer.close().unwrap();
+    // Three consumers in turn, each killed after 300 messages.
+    for round in 0..3u64 {
+        let first = (round * 300).to_string();
+        let mut helper = Helper::spawn(&["consume", &path, &first, "300"]);
+        helper.expect("CONSUMED");
+        helper.kill();
+    }
+    let mut consumer = ring.consumer().unwrap();
+    for expected in 900..1000 {
+        assert_eq!(
+            check(&consumer.recv_timeout(PATIENCE).unwrap().unwrap()),
+            expected
+        );
+    }
+    assert!(consumer.recv_timeout(PATIENCE).unwrap().is_none());
+}
+
+#[test]
+fn role_held_by_live_process_then_freed_by_its_death() {
+    for (role, name) in [(Role::Producer, "producer"), (Role::Consumer, "consumer")] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ring_path(&dir);
+        let ring = Ring::create(&path, 4096).unwrap();
+        let mut helper = Helper::spawn(&["hold", &path, name]);
+        let pid: u32 = helper.expect("HELD").parse().unwrap();
+        let attempt = match role {
+            Role::Producer => ring.producer().map(drop),
+            Role::Consumer => ring.consumer().map(drop),
+        };
+        let err = attempt.unwrap_err();
+        assert!(
+            matches!(err, Error::RoleTaken { role: r, pid: Some(p), .. } if r == role && p == pid),
+            "{err}"
+        );
+        assert!(err.to_string().contains(&format!("pid {pid}")), "{err}");
+        helper.kill();
+        // Free at once: no timeout, no clean-up.
+        match role {
+            Role::Producer => drop(ring.producer().unwrap()),
+            Role::Consumer => drop(ring.consumer().unwrap()),
+        }
+    }
+}
+
+#[test]
+fn racing_creators_end_up_on_one_ring() {
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ring_path(&dir);
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            + Duration::from_millis(400);
+        let start = start.as_nanos().to_string();
+        let mut helpers: Vec<Helper> = (0..6)
+            .map(|_| Helper::spawn(&["race_create", &path, &start, "65536"]))
+            .collect();
+        let answers: Vec<String> = helpers.iter_mut().map(|h| h.expect("INODE")).collect();
+        for helper in helpers {
+            helper.succeeds();
+        }
+        assert!(
+            answers.iter().all(|a| a == &answers[0]),
+            "round {round}: creators saw different rings: {answers:?}"
+        );
+        assert!(answers[0].ends_with(" 65536"));
+        // One valid ring, no temporary files left behind.
+        assert_eq!(Ring::open(&path).unwrap().capacity(), 65536);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+#[test]
+fn memfd_ring_shared_with_a_child_process() {
+    use std::os::fd::{AsFd, AsRawFd};
+    let ring = Ring::memfd(4096).unwrap();
+    let fd = ring.as_fd().as_raw_fd();
+    let count = 20_000u64;
+    // Let the child inherit the descriptor: clear close-on-exec for the spawn.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    let mut helper = Helper::spawn(&["memfd_consume", &fd.to_string(), &count.to_string()]);
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut producer = ring.producer().unwrap();
+    for seq in 0..count {
+        producer.send(&message(seq)).unwrap();
+    }
+    producer.close().unwrap();
+    assert_eq!(helper.expect("RECEIVED"), count.to_string());
+    helper.succeeds();
+}
