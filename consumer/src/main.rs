@@ -1,1 +1,245 @@
-fn main() {}
+//! `consumer`: receives messages from a shmring ring file and writes them out, or checks
+//! generated ones (`--verify`, `--latency`).
+
+use anyhow::Context;
+use clap::Parser;
+use shmring::{Consumer, Error};
+use shmring_cli::generated::{self, SequenceChecker};
+use shmring_cli::options::{open_output, CommonArgs, Framing};
+use shmring_cli::progress::{Counters, Progress};
+use shmring_cli::signals::Signals;
+use shmring_cli::summary::{latency_histogram, Summary};
+use shmring_cli::{fail, EXIT_FAILURE, EXIT_OK};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "\
+Examples:
+  consumer /dev/shm/demo > output.txt            one message per line
+  consumer --framing raw /dev/shm/demo > blob    byte-exact copy of a raw producer's input
+  consumer --verify /dev/shm/demo                check `producer --gen` messages
+  consumer --verify --latency /dev/shm/demo      ... and report one-way latency
+  consumer --follow /dev/shm/demo                keep going across producers
+
+With --verify or --latency, messages are checked, not written out (unless --output is given).
+Space in the ring is released only after the messages are written out, so a consumer that is
+killed and restarted loses nothing (it may repeat the messages it wrote just before it died).
+
+Exit status: 0 end of stream (or --count reached, or a clean stop on SIGINT/SIGTERM),
+1 runtime failure (verification errors, producer died without closing the stream, bad ring
+file, I/O), 2 usage error.";
+
+/// Receives messages from a shmring ring file, creating it if needed, until the end of the
+/// stream; prints a summary to stderr.
+#[derive(Parser, Debug)]
+#[command(name = "consumer", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Write messages to FILE (created or truncated) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Expect generated messages (`producer --gen`): check every payload and that sequence
+    /// numbers within a stream are consecutive. Exit 1 if any check fails.
+    #[arg(long)]
+    verify: bool,
+
+    /// With generated messages: report one-way latency percentiles (p50 … max).
+    #[arg(long)]
+    latency: bool,
+
+    /// Exit after N messages.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+
+    /// Do not exit at the end of a stream (or when a producer dies): wait for the next one.
+    #[arg(long)]
+    follow: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE),
+    };
+    match run(&cli, &signals) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => fail("consumer", &e, EXIT_FAILURE),
+    }
+}
+
+/// Where messages go.
+struct Output {
+    writer: BufWriter<std::fs::File>,
+    framing: Framing,
+    name: String,
+}
+
+impl Output {
+    #[inline]
+    fn write(&mut self, msg: &[u8]) -> std::io::Result<()> {
+        match self.framing {
+            Framing::Lines => {
+                self.writer.write_all(msg)?;
+                self.writer.write_all(b"\n")
+            }
+            Framing::Raw => self.writer.write_all(msg),
+            Framing::Len => {
+                self.writer.write_all(&(msg.len() as u32).to_le_bytes())?;
+                self.writer.write_all(msg)
+            }
+        }
+    }
+}
+
+/// Verification and latency measurement of generated messages.
+struct Checks {
+    verify: Option<SequenceChecker>,
+    latency: Option<hdrhistogram::Histogram<u64>>,
+    shown: u64,
+    received: u64,
+}
+
+/// Verify errors printed one by one before they are only counted.
+const ERRORS_SHOWN: u64 = 10;
+
+impl Checks {
+    #[inline]
+    fn check(&mut self, msg: &[u8]) {
+        self.received += 1;
+        if let Some(checker) = &mut self.verify {
+            if let Some(problem) = checker.check(msg) {
+                self.shown += 1;
+                if self.shown <= ERRORS_SHOWN {
+                    eprintln!("consumer: verify: message {}: {problem}", self.received);
+                } else if self.shown == ERRORS_SHOWN + 1 {
+                    eprintln!("consumer: verify: further errors are counted, not shown");
+                }
+            }
+        }
+        if let Some(histogram) = &mut self.latency {
+            if let Ok(decoded) = generated::decode(msg) {
+                let ns = generated::latency_ns(&decoded, shmring::monotonic_ns());
+                histogram.saturating_record(ns.max(1));
+            }
+        }
+    }
+}
+
+/// How often a waiting consumer looks for signals.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
+
+fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
+    let ring = cli.common.open_ring()?;
+    let mut consumer = ring.consumer()?;
+    consumer.set_wait_strategy(cli.common.wait.into());
+    let writes = cli.output.is_some() || !(cli.verify || cli.latency);
+    let mut output = if writes {
+        Some(Output {
+            writer: BufWriter::with_capacity(256 * 1024, open_output(cli.output.as_ref())?),
+            framing: cli.common.framing,
+            name: cli
+                .output
+                .as_ref()
+                .map_or_else(|| "standard output".into(), |p| p.display().to_string()),
+        })
+    } else {
+        None
+    };
+    let mut checks = Checks {
+        verify: cli.verify.then(SequenceChecker::default),
+        latency: cli.latency.then(latency_histogram),
+        shown: 0,
+        received: 0,
+    };
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start("consumer", Arc::clone(&counters), cli.common.quiet);
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let mut first: Option<Instant> = None;
+    let mut last = Instant::now();
+    let limit = cli.count.unwrap_or(u64::MAX);
+    let mut producer_died = false;
+    let ended = loop {
+        if messages >= limit {
+            break "count reached";
+        }
+        if signals.requested() {
+            break "stopped by signal";
+        }
+        let mut batch = match receive(&mut consumer) {
+            Ok(Some(batch)) => batch,
+            Ok(None) => continue, // nothing yet: look for signals, wait again
+            Err(Error::ProducerDied { pid, .. }) => {
+                let who = pid.map_or(String::new(), |p| format!(" (pid {p})"));
+                eprintln!(
+                    "consumer: {}: the producer{who} died without closing the stream; every message it published was received",
+                    ring.path().display()
+                );
+                if cli.follow {
+                    continue;
+                }
+                producer_died = true;
+                break "producer died";
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (before_m, before_b) = (messages, bytes);
+        while messages < limit {
+            let Some(msg) = batch.next()? else { break };
+            first.get_or_insert_with(Instant::now);
+            if let Some(out) = &mut output {
+                out.write(msg)
+                    .with_context(|| format!("writing {}", out.name))?;
+            }
+            checks.check(msg);
+            messages += 1;
+            bytes += msg.len() as u64;
+        }
+        let end = batch.is_end();
+        // Written out before released: a consumer killed now repeats, never loses.
+        if let Some(out) = &mut output {
+            out.writer
+                .flush()
+                .with_context(|| format!("writing {}", out.name))?;
+        }
+        drop(batch);
+        counters.add(messages - before_m, bytes - before_b);
+        if messages > before_m {
+            last = Instant::now();
+        }
+        if end && !cli.follow {
+            break "end of stream";
+        }
+    };
+    progress.finish();
+    let errors = checks.verify.as_ref().map(|c| c.errors);
+    Summary {
+        program: "consumer",
+        messages,
+        bytes,
+        elapsed: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
+        ended,
+        errors,
+        latency: checks.latency,
+    }
+    .print(cli.common.json);
+    if producer_died || errors.unwrap_or(0) > 0 {
+        Ok(EXIT_FAILURE)
+    } else {
+        Ok(EXIT_OK)
+    }
+}
+
+/// Waits up to [`SIGNAL_POLL`] for messages; `None` if none came.
+fn receive(consumer: &mut Consumer) -> Result<Option<shmring::RecvBatch<'_>>, Error> {
+    match consumer.recv_batch_timeout(SIGNAL_POLL) {
+        Ok(batch) => Ok(Some(batch)),
+        Err(Error::Timeout) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,1 +1,424 @@
-fn main() {}
+//! `producer`: streams messages into a shmring ring file — from standard input (or a file)
+//! cut into messages, or generated for testing and benchmarking.
+
+use anyhow::Context;
+use clap::Parser;
+use shmring::{Producer, Ring};
+use shmring_cli::options::{open_input, CommonArgs, Framing};
+use shmring_cli::progress::{Counters, Progress};
+use shmring_cli::signals::Signals;
+use shmring_cli::summary::Summary;
+use shmring_cli::{fail, generated, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "\
+Examples:
+  producer /dev/shm/demo < input.txt             one message per line
+  producer --framing raw /dev/shm/demo < blob    byte stream, byte-exact at the consumer
+  producer --gen 10000000 --size 64 /dev/shm/demo
+  producer --gen 100000 --rate 10000 /dev/shm/demo    paced, for `consumer --latency`
+
+Generated messages (--gen) carry a stream id, a sequence number, a CLOCK_MONOTONIC send time
+and a check of every byte; 8 to 23-byte messages carry only the low 32 bits of the sequence
+number and of the time, and no stream id (see FORMAT.md and README.md).
+
+Exit status: 0 success (including a clean stop on SIGINT/SIGTERM), 1 runtime failure,
+2 usage error.";
+
+/// Streams messages into a shmring ring file, creating it if needed. At the end of input it
+/// closes the stream (the consumer sees the end) and prints a summary to stderr.
+#[derive(Parser, Debug)]
+#[command(name = "producer", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Read input from FILE instead of standard input.
+    #[arg(long, value_name = "FILE", conflicts_with = "gen")]
+    input: Option<PathBuf>,
+
+    /// With --framing raw: the largest message to cut [default: 64KiB, or the ring's
+    /// maximum message size if smaller].
+    #[arg(long, value_name = "SIZE", value_parser = shmring_cli::size::parse_nonzero_size)]
+    chunk: Option<usize>,
+
+    /// Generate COUNT messages instead of reading input.
+    #[arg(long, value_name = "COUNT")]
+    gen: Option<u64>,
+
+    /// Size of each generated message in bytes (at least 8).
+    #[arg(long, value_name = "BYTES", default_value = "64", requires = "gen",
+          value_parser = parse_gen_size)]
+    size: usize,
+
+    /// Pace generated messages at this many per second (default: as fast as possible).
+    #[arg(long, value_name = "MSGS_PER_SEC", requires = "gen", value_parser = parse_rate)]
+    rate: Option<f64>,
+
+    /// Do not close the stream at the end of input: a later producer may continue it.
+    #[arg(long)]
+    no_close: bool,
+}
+
+fn parse_gen_size(text: &str) -> Result<usize, String> {
+    let size = shmring_cli::size::parse_nonzero_size(text)?;
+    if size < generated::MIN_SIZE {
+        return Err(format!(
+            "generated messages are at least {} bytes",
+            generated::MIN_SIZE
+        ));
+    }
+    Ok(size)
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate.is_finite() => Ok(rate),
+        _ => Err(format!(
+            "'{text}' is not a positive number of messages per second"
+        )),
+    }
+}
+
+/// A problem with the options that only shows once the ring is open.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() {
+    let cli = Cli::parse();
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => fail("producer", &anyhow::Error::from(e), EXIT_FAILURE),
+    };
+    match run(&cli, &signals) {
+        Ok(()) => std::process::exit(EXIT_OK),
+        Err(e) => {
+            let code = if e.is::<UsageError>() {
+                EXIT_USAGE
+            } else {
+                EXIT_FAILURE
+            };
+            fail("producer", &e, code)
+        }
+    }
+}
+
+/// Running totals of what was sent.
+struct Sent {
+    messages: u64,
+    bytes: u64,
+    counters: Arc<Counters>,
+}
+
+impl Sent {
+    fn add(&mut self, messages: u64, bytes: u64) {
+        self.messages += messages;
+        self.bytes += bytes;
+        self.counters.add(messages, bytes);
+    }
+}
+
+fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
+    let ring = cli.common.open_ring()?;
+    let mut producer = ring.producer()?;
+    producer.set_wait_strategy(cli.common.wait.into());
+    let counters = Arc::new(Counters::default());
+    let progress = Progress::start("producer", Arc::clone(&counters), cli.common.quiet);
+    let mut sent = Sent {
+        messages: 0,
+        bytes: 0,
+        counters,
+    };
+    let start = Instant::now();
+    let outcome = match cli.gen {
+        Some(count) => generate(cli, count, &mut producer, &mut sent, signals),
+        None => stream_input(cli, &ring, &mut producer, &mut sent, signals),
+    };
+    let elapsed = start.elapsed();
+    progress.finish();
+    outcome?;
+    let ended = if signals.requested() {
+        "stopped by signal"
+    } else {
+        "end of input"
+    };
+    if cli.no_close {
+        drop(producer);
+    } else {
+        producer.close()?;
+    }
+    Summary {
+        program: "producer",
+        messages: sent.messages,
+        bytes: sent.bytes,
+        elapsed,
+        ended,
+        errors: None,
+        latency: None,
+    }
+    .print(cli.common.json);
+    Ok(())
+}
+
+/// A stream id for generated messages: differs between runs, never 0.
+fn stream_id() -> u32 {
+    let mix = (u64::from(std::process::id()) << 32 ^ shmring::monotonic_ns())
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((mix >> 32) as u32).max(1)
+}
+
+/// Messages per batch when generating as fast as possible: one tail store and one timestamp
+/// per batch. Small enough that a batch is a few microseconds of work.
+const GEN_BATCH: u64 = 128;
+
+fn generate(
+    cli: &Cli,
+    count: u64,
+    producer: &mut Producer,
+    sent: &mut Sent,
+    signals: &Signals,
+) -> anyhow::Result<()> {
+    let size = cli.size;
+    let max = producer.max_message_len();
+    if size > max {
+        return Err(UsageError(format!(
+            "--size {size} exceeds the ring's maximum message size of {max} bytes (use a larger --capacity)"
+        ))
+        .into());
+    }
+    let stream = stream_id();
+    let mut seq = 0u64;
+    match cli.rate {
+        Some(rate) => {
+            let start = Instant::now();
+            while seq < count && !signals.requested() {
+                let due = start + Duration::from_secs_f64(seq as f64 / rate);
+                sleep_until(due);
+                let mut claim = producer.claim(size)?;
+                generated::fill(&mut claim, stream, seq, shmring::monotonic_ns());
+                claim.commit();
+                seq += 1;
+                sent.add(1, size as u64);
+            }
+        }
+        None => {
+            while seq < count && !signals.requested() {
+                let n = GEN_BATCH.min(count - seq);
+                // Messages of a batch are published together: one send time for all.
+                let now = shmring::monotonic_ns();
+                let mut batch = producer.batch();
+                for _ in 0..n {
+                    let mut claim = batch.claim(size)?;
+                    generated::fill(&mut claim, stream, seq, now);
+                    claim.commit();
+                    seq += 1;
+                }
+                drop(batch);
+                sent.add(n, n * size as u64);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sleeps until `due`: in the kernel while it is far, spinning for the last 100 µs, so paced
+/// messages leave on time.
+fn sleep_until(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > Duration::from_micros(100) {
+            std::thread::sleep(left - Duration::from_micros(100));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// Waits until `fd` has input (or end of input), checking for signals every 100 ms.
+/// Returns false if a signal asked us to stop.
+fn wait_readable(fd: i32, signals: &Signals) -> anyhow::Result<bool> {
+    loop {
+        if signals.requested() {
+            return Ok(false);
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if rc > 0 {
+            return Ok(true);
+        }
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err).context("waiting for input");
+            }
+        }
+    }
+}
+
+/// What the framer found at the front of the buffered input.
+enum Cut {
+    /// A message: `start..end` of the data, and how many bytes it consumed.
+    Message(usize, usize, usize),
+    /// Need more input.
+    More,
+}
+
+struct Framer {
+    framing: Framing,
+    max: usize,
+    chunk: usize,
+    /// Input offset of the data's first byte, for error messages.
+    offset: u64,
+}
+
+impl Framer {
+    fn cut(&self, data: &[u8], eof: bool) -> anyhow::Result<Cut> {
+        match self.framing {
+            Framing::Lines => match memchr::memchr(b'\n', data) {
+                Some(i) if i <= self.max => Ok(Cut::Message(0, i, i + 1)),
+                Some(i) => Err(self.too_long(i)),
+                None if data.len() > self.max => Err(self.too_long(data.len())),
+                None if eof && !data.is_empty() => Ok(Cut::Message(0, data.len(), data.len())),
+                None => Ok(Cut::More),
+            },
+            // Whatever input is there, in chunks: byte-exact, and nothing waits for more.
+            Framing::Raw if data.is_empty() => Ok(Cut::More),
+            Framing::Raw => {
+                let n = data.len().min(self.chunk);
+                Ok(Cut::Message(0, n, n))
+            }
+            Framing::Len => {
+                if data.len() < 4 {
+                    if eof && !data.is_empty() {
+                        anyhow::bail!("input ends inside a length prefix at byte {}", self.offset);
+                    }
+                    return Ok(Cut::More);
+                }
+                let len = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
+                if len > self.max {
+                    anyhow::bail!(
+                        "message of {len} bytes at input byte {} exceeds the ring's maximum message size of {} bytes (use a larger --capacity)",
+                        self.offset,
+                        self.max
+                    );
+                }
+                if data.len() >= 4 + len {
+                    Ok(Cut::Message(4, 4 + len, 4 + len))
+                } else if eof {
+                    anyhow::bail!(
+                        "input ends inside a {len}-byte message at byte {}",
+                        self.offset
+                    )
+                } else {
+                    Ok(Cut::More)
+                }
+            }
+        }
+    }
+
+    fn too_long(&self, len: usize) -> anyhow::Error {
+        anyhow::anyhow!(
+            "line at input byte {} is longer ({len}+ bytes) than the ring's maximum message size of {} bytes (use --framing raw or a larger --capacity)",
+            self.offset,
+            self.max
+        )
+    }
+}
+
+fn stream_input(
+    cli: &Cli,
+    ring: &Ring,
+    producer: &mut Producer,
+    sent: &mut Sent,
+    signals: &Signals,
+) -> anyhow::Result<()> {
+    let max = ring.max_message_len();
+    let chunk = match cli.chunk {
+        Some(chunk) if chunk > max => {
+            return Err(UsageError(format!(
+                "--chunk {chunk} exceeds the ring's maximum message size of {max} bytes"
+            ))
+            .into())
+        }
+        Some(chunk) => chunk,
+        None => max.min(64 * 1024),
+    };
+    let mut input = open_input(cli.input.as_ref())?;
+    let input_name = cli
+        .input
+        .as_ref()
+        .map_or_else(|| "standard input".to_string(), |p| p.display().to_string());
+    let fd = input.as_raw_fd();
+    // Room for the largest message and its length prefix, and big reads.
+    let mut buf = vec![0u8; (max + 5).max(1 << 20)];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut framer = Framer {
+        framing: cli.common.framing,
+        max,
+        chunk,
+        offset: 0,
+    };
+    let mut eof = false;
+    loop {
+        // Send every complete message buffered, as one batch: published before we wait.
+        {
+            let mut batch = producer.batch();
+            let (mut messages, mut bytes) = (0u64, 0u64);
+            loop {
+                match framer.cut(&buf[start..end], eof)? {
+                    Cut::More => break,
+                    Cut::Message(from, to, used) => {
+                        let msg = &buf[start + from..start + to];
+                        batch.send(msg)?;
+                        messages += 1;
+                        bytes += msg.len() as u64;
+                        start += used;
+                        framer.offset += used as u64;
+                    }
+                }
+            }
+            drop(batch);
+            sent.add(messages, bytes);
+        }
+        if eof {
+            return Ok(());
+        }
+        if start > 0 {
+            buf.copy_within(start..end, 0);
+            end -= start;
+            start = 0;
+        }
+        if !wait_readable(fd, signals)? {
+            // Stop cleanly: what was read is sent as if the input ended here.
+            eof = true;
+            continue;
+        }
+        match input.read(&mut buf[end..]) {
+            Ok(0) => eof = true,
+            Ok(n) => end += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {input_name}")),
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Generated messages (`producer --gen`) and their checker (`consumer --verify`).
+//!
+//! Layout, little-endian, by message size:
+//!
+//! ```text
+//! 24 bytes and more ("full"):
+//!   0  u32  stream id    (random per producer run, never 0)
+//!   4  u32  check        mix(stream, seq, timestamp): catches a damaged header
+//!   8  u64  sequence     0, 1, 2, ... within the stream
+//!  16  u64  timestamp    CLOCK_MONOTONIC ns when sent (same clock in every process)
+//!  24  ...  filler       bytes of words w(seq, k) (below): catches damaged payload
+//!
+//! 8 to 23 bytes ("compact"; no stream id, no header check):
+//!   0  u32  sequence     low 32 bits; a new stream restarts at 0
+//!   4  u32  timestamp    low 32 bits of CLOCK_MONOTONIC ns (latency is recovered modulo
+//!                        2^32 ns, so latencies over 4.29 s are not measured)
+//!   8  ...  filler       as above
+//! ```
+//!
+//! Filler word `k` is `(seq ^ k * 0xD6E8FEB86659FD93) * 0x9E3779B97F4A7C15` (wrapping), its
+//! little-endian bytes laid end to end and cut at the message's end, so every byte of every
+//! message depends on its sequence number: a torn, misplaced or stale message fails the check.
+
+/// Smallest generated message.
+pub const MIN_SIZE: usize = 8;
+/// Size from which messages carry a stream id and a header check.
+pub const FULL_SIZE: usize = 24;
+
+#[inline]
+fn filler_word(seq: u64, k: u64) -> u64 {
+    (seq ^ k.wrapping_mul(0xD6E8_FEB8_6659_FD93)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[inline]
+fn check_word(stream: u32, seq: u64, timestamp: u64) -> u32 {
+    let h = (u64::from(stream) ^ seq.rotate_left(17) ^ timestamp.rotate_left(41))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 32) as u32
+}
+
+#[inline]
+fn write_filler(buf: &mut [u8], seq: u64) {
+    let mut chunks = buf.chunks_exact_mut(8);
+    let mut k = 0;
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&filler_word(seq, k).to_le_bytes());
+        k += 1;
+    }
+    let rest = chunks.into_remainder();
+    let n = rest.len();
+    rest.copy_from_slice(&filler_word(seq, k).to_le_bytes()[..n]);
+}
+
+#[inline]
+fn filler_ok(buf: &[u8], seq: u64) -> bool {
+    let mut chunks = buf.chunks_exact(8);
+    let mut k = 0;
+    for chunk in &mut chunks {
+        if chunk != filler_word(seq, k).to_le_bytes() {
+            return false;
+        }
+        k += 1;
+    }
+    let rest = chunks.remainder();
+    rest == &filler_word(seq, k).to_le_bytes()[..rest.len()]
+}
+
+/// Writes generated message `seq` of `stream` into `buf` (its length is the message size,
+/// at least [`MIN_SIZE`]).
+#[inline]
+pub fn fill(buf: &mut [u8], stream: u32, seq: u64, timestamp: u64) {
+    debug_assert!(buf.len() >= MIN_SIZE);
+    if buf.len() >= FULL_SIZE {
+        buf[0..4].copy_from_slice(&stream.to_le_bytes());
+        buf[4..8].copy_from_slice(&check_word(stream, seq, timestamp).to_le_bytes());
+        buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        buf[16..24].copy_from_slice(&timestamp.to_le_bytes());
+        write_filler(&mut buf[24..], seq);
+    } else {
+        buf[0..4].copy_from_slice(&(seq as u32).to_le_bytes());
+        buf[4..8].copy_from_slice(&(timestamp as u32).to_le_bytes());
+        write_filler(&mut buf[8..], seq);
+    }
+}
+
+/// What a generated message says about itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// Stream id (`None` for compact messages).
+    pub stream: Option<u32>,
+    /// Sequence number (low 32 bits only, for compact messages).
+    pub seq: u64,
+    /// Send time (low 32 bits only, for compact messages).
+    pub timestamp: u64,
+}
+
+/// Reads and checks a generated message.
+pub fn decode(msg: &[u8]) -> Result<Decoded, String> {
+    let u32_at = |i: usize| u32::from_le_bytes(msg[i..i + 4].try_into().unwrap());
+    let u64_at = |i: usize| u64::from_le_bytes(msg[i..i + 8].try_into().unwrap());
+    if msg.len() < MIN_SIZE {
+        return Err(format!(
+            "{}-byte message is shorter than a generated message ({MIN_SIZE} bytes)",
+            msg.len()
+        ));
+    }
+    if msg.len() >= FULL_SIZE {
+        let (stream, check, seq, timestamp) = (u32_at(0), u32_at(4), u64_at(8), u64_at(16));
+        if check != check_word(stream, seq, timestamp) {
+            return Err(format!("damaged header (stream {stream}, sequence {seq})"));
+        }
+        if !filler_ok(&msg[24..], seq) {
+            return Err(format!("damaged payload (stream {stream}, sequence {seq})"));
+        }
+        Ok(Decoded {
+            stream: Some(stream),
+            seq,
+            timestamp,
+        })
+    } else {
+        let seq = u64::from(u32_at(0));
+        if !filler_ok(&msg[8..], seq) {
+            return Err(format!("damaged payload (sequence {seq})"));
+        }
+        Ok(Decoded {
+            stream: None,
+            seq,
+            timestamp: u64::from(u32_at(4)),
+        })
+    }
+}
+
+/// One-way latency in ns from a decoded send time to `now` (both CLOCK_MONOTONIC).
+pub fn latency_ns(decoded: &Decoded, now: u64) -> u64 {
+    match decoded.stream {
+        Some(_) => now.saturating_sub(decoded.timestamp),
+        None => u64::from((now as u32).wrapping_sub(decoded.timestamp as u32)),
+    }
+}
+
+/// Checks that sequence numbers within a stream are consecutive. A checker may start
+/// mid-stream (a restarted consumer), and a new stream may start at any time.
+#[derive(Debug, Default)]
+pub struct SequenceChecker {
+    expected: Option<(Option<u32>, u64)>,
+    /// Messages that failed a check.
+    pub errors: u64,
+    /// Streams seen (a new stream id, or a compact sequence restarting at 0).
+    pub streams: u64,
+}
+
+impl SequenceChecker {
+    /// Checks one message; returns a description of what is wrong with it, if anything.
+    pub fn check(&mut self, msg: &[u8]) -> Option<String> {
+        let decoded = match decode(msg) {
+            Ok(d) => d,
+            Err(e) => {
+                self.errors += 1;
+                return Some(e);
+            }
+        };
+        let problem = match self.expected {
+            Some((stream, next)) if stream == decoded.stream => {
+                let seq_matches = match decoded.stream {
+                    Some(_) => decoded.seq == next,
+                    None => decoded.seq == next & 0xffff_ffff,
+                };
+                if seq_matches || (decoded.stream.is_none() && decoded.seq == 0) {
+                    if !seq_matches {
+                        self.streams += 1; // compact stream restarted at 0
+                    }
+                    None
+                } else {
+                    Some(format!(
+                        "{}expected sequence {}, got {}",
+                        decoded
+                            .stream
+                            .map_or(String::new(), |s| format!("stream {s}: ")),
+                        next,
+                        decoded.seq
+                    ))
+                }
+            }
+            _ => {
+                self.streams += 1;
+                None
+            }
+        };
+        self.expected = Some((decoded.stream, decoded.seq.wrapping_add(1)));
+        if problem.is_some() {
+            self.errors += 1;
+        }
+        problem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_every_size() {
+        for size in MIN_SIZE..100 {
+            let mut buf = vec![0; size];
+            fill(&mut buf, 7, 12345, 999_000);
+            let d = decode(&buf).unwrap();
+            assert_eq!(d.seq, 12345);
+            if size >= FULL_SIZE {
+                assert_eq!(d.stream, Some(7));
+                assert_eq!(d.timestamp, 999_000);
+            }
+            for i in 0..size {
+                let mut bad = buf.clone();
+                bad[i] ^= 0x10;
+                assert!(
+                    decode(&bad).is_err(),
+                    "size {size}: flipped byte {i} unnoticed"
+                );
+            }
+        }
+        assert!(decode(&[0; 7]).is_err());
+    }
+
+    #[test]
+    fn sequences() {
+        let mut c = SequenceChecker::default();
+        let msg = |stream: u32, seq: u64| {
+            let mut b = vec![0; 32];
+            fill(&mut b, stream, seq, 0);
+            b
+        };
+        assert!(c.check(&msg(1, 500)).is_none()); // may start mid-stream
+        assert!(c.check(&msg(1, 501)).is_none());
+        assert!(c.check(&msg(1, 503)).is_some()); // gap
+        assert!(c.check(&msg(1, 504)).is_none());
+        assert!(c.check(&msg(2, 0)).is_none()); // a new stream
+        assert!(c.check(&msg(2, 0)).is_some()); // duplicate
+        assert_eq!(c.errors, 2);
+        assert_eq!(c.streams, 2);
+    }
+
+    #[test]
+    fn compact_latency_wraps() {
+        let d = Decoded {
+            stream: None,
+            seq: 0,
+            timestamp: u64::from(u32::MAX - 5),
+        };
+        assert_eq!(latency_ns(&d, (1u64 << 32) + 10), 16);
+    }
+}
