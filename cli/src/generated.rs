@@ -10,11 +10,13 @@
 //!  16  u64  timestamp    CLOCK_MONOTONIC ns when sent (same clock in every process)
 //!  24  ...  filler       bytes of words w(seq, k) (below): catches damaged payload
 //!
-//! 8 to 23 bytes ("compact"; no stream id, no header check):
+//! 8 to 23 bytes ("compact"; no stream id, no header check, so a damaged timestamp goes
+//! unnoticed):
 //!   0  u32  sequence     low 32 bits; a new stream restarts at 0
 //!   4  u32  timestamp    low 32 bits of CLOCK_MONOTONIC ns (latency is recovered modulo
 //!                        2^32 ns, so latencies over 4.29 s are not measured)
-//!   8  ...  filler       as above
+//!   8  ...  filler       as above (none in an 8-byte message, whose damage shows only
+//!                        as a break in the sequence)
 //! ```
 //!
 //! Filler word `k` is `(seq ^ k * 0xD6E8FEB86659FD93) * 0x9E3779B97F4A7C15` (wrapping), its
@@ -209,16 +211,35 @@ mod tests {
                 assert_eq!(d.stream, Some(7));
                 assert_eq!(d.timestamp, 999_000);
             }
+            let mut previous = vec![0; size];
+            fill(&mut previous, 7, 12344, 998_000);
             for i in 0..size {
+                if size < FULL_SIZE && (4..8).contains(&i) {
+                    continue; // a compact message's timestamp is not checked (no room)
+                }
                 let mut bad = buf.clone();
                 bad[i] ^= 0x10;
+                // What --verify does: decode, then check the sequence.
+                let mut checker = SequenceChecker::default();
+                assert!(checker.check(&previous).is_none());
                 assert!(
-                    decode(&bad).is_err(),
+                    checker.check(&bad).is_some(),
                     "size {size}: flipped byte {i} unnoticed"
                 );
             }
         }
         assert!(decode(&[0; 7]).is_err());
+        // 8-byte messages: a damaged sequence number breaks the sequence.
+        let mut c = SequenceChecker::default();
+        let mut buf = [0u8; 8];
+        for seq in 0..3 {
+            fill(&mut buf, 1, seq, 0);
+            if seq == 2 {
+                buf[0] ^= 0x10;
+            }
+            let problem = c.check(&buf);
+            assert_eq!(problem.is_some(), seq == 2);
+        }
     }
 
     #[test]
