@@ -1,1 +1,432 @@
-//! Benchmarks for shmring (see issue 4).
+//! Benchmarks of shmring against the floor of this machine (a bare SPSC byte ring over the same
+//! kind of mapping), pipes, Unix sockets and peer queues, measured side by side in one run.
+//!
+//! Cross-process runs spawn this program again as the receiving side (see [`child_main`]):
+//! the parent sends, pinned to core 0; the child receives, pinned to core 1, and reports how
+//! many messages it received from its first message to the end of the stream, and how long
+//! that took. Throughput is the child's count over the child's time.
+
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod floor;
+pub mod inprocess;
+pub mod latency;
+
+/// Environment variable that makes the program the receiving side of a run.
+pub const CHILD_ENV: &str = "SHMRING_BENCH_CHILD";
+
+/// Pins the calling thread to `core` (modulo the online cores).
+pub fn pin(core: usize) {
+    // Not `available_parallelism`: it honours this thread's (already narrowed) affinity.
+    // SAFETY: sysconf has no preconditions.
+    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core % cores, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// A way to move messages from one process to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// shmring, ring file in /dev/shm, batches of 64 on both sides.
+    Shmring,
+    /// shmring, ring file on a disk path (the target directory).
+    ShmringDisk,
+    /// A bare SPSC byte ring over a /dev/shm mapping: no framing, no checks, no API.
+    Floor,
+    /// An anonymous pipe, one write(2) per message.
+    Pipe,
+    /// The same, with the pipe enlarged to 1 MiB.
+    PipeBig,
+    /// A Unix stream socket pair, one write(2) per message.
+    UnixStream,
+    /// A Unix SEQPACKET socket pair, one send per message, one recv per message.
+    SeqPacket,
+    /// The `ipmpsc` crate (shared-memory ring with bincode framing).
+    Ipmpsc,
+}
+
+impl Transport {
+    /// Every cross-process transport, shmring first.
+    pub const ALL: [Transport; 8] = [
+        Transport::Shmring,
+        Transport::ShmringDisk,
+        Transport::Floor,
+        Transport::Pipe,
+        Transport::PipeBig,
+        Transport::UnixStream,
+        Transport::SeqPacket,
+        Transport::Ipmpsc,
+    ];
+
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Shmring => "shmring",
+            Transport::ShmringDisk => "shmring (disk file)",
+            Transport::Floor => "floor (bare ring)",
+            Transport::Pipe => "pipe",
+            Transport::PipeBig => "pipe (1 MiB)",
+            Transport::UnixStream => "unix stream",
+            Transport::SeqPacket => "unix seqpacket",
+            Transport::Ipmpsc => "ipmpsc",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Transport::Shmring => "shmring",
+            Transport::ShmringDisk => "shmring-disk",
+            Transport::Floor => "floor",
+            Transport::Pipe => "pipe",
+            Transport::PipeBig => "pipe-big",
+            Transport::UnixStream => "unix-stream",
+            Transport::SeqPacket => "seqpacket",
+            Transport::Ipmpsc => "ipmpsc",
+        }
+    }
+
+    fn from_tag(tag: &str) -> Transport {
+        Transport::ALL
+            .into_iter()
+            .find(|t| t.tag() == tag)
+            .unwrap_or_else(|| panic!("unknown transport {tag}"))
+    }
+}
+
+/// When the sender stops.
+#[derive(Clone, Copy, Debug)]
+pub enum Stop {
+    /// After this many messages.
+    Count(u64),
+    /// After this long.
+    Time(Duration),
+}
+
+/// What the receiving side measured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    /// Messages received.
+    pub messages: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// From the first message received to the end of the stream.
+    pub elapsed: Duration,
+}
+
+impl Measured {
+    /// Messages per second.
+    pub fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+    /// Gigabytes (1e9 bytes) per second.
+    pub fn gbps(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e9
+    }
+}
+
+/// Where ring files go: /dev/shm, or a disk directory.
+fn ring_path(transport: Transport, id: &str) -> PathBuf {
+    let dir = match transport {
+        Transport::ShmringDisk => {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-rings");
+            std::fs::create_dir_all(&dir).expect("create target/bench-rings");
+            dir
+        }
+        _ => PathBuf::from("/dev/shm"),
+    };
+    dir.join(format!("shmring-bench-{}-{id}", std::process::id()))
+}
+
+fn socketpair(kind: libc::c_int) -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    let rc = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            kind | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn pipe(big: bool) -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    if big {
+        // SAFETY: fcntl on a descriptor we own.
+        unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 1 << 20) };
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Writes all of `buf` to `fd` (one write(2) per call, normally).
+fn write_all(fd: i32, mut buf: &[u8]) {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "write: {e}");
+            continue;
+        }
+        buf = &buf[n as usize..];
+    }
+}
+
+struct Receiver {
+    child: Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Receiver {
+    fn spawn(spec: &str, data: Option<OwnedFd>) -> Receiver {
+        let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
+        cmd.env(CHILD_ENV, spec).stdout(Stdio::piped());
+        match data {
+            Some(fd) => cmd.stdin(Stdio::from(fd)),
+            None => cmd.stdin(Stdio::null()),
+        };
+        let mut child = cmd.spawn().expect("spawn the receiving process");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let mut r = Receiver { child, out };
+        assert_eq!(r.line(), "ready", "receiver did not start");
+        r
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.out
+            .read_line(&mut line)
+            .expect("read the receiver's report");
+        line.trim().to_string()
+    }
+
+    fn finish(mut self) -> Measured {
+        let report = self.line();
+        let status = self.child.wait().expect("wait for the receiver");
+        assert!(status.success(), "receiver failed: {report}");
+        let f: Vec<u64> = report
+            .split_whitespace()
+            .map(|x| {
+                x.parse()
+                    .unwrap_or_else(|_| panic!("bad report {report:?}"))
+            })
+            .collect();
+        Measured {
+            messages: f[0],
+            bytes: f[1],
+            elapsed: Duration::from_nanos(f[2]),
+        }
+    }
+}
+
+/// Sends `size`-byte messages through `transport` to a receiving process until `stop`.
+/// `capacity` sizes the rings (shared-memory transports).
+pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Stop) -> Measured {
+    let path = ring_path(transport, &format!("{size}-{capacity}"));
+    let _ = std::fs::remove_file(&path);
+    let spec = format!("{}|{size}|{capacity}|{}", transport.tag(), path.display());
+    pin(0);
+    let msg = vec![0x5au8; size];
+    let mut sent = 0u64;
+    let start = Instant::now();
+    // Checks the clock every 64 messages.
+    let more = |sent: u64| match stop {
+        Stop::Count(n) => sent < n,
+        Stop::Time(d) => sent % 64 != 0 || start.elapsed() < d,
+    };
+    let measured = match transport {
+        Transport::Shmring | Transport::ShmringDisk => {
+            let ring = shmring::Ring::create(&path, capacity).expect("create ring");
+            let rx = Receiver::spawn(&spec, None);
+            let mut producer = ring.producer().unwrap();
+            producer.set_wait_strategy(shmring::WaitStrategy::Spin);
+            while more(sent) {
+                let mut batch = producer.batch();
+                for _ in 0..64 {
+                    batch.send(&msg).unwrap();
+                }
+                drop(batch);
+                sent += 64;
+            }
+            producer.close().unwrap();
+            rx.finish()
+        }
+        Transport::Floor => {
+            let ring = floor::FloorRing::create(&path, capacity);
+            let rx = Receiver::spawn(&spec, None);
+            let mut tx = ring.sender();
+            while more(sent) {
+                for _ in 0..64 {
+                    tx.send(&msg);
+                }
+                tx.publish();
+                sent += 64;
+            }
+            tx.close();
+            rx.finish()
+        }
+        Transport::Pipe | Transport::PipeBig | Transport::UnixStream | Transport::SeqPacket => {
+            let (read_end, write_end) = match transport {
+                Transport::Pipe => pipe(false),
+                Transport::PipeBig => pipe(true),
+                Transport::UnixStream => socketpair(libc::SOCK_STREAM),
+                _ => socketpair(libc::SOCK_SEQPACKET),
+            };
+            let rx = Receiver::spawn(&spec, Some(read_end));
+            let fd = write_end.as_raw_fd();
+            while more(sent) {
+                write_all(fd, &msg);
+                sent += 1;
+            }
+            drop(write_end); // end of stream: EOF at the receiver
+            rx.finish()
+        }
+        Transport::Ipmpsc => {
+            let buffer = ipmpsc::SharedRingBuffer::create(path.to_str().unwrap(), capacity as u32)
+                .expect("ipmpsc ring");
+            let rx = Receiver::spawn(&spec, None);
+            let tx = ipmpsc::Sender::new(buffer);
+            let bytes = serde_bytes::Bytes::new(&msg);
+            while more(sent) {
+                tx.send(&bytes).unwrap();
+                sent += 1;
+            }
+            tx.send(&serde_bytes::Bytes::new(&[])).unwrap(); // end marker
+            rx.finish()
+        }
+    };
+    let _ = std::fs::remove_file(&path);
+    measured
+}
+
+/// Runs the receiving side if this process was spawned as one; returns false otherwise.
+/// Call first thing in `main`.
+pub fn child_main() -> bool {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return false;
+    };
+    let parts: Vec<&str> = spec.split('|').collect();
+    if parts[0].starts_with("latency-") {
+        latency::child(&parts);
+        return true;
+    }
+    let transport = Transport::from_tag(parts[0]);
+    let size: usize = parts[1].parse().unwrap();
+    let path = PathBuf::from(parts[3]);
+    pin(1);
+    let mut messages = 0u64;
+    let mut touched = 0u64;
+    let mut first: Option<Instant> = None;
+    let ready = || println!("ready");
+    match transport {
+        Transport::Shmring | Transport::ShmringDisk => {
+            let ring = shmring::Ring::open(&path).unwrap();
+            let mut consumer = ring.consumer().unwrap();
+            consumer.set_wait_strategy(shmring::WaitStrategy::Spin);
+            ready();
+            'stream: loop {
+                let mut batch = consumer.recv_batch().unwrap();
+                while let Some(msg) = batch.next().unwrap() {
+                    first.get_or_insert_with(Instant::now);
+                    touched += u64::from(msg[0]);
+                    messages += 1;
+                }
+                if batch.is_end() {
+                    break 'stream;
+                }
+            }
+        }
+        Transport::Floor => {
+            let ring = floor::FloorRing::open(&path);
+            let mut rx = ring.receiver();
+            ready();
+            while let Some(n) = rx.recv(size, |msg| touched += u64::from(msg[0])) {
+                first.get_or_insert_with(Instant::now);
+                messages += n;
+            }
+        }
+        Transport::Pipe | Transport::PipeBig | Transport::UnixStream => {
+            ready();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut bytes = 0u64;
+            loop {
+                // SAFETY: `buf` is valid for writes of its length; fd 0 is the data end.
+                let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+                if n == 0 {
+                    break;
+                }
+                if n < 0 {
+                    continue; // EINTR
+                }
+                first.get_or_insert_with(Instant::now);
+                touched += u64::from(buf[0]);
+                bytes += n as u64;
+            }
+            messages = bytes / size as u64;
+        }
+        Transport::SeqPacket => {
+            ready();
+            let mut buf = vec![0u8; size + 1];
+            loop {
+                // SAFETY: `buf` is valid for writes of its length; fd 0 is the socket.
+                let n = unsafe { libc::recv(0, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n == 0 {
+                    break;
+                }
+                if n < 0 {
+                    continue;
+                }
+                first.get_or_insert_with(Instant::now);
+                assert_eq!(n as usize, size);
+                touched += u64::from(buf[0]);
+                messages += 1;
+            }
+        }
+        Transport::Ipmpsc => {
+            let buffer = ipmpsc::SharedRingBuffer::open(path.to_str().unwrap()).unwrap();
+            let mut rx = ipmpsc::Receiver::new(buffer);
+            ready();
+            loop {
+                let mut ctx = rx.zero_copy_context();
+                let msg: &[u8] = ctx.recv().unwrap();
+                if msg.is_empty() {
+                    break;
+                }
+                first.get_or_insert_with(Instant::now);
+                touched += u64::from(msg[0]);
+                messages += 1;
+            }
+        }
+    }
+    let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+    std::hint::black_box(touched);
+    println!(
+        "{messages} {} {}",
+        messages * size as u64,
+        elapsed.as_nanos()
+    );
+    true
+}
+
+/// Median of `runs` measurements of `f`, by message rate.
+pub fn median(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
+    let mut all: Vec<Measured> = (0..runs).map(|_| f()).collect();
+    all.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    all[all.len() / 2]
+}

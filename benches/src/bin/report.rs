@@ -1,0 +1,360 @@
+//! The comparison report: every transport at every size, measured in this run, as markdown
+//! tables with shmring's ratio to each, the latency table, the targets, and an SVG chart.
+//!
+//! ```text
+//! cargo run --release -p benches --bin report            # full: a few minutes
+//! cargo run --release -p benches --bin report -- --quick # under 2 minutes
+//! ```
+//!
+//! Writes `benches/report/report.md` and `benches/report/throughput.svg` (or `--out DIR`).
+
+use benches::inprocess::{two_threads, Queue};
+use benches::latency::{round_trips, PingPong};
+use benches::{cross_process, median, Measured, Stop, Transport};
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const SIZES: [usize; 6] = [8, 64, 256, 1024, 4096, 65536];
+const CAPACITY: u64 = 8 << 20;
+
+struct Settings {
+    runs: usize,
+    budget: Duration,
+    latency_iters: u64,
+    out: PathBuf,
+}
+
+fn main() {
+    if benches::child_main() {
+        return;
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("report"),
+            PathBuf::from,
+        );
+    let settings = Settings {
+        runs: if quick { 3 } else { 5 },
+        budget: Duration::from_millis(if quick { 60 } else { 250 }),
+        latency_iters: if quick { 20_000 } else { 200_000 },
+        out,
+    };
+    let report = run(&settings);
+    std::fs::create_dir_all(&settings.out).unwrap();
+    std::fs::write(settings.out.join("report.md"), &report).unwrap();
+    println!("{report}");
+    eprintln!("written to {}", settings.out.join("report.md").display());
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+fn fmt_rate(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M", r / 1e6)
+    } else {
+        format!("{:.0} k", r / 1e3)
+    }
+}
+
+fn run(s: &Settings) -> String {
+    let mut md = String::new();
+    let date = std::process::Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    writeln!(
+        md,
+        "Measured {date} on {} ({cores} cores), sender pinned to core 0, receiver to core 1, \
+         busy-spin waiting, median of {} runs of {} ms; rings of {} MiB.\n",
+        cpu_model(),
+        s.runs,
+        s.budget.as_millis(),
+        CAPACITY >> 20
+    )
+    .unwrap();
+
+    // Cross-process throughput.
+    let mut results: Vec<(Transport, Vec<Measured>)> = Vec::new();
+    for t in Transport::ALL {
+        let row: Vec<Measured> = SIZES
+            .iter()
+            .map(|&size| {
+                eprintln!("cross-process {} {size} B", t.name());
+                median(s.runs, || {
+                    cross_process(t, size, CAPACITY, Stop::Time(s.budget))
+                })
+            })
+            .collect();
+        results.push((t, row));
+    }
+    writeln!(md, "### Cross-process throughput\n").unwrap();
+    write!(md, "| transport |").unwrap();
+    for size in SIZES {
+        write!(md, " {size} B |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
+    for (t, row) in &results {
+        write!(md, "| {} |", t.name()).unwrap();
+        for m in row {
+            write!(md, " {} msg/s, {:.2} GB/s |", fmt_rate(m.rate()), m.gbps()).unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+    let shm = &results[0].1;
+    writeln!(
+        md,
+        "\nshmring's throughput as a multiple of each (same run, same sizes):\n"
+    )
+    .unwrap();
+    write!(md, "| shmring ÷ |").unwrap();
+    for size in SIZES {
+        write!(md, " {size} B |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
+    for (t, row) in results.iter().skip(1) {
+        write!(md, "| {} |", t.name()).unwrap();
+        for (a, b) in shm.iter().zip(row) {
+            write!(md, " {:.2}× |", a.rate() / b.rate()).unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+
+    // In-process.
+    writeln!(md, "\n### In-process, two threads\n").unwrap();
+    write!(md, "| queue |").unwrap();
+    for size in SIZES {
+        write!(md, " {size} B |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
+    for q in Queue::ALL {
+        write!(md, "| {} |", q.name()).unwrap();
+        for size in SIZES {
+            eprintln!("in-process {} {size} B", q.name());
+            let m = median(s.runs, || {
+                two_threads(q, size, CAPACITY, Stop::Time(s.budget))
+            });
+            write!(md, " {} msg/s, {:.2} GB/s |", fmt_rate(m.rate()), m.gbps()).unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+
+    // Latency.
+    writeln!(
+        md,
+        "\n### Round trip between two processes ({} round trips after warm-up)\n",
+        s.latency_iters
+    )
+    .unwrap();
+    writeln!(md, "| ping-pong | size | p50 | p99 | p99.9 | max |").unwrap();
+    writeln!(md, "|---|---:|---:|---:|---:|---:|").unwrap();
+    let mut lat = Vec::new();
+    for kind in PingPong::ALL {
+        for size in [8usize, 64] {
+            if matches!(kind, PingPong::CacheLine | PingPong::Futex) && size == 64 {
+                continue; // the floors move no payload
+            }
+            eprintln!("latency {} {size} B", kind.name());
+            let iters = if kind == PingPong::ShmringSpin || kind == PingPong::CacheLine {
+                s.latency_iters
+            } else {
+                s.latency_iters / 4
+            };
+            let h = round_trips(kind, size, iters);
+            writeln!(
+                md,
+                "| {} | {size} B | {} ns | {} ns | {} ns | {} ns |",
+                kind.name(),
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.value_at_quantile(0.999),
+                h.max()
+            )
+            .unwrap();
+            lat.push((
+                kind,
+                size,
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+            ));
+        }
+    }
+
+    // Ring size.
+    writeln!(
+        md,
+        "\n### shmring cross-process throughput against ring capacity\n"
+    )
+    .unwrap();
+    writeln!(md, "| capacity | 1 KiB messages | 64 KiB messages |").unwrap();
+    writeln!(md, "|---:|---:|---:|").unwrap();
+    for shift in [16u32, 18, 20, 22, 24, 26] {
+        let capacity = 1u64 << shift;
+        let small = median(s.runs, || {
+            cross_process(Transport::Shmring, 1024, capacity, Stop::Time(s.budget))
+        });
+        let large = if capacity >= 256 << 10 {
+            let m = median(s.runs, || {
+                cross_process(Transport::Shmring, 65536, capacity, Stop::Time(s.budget))
+            });
+            format!("{:.2} GB/s", m.gbps())
+        } else {
+            "— (max message 32 KiB)".into()
+        };
+        eprintln!("capacity {capacity}");
+        writeln!(
+            md,
+            "| {} KiB | {:.2} GB/s | {large} |",
+            capacity >> 10,
+            small.gbps()
+        )
+        .unwrap();
+    }
+
+    // Targets.
+    writeln!(md, "\n### Targets\n").unwrap();
+    let find = |t: Transport| &results.iter().find(|(x, _)| *x == t).unwrap().1;
+    let (floor, pipe, ipm, unix) = (
+        find(Transport::Floor),
+        find(Transport::Pipe),
+        find(Transport::Ipmpsc),
+        find(Transport::UnixStream),
+    );
+    for (i, size) in SIZES.iter().enumerate() {
+        if ![8, 64, 65536].contains(size) {
+            continue;
+        }
+        let of_floor = shm[i].rate() / floor[i].rate();
+        if *size == 65536 {
+            writeln!(
+                md,
+                "- {size} B: {:.0}% of the floor (target ≥ 70%); {:.1}× a Unix stream socket (target ≥ 5×)",
+                of_floor * 100.0,
+                shm[i].rate() / unix[i].rate()
+            )
+            .unwrap();
+        } else {
+            writeln!(
+                md,
+                "- {size} B: {:.0}% of the floor (target ≥ 70%); {:.1}× a pipe (target ≥ 60×); {:.1}× ipmpsc (target ≥ 30×)",
+                of_floor * 100.0,
+                shm[i].rate() / pipe[i].rate(),
+                shm[i].rate() / ipm[i].rate()
+            )
+            .unwrap();
+        }
+    }
+    let p50 = |k: PingPong, size: usize| {
+        lat.iter()
+            .find(|(kind, s, _, _)| *kind == k && *s == size)
+            .map(|x| (x.2, x.3))
+            .unwrap()
+    };
+    let (spin, line, park, futex) = (
+        p50(PingPong::ShmringSpin, 8),
+        p50(PingPong::CacheLine, 8),
+        p50(PingPong::ShmringPark, 8),
+        p50(PingPong::Futex, 8),
+    );
+    writeln!(
+        md,
+        "- busy-spin round trip (8 B): p50 {} ns = {:.2}× the bare cache-line round trip of {} ns (target ≤ 2×); p99 {} ns (target < 1000 ns)",
+        spin.0,
+        spin.0 as f64 / line.0 as f64,
+        line.0,
+        spin.1
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "- park round trip (8 B): p50 {} ns = {:.2}× the bare futex round trip of {} ns (target ≤ 1.2×)",
+        park.0,
+        park.0 as f64 / futex.0 as f64,
+        futex.0
+    )
+    .unwrap();
+
+    chart(&results, &s.out.join("throughput.svg"));
+    md
+}
+
+fn chart(results: &[(Transport, Vec<Measured>)], path: &std::path::Path) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let max = results
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|m| m.gbps()))
+        .fold(0.01, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Cross-process throughput (GB/s, log scale)",
+            ("sans-serif", 22),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (8f64..65536f64).log_scale(),
+            (0.001f64..max * 2.0).log_scale(),
+        )
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_desc("message size (bytes)")
+        .y_desc("GB/s")
+        .draw()
+        .unwrap();
+    for (i, (t, row)) in results.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = SIZES
+            .iter()
+            .zip(row)
+            .map(|(&s, m)| (s as f64, m.gbps().max(0.001)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .unwrap()
+            .label(t.name())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )
+            .unwrap();
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
+}

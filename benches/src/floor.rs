@@ -1,0 +1,156 @@
+//! The floor: the least a shared-memory SPSC transfer can do on this machine. A byte ring in a
+//! `MAP_SHARED` mapping of a /dev/shm file, fixed-size messages that divide the capacity (so
+//! none wraps), no framing, no validation, no waiting strategy but spinning, no API. The
+//! producer publishes its tail once per batch and the consumer its head once per batch, as
+//! shmring does in batch mode. shmring's speed is reported as a fraction of this.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const TAIL: usize = 0;
+const HEAD: usize = 128;
+const CLOSED: usize = 256;
+const DATA: usize = 4096;
+
+/// A mapped floor ring.
+pub struct FloorRing {
+    map: memmap2::MmapRaw,
+    capacity: u64,
+}
+
+impl FloorRing {
+    /// Creates the ring file.
+    pub fn create(path: &Path, capacity: u64) -> FloorRing {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .expect("create floor ring");
+        file.set_len(DATA as u64 + capacity).unwrap();
+        Self::map(&file)
+    }
+
+    /// Opens the ring file.
+    pub fn open(path: &Path) -> FloorRing {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open floor ring");
+        Self::map(&file)
+    }
+
+    fn map(file: &std::fs::File) -> FloorRing {
+        let len = file.metadata().unwrap().len();
+        let map = memmap2::MmapRaw::map_raw(file).unwrap();
+        FloorRing {
+            map,
+            capacity: len - DATA as u64,
+        }
+    }
+
+    fn word(&self, offset: usize) -> &AtomicU64 {
+        // SAFETY: offsets 0, 128 and 256 are 8-byte aligned words inside the mapping, which
+        // lives as long as `self`; atomics are valid for any bit pattern.
+        unsafe { &*self.map.as_mut_ptr().add(offset).cast::<AtomicU64>() }
+    }
+
+    fn data(&self) -> *mut u8 {
+        // SAFETY: DATA is inside the mapping.
+        unsafe { self.map.as_mut_ptr().add(DATA) }
+    }
+
+    /// The sending side.
+    pub fn sender(&self) -> FloorSender<'_> {
+        FloorSender {
+            ring: self,
+            tail: 0,
+            head: 0,
+        }
+    }
+
+    /// The receiving side.
+    pub fn receiver(&self) -> FloorReceiver<'_> {
+        FloorReceiver {
+            ring: self,
+            head: 0,
+        }
+    }
+}
+
+/// Sends into a [`FloorRing`].
+pub struct FloorSender<'a> {
+    ring: &'a FloorRing,
+    tail: u64,
+    head: u64,
+}
+
+impl FloorSender<'_> {
+    /// Copies `msg` in, spinning while the ring is full.
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) {
+        let len = msg.len() as u64;
+        let cap = self.ring.capacity;
+        debug_assert!(cap % len == 0);
+        while self.tail + len > self.head + cap {
+            self.publish();
+            self.head = self.ring.word(HEAD).load(Ordering::Acquire);
+            std::hint::spin_loop();
+        }
+        let offset = (self.tail & (cap - 1)) as usize;
+        // SAFETY: `offset + len <= cap` because len divides cap; this range is the sender's
+        // until published.
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), self.ring.data().add(offset), msg.len())
+        };
+        self.tail += len;
+    }
+
+    /// Publishes what was sent.
+    #[inline]
+    pub fn publish(&mut self) {
+        self.ring.word(TAIL).store(self.tail, Ordering::Release);
+    }
+
+    /// Publishes and marks the end.
+    pub fn close(mut self) {
+        self.publish();
+        self.ring.word(CLOSED).store(1, Ordering::Release);
+    }
+}
+
+/// Receives from a [`FloorRing`].
+pub struct FloorReceiver<'a> {
+    ring: &'a FloorRing,
+    head: u64,
+}
+
+impl FloorReceiver<'_> {
+    /// Waits (spinning) for messages of `size` bytes, passes each to `f`, releases them all
+    /// at once; returns how many, or `None` at the end.
+    #[inline]
+    pub fn recv(&mut self, size: usize, mut f: impl FnMut(&[u8])) -> Option<u64> {
+        let cap = self.ring.capacity;
+        loop {
+            let tail = self.ring.word(TAIL).load(Ordering::Acquire);
+            let n = (tail - self.head) / size as u64;
+            if n > 0 {
+                for _ in 0..n {
+                    let offset = (self.head & (cap - 1)) as usize;
+                    // SAFETY: published, within the mapping (size divides cap).
+                    f(unsafe { std::slice::from_raw_parts(self.ring.data().add(offset), size) });
+                    self.head += size as u64;
+                }
+                self.ring.word(HEAD).store(self.head, Ordering::Release);
+                return Some(n);
+            }
+            if self.ring.word(CLOSED).load(Ordering::Acquire) == 1
+                && self.ring.word(TAIL).load(Ordering::Acquire) == self.head
+            {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+    }
+}

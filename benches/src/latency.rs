@@ -1,0 +1,259 @@
+//! Round-trip latency between two processes: ping-pong over two rings, and the floors it is
+//! compared with — one cache line bounced between the processes (busy-spin), and a bare futex
+//! wake-up round trip (sleeping).
+
+use crate::{pin, CHILD_ENV};
+use hdrhistogram::Histogram;
+use shmring::{Ring, WaitStrategy};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+/// What bounces between the two processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PingPong {
+    /// shmring, both sides busy-spinning.
+    ShmringSpin,
+    /// shmring, both sides sleeping on the futex at once (`WaitStrategy::Park`).
+    ShmringPark,
+    /// One cache line written by each side in turn, busy-spinning: the spin floor.
+    CacheLine,
+    /// A futex word each, wake and sleep in turn: the sleeping floor.
+    Futex,
+}
+
+impl PingPong {
+    /// All of them.
+    pub const ALL: [PingPong; 4] = [
+        PingPong::ShmringSpin,
+        PingPong::ShmringPark,
+        PingPong::CacheLine,
+        PingPong::Futex,
+    ];
+
+    /// Name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            PingPong::ShmringSpin => "shmring, spin",
+            PingPong::ShmringPark => "shmring, park (futex)",
+            PingPong::CacheLine => "floor: cache line, spin",
+            PingPong::Futex => "floor: bare futex wake-up",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            PingPong::ShmringSpin => "latency-spin",
+            PingPong::ShmringPark => "latency-park",
+            PingPong::CacheLine => "latency-line",
+            PingPong::Futex => "latency-futex",
+        }
+    }
+}
+
+fn futex_wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: a valid aligned word; shared futex (no PRIVATE flag): the waker is another process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            0usize,
+            0usize,
+            0u32,
+        )
+    };
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as above.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            1,
+            0usize,
+            0usize,
+            0u32,
+        )
+    };
+}
+
+/// Two words 128 bytes apart in a shared mapping.
+struct Words {
+    map: memmap2::MmapRaw,
+}
+
+impl Words {
+    fn open(path: &PathBuf, create: bool) -> Words {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(create)
+            .open(path)
+            .unwrap();
+        if create {
+            file.set_len(4096).unwrap();
+        }
+        Words {
+            map: memmap2::MmapRaw::map_raw(&file).unwrap(),
+        }
+    }
+    fn word(&self, i: usize) -> &AtomicU32 {
+        // SAFETY: offsets 0 and 128 are aligned words inside the 4096-byte mapping.
+        unsafe { &*self.map.as_mut_ptr().add(i * 128).cast::<AtomicU32>() }
+    }
+}
+
+const WARMUP: u64 = 2_000;
+
+/// Measures `iters` round trips of `size`-byte messages; returns ns per round trip.
+pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
+    let id = format!("{}-{size}-{}", kind.tag(), std::process::id());
+    let a = PathBuf::from(format!("/dev/shm/shmring-bench-{id}-a"));
+    let b = PathBuf::from(format!("/dev/shm/shmring-bench-{id}-b"));
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
+    let spawn = || {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(
+                CHILD_ENV,
+                format!(
+                    "{}|{size}|{iters}|{}|{}",
+                    kind.tag(),
+                    a.display(),
+                    b.display()
+                ),
+            )
+            .stdout(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        child
+    };
+    pin(0);
+    let total = WARMUP + iters;
+    match kind {
+        PingPong::ShmringSpin | PingPong::ShmringPark => {
+            let wait = if kind == PingPong::ShmringSpin {
+                WaitStrategy::Spin
+            } else {
+                WaitStrategy::Park
+            };
+            let ping = Ring::create(&a, 64 * 1024).unwrap();
+            let pong = Ring::create(&b, 64 * 1024).unwrap();
+            let mut child = spawn();
+            let mut tx = ping.producer().unwrap();
+            let mut rx = pong.consumer().unwrap();
+            tx.set_wait_strategy(wait);
+            rx.set_wait_strategy(wait);
+            let msg = vec![1u8; size];
+            for i in 0..total {
+                let t = Instant::now();
+                tx.send(&msg).unwrap();
+                let back = rx.recv().unwrap().unwrap();
+                let ns = t.elapsed().as_nanos() as u64;
+                assert_eq!(back.len(), size);
+                drop(back);
+                if i >= WARMUP {
+                    hist.saturating_record(ns.max(1));
+                }
+            }
+            tx.close().unwrap();
+            child.wait().unwrap();
+        }
+        PingPong::CacheLine | PingPong::Futex => {
+            let words = Words::open(&a, true);
+            let mut child = spawn();
+            let (ping, pong) = (words.word(0), words.word(1));
+            for i in 1..=total as u32 {
+                let t = Instant::now();
+                ping.store(i, Ordering::Release);
+                if kind == PingPong::Futex {
+                    futex_wake(ping);
+                    loop {
+                        let seen = pong.load(Ordering::Acquire);
+                        if seen == i {
+                            break;
+                        }
+                        futex_wait(pong, seen);
+                    }
+                } else {
+                    while pong.load(Ordering::Acquire) != i {
+                        std::hint::spin_loop();
+                    }
+                }
+                let ns = t.elapsed().as_nanos() as u64;
+                if u64::from(i) > WARMUP {
+                    hist.saturating_record(ns.max(1));
+                }
+            }
+            child.wait().unwrap();
+        }
+    }
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
+    hist
+}
+
+/// The echoing side, in the child process.
+pub(crate) fn child(parts: &[&str]) {
+    let kind = PingPong::ALL
+        .into_iter()
+        .find(|k| k.tag() == parts[0])
+        .unwrap();
+    let iters: u64 = parts[2].parse().unwrap();
+    let (a, b) = (PathBuf::from(parts[3]), PathBuf::from(parts[4]));
+    pin(1);
+    let total = WARMUP + iters;
+    match kind {
+        PingPong::ShmringSpin | PingPong::ShmringPark => {
+            let wait = if kind == PingPong::ShmringSpin {
+                WaitStrategy::Spin
+            } else {
+                WaitStrategy::Park
+            };
+            let mut rx = Ring::open(&a).unwrap().consumer().unwrap();
+            let mut tx = Ring::open(&b).unwrap().producer().unwrap();
+            rx.set_wait_strategy(wait);
+            tx.set_wait_strategy(wait);
+            println!("ready");
+            while let Some(msg) = rx.recv().unwrap() {
+                tx.send(&msg).unwrap();
+            }
+        }
+        PingPong::CacheLine | PingPong::Futex => {
+            let words = Words::open(&a, false);
+            let (ping, pong) = (words.word(0), words.word(1));
+            println!("ready");
+            for i in 1..=total as u32 {
+                if kind == PingPong::Futex {
+                    loop {
+                        let seen = ping.load(Ordering::Acquire);
+                        if seen == i {
+                            break;
+                        }
+                        futex_wait(ping, seen);
+                    }
+                    pong.store(i, Ordering::Release);
+                    futex_wake(pong);
+                } else {
+                    while ping.load(Ordering::Acquire) != i {
+                        std::hint::spin_loop();
+                    }
+                    pong.store(i, Ordering::Release);
+                }
+            }
+        }
+    }
+}
