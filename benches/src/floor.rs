@@ -92,7 +92,7 @@ impl FloorSender<'_> {
     pub fn send(&mut self, msg: &[u8]) {
         let len = msg.len() as u64;
         let cap = self.ring.capacity;
-        debug_assert!(cap % len == 0);
+        debug_assert!(cap.is_multiple_of(len));
         while self.tail + len > self.head + cap {
             self.publish();
             self.head = self.ring.word(HEAD).load(Ordering::Acquire);

@@ -30,13 +30,6 @@ impl Queue {
     }
 }
 
-fn keep_going(stop: Stop, sent: u64, start: Instant) -> bool {
-    match stop {
-        Stop::Count(n) => sent < n,
-        Stop::Time(d) => sent % 64 != 0 || start.elapsed() < d,
-    }
-}
-
 /// Streams `size`-byte messages from one thread (core 0) to another (core 1) until `stop`.
 pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Measured {
     let msg = vec![0x5au8; size];
@@ -51,7 +44,7 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
             consumer.set_wait_strategy(shmring::WaitStrategy::Spin);
             sender = Box::new(move || {
                 let (mut sent, start) = (0, Instant::now());
-                while keep_going(stop, sent, start) {
+                while stop.more(sent, start) {
                     let mut batch = producer.batch();
                     for _ in 0..64 {
                         batch.send(&msg).unwrap();
@@ -80,7 +73,7 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
             let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);
             sender = Box::new(move || {
                 let (mut sent, start) = (0, Instant::now());
-                while keep_going(stop, sent, start) {
+                while stop.more(sent, start) {
                     tx.send(msg.clone()).unwrap();
                     sent += 1;
                 }
@@ -99,7 +92,7 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
             let (mut tx, mut rx) = rtrb::RingBuffer::<u8>::new(capacity as usize);
             sender = Box::new(move || {
                 let (mut sent, start) = (0, Instant::now());
-                while keep_going(stop, sent, start) {
+                while stop.more(sent, start) {
                     loop {
                         if let Ok(mut chunk) = tx.write_chunk(size) {
                             let (a, b) = chunk.as_mut_slices();

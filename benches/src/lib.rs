@@ -110,6 +110,18 @@ pub enum Stop {
     Time(Duration),
 }
 
+impl Stop {
+    /// Whether a sender that has sent `sent` messages since `start` should go on. The clock
+    /// is read once every 64 messages.
+    #[inline]
+    pub fn more(self, sent: u64, start: Instant) -> bool {
+        match self {
+            Stop::Count(n) => sent < n,
+            Stop::Time(d) => !sent.is_multiple_of(64) || start.elapsed() < d,
+        }
+    }
+}
+
 /// What the receiving side measured.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Measured {
@@ -245,11 +257,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
     let msg = vec![0x5au8; size];
     let mut sent = 0u64;
     let start = Instant::now();
-    // Checks the clock every 64 messages.
-    let more = |sent: u64| match stop {
-        Stop::Count(n) => sent < n,
-        Stop::Time(d) => sent % 64 != 0 || start.elapsed() < d,
-    };
+    let more = |sent: u64| stop.more(sent, start);
     let measured = match transport {
         Transport::Shmring | Transport::ShmringDisk => {
             let ring = shmring::Ring::create(&path, capacity).expect("create ring");
