@@ -80,7 +80,8 @@ impl Transport {
         }
     }
 
-    fn tag(self) -> &'static str {
+    /// The name used on the command line and between processes.
+    pub fn tag(self) -> &'static str {
         match self {
             Transport::Shmring => "shmring",
             Transport::ShmringDisk => "shmring-disk",
@@ -93,11 +94,9 @@ impl Transport {
         }
     }
 
-    fn from_tag(tag: &str) -> Transport {
-        Transport::ALL
-            .into_iter()
-            .find(|t| t.tag() == tag)
-            .unwrap_or_else(|| panic!("unknown transport {tag}"))
+    /// The transport with this [`tag`](Self::tag).
+    pub fn from_tag(tag: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.tag() == tag)
     }
 }
 
@@ -334,7 +333,7 @@ pub fn child_main() -> bool {
         latency::child(&parts);
         return true;
     }
-    let transport = Transport::from_tag(parts[0]);
+    let transport = Transport::from_tag(parts[0]).expect("known transport");
     let size: usize = parts[1].parse().unwrap();
     let path = PathBuf::from(parts[3]);
     pin(1);

@@ -210,12 +210,16 @@ impl Producer {
     #[inline]
     fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
         let pos = self.reserve(msg.len(), wait)?;
-        let offset = pos & (self.capacity - 1);
-        self.shared
-            .region
-            .bytes_mut(offset + RECORD_HEADER, msg.len() as u64)
-            .copy_from_slice(msg);
-        self.commit(pos, msg.len() as u64, publish);
+        let len = msg.len() as u64;
+        self.shared.region.write_record(
+            pos & (self.capacity - 1),
+            encode(RECORD_DATA, len as u32),
+            msg,
+        );
+        self.write_pos = pos + record_size(len);
+        if publish {
+            self.publish();
+        }
         Ok(())
     }
 

@@ -7,6 +7,8 @@
 //! ```
 //!
 //! Writes `benches/report/report.md` and `benches/report/throughput.svg` (or `--out DIR`).
+//! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
+//! transports: shmring, shmring-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
 
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
@@ -32,6 +34,25 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    if let Some(i) = args.iter().position(|a| a == "--one") {
+        let (Some(t), Some(size)) = (
+            args.get(i + 1).and_then(|t| Transport::from_tag(t)),
+            args.get(i + 2).and_then(|s| s.parse::<usize>().ok()),
+        ) else {
+            eprintln!("report: --one takes a transport and a size, e.g. --one shmring 64");
+            std::process::exit(2);
+        };
+        let m = median(5, || {
+            cross_process(t, size, CAPACITY, Stop::Time(Duration::from_millis(400)))
+        });
+        println!(
+            "{} {size} B: {} msg/s, {:.2} GB/s",
+            t.name(),
+            fmt_rate(m.rate()),
+            m.gbps()
+        );
+        return;
+    }
     let out = args
         .iter()
         .position(|a| a == "--out")
