@@ -232,7 +232,7 @@ impl Consumer {
                 }
                 self.cached_tail = tail;
             }
-            let word = self.shared.region.read_word(pos & (self.capacity - 1));
+            let word = self.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
                 Ok(Decoded::Record(record, next)) => return Ok(Some((record, next))),
                 Ok(Decoded::Padding(next)) => pos = next,

@@ -183,9 +183,7 @@ impl Producer {
     /// then the end. A later producer may start a new stream on the same ring.
     pub fn close(mut self) -> Result<()> {
         let pos = self.reserve(0, Wait::Forever)?;
-        self.shared
-            .region
-            .write_word(pos & (self.capacity - 1), encode(RECORD_END, 0));
+        self.shared.region.write_word(pos, encode(RECORD_END, 0));
         self.write_pos = pos + RECORD_HEADER;
         self.publish();
         self.closed = true;
@@ -211,11 +209,9 @@ impl Producer {
     fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
         let pos = self.reserve(msg.len(), wait)?;
         let len = msg.len() as u64;
-        self.shared.region.write_record(
-            pos & (self.capacity - 1),
-            encode(RECORD_DATA, len as u32),
-            msg,
-        );
+        self.shared
+            .region
+            .write_record(pos, encode(RECORD_DATA, len as u32), msg);
         self.write_pos = pos + record_size(len);
         if publish {
             self.publish();
@@ -299,7 +295,7 @@ impl Producer {
         }
         if padding != 0 {
             self.shared.region.write_word(
-                offset,
+                self.write_pos,
                 encode(RECORD_PADDING, (padding - RECORD_HEADER) as u32),
             );
             self.write_pos += padding;
@@ -313,7 +309,7 @@ impl Producer {
         debug_assert_eq!(pos, self.write_pos);
         self.shared
             .region
-            .write_word(pos & (self.capacity - 1), encode(RECORD_DATA, len as u32));
+            .write_word(pos, encode(RECORD_DATA, len as u32));
         self.write_pos = pos + record_size(len);
         if publish {
             self.publish();

@@ -129,51 +129,54 @@ impl Region {
         );
     }
 
-    /// Reads the record header word at `offset` (a multiple of 8) in the data region.
+    /// The offset in the data region of position `pos`, rounded down to a multiple of 8:
+    /// in bounds and aligned for a header word whatever `pos` is.
+    #[inline(always)]
+    fn word_offset(&self, pos: u64) -> usize {
+        (pos & (self.capacity - 1) & !7) as usize
+    }
+
+    /// Reads the record header word at position `pos` (a multiple of 8).
     #[inline]
-    pub(crate) fn read_word(&self, offset: u64) -> u64 {
-        self.check(offset, 8);
-        assert!(offset % 8 == 0);
-        // SAFETY: in bounds and aligned (checked). A volatile read makes exactly one load, so
-        // the value validated by the caller is the value used even if a misbehaving process
-        // writes the word concurrently.
+    pub(crate) fn read_word(&self, pos: u64) -> u64 {
+        let offset = self.word_offset(pos);
+        // SAFETY: `word_offset` is aligned and at most `capacity - 8` (capacity is a multiple
+        // of 8). A volatile read makes exactly one load, so the value validated by the caller
+        // is the value used even if a misbehaving process writes the word concurrently.
         u64::from_le(unsafe {
-            std::ptr::read_volatile(self.data.as_ptr().add(offset as usize).cast::<u64>())
+            std::ptr::read_volatile(self.data.as_ptr().add(offset).cast::<u64>())
         })
     }
 
-    /// Writes a record header word at `offset` (a multiple of 8) in the data region.
+    /// Writes a record header word at position `pos` (a multiple of 8).
     #[inline]
-    pub(crate) fn write_word(&self, offset: u64, word: u64) {
-        self.check(offset, 8);
-        assert!(offset % 8 == 0);
-        // SAFETY: in bounds and aligned (checked); the range belongs to the producer until
-        // it publishes it (the ring protocol).
+    pub(crate) fn write_word(&self, pos: u64, word: u64) {
+        let offset = self.word_offset(pos);
+        // SAFETY: in bounds and aligned (`word_offset`); the range belongs to the producer
+        // until it publishes it (the ring protocol).
         unsafe {
-            std::ptr::write_volatile(
-                self.data.as_ptr().add(offset as usize).cast::<u64>(),
-                word.to_le(),
-            )
+            std::ptr::write_volatile(self.data.as_ptr().add(offset).cast::<u64>(), word.to_le())
         };
     }
 
-    /// Writes a whole record at `offset` (a multiple of 8): its header word, then `payload`.
-    /// One bounds check for both; small payloads are copied inline rather than through a
-    /// `memcpy` call, which dominates the cost of sending a message of a few bytes.
+    /// Writes a whole record at position `pos` (a multiple of 8): its header word, then
+    /// `payload`. One bounds check for both; small payloads are copied inline rather than
+    /// through a `memcpy` call, which dominates the cost of sending a message of a few bytes.
     #[inline]
-    pub(crate) fn write_record(&self, offset: u64, word: u64, payload: &[u8]) {
-        let len = payload.len() as u64;
+    pub(crate) fn write_record(&self, pos: u64, word: u64, payload: &[u8]) {
+        let offset = self.word_offset(pos);
+        let len = payload.len();
         assert!(
-            offset % 8 == 0 && offset <= self.capacity && len + 8 <= self.capacity - offset,
+            len as u64 <= self.capacity - 8 - offset as u64,
             "record at {offset} of {len} bytes outside capacity {}",
             self.capacity
         );
-        // SAFETY: in bounds and aligned (checked); the range belongs to the producer until it
-        // publishes it (the ring protocol).
+        // SAFETY: the header is in bounds and aligned (`word_offset`), the payload in bounds
+        // (checked); the range belongs to the producer until it publishes it.
         unsafe {
-            let at = self.data.as_ptr().add(offset as usize);
+            let at = self.data.as_ptr().add(offset);
             std::ptr::write_volatile(at.cast::<u64>(), word.to_le());
-            copy_small(payload.as_ptr(), at.add(8), payload.len());
+            copy_small(payload.as_ptr(), at.add(8), len);
         }
     }
 
