@@ -325,65 +325,87 @@ fn verify_reports_foreign_messages() {
     assert_eq!(summary(&c)["errors"], 2);
 }
 
-/// Generated message sequence numbers in a file of len-framed messages (a last frame cut
-/// short by a kill is ignored: it was not released, so it is delivered again).
-fn sequences(bytes: &[u8]) -> Vec<u64> {
-    let mut seqs = Vec::new();
-    let mut at = 0;
-    while at + 4 <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        if at + 4 + len > bytes.len() {
-            break;
+/// A producer fed `lines` numbered lines through its stdin, whose stream stays open until
+/// `end()` is called: the test, not the machine's speed, decides when the stream ends.
+struct GatedProducer {
+    child: Child,
+    gate: std::sync::mpsc::Sender<()>,
+    feeder: std::thread::JoinHandle<()>,
+}
+
+impl GatedProducer {
+    fn start(ring: &Path, lines: u64) -> GatedProducer {
+        let mut p = producer();
+        p.args(["--capacity", "64KiB"]).arg(ring);
+        let mut child = p
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let (gate, open) = std::sync::mpsc::channel::<()>();
+        let feeder = std::thread::spawn(move || {
+            let text: String = (0..lines).map(|i| format!("{i}\n")).collect();
+            stdin.write_all(text.as_bytes()).unwrap();
+            let _ = open.recv(); // keep the stream open until told
+        });
+        GatedProducer {
+            child,
+            gate,
+            feeder,
         }
-        let msg = &bytes[at + 4..at + 4 + len];
-        seqs.push(u64::from_le_bytes(msg[8..16].try_into().unwrap()));
-        at += 4 + len;
     }
-    seqs
+
+    /// Ends the input: the producer closes the stream and exits.
+    fn end(self) -> Output {
+        drop(self.gate);
+        self.feeder.join().unwrap();
+        wait(self.child, "producer")
+    }
+}
+
+/// The numbers on the complete lines of a consumer's output (a last line cut short by a kill
+/// is ignored: it was not released, so it is delivered again).
+fn numbers(bytes: &[u8]) -> Vec<u64> {
+    let text = String::from_utf8_lossy(bytes);
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    complete.lines().map(|l| l.parse().unwrap()).collect()
 }
 
 #[test]
 fn consumer_killed_repeatedly_loses_nothing() {
     let d = Dir::new();
     let total = 400_000u64;
-    let mut p = producer();
-    p.args([
-        "--gen",
-        &total.to_string(),
-        "--size",
-        "64",
-        "--capacity",
-        "64KiB",
-    ])
-    .arg(d.ring());
-    let p = spawn(p);
-    let mut all = Vec::new();
-    for round in 0..4 {
-        let out = d.path(&format!("out{round}"));
+    let p = GatedProducer::start(&d.ring(), total);
+    let consume = |name: &str| {
         let mut c = consumer();
-        c.args(["--framing", "len", "--capacity", "64KiB", "--output"])
-            .arg(&out)
+        c.args(["--capacity", "64KiB", "--output"])
+            .arg(d.path(name))
             .arg(d.ring());
-        let mut c = spawn(c);
+        spawn(c)
+    };
+    let mut all = Vec::new();
+    for round in 0..4u64 {
+        let name = format!("out{round}");
+        let mut c = consume(&name);
         std::thread::sleep(Duration::from_millis(30 + round * 20));
-        c.kill().unwrap(); // SIGKILL
+        c.kill().unwrap(); // SIGKILL, mid-stream: the stream is still open
         c.wait().unwrap();
-        all.extend(sequences(&std::fs::read(&out).unwrap_or_default()));
+        all.extend(numbers(&std::fs::read(d.path(&name)).unwrap_or_default()));
     }
-    let out = d.path("final");
-    let mut c = consumer();
-    c.args(["--framing", "len", "--capacity", "64KiB", "--output"])
-        .arg(&out)
-        .arg(d.ring());
-    let c = wait(spawn(c), "consumer");
+    let c = consume("final");
+    assert!(p.end().status.success());
+    let c = wait(c, "consumer");
     assert!(c.status.success(), "{}", stderr(&c));
-    assert!(wait(p, "producer").status.success());
-    all.extend(sequences(&std::fs::read(&out).unwrap()));
+    all.extend(numbers(&std::fs::read(d.path("final")).unwrap()));
     // In order, nothing missing; a killed consumer may repeat what it wrote just before.
     let mut next = 0u64;
-    for &seq in &all {
-        assert!(seq <= next, "message {next} lost (jumped to {seq})");
-        if seq == next {
+    for &n in &all {
+        assert!(n <= next, "message {next} lost (jumped to {n})");
+        if n == next {
             next += 1;
         }
     }
@@ -472,28 +494,25 @@ fn sigterm_to_producer_closes_the_stream() {
 fn sigterm_to_consumer_loses_and_repeats_nothing() {
     let d = Dir::new();
     let total = 300_000u64;
-    let mut p = producer();
-    p.args(["--gen", &total.to_string(), "--capacity", "64KiB"])
-        .arg(d.ring());
-    let p = spawn(p);
-    let mut c = consumer();
-    c.args(["--framing", "len", "--capacity", "64KiB", "--output"])
-        .arg(d.path("a"))
-        .arg(d.ring());
-    let c = spawn(c);
+    let p = GatedProducer::start(&d.ring(), total);
+    let consume = |name: &str| {
+        let mut c = consumer();
+        c.args(["--capacity", "64KiB", "--output"])
+            .arg(d.path(name))
+            .arg(d.ring());
+        spawn(c)
+    };
+    let c = consume("a");
     std::thread::sleep(Duration::from_millis(100));
-    sigterm(&c);
+    sigterm(&c); // mid-stream: the stream is still open
     let c = wait(c, "consumer");
     assert!(c.status.success(), "{}", stderr(&c));
-    let mut c = consumer();
-    c.args(["--framing", "len", "--capacity", "64KiB", "--output"])
-        .arg(d.path("b"))
-        .arg(d.ring());
-    let c = wait(spawn(c), "consumer");
+    let c = consume("b");
+    assert!(p.end().status.success());
+    let c = wait(c, "consumer");
     assert!(c.status.success(), "{}", stderr(&c));
-    assert!(wait(p, "producer").status.success());
-    let mut all = sequences(&std::fs::read(d.path("a")).unwrap());
-    all.extend(sequences(&std::fs::read(d.path("b")).unwrap()));
+    let mut all = numbers(&std::fs::read(d.path("a")).unwrap());
+    all.extend(numbers(&std::fs::read(d.path("b")).unwrap()));
     assert_eq!(all, (0..total).collect::<Vec<_>>());
 }
 

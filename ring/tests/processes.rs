@@ -122,6 +122,23 @@ fn helper_process() {
             .ino();
             say(format!("INODE {ino} {}", ring.capacity()));
         }
+        "no_space" => {
+            // A file-size limit below the ring's size stands in for a full file system:
+            // sizing the file fails (EFBIG) instead of the process being killed by SIGXFSZ.
+            // SAFETY: plain libc calls with valid arguments.
+            unsafe {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit {
+                    rlim_cur: 64 * 1024,
+                    rlim_max: 64 * 1024,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            }
+            match Ring::create(arg(1), 1 << 20) {
+                Err(e @ Error::NoSpace { .. }) => say(format!("NOSPACE {e}")),
+                other => panic!("expected NoSpace, got {other:?}"),
+            }
+        }
         other => panic!("unknown helper part {other}"),
     }
     std::process::exit(0);
@@ -401,4 +418,18 @@ fn memfd_ring_shared_with_a_child_process() {
     producer.close().unwrap();
     assert_eq!(helper.expect("RECEIVED"), count.to_string());
     helper.succeeds();
+}
+
+#[test]
+fn no_space_is_an_error_at_creation_not_a_sigbus_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_path(&dir);
+    let mut helper = Helper::spawn(&["no_space", &path]);
+    let message = helper.expect("NOSPACE");
+    assert!(message.contains(&path), "{message}");
+    assert!(message.contains("no space"), "{message}");
+    helper.succeeds();
+    // Nothing half-made is left at the path, nor any temporary file.
+    assert!(!Path::new(&path).exists());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -374,7 +374,7 @@ fn chart(results: &[(Transport, Vec<Measured>)], path: &std::path::Path) {
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .draw()
         .unwrap();
     root.present().unwrap();
