@@ -2,7 +2,7 @@
 //! `Vec<u8>` per message, as bytes are usually sent through a channel) and `rtrb` (a byte ring:
 //! each message written and read as a chunk of bytes).
 
-use crate::{pin, Measured, Stop};
+use crate::{pin, shmring_receive, shmring_send, Measured, Stop};
 use std::time::{Duration, Instant};
 
 /// An in-process queue.
@@ -40,34 +40,11 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
             let ring = shmring::Ring::memfd(capacity).unwrap();
             let mut producer = ring.producer().unwrap();
             let mut consumer = ring.consumer().unwrap();
-            producer.set_wait_strategy(shmring::WaitStrategy::Spin);
-            consumer.set_wait_strategy(shmring::WaitStrategy::Spin);
             sender = Box::new(move || {
-                let (mut sent, start) = (0, Instant::now());
-                while stop.more(sent, start) {
-                    let mut batch = producer.batch();
-                    for _ in 0..64 {
-                        batch.send(&msg).unwrap();
-                    }
-                    drop(batch);
-                    sent += 64;
-                }
+                shmring_send(&mut producer, &msg, stop);
                 producer.close().unwrap();
             });
-            receiver = Box::new(move || {
-                let (mut n, mut first) = (0, None);
-                loop {
-                    let mut batch = consumer.recv_batch().unwrap();
-                    while let Some(m) = batch.next().unwrap() {
-                        first.get_or_insert_with(Instant::now);
-                        std::hint::black_box(m[0]);
-                        n += 1;
-                    }
-                    if batch.is_end() {
-                        return (n, first);
-                    }
-                }
-            });
+            receiver = Box::new(move || shmring_receive(&mut consumer));
         }
         Queue::Crossbeam => {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);

@@ -43,6 +43,14 @@ impl PingPong {
         }
     }
 
+    /// How both sides of a shmring ping-pong wait.
+    fn wait_strategy(self) -> WaitStrategy {
+        match self {
+            PingPong::ShmringPark => WaitStrategy::Park,
+            _ => WaitStrategy::Spin,
+        }
+    }
+
     fn tag(self) -> &'static str {
         match self {
             PingPong::ShmringSpin => "latency-spin",
@@ -145,11 +153,7 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
     let total = WARMUP + iters;
     match kind {
         PingPong::ShmringSpin | PingPong::ShmringPark => {
-            let wait = if kind == PingPong::ShmringSpin {
-                WaitStrategy::Spin
-            } else {
-                WaitStrategy::Park
-            };
+            let wait = kind.wait_strategy();
             let ping = Ring::create(&a, 64 * 1024).unwrap();
             let pong = Ring::create(&b, 64 * 1024).unwrap();
             let mut child = spawn();
@@ -218,11 +222,7 @@ pub(crate) fn child(parts: &[&str]) {
     let total = WARMUP + iters;
     match kind {
         PingPong::ShmringSpin | PingPong::ShmringPark => {
-            let wait = if kind == PingPong::ShmringSpin {
-                WaitStrategy::Spin
-            } else {
-                WaitStrategy::Park
-            };
+            let wait = kind.wait_strategy();
             let mut rx = Ring::open(&a).unwrap().consumer().unwrap();
             let mut tx = Ring::open(&b).unwrap().producer().unwrap();
             rx.set_wait_strategy(wait);

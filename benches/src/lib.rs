@@ -246,6 +246,39 @@ impl Receiver {
     }
 }
 
+/// The shmring sending loop every benchmark uses: batches of 64 (one tail store each) until
+/// `stop`, then the end of the stream.
+pub fn shmring_send(producer: &mut shmring::Producer, msg: &[u8], stop: Stop) {
+    producer.set_wait_strategy(shmring::WaitStrategy::Spin);
+    let (mut sent, start) = (0u64, Instant::now());
+    while stop.more(sent, start) {
+        let mut batch = producer.batch();
+        for _ in 0..64 {
+            batch.send(msg).unwrap();
+        }
+        drop(batch);
+        sent += 64;
+    }
+}
+
+/// The shmring receiving loop every benchmark uses: batches until the end of the stream,
+/// touching each message's first byte. Returns the count and when the first one arrived.
+pub fn shmring_receive(consumer: &mut shmring::Consumer) -> (u64, Option<Instant>) {
+    consumer.set_wait_strategy(shmring::WaitStrategy::Spin);
+    let (mut messages, mut first) = (0u64, None);
+    loop {
+        let mut batch = consumer.recv_batch().unwrap();
+        while let Some(msg) = batch.next().unwrap() {
+            first.get_or_insert_with(Instant::now);
+            std::hint::black_box(msg[0]);
+            messages += 1;
+        }
+        if batch.is_end() {
+            return (messages, first);
+        }
+    }
+}
+
 /// Sends `size`-byte messages through `transport` to a receiving process until `stop`.
 /// `capacity` sizes the rings (shared-memory transports).
 pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Stop) -> Measured {
@@ -262,15 +295,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             let ring = shmring::Ring::create(&path, capacity).expect("create ring");
             let rx = Receiver::spawn(&spec, None);
             let mut producer = ring.producer().unwrap();
-            producer.set_wait_strategy(shmring::WaitStrategy::Spin);
-            while more(sent) {
-                let mut batch = producer.batch();
-                for _ in 0..64 {
-                    batch.send(&msg).unwrap();
-                }
-                drop(batch);
-                sent += 64;
-            }
+            shmring_send(&mut producer, &msg, stop);
             producer.close().unwrap();
             rx.finish()
         }
@@ -345,19 +370,8 @@ pub fn child_main() -> bool {
         Transport::Shmring | Transport::ShmringDisk => {
             let ring = shmring::Ring::open(&path).unwrap();
             let mut consumer = ring.consumer().unwrap();
-            consumer.set_wait_strategy(shmring::WaitStrategy::Spin);
             ready();
-            'stream: loop {
-                let mut batch = consumer.recv_batch().unwrap();
-                while let Some(msg) = batch.next().unwrap() {
-                    first.get_or_insert_with(Instant::now);
-                    touched += u64::from(msg[0]);
-                    messages += 1;
-                }
-                if batch.is_end() {
-                    break 'stream;
-                }
-            }
+            (messages, first) = shmring_receive(&mut consumer);
         }
         Transport::Floor => {
             let ring = floor::FloorRing::open(&path);

@@ -364,6 +364,15 @@ impl GatedProducer {
     }
 }
 
+/// A consumer of `d`'s 64 KiB ring writing lines to the file `name` in `d`.
+fn consume_into(d: &Dir, name: &str) -> Child {
+    let mut c = consumer();
+    c.args(["--capacity", "64KiB", "--output"])
+        .arg(d.path(name))
+        .arg(d.ring());
+    spawn(c)
+}
+
 /// The numbers on the complete lines of a consumer's output (a last line cut short by a kill
 /// is ignored: it was not released, so it is delivered again).
 fn numbers(bytes: &[u8]) -> Vec<u64> {
@@ -380,13 +389,7 @@ fn consumer_killed_repeatedly_loses_nothing() {
     let d = Dir::new();
     let total = 400_000u64;
     let p = GatedProducer::start(&d.ring(), total);
-    let consume = |name: &str| {
-        let mut c = consumer();
-        c.args(["--capacity", "64KiB", "--output"])
-            .arg(d.path(name))
-            .arg(d.ring());
-        spawn(c)
-    };
+    let consume = |name: &str| consume_into(&d, name);
     let mut all = Vec::new();
     for round in 0..4u64 {
         let name = format!("out{round}");
@@ -495,13 +498,7 @@ fn sigterm_to_consumer_loses_and_repeats_nothing() {
     let d = Dir::new();
     let total = 300_000u64;
     let p = GatedProducer::start(&d.ring(), total);
-    let consume = |name: &str| {
-        let mut c = consumer();
-        c.args(["--capacity", "64KiB", "--output"])
-            .arg(d.path(name))
-            .arg(d.ring());
-        spawn(c)
-    };
+    let consume = |name: &str| consume_into(&d, name);
     let c = consume("a");
     std::thread::sleep(Duration::from_millis(100));
     sigterm(&c); // mid-stream: the stream is still open
