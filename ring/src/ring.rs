@@ -268,9 +268,16 @@ impl RingOptions {
 
     /// Opens the ring at `path`, creating it first if there is none. When several processes
     /// race to create it, one wins and all end up on the same, fully initialised ring.
+    ///
+    /// If the path keeps vanishing between the two steps (another process deleting it as
+    /// fast as it is created), this gives up after a bounded number of rounds with
+    /// [`Error::AlreadyExists`] rather than spinning forever.
     pub fn open_or_create(&self, path: impl AsRef<Path>) -> Result<Ring> {
+        /// Each lost round needs another process to delete the file in between: a few
+        /// rounds already mean a pathological race.
+        const ROUNDS: usize = 64;
         let path = path.as_ref();
-        loop {
+        for _ in 0..ROUNDS {
             match self.open(path) {
                 Err(Error::NotFound { .. }) => {}
                 other => return other,
@@ -281,5 +288,8 @@ impl RingOptions {
                 other => return other,
             }
         }
+        Err(Error::AlreadyExists {
+            path: path.to_path_buf(),
+        })
     }
 }

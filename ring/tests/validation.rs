@@ -310,3 +310,28 @@ fn memfd_handed_over_is_validated() {
         Err(Error::TooShort { .. })
     ));
 }
+
+#[test]
+fn open_or_create_returns_even_while_a_neighbour_deletes_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deleter = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&path);
+            }
+        })
+    };
+    for _ in 0..300 {
+        match Ring::options().capacity(CAP).open_or_create(&path) {
+            Ok(ring) => assert_eq!(ring.capacity(), CAP),
+            // A deleted file may also vanish between open and validation.
+            Err(Error::AlreadyExists { .. }) | Err(Error::NotFound { .. }) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    deleter.join().unwrap();
+}
