@@ -60,6 +60,11 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "lines", value_name = "FRAMING")]
     pub framing: Framing,
 
+    /// Permission bits (octal) of the ring file if this program creates it, e.g. 0640 to let
+    /// the group attach. Applied through the umask.
+    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
+    pub mode: u32,
+
     /// Print the final summary as one JSON object on the last line of stderr.
     #[arg(long)]
     pub json: bool,
@@ -72,7 +77,7 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// Opens the ring, creating it if it does not exist.
     pub fn open_ring(&self) -> anyhow::Result<Ring> {
-        let mut options = Ring::options();
+        let mut options = Ring::options().mode(self.mode);
         if let Some(capacity) = self.capacity {
             options = options.capacity(capacity);
         }
@@ -80,6 +85,16 @@ impl CommonArgs {
         options
             .open_or_create(&self.path)
             .map_err(anyhow::Error::from)
+    }
+}
+
+/// Parses file permission bits written in octal (`600`, `0640`).
+fn parse_mode(text: &str) -> Result<u32, String> {
+    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(format!(
+            "'{text}' is not an octal file mode such as 0600 or 0640"
+        )),
     }
 }
 

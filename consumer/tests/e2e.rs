@@ -9,19 +9,23 @@ fn consumer_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_consumer"))
 }
 
-/// The producer binary sits beside the consumer's; build it if this test runs alone.
+/// The producer binary sits beside the consumer's. Cargo builds it for a workspace test run
+/// but not for `cargo test -p consumer`, so make sure it is up to date (once per run; a no-op
+/// when it is).
 fn producer_exe() -> PathBuf {
-    let path = consumer_exe().with_file_name("producer");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "producer"]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building producer failed");
-    }
-    path
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "producer"]);
+            if !cfg!(debug_assertions) {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "building producer failed");
+            consumer_exe().with_file_name("producer")
+        })
+        .clone()
 }
 
 fn producer() -> Command {
@@ -728,4 +732,47 @@ fn help_documents_options_and_exit_codes() {
         }
     }
     assert!(Path::new(&producer_exe()).exists());
+}
+
+#[test]
+fn new_ring_file_mode_is_0600_unless_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new();
+    let mode_of = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let out = wait(
+        spawn({
+            let mut p = producer();
+            p.args(["--gen", "1"]).arg(d.ring());
+            p
+        }),
+        "producer",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode_of(&d.ring()), 0o600);
+    let shared = d.path("shared");
+    let out = wait(
+        spawn({
+            let mut p = producer();
+            p.args(["--gen", "1", "--mode", "0640"]).arg(&shared);
+            p
+        }),
+        "producer",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mode = mode_of(&shared);
+    assert_eq!(
+        mode & 0o640,
+        mode,
+        "never more than asked (the umask may remove bits)"
+    );
+    assert_eq!(mode & 0o600, 0o600);
+    let out = wait(
+        spawn({
+            let mut p = producer();
+            p.args(["--mode", "999"]).arg(d.path("x"));
+            p
+        }),
+        "producer",
+    );
+    assert_eq!(out.status.code(), Some(2));
 }
