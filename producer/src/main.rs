@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use shmring::{Producer, Ring};
+use shmring::Producer;
 use shmring_cli::options::{open_input, CommonArgs, Framing};
 use shmring_cli::progress::{Counters, Progress};
 use shmring_cli::signals::Signals;
@@ -144,7 +144,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
     let start = Instant::now();
     let outcome = match cli.gen {
         Some(count) => generate(cli, count, &mut producer, &mut sent, signals),
-        None => stream_input(cli, &ring, &mut producer, &mut sent, signals),
+        None => stream_input(cli, &mut producer, &mut sent, signals),
     };
     let elapsed = start.elapsed();
     progress.finish();
@@ -348,12 +348,11 @@ impl Framer {
 
 fn stream_input(
     cli: &Cli,
-    ring: &Ring,
     producer: &mut Producer,
     sent: &mut Sent,
     signals: &Signals,
 ) -> anyhow::Result<()> {
-    let max = ring.max_message_len();
+    let max = producer.max_message_len();
     let chunk = match cli.chunk {
         Some(chunk) if chunk > max => {
             return Err(UsageError(format!(

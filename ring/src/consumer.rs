@@ -156,16 +156,17 @@ impl Consumer {
     /// # Ok(()) }
     /// ```
     pub fn recv_batch(&mut self) -> Result<RecvBatch<'_>> {
-        if self.peek(self.read_pos)?.is_none() {
-            self.wait_for_record(None)?;
-        }
-        Ok(RecvBatch::new(self))
+        self.recv_batch_until(None)
     }
 
     /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout`.
     pub fn recv_batch_timeout(&mut self, timeout: Duration) -> Result<RecvBatch<'_>> {
+        self.recv_batch_until(Some(Instant::now() + timeout))
+    }
+
+    fn recv_batch_until(&mut self, deadline: Option<Instant>) -> Result<RecvBatch<'_>> {
         if self.peek(self.read_pos)?.is_none() {
-            self.wait_for_record(Some(Instant::now() + timeout))?;
+            self.wait_for_record(deadline)?;
         }
         Ok(RecvBatch::new(self))
     }

@@ -198,11 +198,7 @@ impl Producer {
 
     /// Flushes the ring to storage (`msync`): see [`Ring::sync`](crate::Ring::sync).
     pub fn sync(&self) -> Result<()> {
-        self.shared.region.sync().map_err(|source| Error::Io {
-            path: self.shared.name.clone(),
-            op: "msync",
-            source,
-        })
+        self.shared.sync()
     }
 
     #[inline]

@@ -38,6 +38,15 @@ impl Shared {
     pub(crate) fn positions(&self) -> Result<(u64, u64)> {
         file::positions(&self.region, &self.name)
     }
+
+    /// Flushes the mapping to storage (`msync`).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.region.sync().map_err(|source| Error::Io {
+            path: self.name.clone(),
+            op: "msync",
+            source,
+        })
+    }
 }
 
 /// An open ring: a file (or memfd) mapped into this process.
@@ -59,7 +68,6 @@ impl Shared {
 /// ```
 pub struct Ring {
     shared: Arc<Shared>,
-    capacity: u64,
 }
 
 impl Ring {
@@ -125,8 +133,7 @@ impl Ring {
     }
 
     fn from_shared(shared: Arc<Shared>) -> Ring {
-        let capacity = shared.region.capacity();
-        Ring { shared, capacity }
+        Ring { shared }
     }
 
     /// Takes the producer role. Fails with [`Error::RoleTaken`] (naming the holder's pid)
@@ -143,17 +150,17 @@ impl Ring {
 
     /// Data capacity in bytes.
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.shared.region.capacity()
     }
 
     /// The largest message this ring carries: `capacity / 2 - 8` bytes.
     pub fn max_message_len(&self) -> usize {
-        max_message_len(self.capacity) as usize
+        max_message_len(self.capacity()) as usize
     }
 
     /// Total size of the ring file: the header page plus the capacity.
     pub fn file_len(&self) -> u64 {
-        HEADER_SIZE + self.capacity
+        HEADER_SIZE + self.capacity()
     }
 
     /// The path the ring was opened by (or a description, such as `memfd:shmring`).
@@ -164,11 +171,7 @@ impl Ring {
     /// Flushes the whole ring to storage (`msync`), so that what was published survives a
     /// machine crash when the file is on a real disk. Needless for `/dev/shm`.
     pub fn sync(&self) -> Result<()> {
-        self.shared.region.sync().map_err(|source| Error::Io {
-            path: self.shared.name.clone(),
-            op: "msync",
-            source,
-        })
+        self.shared.sync()
     }
 }
 
@@ -182,7 +185,7 @@ impl std::fmt::Debug for Ring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ring")
             .field("path", &self.shared.name)
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .finish()
     }
 }
