@@ -1,4 +1,4 @@
-//! Criterion groups: cross-process and in-process throughput of shmring and its baselines.
+//! Criterion groups: cross-process and in-process throughput of ringfile and its baselines.
 //! `cargo bench -p benches` (HTML reports under target/criterion). The side-by-side report with
 //! ratios, latency and the chart is `cargo run --release -p benches --bin report`.
 
@@ -17,7 +17,7 @@ fn cross(c: &mut Criterion) {
     for size in [8usize, 64, 1024, 65536] {
         group.throughput(Throughput::Elements(1));
         for t in [
-            Transport::Shmring,
+            Transport::Ringfile,
             Transport::Floor,
             Transport::Pipe,
             Transport::UnixStream,

@@ -2,7 +2,7 @@
 //! `MAP_SHARED` mapping of a /dev/shm file, fixed-size messages that divide the capacity (so
 //! none wraps), no framing, no validation, no waiting strategy but spinning, no API. The
 //! producer publishes its tail once per batch and the consumer its head once per batch, as
-//! shmring does in batch mode. shmring's speed is reported as a fraction of this.
+//! ringfile does in batch mode. ringfile's speed is reported as a fraction of this.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,29 +1,29 @@
-//! In-process, two-thread throughput: shmring (memfd ring), `crossbeam-channel` (bounded, one
+//! In-process, two-thread throughput: ringfile (memfd ring), `crossbeam-channel` (bounded, one
 //! `Vec<u8>` per message, as bytes are usually sent through a channel) and `rtrb` (a byte ring:
 //! each message written and read as a chunk of bytes).
 
-use crate::{pin, shmring_receive, shmring_send, Measured, Stop};
+use crate::{pin, ringfile_receive, ringfile_send, Measured, Stop};
 use std::time::{Duration, Instant};
 
 /// An in-process queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Queue {
-    /// shmring over a memfd, batches of 64.
-    Shmring,
+    /// ringfile over a memfd, batches of 64.
+    Ringfile,
     /// crossbeam-channel, bounded to 4096 messages.
     Crossbeam,
-    /// rtrb, a `RingBuffer<u8>` of the same capacity as shmring's.
+    /// rtrb, a `RingBuffer<u8>` of the same capacity as ringfile's.
     Rtrb,
 }
 
 impl Queue {
     /// All of them.
-    pub const ALL: [Queue; 3] = [Queue::Shmring, Queue::Crossbeam, Queue::Rtrb];
+    pub const ALL: [Queue; 3] = [Queue::Ringfile, Queue::Crossbeam, Queue::Rtrb];
 
     /// Name for tables.
     pub fn name(self) -> &'static str {
         match self {
-            Queue::Shmring => "shmring (threads)",
+            Queue::Ringfile => "ringfile (threads)",
             Queue::Crossbeam => "crossbeam-channel",
             Queue::Rtrb => "rtrb",
         }
@@ -36,15 +36,15 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
     let receiver: Box<dyn FnOnce() -> (u64, Option<Instant>) + Send>;
     let sender: Box<dyn FnOnce() + Send>;
     match queue {
-        Queue::Shmring => {
-            let ring = shmring::Ring::memfd(capacity).unwrap();
+        Queue::Ringfile => {
+            let ring = ringfile::Ring::memfd(capacity).unwrap();
             let mut producer = ring.producer().unwrap();
             let mut consumer = ring.consumer().unwrap();
             sender = Box::new(move || {
-                shmring_send(&mut producer, &msg, stop);
+                ringfile_send(&mut producer, &msg, stop);
                 producer.close().unwrap();
             });
-            receiver = Box::new(move || shmring_receive(&mut consumer));
+            receiver = Box::new(move || ringfile_receive(&mut consumer));
         }
         Queue::Crossbeam => {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);

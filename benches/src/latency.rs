@@ -4,7 +4,7 @@
 
 use crate::{pin, CHILD_ENV};
 use hdrhistogram::Histogram;
-use shmring::{Ring, WaitStrategy};
+use ringfile::{Ring, WaitStrategy};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -14,10 +14,10 @@ use std::time::Instant;
 /// What bounces between the two processes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PingPong {
-    /// shmring, both sides busy-spinning.
-    ShmringSpin,
-    /// shmring, both sides sleeping on the futex at once (`WaitStrategy::Park`).
-    ShmringPark,
+    /// ringfile, both sides busy-spinning.
+    RingfileSpin,
+    /// ringfile, both sides sleeping on the futex at once (`WaitStrategy::Park`).
+    RingfilePark,
     /// One cache line written by each side in turn, busy-spinning: the spin floor.
     CacheLine,
     /// A futex word each, wake and sleep in turn: the sleeping floor.
@@ -27,8 +27,8 @@ pub enum PingPong {
 impl PingPong {
     /// All of them.
     pub const ALL: [PingPong; 4] = [
-        PingPong::ShmringSpin,
-        PingPong::ShmringPark,
+        PingPong::RingfileSpin,
+        PingPong::RingfilePark,
         PingPong::CacheLine,
         PingPong::Futex,
     ];
@@ -36,25 +36,25 @@ impl PingPong {
     /// Name for tables.
     pub fn name(self) -> &'static str {
         match self {
-            PingPong::ShmringSpin => "shmring, spin",
-            PingPong::ShmringPark => "shmring, park (futex)",
+            PingPong::RingfileSpin => "ringfile, spin",
+            PingPong::RingfilePark => "ringfile, park (futex)",
             PingPong::CacheLine => "floor: cache line, spin",
             PingPong::Futex => "floor: bare futex wake-up",
         }
     }
 
-    /// How both sides of a shmring ping-pong wait.
+    /// How both sides of a ringfile ping-pong wait.
     fn wait_strategy(self) -> WaitStrategy {
         match self {
-            PingPong::ShmringPark => WaitStrategy::Park,
+            PingPong::RingfilePark => WaitStrategy::Park,
             _ => WaitStrategy::Spin,
         }
     }
 
     fn tag(self) -> &'static str {
         match self {
-            PingPong::ShmringSpin => "latency-spin",
-            PingPong::ShmringPark => "latency-park",
+            PingPong::RingfileSpin => "latency-spin",
+            PingPong::RingfilePark => "latency-park",
             PingPong::CacheLine => "latency-line",
             PingPong::Futex => "latency-futex",
         }
@@ -123,8 +123,8 @@ const WARMUP: u64 = 2_000;
 /// Measures `iters` round trips of `size`-byte messages; returns ns per round trip.
 pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
     let id = format!("{}-{size}-{}", kind.tag(), std::process::id());
-    let a = PathBuf::from(format!("/dev/shm/shmring-bench-{id}-a"));
-    let b = PathBuf::from(format!("/dev/shm/shmring-bench-{id}-b"));
+    let a = PathBuf::from(format!("/dev/shm/ringfile-bench-{id}-a"));
+    let b = PathBuf::from(format!("/dev/shm/ringfile-bench-{id}-b"));
     let _ = std::fs::remove_file(&a);
     let _ = std::fs::remove_file(&b);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
@@ -152,7 +152,7 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
     pin(0);
     let total = WARMUP + iters;
     match kind {
-        PingPong::ShmringSpin | PingPong::ShmringPark => {
+        PingPong::RingfileSpin | PingPong::RingfilePark => {
             let wait = kind.wait_strategy();
             let ping = Ring::create(&a, 64 * 1024).unwrap();
             let pong = Ring::create(&b, 64 * 1024).unwrap();
@@ -221,7 +221,7 @@ pub(crate) fn child(parts: &[&str]) {
     pin(1);
     let total = WARMUP + iters;
     match kind {
-        PingPong::ShmringSpin | PingPong::ShmringPark => {
+        PingPong::RingfileSpin | PingPong::RingfilePark => {
             let wait = kind.wait_strategy();
             let mut rx = Ring::open(&a).unwrap().consumer().unwrap();
             let mut tx = Ring::open(&b).unwrap().producer().unwrap();

@@ -1,4 +1,4 @@
-//! Benchmarks of shmring against the floor of this machine (a bare SPSC byte ring over the same
+//! Benchmarks of ringfile against the floor of this machine (a bare SPSC byte ring over the same
 //! kind of mapping), pipes, Unix sockets and peer queues, measured side by side in one run.
 //!
 //! Cross-process runs spawn this program again as the receiving side (see [`child_main`]):
@@ -17,7 +17,7 @@ pub mod inprocess;
 pub mod latency;
 
 /// Environment variable that makes the program the receiving side of a run.
-pub const CHILD_ENV: &str = "SHMRING_BENCH_CHILD";
+pub const CHILD_ENV: &str = "RINGFILE_BENCH_CHILD";
 
 /// Pins the calling thread to `core` (modulo the online cores).
 pub fn pin(core: usize) {
@@ -35,10 +35,10 @@ pub fn pin(core: usize) {
 /// A way to move messages from one process to another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    /// shmring, ring file in /dev/shm, batches of 64 on both sides.
-    Shmring,
-    /// shmring, ring file on a disk path (the target directory).
-    ShmringDisk,
+    /// ringfile, ring file in /dev/shm, batches of 64 on both sides.
+    Ringfile,
+    /// ringfile, ring file on a disk path (the target directory).
+    RingfileDisk,
     /// A bare SPSC byte ring over a /dev/shm mapping: no framing, no checks, no API.
     Floor,
     /// An anonymous pipe, one write(2) per message.
@@ -54,10 +54,10 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Every cross-process transport, shmring first.
+    /// Every cross-process transport, ringfile first.
     pub const ALL: [Transport; 8] = [
-        Transport::Shmring,
-        Transport::ShmringDisk,
+        Transport::Ringfile,
+        Transport::RingfileDisk,
         Transport::Floor,
         Transport::Pipe,
         Transport::PipeBig,
@@ -69,8 +69,8 @@ impl Transport {
     /// Short name for tables.
     pub fn name(self) -> &'static str {
         match self {
-            Transport::Shmring => "shmring",
-            Transport::ShmringDisk => "shmring (disk file)",
+            Transport::Ringfile => "ringfile",
+            Transport::RingfileDisk => "ringfile (disk file)",
             Transport::Floor => "floor (bare ring)",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe (1 MiB)",
@@ -83,8 +83,8 @@ impl Transport {
     /// The name used on the command line and between processes.
     pub fn tag(self) -> &'static str {
         match self {
-            Transport::Shmring => "shmring",
-            Transport::ShmringDisk => "shmring-disk",
+            Transport::Ringfile => "ringfile",
+            Transport::RingfileDisk => "ringfile-disk",
             Transport::Floor => "floor",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe-big",
@@ -146,14 +146,14 @@ impl Measured {
 /// Where ring files go: /dev/shm, or a disk directory.
 fn ring_path(transport: Transport, id: &str) -> PathBuf {
     let dir = match transport {
-        Transport::ShmringDisk => {
+        Transport::RingfileDisk => {
             let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-rings");
             std::fs::create_dir_all(&dir).expect("create target/bench-rings");
             dir
         }
         _ => PathBuf::from("/dev/shm"),
     };
-    dir.join(format!("shmring-bench-{}-{id}", std::process::id()))
+    dir.join(format!("ringfile-bench-{}-{id}", std::process::id()))
 }
 
 fn socketpair(kind: libc::c_int) -> (OwnedFd, OwnedFd) {
@@ -246,10 +246,10 @@ impl Receiver {
     }
 }
 
-/// The shmring sending loop every benchmark uses: batches of 64 (one tail store each) until
+/// The ringfile sending loop every benchmark uses: batches of 64 (one tail store each) until
 /// `stop`, then the end of the stream.
-pub fn shmring_send(producer: &mut shmring::Producer, msg: &[u8], stop: Stop) {
-    producer.set_wait_strategy(shmring::WaitStrategy::Spin);
+pub fn ringfile_send(producer: &mut ringfile::Producer, msg: &[u8], stop: Stop) {
+    producer.set_wait_strategy(ringfile::WaitStrategy::Spin);
     let (mut sent, start) = (0u64, Instant::now());
     while stop.more(sent, start) {
         let mut batch = producer.batch();
@@ -261,10 +261,10 @@ pub fn shmring_send(producer: &mut shmring::Producer, msg: &[u8], stop: Stop) {
     }
 }
 
-/// The shmring receiving loop every benchmark uses: batches until the end of the stream,
+/// The ringfile receiving loop every benchmark uses: batches until the end of the stream,
 /// touching each message's first byte. Returns the count and when the first one arrived.
-pub fn shmring_receive(consumer: &mut shmring::Consumer) -> (u64, Option<Instant>) {
-    consumer.set_wait_strategy(shmring::WaitStrategy::Spin);
+pub fn ringfile_receive(consumer: &mut ringfile::Consumer) -> (u64, Option<Instant>) {
+    consumer.set_wait_strategy(ringfile::WaitStrategy::Spin);
     let (mut messages, mut first) = (0u64, None);
     loop {
         let mut batch = consumer.recv_batch().unwrap();
@@ -291,11 +291,11 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
     let start = Instant::now();
     let more = |sent: u64| stop.more(sent, start);
     let measured = match transport {
-        Transport::Shmring | Transport::ShmringDisk => {
-            let ring = shmring::Ring::create(&path, capacity).expect("create ring");
+        Transport::Ringfile | Transport::RingfileDisk => {
+            let ring = ringfile::Ring::create(&path, capacity).expect("create ring");
             let rx = Receiver::spawn(&spec, None);
             let mut producer = ring.producer().unwrap();
-            shmring_send(&mut producer, &msg, stop);
+            ringfile_send(&mut producer, &msg, stop);
             producer.close().unwrap();
             rx.finish()
         }
@@ -367,11 +367,11 @@ pub fn child_main() -> bool {
     let mut first: Option<Instant> = None;
     let ready = || println!("ready");
     match transport {
-        Transport::Shmring | Transport::ShmringDisk => {
-            let ring = shmring::Ring::open(&path).unwrap();
+        Transport::Ringfile | Transport::RingfileDisk => {
+            let ring = ringfile::Ring::open(&path).unwrap();
             let mut consumer = ring.consumer().unwrap();
             ready();
-            (messages, first) = shmring_receive(&mut consumer);
+            (messages, first) = ringfile_receive(&mut consumer);
         }
         Transport::Floor => {
             let ring = floor::FloorRing::open(&path);

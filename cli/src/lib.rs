@@ -1,6 +1,6 @@
 //! What the `producer` and `consumer` programs share: the options both take, opening the
 //! ring, the generated-message format, the summary, progress display and signal handling.
-//! All ring logic lives in the `shmring` crate; this crate is only the command-line layer.
+//! All ring logic lives in the `ringfile` crate; this crate is only the command-line layer.
 
 #![deny(missing_docs)]
 

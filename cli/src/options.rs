@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use shmring::{Ring, WaitStrategy};
+use ringfile::{Ring, WaitStrategy};
 use std::path::PathBuf;
 
 /// How messages are cut from input and written to output.

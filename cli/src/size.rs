@@ -4,7 +4,7 @@
 /// Parses a size such as `64KiB`, `16MiB`, `1GiB` or a plain byte count.
 ///
 /// ```
-/// use shmring_cli::size::parse_size;
+/// use ringfile_cli::size::parse_size;
 /// assert_eq!(parse_size("64KiB"), Ok(65536));
 /// assert_eq!(parse_size("16M"), Ok(16 << 20));
 /// assert_eq!(parse_size("4096"), Ok(4096));
@@ -43,7 +43,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// ring allows.
 pub fn parse_capacity(text: &str) -> Result<u64, String> {
     let capacity = parse_size(text)?;
-    let (min, max) = (shmring::layout::MIN_CAPACITY, shmring::layout::MAX_CAPACITY);
+    let (min, max) = (
+        ringfile::layout::MIN_CAPACITY,
+        ringfile::layout::MAX_CAPACITY,
+    );
     if !capacity.is_power_of_two() {
         return Err(format!("{capacity} bytes is not a power of two"));
     }

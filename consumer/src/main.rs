@@ -1,15 +1,15 @@
-//! `consumer`: receives messages from a shmring ring file and writes them out, or checks
+//! `consumer`: receives messages from a ringfile ring file and writes them out, or checks
 //! generated ones (`--verify`, `--latency`).
 
 use anyhow::Context;
 use clap::Parser;
-use shmring::{Consumer, Error};
-use shmring_cli::generated::{self, SequenceChecker};
-use shmring_cli::options::{open_output, CommonArgs, Framing};
-use shmring_cli::progress::{Counters, Progress};
-use shmring_cli::signals::Signals;
-use shmring_cli::summary::{latency_histogram, Summary};
-use shmring_cli::{fail, EXIT_FAILURE, EXIT_OK};
+use ringfile::{Consumer, Error};
+use ringfile_cli::generated::{self, SequenceChecker};
+use ringfile_cli::options::{open_output, CommonArgs, Framing};
+use ringfile_cli::progress::{Counters, Progress};
+use ringfile_cli::signals::Signals;
+use ringfile_cli::summary::{latency_histogram, Summary};
+use ringfile_cli::{fail, EXIT_FAILURE, EXIT_OK};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,7 +31,7 @@ Exit status: 0 end of stream (or --count reached, or a clean stop on SIGINT/SIGT
 1 runtime failure (verification errors, producer died without closing the stream, bad ring
 file, I/O), 2 usage error.";
 
-/// Receives messages from a shmring ring file, creating it if needed, until the end of the
+/// Receives messages from a ringfile ring file, creating it if needed, until the end of the
 /// stream; prints a summary to stderr.
 #[derive(Parser, Debug)]
 #[command(name = "consumer", version, after_help = EXAMPLES)]
@@ -124,7 +124,7 @@ impl Checks {
         }
         if let Some(histogram) = &mut self.latency {
             if let Ok(decoded) = generated::decode(msg) {
-                let ns = generated::latency_ns(&decoded, shmring::monotonic_ns());
+                let ns = generated::latency_ns(&decoded, ringfile::monotonic_ns());
                 histogram.saturating_record(ns.max(1));
             }
         }
@@ -236,7 +236,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
 }
 
 /// Waits up to [`SIGNAL_POLL`] for messages; `None` if none came.
-fn receive(consumer: &mut Consumer) -> Result<Option<shmring::RecvBatch<'_>>, Error> {
+fn receive(consumer: &mut Consumer) -> Result<Option<ringfile::RecvBatch<'_>>, Error> {
     match consumer.recv_batch_timeout(SIGNAL_POLL) {
         Ok(batch) => Ok(Some(batch)),
         Err(Error::Timeout) => Ok(None),

@@ -1,14 +1,14 @@
-//! `producer`: streams messages into a shmring ring file — from standard input (or a file)
+//! `producer`: streams messages into a ringfile ring file — from standard input (or a file)
 //! cut into messages, or generated for testing and benchmarking.
 
 use anyhow::Context;
 use clap::Parser;
-use shmring::Producer;
-use shmring_cli::options::{open_input, CommonArgs, Framing};
-use shmring_cli::progress::{Counters, Progress};
-use shmring_cli::signals::Signals;
-use shmring_cli::summary::Summary;
-use shmring_cli::{fail, generated, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use ringfile::Producer;
+use ringfile_cli::options::{open_input, CommonArgs, Framing};
+use ringfile_cli::progress::{Counters, Progress};
+use ringfile_cli::signals::Signals;
+use ringfile_cli::summary::Summary;
+use ringfile_cli::{fail, generated, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -29,7 +29,7 @@ number and of the time, and no stream id (see FORMAT.md and README.md).
 Exit status: 0 success (including a clean stop on SIGINT/SIGTERM), 1 runtime failure,
 2 usage error.";
 
-/// Streams messages into a shmring ring file, creating it if needed. At the end of input it
+/// Streams messages into a ringfile ring file, creating it if needed. At the end of input it
 /// closes the stream (the consumer sees the end) and prints a summary to stderr.
 #[derive(Parser, Debug)]
 #[command(name = "producer", version, after_help = EXAMPLES)]
@@ -43,7 +43,7 @@ struct Cli {
 
     /// With --framing raw: the largest message to cut [default: 64KiB, or the ring's
     /// maximum message size if smaller].
-    #[arg(long, value_name = "SIZE", value_parser = shmring_cli::size::parse_nonzero_size)]
+    #[arg(long, value_name = "SIZE", value_parser = ringfile_cli::size::parse_nonzero_size)]
     chunk: Option<usize>,
 
     /// Generate COUNT messages instead of reading input.
@@ -65,7 +65,7 @@ struct Cli {
 }
 
 fn parse_gen_size(text: &str) -> Result<usize, String> {
-    let size = shmring_cli::size::parse_nonzero_size(text)?;
+    let size = ringfile_cli::size::parse_nonzero_size(text)?;
     if size < generated::MIN_SIZE {
         return Err(format!(
             "generated messages are at least {} bytes",
@@ -174,7 +174,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
 
 /// A stream id for generated messages: differs between runs, never 0.
 fn stream_id() -> u32 {
-    let mix = (u64::from(std::process::id()) << 32 ^ shmring::monotonic_ns())
+    let mix = (u64::from(std::process::id()) << 32 ^ ringfile::monotonic_ns())
         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((mix >> 32) as u32).max(1)
 }
@@ -207,7 +207,7 @@ fn generate(
                 let due = start + Duration::from_secs_f64(seq as f64 / rate);
                 sleep_until(due);
                 let mut claim = producer.claim(size)?;
-                generated::fill(&mut claim, stream, seq, shmring::monotonic_ns());
+                generated::fill(&mut claim, stream, seq, ringfile::monotonic_ns());
                 claim.commit();
                 seq += 1;
                 sent.add(1, size as u64);
@@ -217,7 +217,7 @@ fn generate(
             while seq < count && !signals.requested() {
                 let n = GEN_BATCH.min(count - seq);
                 // Messages of a batch are published together: one send time for all.
-                let now = shmring::monotonic_ns();
+                let now = ringfile::monotonic_ns();
                 let mut batch = producer.batch();
                 for _ in 0..n {
                     let mut claim = batch.claim(size)?;

@@ -2,7 +2,7 @@
 //! `valgrind --tool=callgrind` (deterministic, unlike timings on a shared machine):
 //!
 //! ```text
-//! cargo build --release -p shmring --example hot_path
+//! cargo build --release -p ringfile --example hot_path
 //! valgrind --tool=callgrind target/release/examples/hot_path 64
 //! ```
 //!
@@ -12,7 +12,7 @@ fn main() {
     let size: usize = std::env::args()
         .nth(1)
         .map_or(64, |s| s.parse().expect("a message size in bytes"));
-    let ring = shmring::Ring::memfd(1 << 20).unwrap();
+    let ring = ringfile::Ring::memfd(1 << 20).unwrap();
     let mut producer = ring.producer().unwrap();
     let mut consumer = ring.consumer().unwrap();
     let msg = vec![7u8; size];

@@ -3,12 +3,12 @@
 //! per-message `send`/`recv` and for batched sends and receives.
 //!
 //! ```text
-//! cargo run --release -p shmring --example throughput [-- SIZE... ]
+//! cargo run --release -p ringfile --example throughput [-- SIZE... ]
 //! ```
 //!
 //! The cross-process benchmarks and the comparisons with other transports are in `benches/`.
 
-use shmring::{Ring, WaitStrategy};
+use ringfile::{Ring, WaitStrategy};
 use std::time::{Duration, Instant};
 
 fn pin(core: usize) {

@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), shmring::Error> {
-/// let ring = shmring::Ring::memfd(4096)?;
+/// # fn main() -> Result<(), ringfile::Error> {
+/// let ring = ringfile::Ring::memfd(4096)?;
 /// let mut producer = ring.producer()?;
 /// for word in ["a", "bb", "ccc"] {
 ///     producer.send(word.as_bytes())?;
@@ -96,10 +96,10 @@ impl Consumer {
     /// marker is consumed), [`Error::Empty`] that there is nothing yet.
     ///
     /// ```
-    /// # fn main() -> Result<(), shmring::Error> {
-    /// let ring = shmring::Ring::memfd(4096)?;
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
     /// let mut consumer = ring.consumer()?;
-    /// assert!(matches!(consumer.try_recv(), Err(shmring::Error::Empty)));
+    /// assert!(matches!(consumer.try_recv(), Err(ringfile::Error::Empty)));
     /// # Ok(()) }
     /// ```
     #[inline]
@@ -141,8 +141,8 @@ impl Consumer {
     /// batch as [`try_recv_batch`](Self::try_recv_batch) does. Errors as [`recv`](Self::recv).
     ///
     /// ```
-    /// # fn main() -> Result<(), shmring::Error> {
-    /// let ring = shmring::Ring::memfd(4096)?;
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
     /// let mut producer = ring.producer()?;
     /// producer.send(b"x")?;
     /// producer.send(b"y")?;
@@ -228,7 +228,7 @@ impl Consumer {
                 if tail == pos {
                     return Ok(None);
                 }
-                if tail < pos || tail - pos > self.capacity || tail % 8 != 0 {
+                if tail < pos || tail - pos > self.capacity || !tail.is_multiple_of(8) {
                     return Err(self.corrupt(pos, "published tail moved backwards or too far"));
                 }
                 self.cached_tail = tail;

@@ -59,7 +59,7 @@ pub enum Error {
         kind: &'static str,
     },
     /// The file is shorter than a ring header.
-    #[error("{}: not a shmring ring file: only {len} bytes long, shorter than the {min}-byte header", path.display())]
+    #[error("{}: not a ringfile ring file: only {len} bytes long, shorter than the {min}-byte header", path.display())]
     TooShort {
         /// The path.
         path: PathBuf,
@@ -68,8 +68,8 @@ pub enum Error {
         /// The smallest possible ring file.
         min: u64,
     },
-    /// The file does not start with the shmring magic.
-    #[error("{}: not a shmring ring file (bad magic {found:02x?})", path.display())]
+    /// The file does not start with the ringfile magic.
+    #[error("{}: not a ringfile ring file (bad magic {found:02x?})", path.display())]
     BadMagic {
         /// The path.
         path: PathBuf,

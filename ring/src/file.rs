@@ -254,8 +254,8 @@ pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
     let head = control.released_head.load(Acquire);
     let tail = control.published_tail.load(Acquire);
     let head_after = control.released_head.load(Acquire);
-    let ok = head % 8 == 0
-        && tail % 8 == 0
+    let ok = head.is_multiple_of(8)
+        && tail.is_multiple_of(8)
         && head <= tail
         && head_after
             .checked_add(capacity)

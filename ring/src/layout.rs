@@ -28,7 +28,7 @@ use crate::sync::{AtomicU32, AtomicU64};
 use bytemuck::{Pod, Zeroable};
 
 /// The first eight bytes of every ring file.
-pub const MAGIC: [u8; 8] = *b"SHMRING\0";
+pub const MAGIC: [u8; 8] = *b"RINGFILE";
 /// The layout version this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of the header page that precedes the data region.
@@ -185,4 +185,4 @@ const _: () = {
 };
 
 #[cfg(target_endian = "big")]
-compile_error!("the shmring file format is little-endian; big-endian targets are not supported");
+compile_error!("the ringfile file format is little-endian; big-endian targets are not supported");

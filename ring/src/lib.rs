@@ -17,14 +17,14 @@
 //! Two threads here; two processes work the same way, each opening the path.
 //!
 //! ```
-//! use shmring::Ring;
-//! # fn main() -> Result<(), shmring::Error> {
+//! use ringfile::Ring;
+//! # fn main() -> Result<(), ringfile::Error> {
 //! let dir = tempfile::tempdir().unwrap();        // use /dev/shm for speed
 //! let path = dir.path().join("demo.ring");
 //! let ring = Ring::options().capacity(64 * 1024).open_or_create(&path)?;
 //!
 //! let mut producer = ring.producer()?;
-//! let sender = std::thread::spawn(move || -> Result<(), shmring::Error> {
+//! let sender = std::thread::spawn(move || -> Result<(), ringfile::Error> {
 //!     for i in 0u32..1000 {
 //!         producer.send(&i.to_le_bytes())?;     // waits while the ring is full
 //!     }

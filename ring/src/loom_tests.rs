@@ -1,6 +1,6 @@
 //! Model-checked tests of the publish/release/park/wake protocol, over heap memory.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p shmring --lib --release loom`. Loom runs
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ringfile --lib --release loom`. Loom runs
 //! every interleaving (up to its preemption bound) of the two threads' atomic operations
 //! under the C++ memory model, and fails on a deadlock — which is what a lost wake-up
 //! between a sleeping side and the side that should wake it turns into.

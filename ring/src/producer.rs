@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), shmring::Error> {
-/// let ring = shmring::Ring::memfd(4096)?;
+/// # fn main() -> Result<(), ringfile::Error> {
+/// let ring = ringfile::Ring::memfd(4096)?;
 /// let mut producer = ring.producer()?;
 /// producer.send(b"one")?;                      // waits while the ring is full
 /// let mut claim = producer.claim(3)?;          // zero-copy: write in place
@@ -101,13 +101,13 @@ impl Producer {
     /// could never fit.
     ///
     /// ```
-    /// # fn main() -> Result<(), shmring::Error> {
-    /// let ring = shmring::Ring::memfd(64)?;        // max message: 24 bytes
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(64)?;        // max message: 24 bytes
     /// let mut producer = ring.producer()?;
     /// producer.try_send(&[1; 24])?;
     /// producer.try_send(&[2; 24])?;
-    /// assert!(matches!(producer.try_send(&[3; 24]), Err(shmring::Error::Full)));
-    /// assert!(matches!(producer.try_send(&[0; 25]), Err(shmring::Error::TooLarge { .. })));
+    /// assert!(matches!(producer.try_send(&[3; 24]), Err(ringfile::Error::Full)));
+    /// assert!(matches!(producer.try_send(&[0; 25]), Err(ringfile::Error::TooLarge { .. })));
     /// # Ok(()) }
     /// ```
     #[inline]
@@ -135,8 +135,8 @@ impl Producer {
     /// Reserves `len` bytes for a message, waiting for room.
     ///
     /// ```
-    /// # fn main() -> Result<(), shmring::Error> {
-    /// let ring = shmring::Ring::memfd(4096)?;
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
     /// let mut producer = ring.producer()?;
     /// let mut claim = producer.claim(100)?;
     /// let n = 5; // e.g. what a read() into the claim returned
@@ -160,8 +160,8 @@ impl Producer {
     /// messages the batch already holds.
     ///
     /// ```
-    /// # fn main() -> Result<(), shmring::Error> {
-    /// let ring = shmring::Ring::memfd(4096)?;
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
     /// let mut producer = ring.producer()?;
     /// let mut consumer = ring.consumer()?;
     /// {

@@ -21,7 +21,7 @@ pub(crate) struct Shared {
     pub(crate) region: Region,
     /// `None` only for heap rings (model checking).
     pub(crate) file: Option<File>,
-    /// The path, or a description such as `memfd:shmring`.
+    /// The path, or a description such as `memfd:ringfile`.
     pub(crate) name: PathBuf,
 }
 
@@ -57,9 +57,9 @@ impl Shared {
 /// # Examples
 ///
 /// ```
-/// # fn main() -> Result<(), shmring::Error> {
+/// # fn main() -> Result<(), ringfile::Error> {
 /// let dir = tempfile::tempdir().unwrap();
-/// let ring = shmring::Ring::create(dir.path().join("ring"), 64 * 1024)?;
+/// let ring = ringfile::Ring::create(dir.path().join("ring"), 64 * 1024)?;
 /// let mut producer = ring.producer()?;
 /// let mut consumer = ring.consumer()?;
 /// producer.try_send(b"hello")?;
@@ -95,16 +95,16 @@ impl Ring {
     /// which opens it with [`Ring::from_fd`].
     ///
     /// ```
-    /// # fn main() -> Result<(), shmring::Error> {
-    /// let ring = shmring::Ring::memfd(4096)?;
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
     /// let mut producer = ring.producer()?;
     /// producer.try_send(b"in memory")?;
     /// assert_eq!(&*ring.consumer()?.try_recv()?.unwrap(), b"in memory");
     /// # Ok(()) }
     /// ```
     pub fn memfd(capacity: u64) -> Result<Ring> {
-        let name = PathBuf::from("memfd:shmring");
-        let file = crate::sys::memfd("shmring").map_err(|source| Error::Io {
+        let name = PathBuf::from("memfd:ringfile");
+        let file = crate::sys::memfd("ringfile").map_err(|source| Error::Io {
             path: name.clone(),
             op: "memfd_create",
             source,
@@ -163,7 +163,7 @@ impl Ring {
         HEADER_SIZE + self.capacity()
     }
 
-    /// The path the ring was opened by (or a description, such as `memfd:shmring`).
+    /// The path the ring was opened by (or a description, such as `memfd:ringfile`).
     pub fn path(&self) -> &Path {
         &self.shared.name
     }
@@ -193,12 +193,12 @@ impl std::fmt::Debug for Ring {
 /// How to open or create a ring: the open-or-create builder.
 ///
 /// ```
-/// # fn main() -> Result<(), shmring::Error> {
+/// # fn main() -> Result<(), ringfile::Error> {
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("ring");
 /// // Either side may run first: whoever comes first creates the ring.
-/// let a = shmring::Ring::options().capacity(1 << 16).open_or_create(&path)?;
-/// let b = shmring::Ring::options().open_or_create(&path)?;
+/// let a = ringfile::Ring::options().capacity(1 << 16).open_or_create(&path)?;
+/// let b = ringfile::Ring::options().open_or_create(&path)?;
 /// assert_eq!(b.capacity(), 1 << 16);
 /// # Ok(()) }
 /// ```

@@ -80,7 +80,7 @@ impl FromStr for WaitStrategy {
     /// Parses `spin`, `yield`, `park` or `adaptive`.
     ///
     /// ```
-    /// use shmring::WaitStrategy;
+    /// use ringfile::WaitStrategy;
     /// assert_eq!("park".parse::<WaitStrategy>().unwrap(), WaitStrategy::Park);
     /// assert!("nap".parse::<WaitStrategy>().is_err());
     /// ```
@@ -151,7 +151,7 @@ pub(crate) fn wait_until<T>(
         };
         spins = spins.wrapping_add(1);
         let mut sleep_for = IDLE_CHECK;
-        if parking || spins % SPINS_PER_CLOCK_READ == 0 {
+        if parking || spins.is_multiple_of(SPINS_PER_CLOCK_READ) {
             let now = Instant::now();
             if let Some(deadline) = deadline {
                 if now >= deadline {

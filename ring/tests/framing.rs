@@ -2,8 +2,8 @@
 //! and the maximum), random capacities and many wraps, plus a two-thread stress test.
 
 use proptest::prelude::*;
-use shmring::layout::{CONTROL_OFFSET, HEADER_SIZE};
-use shmring::{Error, Ring, WaitStrategy};
+use ringfile::layout::{CONTROL_OFFSET, HEADER_SIZE};
+use ringfile::{Error, Ring, WaitStrategy};
 use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
 
@@ -55,7 +55,7 @@ proptest! {
         let mut model: VecDeque<Vec<u8>> = VecDeque::new();
         let mut seq = 0u64;
         let scaled = |f: u16| (max * f as usize) / 1000;
-        let recv_one = |consumer: &mut shmring::Consumer, model: &mut VecDeque<Vec<u8>>| -> Result<bool, TestCaseError> {
+        let recv_one = |consumer: &mut ringfile::Consumer, model: &mut VecDeque<Vec<u8>>| -> Result<bool, TestCaseError> {
             match consumer.try_recv() {
                 Ok(Some(msg)) => {
                     let expected = model.pop_front().expect("received a message never sent");
@@ -194,7 +194,7 @@ fn stress(wait: WaitStrategy, count: u64, capacity: u64) {
     });
     let mut seq = 0u64;
     loop {
-        if seq % 2 == 0 {
+        if seq.is_multiple_of(2) {
             match consumer.recv().unwrap() {
                 Some(msg) => assert_eq!(&*msg, &message(seq, len_of(seq))[..], "message {seq}"),
                 None => break,
@@ -320,7 +320,7 @@ fn roles_are_exclusive_in_process() {
     let c = ring.consumer().unwrap();
     let err = ring.producer().unwrap_err();
     assert!(
-        matches!(err, Error::RoleTaken { role: shmring::Role::Producer, pid: Some(pid), .. } if pid == std::process::id()),
+        matches!(err, Error::RoleTaken { role: ringfile::Role::Producer, pid: Some(pid), .. } if pid == std::process::id()),
         "{err}"
     );
     assert!(err

@@ -1,13 +1,13 @@
 //! Cross-process behaviour, across real processes: this test binary re-runs itself as the
 //! helper process (see `helper_process`), selected by an environment variable.
 
-use shmring::{Error, Ring, Role};
+use ringfile::{Error, Ring, Role};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-const HELPER_ENV: &str = "SHMRING_TEST_HELPER";
+const HELPER_ENV: &str = "RINGFILE_TEST_HELPER";
 /// Generous bound on any single wait, so a regression fails the test instead of hanging CI.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -253,7 +253,7 @@ fn killed_producer_is_reported_then_replaced() {
     let helper = Helper::spawn(&["produce_forever", &path]);
     let pid = helper.pid();
     let mut expected = 0;
-    let take = |consumer: &mut shmring::Consumer, expected: &mut u64, n: u64| {
+    let take = |consumer: &mut ringfile::Consumer, expected: &mut u64, n: u64| {
         for _ in 0..n {
             let msg = consumer.recv_timeout(PATIENCE).unwrap().unwrap();
             assert_eq!(check(&msg), *expected);

@@ -1,8 +1,8 @@
 //! Opening a bad ring file fails with its own error, naming the path — never a panic, a
 //! hang or a SIGBUS. One test per validation failure.
 
-use shmring::layout::{CONTROL_OFFSET, HEADER_SIZE, RECORD_DATA};
-use shmring::{Error, Ring};
+use ringfile::layout::{CONTROL_OFFSET, HEADER_SIZE, RECORD_DATA};
+use ringfile::{Error, Ring};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

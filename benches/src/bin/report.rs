@@ -1,5 +1,5 @@
 //! The comparison report: every transport at every size, measured in this run, as markdown
-//! tables with shmring's ratio to each, the latency table, the targets, and an SVG chart.
+//! tables with ringfile's ratio to each, the latency table, the targets, and an SVG chart.
 //!
 //! ```text
 //! cargo run --release -p benches --bin report            # full: a few minutes
@@ -8,7 +8,7 @@
 //!
 //! Writes `benches/report/report.md` and `benches/report/throughput.svg` (or `--out DIR`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
-//! transports: shmring, shmring-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
+//! transports: ringfile, ringfile-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
 
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
@@ -39,7 +39,7 @@ fn main() {
             args.get(i + 1).and_then(|t| Transport::from_tag(t)),
             args.get(i + 2).and_then(|s| s.parse::<usize>().ok()),
         ) else {
-            eprintln!("report: --one takes a transport and a size, e.g. --one shmring 64");
+            eprintln!("report: --one takes a transport and a size, e.g. --one ringfile 64");
             std::process::exit(2);
         };
         let m = median(5, || {
@@ -145,10 +145,10 @@ fn run(s: &Settings) -> String {
     let shm = &results[0].1;
     writeln!(
         md,
-        "\nshmring's throughput as a multiple of each (same run, same sizes):\n"
+        "\nringfile's throughput as a multiple of each (same run, same sizes):\n"
     )
     .unwrap();
-    write!(md, "| shmring ÷ |").unwrap();
+    write!(md, "| ringfile ÷ |").unwrap();
     for size in SIZES {
         write!(md, " {size} B |").unwrap();
     }
@@ -198,7 +198,7 @@ fn run(s: &Settings) -> String {
                 continue; // the floors move no payload
             }
             eprintln!("latency {} {size} B", kind.name());
-            let iters = if kind == PingPong::ShmringSpin || kind == PingPong::CacheLine {
+            let iters = if kind == PingPong::RingfileSpin || kind == PingPong::CacheLine {
                 s.latency_iters
             } else {
                 s.latency_iters / 4
@@ -226,7 +226,7 @@ fn run(s: &Settings) -> String {
     // Ring size.
     writeln!(
         md,
-        "\n### shmring cross-process throughput against ring capacity\n"
+        "\n### ringfile cross-process throughput against ring capacity\n"
     )
     .unwrap();
     writeln!(md, "| capacity | 1 KiB messages | 64 KiB messages |").unwrap();
@@ -234,11 +234,11 @@ fn run(s: &Settings) -> String {
     for shift in [16u32, 18, 20, 22, 24, 26] {
         let capacity = 1u64 << shift;
         let small = median(s.runs, || {
-            cross_process(Transport::Shmring, 1024, capacity, Stop::Time(s.budget))
+            cross_process(Transport::Ringfile, 1024, capacity, Stop::Time(s.budget))
         });
         let large = if capacity >= 256 << 10 {
             let m = median(s.runs, || {
-                cross_process(Transport::Shmring, 65536, capacity, Stop::Time(s.budget))
+                cross_process(Transport::Ringfile, 65536, capacity, Stop::Time(s.budget))
             });
             format!("{:.2} GB/s", m.gbps())
         } else {
@@ -294,9 +294,9 @@ fn run(s: &Settings) -> String {
             .unwrap()
     };
     let (spin, line, park, futex) = (
-        p50(PingPong::ShmringSpin, 8),
+        p50(PingPong::RingfileSpin, 8),
         p50(PingPong::CacheLine, 8),
-        p50(PingPong::ShmringPark, 8),
+        p50(PingPong::RingfilePark, 8),
         p50(PingPong::Futex, 8),
     );
     writeln!(
