@@ -106,13 +106,14 @@ impl Consumer {
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
         match self.peek(self.read_pos)? {
             None => Err(Error::Empty),
-            Some(found) => Ok(self.deliver(found)),
+            Some(found) => self.deliver(found),
         }
     }
 
     /// The next message, waiting for it as the wait strategy says. `Ok(None)` at the end of
     /// the stream. [`Error::ProducerDied`] if the ring is empty and the producer died without
-    /// closing the stream (reported once; receiving again waits for a new producer).
+    /// closing the stream, [`Error::StreamAborted`] where the producer stopped on an error
+    /// (each reported once; receiving again waits for a new producer).
     #[inline]
     pub fn recv(&mut self) -> Result<Option<Message<'_>>> {
         self.recv_until(None)
@@ -120,7 +121,7 @@ impl Consumer {
 
     /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message<'_>>> {
-        self.recv_until(Some(Instant::now() + timeout))
+        self.recv_until(deadline_after(timeout))
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
@@ -128,7 +129,7 @@ impl Consumer {
             Some(found) => found,
             None => self.wait_for_record(deadline)?,
         };
-        Ok(self.deliver(found))
+        self.deliver(found)
     }
 
     /// The messages there now, to be read one by one with [`RecvBatch::next`] and released
@@ -161,7 +162,7 @@ impl Consumer {
 
     /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout`.
     pub fn recv_batch_timeout(&mut self, timeout: Duration) -> Result<RecvBatch<'_>> {
-        self.recv_batch_until(Some(Instant::now() + timeout))
+        self.recv_batch_until(deadline_after(timeout))
     }
 
     fn recv_batch_until(&mut self, deadline: Option<Instant>) -> Result<RecvBatch<'_>> {
@@ -192,22 +193,41 @@ impl Consumer {
 
     /// Turns a record found at the read position into what `recv` returns.
     #[inline]
-    fn deliver(&mut self, (record, next): (Record, u64)) -> Option<Message<'_>> {
+    fn deliver(&mut self, (record, next): (Record, u64)) -> Result<Option<Message<'_>>> {
         match record {
             Record::Data {
                 payload_offset,
                 len,
-            } => Some(Message {
+            } => Ok(Some(Message {
                 consumer: self,
                 payload_offset,
                 len,
                 next,
-            }),
+            })),
             Record::End => {
                 self.end_seen();
                 self.release(next);
-                None
+                Ok(None)
             }
+            Record::Abort {
+                payload_offset,
+                len,
+            } => {
+                let error = self.aborted(payload_offset, len);
+                self.release(next);
+                Err(error)
+            }
+        }
+    }
+
+    /// The error for an abort record (whose reason is at `payload_offset`), which ends the
+    /// producer's stream as an end marker does.
+    fn aborted(&mut self, payload_offset: u64, len: u64) -> Error {
+        self.end_seen();
+        let reason = self.shared.region.bytes(payload_offset, len);
+        Error::StreamAborted {
+            path: self.shared.name.clone(),
+            reason: String::from_utf8_lossy(reason).into_owned(),
         }
     }
 
@@ -328,6 +348,16 @@ impl Deref for Message<'_> {
     }
 }
 
+impl Message<'_> {
+    /// Gives the message back unreleased: the next `recv` (of this consumer, or of the next
+    /// one if this process stops) receives it again. For a message that could not be
+    /// handled, such as one whose output failed.
+    pub fn unread(self) {
+        // Forgetting skips the release in `drop`; a `Message` owns nothing else.
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
@@ -390,10 +420,41 @@ impl<'a> RecvBatch<'a> {
                 self.consumer.end_seen();
                 Ok(None)
             }
+            Some((
+                Record::Abort {
+                    payload_offset,
+                    len,
+                },
+                next,
+            )) => {
+                // Consumed with the batch, like an end marker: releasing the batch releases
+                // it, and the error is reported once.
+                self.pos = next;
+                self.end = true;
+                Err(self.consumer.aborted(payload_offset, len))
+            }
         }
     }
 
-    /// Whether the batch reached the end-of-stream marker (which it consumes).
+    /// Releases the messages read so far and goes on with the batch: for a long batch
+    /// whose messages were handled (written out, say) before the end.
+    pub fn release(&mut self) {
+        if self.pos != self.consumer.read_pos {
+            self.consumer.release(self.pos);
+        }
+    }
+
+    /// Ends the batch without releasing anything: every message it yielded is received
+    /// again by the next `recv` (of this consumer, or of the next one if this process stops).
+    /// Messages already released with [`release`](Self::release) stay released. For a batch
+    /// whose messages could not be handled — the output failed, say — so that none is lost.
+    pub fn unread(self) {
+        // Forgetting skips the release in `drop`; a `RecvBatch` owns nothing else.
+        std::mem::forget(self);
+    }
+
+    /// Whether the batch reached the end of the stream (the end marker, or the abort record
+    /// that [`next`](Self::next) reported), which it consumes.
     pub fn is_end(&self) -> bool {
         self.end
     }
@@ -406,8 +467,11 @@ impl<'a> RecvBatch<'a> {
 
 impl Drop for RecvBatch<'_> {
     fn drop(&mut self) {
-        if self.pos != self.consumer.read_pos {
-            self.consumer.release(self.pos);
-        }
+        self.release();
     }
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) if that is too far to represent.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }

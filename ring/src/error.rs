@@ -183,6 +183,22 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The producer stopped on an error ([`Producer::abort`](crate::Producer::abort)): the
+    /// stream ended there, and every message before it has been received. Reported once;
+    /// receiving again waits for the next producer.
+    #[error("{}: the producer stopped on an error: {reason}", path.display())]
+    StreamAborted {
+        /// The path.
+        path: PathBuf,
+        /// The producer's reason (empty if it gave none or it did not fit).
+        reason: String,
+    },
+    /// A file mode that would create a ring its creator cannot use.
+    #[error("file mode {mode:04o} is invalid for a ring file: the owner needs read and write permission (0600), and only permission bits (at most 0777) are allowed")]
+    InvalidMode {
+        /// The mode asked for.
+        mode: u32,
+    },
     /// The producer died (its role lock was released) without closing the stream; every message
     /// it published has been received. Reported once per dead producer: receiving again waits
     /// for the next producer.

@@ -1,8 +1,13 @@
 //! Creating, opening and validating ring files.
 //!
-//! Creation is atomic: the ring is initialised in a temporary file in the same directory and
-//! then hard-linked to its path, which fails if the path exists — so no process ever sees a
-//! half-written ring, and the loser of a creation race opens the winner's file.
+//! Creation is atomic: the ring is initialised in an unnamed file (`O_TMPFILE`) in the same
+//! directory and then linked to its path (`linkat`), which fails if the path exists — so no
+//! process ever sees a half-written ring, the loser of a creation race opens the winner's
+//! file, and a creator killed at any moment leaves nothing behind (an unnamed file vanishes
+//! with its last descriptor). Where the file system has no `O_TMPFILE`, the ring is
+//! initialised under a temporary name (`.ringfile-PID-N.tmp`, locked while its creator lives)
+//! and hard-linked; such leftovers of creators that died are removed by the next creation in
+//! the directory.
 
 use crate::error::{Error, Result};
 use crate::layout::{
@@ -45,6 +50,23 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Err
     }
 }
 
+/// Checks the permission bits asked for a new ring: its creator must be able to use it (both
+/// roles need read and write), and only permission bits are allowed.
+pub(crate) fn check_mode(mode: u32) -> Result<()> {
+    if mode <= 0o777 && mode & 0o600 == 0o600 {
+        Ok(())
+    } else {
+        Err(Error::InvalidMode { mode })
+    }
+}
+
+/// Reserves the storage of a ring file of `len` bytes (see [`sys::fallocate`]).
+fn reserve(file: &File, len: u64, name: &Path) -> Result<()> {
+    sys::fallocate(file, len)
+        .map(drop)
+        .map_err(|source| space_error(name, len, source, "reserve space"))
+}
+
 /// Sizes `file` for a ring of `capacity`, reserves its storage, maps it and writes the
 /// header. The control block is the file's zero bytes: an empty ring at position 0.
 pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenFile> {
@@ -52,8 +74,8 @@ pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenF
     let len = HEADER_SIZE + capacity;
     file.set_len(len)
         .map_err(|source| space_error(name, len, source, "size the ring file"))?;
-    sys::fallocate(&file, len).map_err(|source| space_error(name, len, source, "reserve space"))?;
-    let region = Region::map(&file, capacity).map_err(io_err(name, "map the ring file"))?;
+    reserve(&file, len, name)?;
+    let region = Region::map(&file, capacity, name).map_err(io_err(name, "map the ring file"))?;
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -84,21 +106,57 @@ fn space_error(name: &Path, needed: u64, source: io::Error, op: &'static str) ->
 /// Creates a ring at `path`, atomically. `Err(Error::AlreadyExists)` if anything is there.
 pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> {
     check_capacity(capacity)?;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    check_mode(mode)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::Io {
+    if path.file_name().is_none() {
+        return Err(Error::Io {
             path: path.to_path_buf(),
             op: "create",
             source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
-        })?
-        .to_string_lossy();
+        });
+    }
+    match sys::open_tmpfile(&dir, mode).map_err(io_err(path, "create the ring file"))? {
+        Some(file) => {
+            let opened = initialise(file, capacity, path)?;
+            sys::link_fd(&opened.file, path).map_err(|e| link_error(path, e))?;
+            Ok(opened)
+        }
+        None => create_with_temp_name(&dir, path, capacity, mode),
+    }
+}
+
+fn link_error(path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::AlreadyExists {
+        Error::AlreadyExists {
+            path: path.to_path_buf(),
+        }
+    } else {
+        io_err(path, "link the new ring file into place")(e)
+    }
+}
+
+/// Temporary names of the fallback creation scheme: `.ringfile-PID-N.tmp`, short whatever the
+/// ring's own name (so a ring may have any name the file system allows).
+const TEMP_PREFIX: &str = ".ringfile-";
+const TEMP_SUFFIX: &str = ".tmp";
+/// A creator holds an open file description lock on this byte of its temporary file while
+/// it works; a temporary file whose byte is unlocked belongs to a creator that died.
+const CREATOR_LOCK_BYTE: u64 = 2;
+/// A temporary file unlocked and untouched for this long is a dead creator's leftover. (The
+/// age guards the instant between a live creator making the file and locking it.)
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The fallback for file systems without `O_TMPFILE`: initialise under a temporary name,
+/// hard-link, unlink the temporary name.
+fn create_with_temp_name(dir: &Path, path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // Best effort: a directory we cannot sweep still lets us create.
+    let _ = remove_leftovers(dir);
     let tmp = dir.join(format!(
-        ".{file_name}.{}.{}.tmp",
+        "{TEMP_PREFIX}{}-{}{TEMP_SUFFIX}",
         sys::pid(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -109,18 +167,58 @@ pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> 
         .mode(mode)
         .custom_flags(libc::O_CLOEXEC)
         .open(&tmp)
-        .map_err(io_err(path, "create the temporary ring file"))?;
-    let result =
-        initialise(file, capacity, path).and_then(|opened| match std::fs::hard_link(&tmp, path) {
+        .map_err(io_err(path, "create the ring file"))?;
+    let result = sys::ofd_try_lock(&file, CREATOR_LOCK_BYTE)
+        .map_err(io_err(path, "lock the new ring file"))
+        .and_then(|_| initialise(file, capacity, path))
+        .and_then(|opened| match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(opened),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
-                path: path.to_path_buf(),
-            }),
-            Err(e) => Err(io_err(path, "link the new ring file into place")(e)),
+            Err(e) => Err(link_error(path, e)),
         });
     // The temporary name is only scaffolding: the ring lives on under `path` (or is discarded).
     let _ = std::fs::remove_file(&tmp);
-    result
+    let opened = result?;
+    sys::ofd_unlock(&opened.file, CREATOR_LOCK_BYTE).map_err(io_err(path, "unlock"))?;
+    Ok(opened)
+}
+
+/// Removes the temporary files that creators which died left in `dir` (only the fallback
+/// creation scheme can leave any). Returns the paths removed.
+pub(crate) fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        let Ok(meta) = file.metadata() else { continue };
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= LEFTOVER_AGE);
+        // Taking the creator's lock proves the creator is gone (and keeps a reused name's new
+        // creator from starting while we remove it: its lock attempt fails).
+        if meta.file_type().is_file()
+            && old
+            && sys::ofd_try_lock(&file, CREATOR_LOCK_BYTE).unwrap_or(false)
+            && std::fs::remove_file(&path).is_ok()
+        {
+            removed.push(path);
+        }
+    }
+    Ok(removed)
 }
 
 /// Opens and validates the ring at `path`.
@@ -234,7 +332,11 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
             actual: len,
         });
     }
-    let region = Region::map(&file, header.capacity).map_err(io_err(name, "map the ring file"))?;
+    // A ring may be sparse (copied, or made by another program): reserve it now, so that a
+    // full file system is an error here rather than a SIGBUS at the first write to a hole.
+    reserve(&file, len, name)?;
+    let region =
+        Region::map(&file, header.capacity, name).map_err(io_err(name, "map the ring file"))?;
     let opened = OpenFile {
         file,
         region,
@@ -245,7 +347,7 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
 }
 
 /// The released head and published tail, checked against each other: both multiples of 8,
-/// `head <= tail <= head + capacity`. Either may be moving while this runs; the reads are
+/// `head <= tail <= head + capacity`, `tail < MAX_POSITION`. Either may be moving while this runs; the reads are
 /// ordered so that a consistent ring always passes (head, then tail, then head again).
 pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
     use crate::sync::Ordering::Acquire;
@@ -256,6 +358,7 @@ pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
     let head_after = control.released_head.load(Acquire);
     let ok = head.is_multiple_of(8)
         && tail.is_multiple_of(8)
+        && tail < crate::layout::MAX_POSITION
         && head <= tail
         && head_after
             .checked_add(capacity)

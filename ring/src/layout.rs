@@ -47,6 +47,11 @@ pub const MIN_CAPACITY: u64 = 64;
 /// capacity, so 4 GiB keeps every length representable.
 pub const MAX_CAPACITY: u64 = 1 << 32;
 
+/// Positions in a file must be below this (2^62; checked whenever a side attaches), so that
+/// no sum of a position and a size can overflow, whatever the file says. A stream of 10 GB/s
+/// reaches it after 14 years.
+pub const MAX_POSITION: u64 = 1 << 62;
+
 /// Size of a record header: `u32` payload length, then `u32` record type.
 pub const RECORD_HEADER: u64 = 8;
 /// Records start on multiples of this, so every record header is an aligned `u64`.
@@ -57,11 +62,19 @@ pub const RECORD_DATA: u32 = 1;
 pub const RECORD_PADDING: u32 = 2;
 /// Record type: end of stream (length 0).
 pub const RECORD_END: u32 = 3;
+/// Record type: the producer stopped on an error; the stream ends here and the payload
+/// (possibly empty) is the producer's reason, in UTF-8.
+pub const RECORD_ABORT: u32 = 4;
+
+/// Bytes a producer always leaves free for the record that ends its stream (an END, or an
+/// ABORT without a reason): a producer can always close or abort at once, without waiting for
+/// a consumer that may never come. A record of 8 bytes never needs padding in front of it.
+pub const END_RESERVE: u64 = RECORD_HEADER;
 
 /// The largest message a ring of `capacity` bytes carries: half the capacity less one record
 /// header. With a record of at most `capacity / 2` bytes, the padding in front of it
-/// (which is shorter than the record) plus the record always fit an empty ring, so a waiting
-/// sender always makes progress.
+/// (which is shorter than the record, so at most `capacity / 2 - 8`) plus the record plus
+/// [`END_RESERVE`] always fit an empty ring, so a waiting sender always makes progress.
 pub const fn max_message_len(capacity: u64) -> u64 {
     capacity / 2 - RECORD_HEADER
 }

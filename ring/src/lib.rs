@@ -48,8 +48,12 @@
 //! - Each side trusts the other to follow the protocol for the bytes it borrows: a message's
 //!   bytes are only guaranteed stable while no other process writes the ring file outside
 //!   the protocol. Record headers and positions are validated, so a corrupt or hostile file
-//!   yields [`Error::Corrupt`] rather than an out-of-bounds access. A file truncated by
-//!   another process *while mapped* still raises SIGBUS, as for any mapping.
+//!   yields [`Error::Corrupt`] rather than an out-of-bounds access.
+//! - A ring file truncated by another process *while mapped* raises SIGBUS at the next access,
+//!   as any mapping does. [`install_sigbus_handler`] (opt-in) turns that into a one-line
+//!   error naming the ring and exit status 1. Opening a ring reserves its storage
+//!   (`fallocate`), so a full file system is an error at open, not a SIGBUS later; rings
+//!   from [`Ring::memfd`] are sealed at their size and cannot fault at all.
 
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
@@ -63,6 +67,8 @@ mod record;
 mod region;
 mod ring;
 mod roles;
+#[cfg(not(loom))]
+mod sigbus;
 mod sync;
 mod sys;
 mod wait;
@@ -71,6 +77,8 @@ pub use consumer::{Consumer, Message, RecvBatch};
 pub use error::{Error, Result, Role};
 pub use producer::{Claim, Producer, SendBatch};
 pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
+#[cfg(not(loom))]
+pub use sigbus::{install_sigbus_handler, TRACKED_MAPPINGS};
 pub use sys::monotonic_ns;
 pub use wait::{ParseWaitStrategyError, WaitStrategy};
 

@@ -5,7 +5,9 @@
 //! tail. It reads the consumer's head only when its cached copy says the ring may be full.
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING};
+use crate::layout::{
+    END_RESERVE, RECORD_ABORT, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+};
 use crate::record::{encode, record_size};
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
@@ -19,8 +21,18 @@ use std::time::{Duration, Instant};
 /// [`Ring::producer`](crate::Ring::producer).
 ///
 /// Every send publishes at once, except inside a [`SendBatch`], which publishes all its
-/// messages with one store when it ends. Dropping a `Producer` without [`close`](Self::close)
-/// detaches it and leaves the stream open for a later producer to continue.
+/// messages with one store when it ends. A producer ends in one of four ways, and the consumer
+/// learns which:
+///
+/// - [`close`](Self::close): end of stream; the consumer's `recv` returns `None`.
+/// - [`abort`](Self::abort): the producer stopped on an error; the consumer gets
+///   [`Error::StreamAborted`] with the reason.
+/// - dropped: a clean detach that leaves the stream open for a later producer to continue.
+/// - [`abandon`](Self::abandon), a panic, or the process dying: the consumer gets
+///   [`Error::ProducerDied`] once it has received everything published.
+///
+/// A producer always leaves 8 bytes of the ring free, so `close` and `abort` never wait for
+/// room: a producer can always end its stream, even when no consumer will ever come.
 ///
 /// # Examples
 ///
@@ -53,7 +65,9 @@ pub struct Producer {
     capacity: u64,
     max_message: u64,
     wait: WaitStrategy,
-    closed: bool,
+    /// Set once the producer's state word needs no change on drop: it closed or aborted the
+    /// stream (and said so), or it is abandoned (and must look dead).
+    finished: bool,
 }
 
 impl Producer {
@@ -72,7 +86,7 @@ impl Producer {
             capacity,
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
-            closed: false,
+            finished: false,
             shared,
         })
     }
@@ -104,9 +118,9 @@ impl Producer {
     /// # fn main() -> Result<(), ringfile::Error> {
     /// let ring = ringfile::Ring::memfd(64)?;        // max message: 24 bytes
     /// let mut producer = ring.producer()?;
-    /// producer.try_send(&[1; 24])?;
-    /// producer.try_send(&[2; 24])?;
-    /// assert!(matches!(producer.try_send(&[3; 24]), Err(ringfile::Error::Full)));
+    /// producer.try_send(&[1; 24])?;                // a 32-byte record
+    /// producer.try_send(&[2; 16])?;                // 24 bytes: 8 stay free for the end
+    /// assert!(matches!(producer.try_send(&[3; 1]), Err(ringfile::Error::Full)));
     /// assert!(matches!(producer.try_send(&[0; 25]), Err(ringfile::Error::TooLarge { .. })));
     /// # Ok(()) }
     /// ```
@@ -123,7 +137,7 @@ impl Producer {
 
     /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_inner(msg, Wait::Until(Instant::now() + timeout), true)
+        self.send_inner(msg, Wait::within(timeout), true)
     }
 
     /// Reserves `len` bytes for a message if there is room now ([`Error::Full`] if not).
@@ -151,7 +165,7 @@ impl Producer {
 
     /// Reserves `len` bytes, waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
-        self.claim_inner(len, Wait::Until(Instant::now() + timeout), true)
+        self.claim_inner(len, Wait::within(timeout), true)
     }
 
     /// Starts a batch: messages sent through it are published together, with one store of
@@ -178,15 +192,82 @@ impl Producer {
         SendBatch { producer: self }
     }
 
-    /// Ends the stream: writes the end-of-stream marker (waiting for room), publishes it, and
-    /// gives up the producer role. The consumer receives every message before the marker,
-    /// then the end. A later producer may start a new stream on the same ring.
-    pub fn close(mut self) -> Result<()> {
-        let pos = self.reserve(0, Wait::Forever)?;
-        self.shared.region.write_word(pos, encode(RECORD_END, 0));
-        self.write_pos = pos + RECORD_HEADER;
+    /// Ends the stream: writes the end-of-stream marker, publishes it, and gives up the
+    /// producer role. The consumer receives every message before the marker, then the end. A
+    /// later producer may start a new stream on the same ring.
+    ///
+    /// Never waits: the producer keeps room for the marker. It fails only if the ring's
+    /// positions turn out to be corrupt, or another writer of the file ignored that rule and
+    /// left no room ([`Error::Full`]); the producer is then [abandoned](Self::abandon), so
+    /// that the consumer reports it as died rather than seeing a clean detach.
+    pub fn close(self) -> Result<()> {
+        self.finish(RECORD_END, b"")
+    }
+
+    /// Ends the stream because the producer stopped on an error: the consumer receives every
+    /// message sent before, then [`Error::StreamAborted`] with `reason` (cut to the ring's
+    /// maximum message size). A later producer may start a new stream on the same ring.
+    ///
+    /// Never waits: if the reason does not fit in the ring now, the stream is aborted with
+    /// an empty reason. Fails as [`close`](Self::close) does.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"fine")?;
+    /// producer.abort("input ended inside a message")?;
+    ///
+    /// let mut consumer = ring.consumer()?;
+    /// assert_eq!(&*consumer.recv()?.unwrap(), b"fine");
+    /// match consumer.recv() {
+    ///     Err(ringfile::Error::StreamAborted { reason, .. }) => {
+    ///         assert_eq!(reason, "input ended inside a message")
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn abort(self, reason: &str) -> Result<()> {
+        let mut cut = reason.len().min(self.max_message as usize);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.finish(RECORD_ABORT, &reason.as_bytes()[..cut])
+    }
+
+    /// Gives up the producer role without ending the stream and without a clean detach: the
+    /// consumer reports [`Error::ProducerDied`] once it has received everything published, as
+    /// if this process had been killed. For a program that must stop and cannot say why in the
+    /// ring. What was sent is published first.
+    pub fn abandon(mut self) {
+        self.finished = true;
+    }
+
+    /// Writes the record that ends the stream (`kind` END or ABORT) without waiting, using the
+    /// room kept free for it.
+    fn finish(mut self, kind: u32, payload: &[u8]) -> Result<()> {
+        let mut payload = payload;
+        let pos = match self.try_reserve(payload.len(), 0) {
+            Ok(Some(pos)) => Ok(pos),
+            // No room for the reason: an empty one always fits the reserve (and needs no
+            // padding: 8 bytes always fit before the end of the region).
+            Ok(None) if !payload.is_empty() => {
+                payload = b"";
+                self.try_reserve(0, 0)
+                    .and_then(|pos| pos.ok_or(Error::Full))
+            }
+            Ok(None) => Err(Error::Full),
+            Err(e) => Err(e),
+        };
+        // Whatever happens now, the state word must not say "detached cleanly".
+        self.finished = true;
+        let pos = pos?;
+        self.shared
+            .region
+            .write_record(pos, encode(kind, payload.len() as u32), payload);
+        self.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
-        self.closed = true;
         self.shared
             .region
             .control()
@@ -229,7 +310,7 @@ impl Producer {
     /// the record would cross the end of the data region. Returns the record's position.
     #[inline]
     fn reserve(&mut self, len: usize, wait: Wait) -> Result<u64> {
-        if let Some(pos) = self.try_reserve(len)? {
+        if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
             return Ok(pos);
         }
         let deadline = match wait {
@@ -246,14 +327,16 @@ impl Producer {
             &shared.region.control().producer_sleeping,
             deadline,
             |probe| match probe {
-                Probe::Ready => self.try_reserve(len),
+                Probe::Ready => self.try_reserve(len, END_RESERVE),
                 Probe::Idle => Ok(None),
             },
         )
     }
 
+    /// As [`reserve`](Self::reserve) without waiting: `None` if the record (and any padding
+    /// in front of it) would leave less than `keep_free` bytes of the ring free.
     #[inline]
-    fn try_reserve(&mut self, len: usize) -> Result<Option<u64>> {
+    fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<u64>> {
         let len = len as u64;
         if len > self.max_message {
             return Err(Error::TooLarge {
@@ -265,7 +348,9 @@ impl Producer {
         let offset = self.write_pos & (self.capacity - 1);
         let room_to_end = self.capacity - offset;
         let padding = if size > room_to_end { room_to_end } else { 0 };
-        let end = self.write_pos + padding + size;
+        // No overflow: positions are below MAX_POSITION (checked at attach, and the head is
+        // checked against our own write position below), sizes below 2^33.
+        let end = self.write_pos + padding + size + keep_free;
         if end > self.cached_head + self.capacity {
             // Possibly full on the cached head: look at the real one. Acquire pairs with the
             // consumer's Release store of the head, so its reads of the bytes it released
@@ -334,7 +419,7 @@ impl Drop for Producer {
     /// cleanly: the consumer learns that it died, as if its process had.
     fn drop(&mut self) {
         self.publish();
-        if !self.closed && !std::thread::panicking() {
+        if !self.finished && !std::thread::panicking() {
             self.shared
                 .region
                 .control()
@@ -360,6 +445,15 @@ enum Wait {
     No,
     Forever,
     Until(Instant),
+}
+
+impl Wait {
+    /// Wait at most `timeout`; a timeout too long to represent (`Duration::MAX`) waits forever.
+    fn within(timeout: Duration) -> Wait {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until)
+    }
 }
 
 /// Room for one message in the ring, to be written in place and then committed.
@@ -430,6 +524,11 @@ impl SendBatch<'_> {
         self.producer.send_inner(msg, Wait::Forever, false)
     }
 
+    /// As [`Producer::send_timeout`]; publishes the batch so far if it has to wait.
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.producer.send_inner(msg, Wait::within(timeout), false)
+    }
+
     /// As [`Producer::try_claim`], unpublished until the batch ends.
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
         self.producer.claim_inner(len, Wait::No, false)
@@ -438,6 +537,11 @@ impl SendBatch<'_> {
     /// As [`Producer::claim`]; publishes the batch so far if it has to wait.
     pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
         self.producer.claim_inner(len, Wait::Forever, false)
+    }
+
+    /// As [`Producer::claim_timeout`]; publishes the batch so far if it has to wait.
+    pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
+        self.producer.claim_inner(len, Wait::within(timeout), false)
     }
 
     /// Publishes the messages sent so far and goes on batching.

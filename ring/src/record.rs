@@ -11,7 +11,9 @@
 //! A record never wraps: when the next record would cross the end of the data region, the
 //! producer first writes a padding record that fills the region up to its end.
 
-use crate::layout::{RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING};
+use crate::layout::{
+    RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+};
 
 /// Bytes a record with `len` payload bytes occupies: header plus payload, rounded up to 8.
 #[inline]
@@ -32,6 +34,8 @@ pub(crate) enum Record {
     Data { payload_offset: u64, len: u64 },
     /// The end-of-stream marker.
     End,
+    /// The producer stopped on an error; its reason starts at `payload_offset`.
+    Abort { payload_offset: u64, len: u64 },
 }
 
 /// Why a record header is rejected.
@@ -58,7 +62,7 @@ pub(crate) fn decode(
     let room = capacity - offset;
     let available = published - pos;
     match kind {
-        RECORD_DATA => {
+        RECORD_DATA | RECORD_ABORT => {
             if len > max_message {
                 return Err("message length exceeds the ring's maximum");
             }
@@ -69,13 +73,19 @@ pub(crate) fn decode(
             if size > available {
                 return Err("message record extends past the published tail");
             }
-            Ok(Decoded::Record(
+            let payload_offset = offset + RECORD_HEADER;
+            let record = if kind == RECORD_DATA {
                 Record::Data {
-                    payload_offset: offset + RECORD_HEADER,
+                    payload_offset,
                     len,
-                },
-                pos + size,
-            ))
+                }
+            } else {
+                Record::Abort {
+                    payload_offset,
+                    len,
+                }
+            };
+            Ok(Decoded::Record(record, pos + size))
         }
         RECORD_PADDING => {
             if RECORD_HEADER + len != room {
@@ -157,6 +167,18 @@ mod tests {
         );
         // end marker with a length
         assert!(decode(encode(RECORD_END, 1), 0, 64, CAP, MAX).is_err());
+        // an abort record is checked as a message is
+        assert!(decode(encode(RECORD_ABORT, 9), 0, 16, CAP, MAX).is_err());
+        assert_eq!(
+            decode(encode(RECORD_ABORT, 3), 8, 24, CAP, MAX),
+            Ok(Decoded::Record(
+                Record::Abort {
+                    payload_offset: 16,
+                    len: 3
+                },
+                24
+            ))
+        );
         assert_eq!(
             decode(encode(RECORD_END, 0), 0, 8, CAP, MAX),
             Ok(Decoded::Record(Record::End, 8))

@@ -13,9 +13,14 @@ use std::ptr::NonNull;
 
 /// What keeps the memory alive.
 enum Backing {
-    /// A `MAP_SHARED` mapping of the whole ring file.
+    /// A `MAP_SHARED` mapping of the whole ring file, registered for the SIGBUS handler
+    /// while it exists (the registration drops first: fields drop in order).
     #[cfg_attr(loom, allow(dead_code))]
-    Map(memmap2::MmapRaw),
+    Map {
+        #[cfg(not(loom))]
+        _sigbus: Option<crate::sigbus::Registration>,
+        map: memmap2::MmapRaw,
+    },
     /// Heap memory: the control block and the data region (as u64 for 8-byte alignment).
     #[cfg_attr(not(all(test, loom)), allow(dead_code))]
     Heap {
@@ -46,7 +51,7 @@ impl Region {
     /// Maps all of `file`, whose first `HEADER_SIZE` bytes are a header already validated
     /// against the file's length (`HEADER_SIZE + capacity`).
     #[cfg(not(loom))]
-    pub(crate) fn map(file: &File, capacity: u64) -> io::Result<Region> {
+    pub(crate) fn map(file: &File, capacity: u64, name: &std::path::Path) -> io::Result<Region> {
         use crate::layout::{CONTROL_OFFSET, HEADER_SIZE};
         let len = HEADER_SIZE + capacity;
         let map = memmap2::MmapOptions::new()
@@ -59,17 +64,25 @@ impl Region {
         let control = unsafe { NonNull::new_unchecked(base.add(CONTROL_OFFSET as usize).cast()) };
         // SAFETY: `HEADER_SIZE` is within the mapping (capacity > 0).
         let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE as usize)) };
+        let sigbus = crate::sigbus::register(
+            base as usize,
+            map.len(),
+            std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
+        );
         Ok(Region {
             control,
             data,
             capacity,
-            backing: Backing::Map(map),
+            backing: Backing::Map {
+                _sigbus: sigbus,
+                map,
+            },
         })
     }
 
     /// Under the model checker, file mappings are not modelled.
     #[cfg(loom)]
-    pub(crate) fn map(_file: &File, _capacity: u64) -> io::Result<Region> {
+    pub(crate) fn map(_file: &File, _capacity: u64, _name: &std::path::Path) -> io::Result<Region> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "file-backed rings are not available under loom",
@@ -98,7 +111,7 @@ impl Region {
 
     /// Writes the header page of a fresh file mapping.
     pub(crate) fn write_header(&self, header: &Header) {
-        if let Backing::Map(map) = &self.backing {
+        if let Backing::Map { map, .. } = &self.backing {
             let bytes = bytemuck::bytes_of(header);
             // SAFETY: the mapping is at least HEADER_SIZE bytes and the header is 128 bytes;
             // the file is not yet linked into place, so nobody else maps it.
@@ -205,7 +218,7 @@ impl Region {
     /// Flushes the whole mapping to storage (`msync`), for rings on a real disk.
     pub(crate) fn sync(&self) -> io::Result<()> {
         match &self.backing {
-            Backing::Map(map) => map.flush(),
+            Backing::Map { map, .. } => map.flush(),
             Backing::Heap { .. } => Ok(()),
         }
     }

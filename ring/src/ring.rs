@@ -110,6 +110,12 @@ impl Ring {
             source,
         })?;
         let opened = file::initialise(file, capacity, &name)?;
+        // Sealed at its size: no process can ever truncate it under a mapping (no SIGBUS).
+        crate::sys::seal_size(&opened.file).map_err(|source| Error::Io {
+            path: name.clone(),
+            op: "seal the memfd's size",
+            source,
+        })?;
         Ok(Ring::from_shared(Shared::from_open(opened, name)))
     }
 
@@ -230,7 +236,9 @@ impl RingOptions {
         self
     }
 
-    /// The permission bits of a new file (before the umask); default 0600.
+    /// The permission bits of a new file (before the umask); default 0600. They must include
+    /// 0600 (the creator needs read and write access to use the ring): creating fails with
+    /// [`Error::InvalidMode`] otherwise.
     pub fn mode(mut self, mode: u32) -> RingOptions {
         self.mode = mode;
         self

@@ -86,36 +86,145 @@ pub(crate) fn ofd_try_lock(file: &File, byte: u64) -> io::Result<bool> {
     }
 }
 
+/// Releases a lock taken with [`ofd_try_lock`] through the same description.
+pub(crate) fn ofd_unlock(file: &File, byte: u64) -> io::Result<()> {
+    // SAFETY: flock is a plain C struct for which all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_UNLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte as libc::off_t;
+    fl.l_len = 1;
+    // SAFETY: the fd is open for the lifetime of `file`; `fl` is a valid flock.
+    let rc = unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_OFD_SETLK,
+            &mut fl as *mut libc::flock,
+        )
+    };
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Whether an open file description other than `file`'s holds a lock on `byte`.
 pub(crate) fn ofd_is_locked(file: &File, byte: u64) -> io::Result<bool> {
     let fl = ofd_lock_request(file, byte, libc::F_OFD_GETLK)?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Reserves `len` bytes of storage for `file`, so that a full file system is reported now
-/// and not as a SIGBUS when a page of the mapping is first touched.
-pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<()> {
-    // SAFETY: plain syscall on an open descriptor.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
-    match rc {
-        0 => Ok(()),
-        // File systems without fallocate support: the file is still sized by set_len.
-        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
-        e => Err(io::Error::from_raw_os_error(e)),
+/// Reserves storage for the first `len` bytes of `file`, so that a full file system is
+/// reported now and not as a SIGBUS when a page of the mapping is first touched. Idempotent
+/// and cheap where the space is already reserved.
+///
+/// This is the `fallocate(2)` system call itself, never glibc's `posix_fallocate` emulation,
+/// which writes a zero byte into each block that reads as zero — on a live ring, racing the
+/// producer's writes. `Ok(false)` where the file system cannot reserve space (EOPNOTSUPP):
+/// the file is still sized, and a full file system shows only when pages are written.
+pub(crate) fn fallocate(file: &File, len: u64) -> io::Result<bool> {
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    loop {
+        // SAFETY: plain system call on an open descriptor; mode 0 only allocates, it never
+        // changes the file's contents.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
+        if rc == 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) => return Ok(false),
+            _ => return Err(err),
+        }
     }
 }
 
-/// Creates an anonymous memory file (close-on-exec) named `name` for debugging purposes.
+/// Opens an unnamed regular file in `dir` (`O_TMPFILE`), readable and writable, with
+/// permission bits `mode` (through the umask). `Ok(None)` where the file system or kernel
+/// does not support it.
+pub(crate) fn open_tmpfile(dir: &std::path::Path, mode: u32) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(mode)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(dir)
+    {
+        Ok(file) => Ok(Some(file)),
+        // EOPNOTSUPP: the file system lacks O_TMPFILE; EISDIR: the kernel predates it (it
+        // sees O_DIRECTORY and a directory); EINVAL: either, on some kernels.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives the unnamed file `file` (from [`open_tmpfile`]) the name `path`, atomically: fails
+/// with `AlreadyExists` if anything is there. Goes through `/proc/self/fd`, which needs no
+/// privilege (`AT_EMPTY_PATH` would need `CAP_DAC_READ_SEARCH`).
+pub(crate) fn link_fd(file: &File, path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .expect("no NUL in a /proc path");
+    let to = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
+    // SAFETY: both are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Creates an anonymous memory file (close-on-exec, sealable) named `name` for debugging
+/// purposes.
 pub(crate) fn memfd(name: &str) -> io::Result<File> {
     let cname = std::ffi::CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "memfd name contains NUL"))?;
     // SAFETY: `cname` is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
+    let fd =
+        unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
     Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Seals a memfd's size (`F_SEAL_SHRINK | F_SEAL_GROW`): nobody, in any process, can truncate
+/// it any more, so a mapping of it can never fault with SIGBUS.
+pub(crate) fn seal_size(file: &File) -> io::Result<()> {
+    // SAFETY: plain fcntl on an open descriptor.
+    let rc = unsafe {
+        libc::fcntl(
+            file.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a
