@@ -18,9 +18,18 @@ pub const EXIT_FAILURE: i32 = 1;
 /// Exit code for a usage error.
 pub const EXIT_USAGE: i32 = 2;
 
+/// How often a program that waits (for room, data, input or a due time) looks for signals.
+pub const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Prints `program: error` as one line (the whole cause chain, no backtrace) and exits with
-/// `code`.
-pub fn fail(program: &str, error: &anyhow::Error, code: i32) -> ! {
+/// `code`. With `json`, a JSON object `{"program", "error", "exit"}` follows on the last line.
+pub fn fail(program: &str, error: &anyhow::Error, code: i32, json: bool) -> ! {
     eprintln!("{program}: {error:#}");
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::json!({"program": program, "error": format!("{error:#}"), "exit": code})
+        );
+    }
     std::process::exit(code)
 }

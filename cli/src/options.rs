@@ -88,10 +88,14 @@ impl CommonArgs {
     }
 }
 
-/// Parses file permission bits written in octal (`600`, `0640`).
+/// Parses file permission bits written in octal (`600`, `0640`); the owner must keep read
+/// and write access, which both roles need.
 fn parse_mode(text: &str) -> Result<u32, String> {
     match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
-        Ok(mode) if mode <= 0o777 => Ok(mode),
+        Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
+        Ok(mode) if mode <= 0o777 => Err(format!(
+            "'{text}' leaves the owner without read and write access, which both roles need: include 0600 (e.g. 0600, 0640, 0660)"
+        )),
         _ => Err(format!(
             "'{text}' is not an octal file mode such as 0600 or 0640"
         )),
@@ -114,12 +118,18 @@ pub fn open_input(path: Option<&PathBuf>) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Creates (truncating) `path` for writing, or standard output.
-pub fn open_output(path: Option<&PathBuf>) -> anyhow::Result<std::fs::File> {
+/// Opens `path` for writing — created if missing, then truncated, or with `append` added to —
+/// or standard output.
+pub fn open_output(path: Option<&PathBuf>, append: bool) -> anyhow::Result<std::fs::File> {
     use std::os::fd::AsFd;
     match path {
-        Some(p) => std::fs::File::create(p)
-            .with_context(|| format!("{}: cannot create output", p.display())),
+        Some(p) => std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(p)
+            .with_context(|| format!("{}: cannot open output", p.display())),
         None => Ok(std::fs::File::from(
             std::io::stdout()
                 .as_fd()

@@ -9,7 +9,7 @@ use ringfile_cli::options::{open_output, CommonArgs, Framing};
 use ringfile_cli::progress::{Counters, Progress};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::{latency_histogram, Summary};
-use ringfile_cli::{fail, EXIT_FAILURE, EXIT_OK};
+use ringfile_cli::{fail, EXIT_FAILURE, EXIT_OK, SIGNAL_POLL};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +24,11 @@ Examples:
   consumer --follow /dev/shm/demo                keep going across producers
 
 With --verify or --latency, messages are checked, not written out (unless --output is given).
-Space in the ring is released only after the messages are written out, so a consumer that is
-killed and restarted loses nothing (it may repeat the messages it wrote just before it died).
+Space in the ring is released only after the messages are written out and flushed, so a
+consumer that is killed, or whose output fails, loses nothing: the next consumer receives
+every message not yet written out (it may repeat the last ones written). To restart a killed
+consumer without erasing what it wrote, add --append:
+  consumer --output out.txt --append /dev/shm/demo
 
 Exit status: 0 end of stream (or --count reached, or a clean stop on SIGINT/SIGTERM),
 1 runtime failure (verification errors, producer died without closing the stream, bad ring
@@ -39,9 +42,14 @@ struct Cli {
     #[command(flatten)]
     common: CommonArgs,
 
-    /// Write messages to FILE (created or truncated) instead of standard output.
+    /// Write messages to FILE (created, or truncated if it exists) instead of standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+
+    /// With --output: add to FILE instead of truncating it (to restart a consumer that was
+    /// killed without erasing what it wrote).
+    #[arg(long, requires = "output")]
+    append: bool,
 
     /// Expect generated messages (`producer --gen`): check every payload and that sequence
     /// numbers within a stream are consecutive. Exit 1 if any check fails.
@@ -63,13 +71,17 @@ struct Cli {
 
 fn main() {
     let cli = Cli::parse();
+    let json = cli.common.json;
     let signals = match Signals::install() {
         Ok(s) => s,
-        Err(e) => fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE),
+        Err(e) => fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE, json),
     };
+    if let Err(e) = ringfile::install_sigbus_handler("consumer", json) {
+        fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE, json)
+    }
     match run(&cli, &signals) {
         Ok(code) => std::process::exit(code),
-        Err(e) => fail("consumer", &e, EXIT_FAILURE),
+        Err(e) => fail("consumer", &e, EXIT_FAILURE, json),
     }
 }
 
@@ -131,9 +143,6 @@ impl Checks {
     }
 }
 
-/// How often a waiting consumer looks for signals.
-const SIGNAL_POLL: Duration = Duration::from_millis(100);
-
 fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
     let ring = cli.common.open_ring()?;
     let mut consumer = ring.consumer()?;
@@ -141,7 +150,10 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
     let writes = cli.output.is_some() || !(cli.verify || cli.latency);
     let mut output = if writes {
         Some(Output {
-            writer: BufWriter::with_capacity(256 * 1024, open_output(cli.output.as_ref())?),
+            writer: BufWriter::with_capacity(
+                256 * 1024,
+                open_output(cli.output.as_ref(), cli.append)?,
+            ),
             framing: cli.common.framing,
             name: cli
                 .output
@@ -163,7 +175,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     let limit = cli.count.unwrap_or(u64::MAX);
-    let mut producer_died = false;
+    let mut producer_failed = false;
     let ended = loop {
         if messages >= limit {
             break "count reached";
@@ -183,34 +195,66 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
                 if cli.follow {
                     continue;
                 }
-                producer_died = true;
+                producer_failed = true;
                 break "producer died";
             }
             Err(e) => return Err(e.into()),
         };
         let (before_m, before_b) = (messages, bytes);
+        // Read until the batch runs out, or something stops it: a failed write (whose
+        // messages must not be released) or an error from the ring.
+        let mut write_error = None;
+        let mut ring_error = None;
         while messages < limit {
-            let Some(msg) = batch.next()? else { break };
+            let msg = match batch.next() {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(e) => {
+                    ring_error = Some(e);
+                    break;
+                }
+            };
             first.get_or_insert_with(Instant::now);
             if let Some(out) = &mut output {
-                out.write(msg)
-                    .with_context(|| format!("writing {}", out.name))?;
+                if let Err(e) = out.write(msg) {
+                    write_error = Some(e);
+                    break;
+                }
             }
             checks.check(msg);
             messages += 1;
             bytes += msg.len() as u64;
         }
-        let end = batch.is_end();
-        // Written out before released: a consumer killed now repeats, never loses.
+        // Written out and flushed before released: a consumer killed now repeats, never
+        // loses. If the output failed, nothing of this batch is released: the next consumer
+        // gets all of it (what did reach the output may be repeated).
         if let Some(out) = &mut output {
-            out.writer
-                .flush()
-                .with_context(|| format!("writing {}", out.name))?;
+            if let Some(e) = write_error.or_else(|| out.writer.flush().err()) {
+                batch.unread();
+                return Err(e).with_context(|| format!("writing {}", out.name));
+            }
         }
+        let end = batch.is_end();
+        // Releases what was handled: every message read (and an end or abort record).
         drop(batch);
         counters.add(messages - before_m, bytes - before_b);
         if messages > before_m {
             last = Instant::now();
+        }
+        match ring_error {
+            None => {}
+            Some(Error::StreamAborted { reason, .. }) => {
+                eprintln!(
+                    "consumer: {}: the producer stopped on an error: {reason}; every message it sent before was received",
+                    ring.path().display()
+                );
+                if cli.follow {
+                    continue;
+                }
+                producer_failed = true;
+                break "producer failed";
+            }
+            Some(e) => return Err(e.into()),
         }
         if end && !cli.follow {
             break "end of stream";
@@ -228,7 +272,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         latency: checks.latency,
     }
     .print(cli.common.json);
-    if producer_died || errors.unwrap_or(0) > 0 {
+    if producer_failed || errors.unwrap_or(0) > 0 {
         Ok(EXIT_FAILURE)
     } else {
         Ok(EXIT_OK)

@@ -3,12 +3,12 @@
 
 use anyhow::Context;
 use clap::Parser;
-use ringfile::Producer;
+use ringfile::{Error, Producer};
 use ringfile_cli::options::{open_input, CommonArgs, Framing};
 use ringfile_cli::progress::{Counters, Progress};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::Summary;
-use ringfile_cli::{fail, generated, EXIT_FAILURE, EXIT_OK, EXIT_USAGE};
+use ringfile_cli::{fail, generated, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SIGNAL_POLL};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -25,6 +25,12 @@ Examples:
 Generated messages (--gen) carry a stream id, a sequence number, a CLOCK_MONOTONIC send time
 and a check of every byte; 8 to 23-byte messages carry only the low 32 bits of the sequence
 number and of the time, and no stream id (see FORMAT.md and README.md).
+
+SIGINT/SIGTERM: stop at a message boundary, send the complete messages already read, close
+the stream and exit 0 (bytes of an incomplete message are not sent, and are counted on
+stderr). A second signal exits at once with status 1, leaving the stream open: the consumer
+reports that the producer died. An input error (a line too long for the ring, a truncated
+length-prefixed message) ends the stream as failed: the consumer reports it and exits 1.
 
 Exit status: 0 success (including a clean stop on SIGINT/SIGTERM), 1 runtime failure,
 2 usage error.";
@@ -98,10 +104,14 @@ impl std::error::Error for UsageError {}
 
 fn main() {
     let cli = Cli::parse();
+    let json = cli.common.json;
     let signals = match Signals::install() {
         Ok(s) => s,
-        Err(e) => fail("producer", &anyhow::Error::from(e), EXIT_FAILURE),
+        Err(e) => fail("producer", &anyhow::Error::from(e), EXIT_FAILURE, json),
     };
+    if let Err(e) = ringfile::install_sigbus_handler("producer", json) {
+        fail("producer", &anyhow::Error::from(e), EXIT_FAILURE, json)
+    }
     match run(&cli, &signals) {
         Ok(()) => std::process::exit(EXIT_OK),
         Err(e) => {
@@ -110,7 +120,7 @@ fn main() {
             } else {
                 EXIT_FAILURE
             };
-            fail("producer", &e, code)
+            fail("producer", &e, code, json)
         }
     }
 }
@@ -132,6 +142,21 @@ impl Sent {
 
 fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
     let ring = cli.common.open_ring()?;
+    // Options the ring cannot carry are usage errors, found before the stream is touched.
+    let max = ring.max_message_len();
+    if cli.gen.is_some() && cli.size > max {
+        return Err(UsageError(format!(
+            "--size {} exceeds the ring's maximum message size of {max} bytes (use a larger --capacity)",
+            cli.size
+        ))
+        .into());
+    }
+    if let Some(chunk) = cli.chunk.filter(|&chunk| chunk > max) {
+        return Err(UsageError(format!(
+            "--chunk {chunk} exceeds the ring's maximum message size of {max} bytes"
+        ))
+        .into());
+    }
     let mut producer = ring.producer()?;
     producer.set_wait_strategy(cli.common.wait.into());
     let counters = Arc::new(Counters::default());
@@ -148,7 +173,15 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
     };
     let elapsed = start.elapsed();
     progress.finish();
-    outcome?;
+    if let Err(e) = outcome {
+        // End the stream as failed, so the consumer reports why rather than waiting for a
+        // producer that will never come back (or mistaking this for a clean detach). If even
+        // that fails, the producer is abandoned: the consumer reports it as died.
+        if let Err(abort) = producer.abort(&format!("{e:#}")) {
+            eprintln!("producer: could not mark the stream as failed: {abort}");
+        }
+        return Err(e);
+    }
     let ended = if signals.requested() {
         "stopped by signal"
     } else {
@@ -191,24 +224,32 @@ fn generate(
     signals: &Signals,
 ) -> anyhow::Result<()> {
     let size = cli.size;
-    let max = producer.max_message_len();
-    if size > max {
-        return Err(UsageError(format!(
-            "--size {size} exceeds the ring's maximum message size of {max} bytes (use a larger --capacity)"
-        ))
-        .into());
-    }
     let stream = stream_id();
     let mut seq = 0u64;
     match cli.rate {
         Some(rate) => {
             let start = Instant::now();
-            while seq < count && !signals.requested() {
-                let due = start + Duration::from_secs_f64(seq as f64 / rate);
-                sleep_until(due);
-                let mut claim = producer.claim(size)?;
-                generated::fill(&mut claim, stream, seq, ringfile::monotonic_ns());
-                claim.commit();
+            while seq < count {
+                // A due time too far to represent (a tiny rate) is never: wait for a signal.
+                let due = Duration::try_from_secs_f64(seq as f64 / rate)
+                    .ok()
+                    .and_then(|after| start.checked_add(after));
+                if !sleep_until(due, signals) {
+                    break;
+                }
+                // Each wait for room is bounded, so a signal is seen within SIGNAL_POLL.
+                loop {
+                    match producer.claim_timeout(size, SIGNAL_POLL) {
+                        Ok(mut claim) => {
+                            generated::fill(&mut claim, stream, seq, ringfile::monotonic_ns());
+                            claim.commit();
+                            break;
+                        }
+                        Err(Error::Timeout) if signals.requested() => return Ok(()),
+                        Err(Error::Timeout) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 seq += 1;
                 sent.add(1, size as u64);
             }
@@ -219,31 +260,44 @@ fn generate(
                 // Messages of a batch are published together: one send time for all.
                 let now = ringfile::monotonic_ns();
                 let mut batch = producer.batch();
-                for _ in 0..n {
-                    let mut claim = batch.claim(size)?;
-                    generated::fill(&mut claim, stream, seq, now);
-                    claim.commit();
-                    seq += 1;
+                let mut done = 0;
+                while done < n {
+                    match batch.claim_timeout(size, SIGNAL_POLL) {
+                        Ok(mut claim) => {
+                            generated::fill(&mut claim, stream, seq, now);
+                            claim.commit();
+                            seq += 1;
+                            done += 1;
+                        }
+                        Err(Error::Timeout) if signals.requested() => break,
+                        Err(Error::Timeout) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 drop(batch);
-                sent.add(n, n * size as u64);
+                sent.add(done, done * size as u64);
             }
         }
     }
     Ok(())
 }
 
-/// Sleeps until `due`: in the kernel while it is far, spinning for the last 100 µs, so paced
-/// messages leave on time.
-fn sleep_until(due: Instant) {
+/// Sleeps until `due` (`None`: forever): in the kernel while it is far, in slices that look
+/// for signals, spinning for the last 100 µs so paced messages leave on time. Returns false
+/// if a signal asked us to stop.
+fn sleep_until(due: Option<Instant>, signals: &Signals) -> bool {
     loop {
-        let now = Instant::now();
-        if now >= due {
-            return;
+        if signals.requested() {
+            return false;
         }
-        let left = due - now;
+        let now = Instant::now();
+        let left = match due {
+            Some(due) if now >= due => return true,
+            Some(due) => due - now,
+            None => Duration::MAX,
+        };
         if left > Duration::from_micros(100) {
-            std::thread::sleep(left - Duration::from_micros(100));
+            std::thread::sleep((left - Duration::from_micros(100)).min(SIGNAL_POLL));
         } else {
             std::hint::spin_loop();
         }
@@ -353,16 +407,7 @@ fn stream_input(
     signals: &Signals,
 ) -> anyhow::Result<()> {
     let max = producer.max_message_len();
-    let chunk = match cli.chunk {
-        Some(chunk) if chunk > max => {
-            return Err(UsageError(format!(
-                "--chunk {chunk} exceeds the ring's maximum message size of {max} bytes"
-            ))
-            .into())
-        }
-        Some(chunk) => chunk,
-        None => max.min(64 * 1024),
-    };
+    let chunk = cli.chunk.unwrap_or(max.min(64 * 1024));
     let mut input = open_input(cli.input.as_ref())?;
     let input_name = cli
         .input
@@ -379,28 +424,53 @@ fn stream_input(
         offset: 0,
     };
     let mut eof = false;
+    // A signal stops the input at a message boundary: what follows the last complete
+    // message is not a message, even when nothing more will be read.
+    let mut stopped = false;
+    let mut told = false;
     loop {
         // Send every complete message buffered, as one batch: published before we wait.
         {
             let mut batch = producer.batch();
             let (mut messages, mut bytes) = (0u64, 0u64);
-            loop {
-                match framer.cut(&buf[start..end], eof)? {
-                    Cut::More => break,
-                    Cut::Message(from, to, used) => {
-                        let msg = &buf[start + from..start + to];
-                        batch.send(msg)?;
-                        messages += 1;
-                        bytes += msg.len() as u64;
+            let result = loop {
+                let msg = match framer.cut(&buf[start..end], eof && !stopped) {
+                    Ok(Cut::More) => break Ok(()),
+                    Ok(Cut::Message(from, to, used)) => {
                         start += used;
                         framer.offset += used as u64;
+                        &buf[start - used + from..start - used + to]
+                    }
+                    Err(e) => break Err(e),
+                };
+                // Messages already read are sent even after a signal (they would be lost
+                // otherwise); a second signal exits at once.
+                loop {
+                    match batch.send_timeout(msg, SIGNAL_POLL) {
+                        Ok(()) => break,
+                        Err(Error::Timeout) => {
+                            if signals.requested() && !told {
+                                told = true;
+                                eprintln!("producer: waiting for a consumer to make room for the messages already read; signal again to exit without sending them");
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
-            }
+                messages += 1;
+                bytes += msg.len() as u64;
+            };
             drop(batch);
             sent.add(messages, bytes);
+            result?;
         }
         if eof {
+            if stopped && end > start {
+                eprintln!(
+                    "producer: stopped by signal: the last {} bytes read from {input_name} are an incomplete message and were not sent",
+                    end - start
+                );
+            }
             return Ok(());
         }
         if start > 0 {
@@ -409,8 +479,9 @@ fn stream_input(
             start = 0;
         }
         if !wait_readable(fd, signals)? {
-            // Stop cleanly: what was read is sent as if the input ended here.
+            // Stop cleanly, at the last complete message read.
             eof = true;
+            stopped = true;
             continue;
         }
         match input.read(&mut buf[end..]) {

@@ -295,6 +295,9 @@ impl Consumer {
     /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
     /// producer that died (its role lock is free) without closing its stream.
     fn check_producer(&mut self) -> Result<()> {
+        // A file truncated under us would fault at the next access to a lost page: say so
+        // now, while nothing is being read.
+        self.shared.check_len()?;
         let shared = Arc::clone(&self.shared);
         let roles = &shared.region.control().roles;
         let epoch = roles.producer_epoch.load(Ordering::Acquire);

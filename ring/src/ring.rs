@@ -39,6 +39,32 @@ impl Shared {
         file::positions(&self.region, &self.name)
     }
 
+    /// Fails with [`Error::SizeMismatch`] if the file is no longer as long as the ring (another
+    /// process truncated or extended it).
+    pub(crate) fn check_len(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let expected = HEADER_SIZE + self.region.capacity();
+        let actual = file
+            .metadata()
+            .map_err(|source| Error::Io {
+                path: self.name.clone(),
+                op: "stat",
+                source,
+            })?
+            .len();
+        if actual == expected {
+            Ok(())
+        } else {
+            Err(Error::SizeMismatch {
+                path: self.name.clone(),
+                expected,
+                actual,
+            })
+        }
+    }
+
     /// Flushes the mapping to storage (`msync`).
     pub(crate) fn sync(&self) -> Result<()> {
         self.region.sync().map_err(|source| Error::Io {

@@ -244,7 +244,9 @@ fn report(slot: &Slot, offset: usize) -> ! {
     message(&mut line, slot, offset, false);
     line.push(b'\n');
     if JSON.load(Ordering::Relaxed) {
-        line.push_all(*b"{\"error\":\"");
+        line.push_all(*b"{\"program\":\"");
+        line.push_json(program());
+        line.push_all(*b"\",\"error\":\"");
         message(&mut line, slot, offset, true);
         line.push_all(*b"\",\"exit\":1}\n");
     }

@@ -1,0 +1,108 @@
+//! What the end-to-end test files share: building and spawning the two programs, bounded
+//! waits, reading their summaries, scratch directories.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn consumer_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_consumer"))
+}
+
+/// The producer binary sits beside the consumer's. Cargo builds it for a workspace test run
+/// but not for `cargo test -p consumer`, so make sure it is up to date (once per run; a no-op
+/// when it is).
+pub fn producer_exe() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--quiet", "-p", "producer"]);
+            if !cfg!(debug_assertions) {
+                cmd.arg("--release");
+            }
+            assert!(cmd.status().unwrap().success(), "building producer failed");
+            consumer_exe().with_file_name("producer")
+        })
+        .clone()
+}
+
+pub fn producer() -> Command {
+    let mut c = Command::new(producer_exe());
+    c.arg("--quiet");
+    c
+}
+
+pub fn consumer() -> Command {
+    let mut c = Command::new(consumer_exe());
+    c.arg("--quiet");
+    c
+}
+
+/// A bounded wait for a child, so a regression fails instead of hanging CI.
+pub fn wait(child: Child, what: &str) -> Output {
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{what} did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    waiter.join().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The JSON summary on the last line of stderr.
+pub fn summary(out: &Output) -> serde_json::Value {
+    let text = stderr(out);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}) in: {text}"))
+}
+
+pub fn spawn(mut cmd: Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub struct Dir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    pub fn ring(&self) -> PathBuf {
+        self.path("ring")
+    }
+}
