@@ -374,3 +374,54 @@ pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
         })
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temporary_name_fallback_creates_a_ring_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r".repeat(255)); // the temporary name does not grow with it
+        let opened = create_with_temp_name(dir.path(), &path, 4096, 0o600).unwrap();
+        assert_eq!(opened.header.capacity, 4096);
+        // Its creator lock is gone: the roles and a later sweep see a finished ring.
+        assert!(!sys::ofd_is_locked(&opened.file, CREATOR_LOCK_BYTE).unwrap());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        assert!(matches!(
+            create_with_temp_name(dir.path(), &path, 4096, 0o600),
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn leftovers_of_dead_creators_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - 2 * LEFTOVER_AGE;
+        let make = |name: &str| {
+            let file = File::create_new(dir.path().join(name)).unwrap();
+            file.set_modified(old).unwrap();
+            file
+        };
+        drop(make(".ringfile-999999-0.tmp")); // its creator died: no lock
+        let live = make(".ringfile-999999-1.tmp");
+        assert!(sys::ofd_try_lock(&live, CREATOR_LOCK_BYTE).unwrap()); // a creator still working
+        drop(make("ring")); // not a temporary name
+        let fresh = dir.path().join(".ringfile-999999-2.tmp"); // too new to judge
+        File::create_new(&fresh).unwrap();
+        let removed = remove_leftovers(dir.path()).unwrap();
+        assert_eq!(removed, [dir.path().join(".ringfile-999999-0.tmp")]);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [".ringfile-999999-1.tmp", ".ringfile-999999-2.tmp", "ring"]
+        );
+        drop(live);
+    }
+}

@@ -1,0 +1,142 @@
+//! How a stream ends, and releasing exactly what was handled: close and abort never wait,
+//! abandon looks like a death, unread batches and messages come back, long timeouts work,
+//! memfd rings cannot be resized.
+
+use ringfile::{Error, Ring};
+use std::time::Duration;
+
+/// Fills the ring until not even an empty message fits.
+fn fill(producer: &mut ringfile::Producer) -> usize {
+    let mut sent = 0;
+    for msg in [&[7u8; 40][..], &[]] {
+        while producer.try_send(msg).is_ok() {
+            sent += 1;
+        }
+    }
+    sent
+}
+
+#[test]
+fn close_and_abort_never_wait_even_on_a_full_ring() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let sent = fill(&mut producer);
+    assert!(matches!(producer.try_send(&[]), Err(Error::Full)));
+    producer.close().unwrap(); // no consumer: would wait forever if it needed room
+    let mut consumer = ring.consumer().unwrap();
+    for _ in 0..sent {
+        consumer.recv().unwrap().unwrap();
+    }
+    assert!(consumer.recv().unwrap().is_none());
+
+    // A full ring again, then an abort whose reason cannot fit: it ends with an empty one.
+    let mut producer = ring.producer().unwrap();
+    let sent = fill(&mut producer);
+    producer.abort(&"x".repeat(1000)).unwrap();
+    for _ in 0..sent {
+        consumer.recv().unwrap().unwrap();
+    }
+    match consumer.recv() {
+        Err(Error::StreamAborted { reason, .. }) => assert_eq!(reason, ""),
+        other => panic!("{other:?}"),
+    }
+    // Reported once; the ring is empty and open for the next producer.
+    assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+}
+
+#[test]
+fn an_abort_in_a_batch_is_reported_after_the_messages_before_it() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"a").unwrap();
+    producer.send(b"b").unwrap();
+    producer.abort("no more input").unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let mut batch = consumer.recv_batch().unwrap();
+    assert_eq!(batch.next().unwrap(), Some(&b"a"[..]));
+    assert_eq!(batch.next().unwrap(), Some(&b"b"[..]));
+    match batch.next() {
+        Err(Error::StreamAborted { reason, .. }) => assert_eq!(reason, "no more input"),
+        other => panic!("{other:?}"),
+    }
+    assert!(batch.is_end());
+    drop(batch);
+    assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+}
+
+#[test]
+fn unread_batches_and_messages_are_received_again() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    for i in 0..5u8 {
+        producer.send(&[i]).unwrap();
+    }
+    producer.close().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let mut batch = consumer.recv_batch().unwrap();
+    assert_eq!(batch.next().unwrap(), Some(&[0][..]));
+    batch.release(); // 0 handled
+    assert_eq!(batch.next().unwrap(), Some(&[1][..]));
+    assert_eq!(batch.next().unwrap(), Some(&[2][..]));
+    batch.unread(); // 1 and 2 were not
+    let msg = consumer.recv().unwrap().unwrap();
+    assert_eq!(&*msg, &[1]);
+    msg.unread();
+    // A new consumer (a restarted process) starts at the first message not released.
+    drop(consumer);
+    let mut consumer = ring.consumer().unwrap();
+    let mut got = Vec::new();
+    while let Some(msg) = consumer.recv().unwrap() {
+        got.push(msg[0]);
+    }
+    assert_eq!(got, [1, 2, 3, 4]);
+}
+
+#[test]
+fn an_abandoned_producer_is_reported_as_died() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let ring = Ring::create(&path, 4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"last").unwrap();
+    producer.abandon();
+    let mut consumer = Ring::open(&path).unwrap().consumer().unwrap();
+    assert_eq!(&*consumer.recv().unwrap().unwrap(), b"last");
+    assert!(matches!(
+        consumer.recv_timeout(Duration::from_secs(5)),
+        Err(Error::ProducerDied { .. })
+    ));
+}
+
+#[test]
+fn the_longest_timeouts_mean_forever_and_do_not_panic() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    producer.send_timeout(b"x", Duration::MAX).unwrap();
+    producer
+        .claim_timeout(1, Duration::MAX)
+        .unwrap()
+        .copy_from_slice(b"y");
+    assert_eq!(
+        &*consumer.recv_timeout(Duration::MAX).unwrap().unwrap(),
+        b"x"
+    );
+    // The claim above was dropped, not committed: nothing more was sent.
+    assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+    let mut batch = producer.batch();
+    batch.send_timeout(b"z", Duration::MAX).unwrap();
+    drop(batch);
+    let mut batch = consumer.recv_batch_timeout(Duration::MAX).unwrap();
+    assert_eq!(batch.next().unwrap(), Some(&b"z"[..]));
+}
+
+#[test]
+fn memfd_rings_cannot_be_resized_by_anyone() {
+    use std::os::fd::AsFd;
+    let ring = Ring::memfd(4096).unwrap();
+    let file = std::fs::File::from(ring.as_fd().try_clone_to_owned().unwrap());
+    assert!(file.set_len(0).is_err());
+    assert!(file.set_len(1 << 20).is_err());
+    assert_eq!(file.metadata().unwrap().len(), ring.file_len());
+}
