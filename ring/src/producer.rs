@@ -316,7 +316,8 @@ impl Producer {
         let deadline = match wait {
             Wait::No => return Err(Error::Full),
             Wait::Forever => None,
-            Wait::Until(deadline) => Some(deadline),
+            // A timeout too long to represent (`Duration::MAX`) waits forever.
+            Wait::For(timeout) => Instant::now().checked_add(timeout),
         };
         // The consumer may be waiting for what we have written: publish before waiting.
         self.publish();
@@ -444,15 +445,15 @@ impl std::fmt::Debug for Producer {
 enum Wait {
     No,
     Forever,
-    Until(Instant),
+    /// At most this long. The deadline is computed only if the ring is full: a clock read
+    /// on every send would cost as much as the send.
+    For(Duration),
 }
 
 impl Wait {
-    /// Wait at most `timeout`; a timeout too long to represent (`Duration::MAX`) waits forever.
+    /// Wait at most `timeout`.
     fn within(timeout: Duration) -> Wait {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Wait::Forever, Wait::Until)
+        Wait::For(timeout)
     }
 }
 
