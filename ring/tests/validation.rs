@@ -146,6 +146,40 @@ fn tail_beyond_capacity() {
 }
 
 #[test]
+fn positions_near_the_top_of_u64_are_refused() {
+    // head = tail = 2^64 - 72 passed validation once, and the producer's position sums then
+    // wrapped: a debug build panicked, a release build overwrote a message still borrowed.
+    for pos in [u64::MAX - 71, 1 << 62, (1 << 63) + 8] {
+        let (_dir, path) = fresh();
+        poke(&path, CONTROL_OFFSET, &pos.to_le_bytes());
+        poke(&path, CONTROL_OFFSET + 128, &pos.to_le_bytes());
+        assert!(
+            matches!(open_err(&path), Error::BadPositions { .. }),
+            "position {pos}"
+        );
+    }
+    // The exact file fuzzing found: a 64-byte ring at 2^64 - 72.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small");
+    drop(Ring::create(&path, 64).unwrap());
+    poke(&path, CONTROL_OFFSET, &(u64::MAX - 71).to_le_bytes());
+    poke(&path, CONTROL_OFFSET + 128, &(u64::MAX - 71).to_le_bytes());
+    assert!(matches!(open_err(&path), Error::BadPositions { .. }));
+    // Just below the bound is a valid (if long-lived) ring, and works.
+    let (_dir, path) = fresh();
+    let pos = (1u64 << 62) - 8 * CAP;
+    poke(&path, CONTROL_OFFSET, &pos.to_le_bytes());
+    poke(&path, CONTROL_OFFSET + 128, &pos.to_le_bytes());
+    let ring = Ring::open(&path).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    producer.send(&[1; 16]).unwrap();
+    let held = consumer.try_recv().unwrap().unwrap();
+    while producer.try_send(&[0xA3; 16]).is_ok() {}
+    assert_eq!(&*held, &[1; 16]);
+}
+
+#[test]
 fn unaligned_position() {
     let (_dir, path) = fresh();
     poke(&path, CONTROL_OFFSET, &12u64.to_le_bytes());
