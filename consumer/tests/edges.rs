@@ -57,12 +57,9 @@ fn failed_output_releases_nothing_it_did_not_write() {
         stderr(&c)
     );
     // The next consumer gets every message and the end marker.
-    let mut c = consumer();
-    c.args(["--verify", "--json"]).arg(d.ring());
-    let c = wait(spawn(c), "consumer");
-    assert!(c.status.success(), "{}", stderr(&c));
-    assert_eq!(summary(&c)["messages"], 1000);
-    assert_eq!(summary(&c)["errors"], 0);
+    let s = verify_to_end(&d.ring());
+    assert_eq!(s["messages"], 1000);
+    assert_eq!(s["errors"], 0);
 }
 
 #[test]
@@ -77,11 +74,8 @@ fn closed_pipe_on_output_releases_nothing_it_did_not_write() {
     drop(c.stdout.take()); // the reader goes away: writes fail with EPIPE
     let c = wait(c, "consumer");
     assert_eq!(c.status.code(), Some(1), "{}", stderr(&c));
-    let mut c = consumer();
-    c.args(["--verify", "--json"]).arg(d.ring());
-    let c = wait(spawn(c), "consumer");
-    assert!(c.status.success(), "{}", stderr(&c));
-    assert_eq!(summary(&c)["messages"], 10000);
+    let s = verify_to_end(&d.ring());
+    assert_eq!(s["messages"], 10000);
 }
 
 #[test]
@@ -100,12 +94,9 @@ fn sigterm_to_a_producer_blocked_on_a_full_ring_closes_the_stream() {
     let sent = summary(&p)["messages"].as_u64().unwrap();
     assert!(sent > 0);
     // The end marker fit without a consumer making room: a consumer sees a clean end.
-    let mut c = consumer();
-    c.args(["--verify", "--json"]).arg(d.ring());
-    let c = wait(spawn(c), "consumer");
-    assert!(c.status.success(), "{}", stderr(&c));
-    assert_eq!(summary(&c)["messages"], sent);
-    assert_eq!(summary(&c)["ended"], "end of stream");
+    let s = verify_to_end(&d.ring());
+    assert_eq!(s["messages"], sent);
+    assert_eq!(s["ended"], "end of stream");
 }
 
 #[test]
@@ -354,11 +345,8 @@ fn a_ring_may_have_the_longest_name_the_file_system_allows() {
     let mut p = producer();
     p.args(["--gen", "1000"]).arg(&ring);
     assert!(wait(spawn(p), "producer").status.success());
-    let mut c = consumer();
-    c.args(["--verify", "--json"]).arg(&ring);
-    let c = wait(spawn(c), "consumer");
-    assert!(c.status.success(), "{}", stderr(&c));
-    assert_eq!(summary(&c)["messages"], 1000);
+    let s = verify_to_end(&ring);
+    assert_eq!(s["messages"], 1000);
 }
 
 #[test]
@@ -376,11 +364,8 @@ fn tiny_and_slow_rates_neither_panic_nor_delay_a_signal() {
         assert!(p.status.success(), "--rate {rate}: {}", stderr(&p));
         assert!(!stderr(&p).contains("panicked"));
         assert_eq!(summary(&p)["messages"], 1, "--rate {rate}");
-        let mut c = consumer();
-        c.args(["--verify", "--json"]).arg(d.ring());
-        let c = wait(spawn(c), "consumer");
-        assert!(c.status.success(), "{}", stderr(&c));
-        assert_eq!(summary(&c)["messages"], 1);
+        let s = verify_to_end(&d.ring());
+        assert_eq!(s["messages"], 1);
     }
 }
 

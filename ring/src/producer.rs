@@ -137,7 +137,7 @@ impl Producer {
 
     /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_inner(msg, Wait::within(timeout), true)
+        self.send_inner(msg, Wait::For(timeout), true)
     }
 
     /// Reserves `len` bytes for a message if there is room now ([`Error::Full`] if not).
@@ -165,7 +165,7 @@ impl Producer {
 
     /// Reserves `len` bytes, waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
-        self.claim_inner(len, Wait::within(timeout), true)
+        self.claim_inner(len, Wait::For(timeout), true)
     }
 
     /// Starts a batch: messages sent through it are published together, with one store of
@@ -450,13 +450,6 @@ enum Wait {
     For(Duration),
 }
 
-impl Wait {
-    /// Wait at most `timeout`.
-    fn within(timeout: Duration) -> Wait {
-        Wait::For(timeout)
-    }
-}
-
 /// Room for one message in the ring, to be written in place and then committed.
 ///
 /// Dereferences to the `len` bytes claimed (their contents are unspecified: write them).
@@ -527,7 +520,7 @@ impl SendBatch<'_> {
 
     /// As [`Producer::send_timeout`]; publishes the batch so far if it has to wait.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.producer.send_inner(msg, Wait::within(timeout), false)
+        self.producer.send_inner(msg, Wait::For(timeout), false)
     }
 
     /// As [`Producer::try_claim`], unpublished until the batch ends.
@@ -542,7 +535,7 @@ impl SendBatch<'_> {
 
     /// As [`Producer::claim_timeout`]; publishes the batch so far if it has to wait.
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
-        self.producer.claim_inner(len, Wait::within(timeout), false)
+        self.producer.claim_inner(len, Wait::For(timeout), false)
     }
 
     /// Publishes the messages sent so far and goes on batching.

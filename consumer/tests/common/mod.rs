@@ -2,7 +2,7 @@
 //! waits, reading their summaries, scratch directories.
 #![allow(dead_code)] // each test file uses its own part
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -105,4 +105,14 @@ impl Dir {
     pub fn ring(&self) -> PathBuf {
         self.path("ring")
     }
+}
+
+/// Runs `consumer --verify --json RING` until the stream ends, asserts that it succeeded, and
+/// returns its JSON summary.
+pub fn verify_to_end(ring: &Path) -> serde_json::Value {
+    let mut c = consumer();
+    c.args(["--verify", "--json"]).arg(ring);
+    let c = wait(spawn(c), "consumer");
+    assert!(c.status.success(), "{}", stderr(&c));
+    summary(&c)
 }
