@@ -65,6 +65,12 @@ pub struct CommonArgs {
     #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
     pub mode: u32,
 
+    /// Attach to a ring file that belongs to another user. Refused by default: in a shared
+    /// directory such as /dev/shm, another user could have created the path first to read
+    /// or alter the stream.
+    #[arg(long)]
+    pub allow_other_owner: bool,
+
     /// Print the final summary as one JSON object on the last line of stderr.
     #[arg(long)]
     pub json: bool,
@@ -77,7 +83,9 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// Opens the ring, creating it if it does not exist.
     pub fn open_ring(&self) -> anyhow::Result<Ring> {
-        let mut options = Ring::options().mode(self.mode);
+        let mut options = Ring::options()
+            .mode(self.mode)
+            .allow_other_owner(self.allow_other_owner);
         if let Some(capacity) = self.capacity {
             options = options.capacity(capacity);
         }

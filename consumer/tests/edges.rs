@@ -431,3 +431,53 @@ fn append_restarts_a_killed_consumer_without_erasing_its_output() {
     assert!(wait(consume(), "consumer").status.success());
     assert_eq!(std::fs::read_to_string(d.path("out")).unwrap(), expected);
 }
+
+/// Another local user creates the ring's path first in a directory everyone can write (as in
+/// /dev/shm) and sends into it. Our programs refuse the squatted ring, saying whose it is,
+/// unless told to allow it. Needs root, to run the squatter as another user.
+#[test]
+fn rings_created_by_another_user_are_refused_unless_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can run the squatter as another user");
+        return;
+    }
+    let d = Dir::new();
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let mut squatter = producer();
+    squatter
+        .args(["--mode", "0666", "--capacity", "64KiB", "--gen", "10"])
+        .arg(d.ring())
+        .uid(65534)
+        .gid(65534);
+    let s = wait(spawn(squatter), "squatting producer");
+    assert!(s.status.success(), "{}", stderr(&s));
+
+    let mut c = consumer();
+    c.arg("--verify").arg(d.ring());
+    let c = wait(spawn(c), "consumer");
+    assert_eq!(c.status.code(), Some(1));
+    assert!(
+        stderr(&c).contains("belongs to uid 65534"),
+        "{}",
+        stderr(&c)
+    );
+    let mut p = producer();
+    p.args(["--gen", "5"]).arg(d.ring());
+    let p = wait(spawn(p), "producer");
+    assert_eq!(p.status.code(), Some(1));
+    assert!(
+        stderr(&p).contains("belongs to uid 65534"),
+        "{}",
+        stderr(&p)
+    );
+
+    let mut c = consumer();
+    c.args(["--verify", "--json", "--allow-other-owner"])
+        .arg(d.ring());
+    let c = wait(spawn(c), "consumer");
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert_eq!(summary(&c)["messages"], 10);
+}

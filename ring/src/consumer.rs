@@ -8,6 +8,7 @@
 //! the data region.
 
 use crate::error::{Error, Result, Role};
+use crate::layout::PRODUCER_ATTACHED;
 use crate::record::{decode, Decoded, Record};
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
@@ -56,8 +57,9 @@ pub struct Consumer {
     capacity: u64,
     max_message: u64,
     wait: WaitStrategy,
-    /// The producer epoch whose end (death or end of stream) was already reported.
-    reported_epoch: u64,
+    /// The producer state word (`epoch << 1 | attached`) whose end was already reported:
+    /// its death, or the end of its stream. Never reported as died again.
+    settled_state: u64,
 }
 
 impl Consumer {
@@ -72,7 +74,7 @@ impl Consumer {
             capacity,
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
-            reported_epoch: 0,
+            settled_state: 0,
             shared,
         })
     }
@@ -205,7 +207,7 @@ impl Consumer {
                 next,
             })),
             Record::End => {
-                self.end_seen();
+                self.end_seen(next);
                 self.release(next);
                 Ok(None)
             }
@@ -213,7 +215,7 @@ impl Consumer {
                 payload_offset,
                 len,
             } => {
-                let error = self.aborted(payload_offset, len);
+                let error = self.aborted(payload_offset, len, next);
                 self.release(next);
                 Err(error)
             }
@@ -222,8 +224,8 @@ impl Consumer {
 
     /// The error for an abort record (whose reason is at `payload_offset`), which ends the
     /// producer's stream as an end marker does.
-    fn aborted(&mut self, payload_offset: u64, len: u64) -> Error {
-        self.end_seen();
+    fn aborted(&mut self, payload_offset: u64, len: u64, next: u64) -> Error {
+        self.end_seen(next);
         let reason = self.shared.region.bytes(payload_offset, len);
         Error::StreamAborted {
             path: self.shared.name.clone(),
@@ -273,6 +275,10 @@ impl Consumer {
     /// Gives the bytes below `pos` back to the producer.
     #[inline]
     fn release(&mut self, pos: u64) {
+        if self.role.inherited() {
+            // A message dropped in a forked child: the ring is the parent's to release.
+            return;
+        }
         self.read_pos = pos;
         let control = self.shared.region.control();
         // Release: our reads of every record below `pos` happen before the producer, which
@@ -281,15 +287,19 @@ impl Consumer {
         wake_if_sleeping(&self.shared.region, &control.producer_sleeping);
     }
 
-    fn end_seen(&mut self) {
-        // This producer's stream ended properly: never report it as dead.
-        self.reported_epoch = self
-            .shared
-            .region
-            .control()
-            .roles
-            .producer_epoch
-            .load(Ordering::Acquire);
+    /// Called on an END or ABORT record that ends at `next`. If it is the current
+    /// producer's own (it attached before the record), that producer ended its stream
+    /// properly: never report it as died, even if it dies before clearing its attached bit.
+    /// If it is an earlier producer's, a producer that attached since is judged on its own.
+    fn end_seen(&mut self, next: u64) {
+        let roles = &self.shared.region.control().roles;
+        // State first, then start: the producer writes them in the other order (start, then
+        // a Release update of the state), so the start read is at least as new as the state.
+        let state = roles.producer_state.load(Ordering::Acquire);
+        let start = roles.producer_start.load(Ordering::Relaxed);
+        if state & PRODUCER_ATTACHED != 0 && start < next {
+            self.settled_state = state;
+        }
     }
 
     /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
@@ -300,8 +310,8 @@ impl Consumer {
         self.shared.check_len()?;
         let shared = Arc::clone(&self.shared);
         let roles = &shared.region.control().roles;
-        let epoch = roles.producer_epoch.load(Ordering::Acquire);
-        if epoch == self.reported_epoch || roles.producer_attached.load(Ordering::Acquire) == 0 {
+        let state = roles.producer_state.load(Ordering::Acquire);
+        if state & PRODUCER_ATTACHED == 0 || state == self.settled_state {
             return Ok(());
         }
         if self.role.producer_is_live(&self.shared)? {
@@ -310,11 +320,11 @@ impl Consumer {
         // The lock is free. Report only once everything published has been received, and
         // only if no new producer attached meanwhile.
         if self.peek(self.read_pos)?.is_some()
-            || roles.producer_epoch.load(Ordering::Acquire) != epoch
+            || roles.producer_state.load(Ordering::Acquire) != state
         {
             return Ok(());
         }
-        self.reported_epoch = epoch;
+        self.settled_state = state;
         Err(Error::ProducerDied {
             path: self.shared.name.clone(),
             pid: roles::holder_pid(&self.shared, Role::Producer),
@@ -420,7 +430,7 @@ impl<'a> RecvBatch<'a> {
             Some((Record::End, next)) => {
                 self.pos = next;
                 self.end = true;
-                self.consumer.end_seen();
+                self.consumer.end_seen(next);
                 Ok(None)
             }
             Some((
@@ -434,7 +444,7 @@ impl<'a> RecvBatch<'a> {
                 // it, and the error is reported once.
                 self.pos = next;
                 self.end = true;
-                Err(self.consumer.aborted(payload_offset, len))
+                Err(self.consumer.aborted(payload_offset, len, next))
             }
         }
     }

@@ -199,6 +199,28 @@ pub enum Error {
         /// The mode asked for.
         mode: u32,
     },
+    /// This producer or consumer was inherited through `fork`: only the process that took a
+    /// role may use it (a forked child must take its own on another ring, or exec).
+    #[error("{}: this {role} was inherited through fork; only the process that took the role may use it", path.display())]
+    Inherited {
+        /// The path.
+        path: PathBuf,
+        /// The role.
+        role: Role,
+    },
+    /// The ring file belongs to another user. In a shared directory such as `/dev/shm`,
+    /// another local user could have created the path first to read or alter the stream, so
+    /// such a ring is refused unless allowed explicitly
+    /// ([`RingOptions::allow_other_owner`](crate::RingOptions::allow_other_owner)).
+    #[error("{}: the ring file belongs to uid {owner}, not to this user (uid {uid}); another user may have created it to read or alter the stream: remove it, or allow other owners explicitly (allow_other_owner, --allow-other-owner)", path.display())]
+    OtherOwner {
+        /// The path.
+        path: PathBuf,
+        /// The file's owner.
+        owner: u32,
+        /// This process's effective uid.
+        uid: u32,
+    },
     /// The producer died (its role lock was released) without closing the stream; every message
     /// it published has been received. Reported once per dead producer: receiving again waits
     /// for the next producer.

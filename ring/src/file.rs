@@ -221,8 +221,9 @@ pub(crate) fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// Opens and validates the ring at `path`.
-pub(crate) fn open(path: &Path) -> Result<OpenFile> {
+/// Opens and validates the ring at `path`; refuses a file another user owns unless
+/// `allow_other_owner`.
+pub(crate) fn open(path: &Path, allow_other_owner: bool) -> Result<OpenFile> {
     // O_NONBLOCK: opening a FIFO must fail validation, not hang waiting for a writer.
     let file = OpenOptions::new()
         .read(true)
@@ -243,6 +244,17 @@ pub(crate) fn open(path: &Path) -> Result<OpenFile> {
                 source,
             },
         })?;
+    if !allow_other_owner {
+        let owner = file.metadata().map_err(io_err(path, "stat"))?.uid();
+        let uid = sys::euid();
+        if owner != uid {
+            return Err(Error::OtherOwner {
+                path: path.to_path_buf(),
+                owner,
+                uid,
+            });
+        }
+    }
     validate(file, path)
 }
 

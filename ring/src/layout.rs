@@ -10,8 +10,8 @@
 //!    256   128  head line        released_head: u64        (written by the consumer only)
 //!    384   128  consumer wait    consumer_sleeping: u32    (futex word: consumer waits for data)
 //!    512   128  producer wait    producer_sleeping: u32    (futex word: producer waits for space)
-//!    640   128  roles line       producer_pid, consumer_pid: u32; producer_epoch: u64;
-//!                                producer_attached: u32
+//!    640   128  roles line       producer_pid, consumer_pid: u32; producer_state: u64;
+//!                                producer_start: u64
 //!    768  3328  (zero)           reserved up to HEADER_SIZE
 //!   4096     C  data region      records; C = capacity, a power of two
 //! ```
@@ -145,12 +145,21 @@ pub struct Roles {
     pub producer_pid: AtomicU32,
     /// Pid of the last process that took the consumer role (0: never taken).
     pub consumer_pid: AtomicU32,
-    /// Incremented each time a producer attaches: tells one producer's life from the next.
-    pub producer_epoch: AtomicU64,
-    /// 1 while a producer is attached; a producer that detaches cleanly (or closes the
-    /// stream) sets 0. Left at 1 with the producer lock free means the producer died.
-    pub producer_attached: AtomicU32,
+    /// `epoch << 1 | attached`: the epoch counts producer attachments (it tells one
+    /// producer's life from the next), and the low bit is [`PRODUCER_ATTACHED`] while that
+    /// producer is attached. A producer that detaches cleanly (or has closed its stream)
+    /// clears the bit; left set with the producer lock free, it means the producer died.
+    /// One word, so that "which producer" and "whether it is attached" are always read
+    /// together.
+    pub producer_state: AtomicU64,
+    /// The published tail when the current producer attached: every record at or after it
+    /// is this producer's, every record before it an earlier one's. Written before
+    /// `producer_state`.
+    pub producer_start: AtomicU64,
 }
+
+/// The attached bit of [`Roles::producer_state`].
+pub const PRODUCER_ATTACHED: u64 = 1;
 
 /// The mutable, shared part of the header at [`CONTROL_OFFSET`]: every word a side writes
 /// while running. All-zero bytes are a valid, empty control block.
@@ -192,8 +201,8 @@ const _: () = {
     assert!(offset_of!(Control, producer_sleeping) == 384);
     assert!(offset_of!(Control, roles) == 512);
     assert!(offset_of!(Roles, consumer_pid) == 4);
-    assert!(offset_of!(Roles, producer_epoch) == 8);
-    assert!(offset_of!(Roles, producer_attached) == 16);
+    assert!(offset_of!(Roles, producer_state) == 8);
+    assert!(offset_of!(Roles, producer_start) == 16);
     assert!(CONTROL_OFFSET as usize + size_of::<Control>() <= HEADER_SIZE as usize);
 };
 

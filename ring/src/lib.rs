@@ -61,6 +61,8 @@
 mod consumer;
 mod error;
 mod file;
+#[cfg(not(loom))]
+mod fork;
 pub mod layout;
 mod producer;
 mod record;

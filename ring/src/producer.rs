@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{
-    END_RESERVE, RECORD_ABORT, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+    END_RESERVE, PRODUCER_ATTACHED, RECORD_ABORT, RECORD_DATA, RECORD_END, RECORD_HEADER,
+    RECORD_PADDING,
 };
 use crate::record::{encode, record_size};
 use crate::ring::Shared;
@@ -54,7 +55,9 @@ use std::time::{Duration, Instant};
 /// ```
 pub struct Producer {
     shared: Arc<Shared>,
-    _role: RoleGuard,
+    role: RoleGuard,
+    /// Our value of the shared producer state word (`epoch << 1 | attached`).
+    state: u64,
     /// End of the records written so far; `published <= write_pos <= cached_head + capacity`.
     write_pos: u64,
     /// The last value stored to the shared published tail.
@@ -75,11 +78,20 @@ impl Producer {
         let role = roles::acquire(&shared, Role::Producer)?;
         let (head, tail) = shared.positions()?;
         let roles = &shared.region.control().roles;
-        roles.producer_epoch.fetch_add(1, Ordering::AcqRel);
-        roles.producer_attached.store(1, Ordering::Release);
+        // The start first: a consumer that reads our state (Acquire) then reads a start at
+        // least this new (the Release below).
+        roles.producer_start.store(tail, Ordering::Relaxed);
+        let mut state = 0;
+        let _ = roles
+            .producer_state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                state = ((old >> 1).wrapping_add(1) << 1) | PRODUCER_ATTACHED;
+                Some(state)
+            });
         let capacity = shared.region.capacity();
         Ok(Producer {
-            _role: role,
+            role,
+            state,
             write_pos: tail,
             published: tail,
             cached_head: head,
@@ -247,6 +259,13 @@ impl Producer {
     /// Writes the record that ends the stream (`kind` END or ABORT) without waiting, using the
     /// room kept free for it.
     fn finish(mut self, kind: u32, payload: &[u8]) -> Result<()> {
+        if self.role.inherited() {
+            self.finished = true;
+            return Err(Error::Inherited {
+                path: self.shared.name.clone(),
+                role: Role::Producer,
+            });
+        }
         let mut payload = payload;
         let pos = match self.try_reserve(payload.len(), 0) {
             Ok(Some(pos)) => Ok(pos),
@@ -268,13 +287,26 @@ impl Producer {
             .write_record(pos, encode(kind, payload.len() as u32), payload);
         self.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
-        self.shared
+        self.detach();
+        Ok(())
+    }
+
+    /// Clears the attached bit of our state word — if it is still ours: a word another
+    /// producer has replaced since (after ours died, say) is left alone.
+    fn detach(&self) {
+        // Release: a consumer that sees the bit clear also sees every record we published.
+        let _ = self
+            .shared
             .region
             .control()
             .roles
-            .producer_attached
-            .store(0, Ordering::Release);
-        Ok(())
+            .producer_state
+            .compare_exchange(
+                self.state,
+                self.state & !PRODUCER_ATTACHED,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
     }
 
     /// Flushes the ring to storage (`msync`): see [`Ring::sync`](crate::Ring::sync).
@@ -418,15 +450,16 @@ impl Drop for Producer {
     /// Publishes what was written and detaches, leaving the stream open (see
     /// [`Producer::close`]). A producer dropped while its thread panics does not detach
     /// cleanly: the consumer learns that it died, as if its process had.
+    ///
+    /// A producer inherited through `fork` does nothing when dropped: the role, and the
+    /// ring's state, are the parent's.
     fn drop(&mut self) {
+        if self.role.inherited() {
+            return;
+        }
         self.publish();
         if !self.finished && !std::thread::panicking() {
-            self.shared
-                .region
-                .control()
-                .roles
-                .producer_attached
-                .store(0, Ordering::Release);
+            self.detach();
         }
     }
 }

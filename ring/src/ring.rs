@@ -104,7 +104,8 @@ impl Ring {
         RingOptions::new().capacity(capacity).create(path)
     }
 
-    /// Opens and validates an existing ring file.
+    /// Opens and validates an existing ring file. A file that belongs to another user is
+    /// refused ([`Error::OtherOwner`]; see [`RingOptions::allow_other_owner`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Ring> {
         RingOptions::new().open(path)
     }
@@ -146,7 +147,8 @@ impl Ring {
     }
 
     /// Opens a ring from a descriptor (a memfd or ring file handed over by another process),
-    /// validating it as [`Ring::open`] does.
+    /// validating it as [`Ring::open`] does — except for its owner: a descriptor is handed
+    /// over on purpose, so whoever owns the file is trusted.
     pub fn from_fd(fd: OwnedFd) -> Result<Ring> {
         use std::os::fd::AsRawFd;
         let name = PathBuf::from(format!("fd {}", fd.as_raw_fd()));
@@ -238,6 +240,7 @@ impl std::fmt::Debug for Ring {
 pub struct RingOptions {
     capacity: Option<u64>,
     mode: u32,
+    allow_other_owner: bool,
 }
 
 impl Default for RingOptions {
@@ -252,6 +255,7 @@ impl RingOptions {
         RingOptions {
             capacity: None,
             mode: DEFAULT_MODE,
+            allow_other_owner: false,
         }
     }
 
@@ -270,6 +274,28 @@ impl RingOptions {
         self
     }
 
+    /// Whether [`open`](Self::open) accepts a ring file that belongs to another user;
+    /// default `false`: such a file is refused with [`Error::OtherOwner`].
+    ///
+    /// In a directory every user can write, such as `/dev/shm`, another local user can
+    /// create a ring's path before its producer or consumer does (with mode 0666, say) and
+    /// then read every message sent, or change them. Allow other owners only for rings
+    /// shared between users on purpose (a ring created by a service account, read by an
+    /// operator), ideally in a directory only those users can write.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("ring");
+    /// # ringfile::Ring::create(&path, 4096)?;
+    /// let ring = ringfile::Ring::options().allow_other_owner(true).open(&path)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn allow_other_owner(mut self, allow: bool) -> RingOptions {
+        self.allow_other_owner = allow;
+        self
+    }
+
     /// Creates a new ring; fails with [`Error::AlreadyExists`] if the path exists.
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
@@ -281,13 +307,14 @@ impl RingOptions {
         )))
     }
 
-    /// Opens an existing ring, checking its capacity if one was given.
+    /// Opens an existing ring, checking its capacity if one was given, and that it belongs
+    /// to this process's user (unless [`allow_other_owner`](Self::allow_other_owner)).
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
         if let Some(capacity) = self.capacity {
             file::check_capacity(capacity)?;
         }
-        let opened = file::open(path)?;
+        let opened = file::open(path, self.allow_other_owner)?;
         if let Some(requested) = self.capacity {
             if requested != opened.header.capacity {
                 return Err(Error::CapacityMismatch {

@@ -7,6 +7,10 @@
 //! fresh open file description: locks held through one description never conflict with each
 //! other, so sharing the ring's own description would let a second producer of the same
 //! process (or a forked child) through.
+//!
+//! A role belongs to the process that took it: a guard inherited through `fork` does nothing
+//! when dropped, and the child's copy of the lock's descriptor is redirected so it does not
+//! keep the parent's role taken (see `fork`).
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
@@ -19,8 +23,14 @@ use std::os::unix::fs::OpenOptionsExt;
 
 /// Holds a role until dropped (closing the description drops the lock).
 pub(crate) struct RoleGuard {
+    /// Unregisters the descriptor from fork redirection (before it closes: fields drop in
+    /// order).
+    #[cfg(not(loom))]
+    _fork: Option<crate::fork::Registration>,
     /// The description that holds the lock; `None` for heap rings (tests), which have no file.
     file: Option<File>,
+    /// The fork generation the role was taken in (see [`RoleGuard::inherited`]).
+    generation: u32,
 }
 
 fn lock_byte(role: Role) -> u64 {
@@ -49,7 +59,12 @@ pub(crate) fn holder_pid(shared: &Shared, role: Role) -> Option<u32> {
 /// Takes `role` on the ring, or says who holds it.
 pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
     let Some(file) = &shared.file else {
-        return Ok(RoleGuard { file: None });
+        return Ok(RoleGuard {
+            #[cfg(not(loom))]
+            _fork: None,
+            file: None,
+            generation: fork_generation(),
+        });
     };
     let io = |op, source| Error::Io {
         path: shared.name.clone(),
@@ -64,6 +79,10 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
         .custom_flags(libc::O_CLOEXEC)
         .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
         .map_err(|e| io("reopen the ring file for a role lock", e))?;
+    // Registered before the lock is taken, so that no fork can copy a locked description
+    // the child would keep.
+    #[cfg(not(loom))]
+    let registration = crate::fork::register(own.as_raw_fd());
     if !sys::ofd_try_lock(&own, lock_byte(role)).map_err(|e| io("lock the role", e))? {
         return Err(Error::RoleTaken {
             path: shared.name.clone(),
@@ -72,10 +91,33 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
         });
     }
     pid_word(shared, role).store(sys::pid(), Ordering::Release);
-    Ok(RoleGuard { file: Some(own) })
+    Ok(RoleGuard {
+        #[cfg(not(loom))]
+        _fork: Some(registration),
+        file: Some(own),
+        generation: fork_generation(),
+    })
+}
+
+#[cfg(not(loom))]
+fn fork_generation() -> u32 {
+    crate::fork::generation()
+}
+
+#[cfg(loom)]
+fn fork_generation() -> u32 {
+    0
 }
 
 impl RoleGuard {
+    /// Whether this guard was inherited through `fork` rather than taken by this process.
+    /// An inherited role is not this process's: using it would make two writers of one
+    /// side, and dropping it must not change the ring (the parent still holds the role).
+    #[inline]
+    pub(crate) fn inherited(&self) -> bool {
+        fork_generation() != self.generation
+    }
+
     /// Whether some other process holds the producer role right now. Heap rings have no
     /// other processes: always true.
     pub(crate) fn producer_is_live(&self, shared: &Shared) -> Result<bool> {

@@ -243,3 +243,9 @@ pub fn monotonic_ns() -> u64 {
 pub(crate) fn pid() -> u32 {
     std::process::id()
 }
+
+/// This process's effective user id.
+pub(crate) fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

@@ -3,6 +3,7 @@
 //! memfd rings cannot be resized.
 
 use ringfile::{Error, Ring};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 /// Fills the ring until not even an empty message fits.
@@ -139,4 +140,70 @@ fn memfd_rings_cannot_be_resized_by_anyone() {
     assert!(file.set_len(0).is_err());
     assert!(file.set_len(1 << 20).is_err());
     assert_eq!(file.metadata().unwrap().len(), ring.file_len());
+}
+
+/// Producer A closes its stream; producer B attaches before the consumer has read A's end
+/// marker, sends, and dies. Reading A's end must not count as B's end: B's death is reported.
+#[test]
+fn a_producer_that_attached_before_the_previous_end_was_read_is_reported_when_it_dies() {
+    for aborted in [false, true] {
+        let ring = Ring::memfd(4096).unwrap();
+        let mut a = ring.producer().unwrap();
+        a.send(b"from A").unwrap();
+        if aborted {
+            a.abort("A gave up").unwrap();
+        } else {
+            a.close().unwrap();
+        }
+        let mut b = ring.producer().unwrap();
+        b.send(b"from B").unwrap();
+        b.abandon(); // as if killed: the role is free, the stream not closed
+
+        let mut consumer = ring.consumer().unwrap();
+        let wait = Duration::from_secs(10);
+        assert_eq!(&*consumer.recv_timeout(wait).unwrap().unwrap(), b"from A");
+        match consumer.recv_timeout(wait) {
+            Ok(None) if !aborted => {}
+            Err(Error::StreamAborted { .. }) if aborted => {}
+            other => panic!("A's end: {other:?}"),
+        }
+        assert_eq!(&*consumer.recv_timeout(wait).unwrap().unwrap(), b"from B");
+        match consumer.recv_timeout(wait) {
+            Err(Error::ProducerDied { .. }) => {}
+            other => panic!("B died, but recv gave {other:?}"),
+        }
+        // Reported once: then the consumer waits for the next producer.
+        assert!(matches!(
+            consumer.recv_timeout(Duration::from_millis(300)),
+            Err(Error::Timeout)
+        ));
+    }
+}
+
+/// A producer that published its end and then died before clearing its attached bit is not
+/// reported as died: its stream ended properly.
+#[test]
+fn a_producer_whose_own_end_was_read_is_never_reported_as_died() {
+    use std::os::unix::fs::FileExt;
+    const PRODUCER_STATE: u64 = 648; // FORMAT.md
+    let ring = Ring::memfd(4096).unwrap();
+    let mut a = ring.producer().unwrap();
+    a.send(b"x").unwrap();
+    a.close().unwrap();
+    // "Died between publishing the end and clearing the bit": set the bit again.
+    let file = std::fs::File::from(ring.as_fd().try_clone_to_owned().unwrap());
+    let mut word = [0u8; 8];
+    file.read_exact_at(&mut word, PRODUCER_STATE).unwrap();
+    let state = u64::from_le_bytes(word);
+    assert_eq!(state & 1, 0, "close clears the attached bit");
+    file.write_all_at(&(state | 1).to_le_bytes(), PRODUCER_STATE)
+        .unwrap();
+
+    let mut consumer = ring.consumer().unwrap();
+    assert_eq!(&*consumer.recv().unwrap().unwrap(), b"x");
+    assert!(consumer.recv().unwrap().is_none());
+    assert!(matches!(
+        consumer.recv_timeout(Duration::from_millis(300)),
+        Err(Error::Timeout)
+    ));
 }

@@ -369,3 +369,42 @@ fn open_or_create_returns_even_while_a_neighbour_deletes_the_path() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     deleter.join().unwrap();
 }
+
+/// A ring file another user owns (a squatter who created the path first, in a directory
+/// everyone can write) is refused unless allowed explicitly. Needs root, to give a file away.
+#[test]
+fn rings_of_other_users_are_refused_unless_allowed() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root can make a file owned by another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    drop(Ring::create(&path, 4096).unwrap());
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let err = Ring::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OtherOwner {
+                owner: 65534,
+                uid: 0,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("uid 65534") && text.contains("ring"),
+        "{text}"
+    );
+    // The open-or-create path refuses it too (it exists: nothing is created over it).
+    assert!(matches!(
+        Ring::options().open_or_create(&path),
+        Err(Error::OtherOwner { .. })
+    ));
+    let ring = Ring::options().allow_other_owner(true).open(&path).unwrap();
+    ring.producer().unwrap().try_send(b"allowed").unwrap();
+}
