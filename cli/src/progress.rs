@@ -26,41 +26,69 @@ impl Counters {
     }
 }
 
-/// The progress display; shown only when stderr is a terminal and `--quiet` is not given.
+/// The progress display, shown only when stderr is a terminal and `--quiet` is not given;
+/// and, always, a watch for conditions worth one warning (futexes unavailable).
 pub struct Progress {
+    program: &'static str,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    warned: Arc<AtomicBool>,
+}
+
+/// Prints, once per process, that waiting fell back to naps because futexes failed.
+fn warn_futex_fallback(program: &str, warned: &AtomicBool) {
+    if let Some(err) = ringfile::futex_fallback() {
+        if !warned.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "{program}: warning: futexes are unavailable ({err}; a seccomp filter?): waiting falls back to short naps, adding up to 1 ms of latency per wake-up"
+            );
+        }
+    }
 }
 
 impl Progress {
-    /// Starts displaying `counters` for `program`, if stderr is a terminal and not `quiet`.
+    /// Starts displaying `counters` for `program` (if stderr is a terminal and not `quiet`).
     pub fn start(program: &'static str, counters: Arc<Counters>, quiet: bool) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
-        if quiet || !std::io::stderr().is_terminal() {
-            return Progress { stop, thread: None };
-        }
-        let stop2 = Arc::clone(&stop);
+        let warned = Arc::new(AtomicBool::new(false));
+        let show = !quiet && std::io::stderr().is_terminal();
+        let (stop2, warned2) = (Arc::clone(&stop), Arc::clone(&warned));
         let thread = std::thread::spawn(move || {
-            let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("template"));
+            let bar = show.then(|| {
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("template"));
+                bar
+            });
             let start = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
-                let messages = counters.messages.load(Ordering::Relaxed);
-                let bytes = counters.bytes.load(Ordering::Relaxed);
-                let secs = start.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!(
-                    "{program}: {messages} messages, {:.1} MB, {:.0} messages/s",
-                    bytes as f64 / 1e6,
-                    messages as f64 / secs
-                ));
-                bar.tick();
+                if ringfile::futex_fallback().is_some() && !warned2.load(Ordering::Relaxed) {
+                    match &bar {
+                        Some(bar) => bar.suspend(|| warn_futex_fallback(program, &warned2)),
+                        None => warn_futex_fallback(program, &warned2),
+                    }
+                }
+                if let Some(bar) = &bar {
+                    let messages = counters.messages.load(Ordering::Relaxed);
+                    let bytes = counters.bytes.load(Ordering::Relaxed);
+                    let secs = start.elapsed().as_secs_f64().max(1e-9);
+                    bar.set_message(format!(
+                        "{program}: {messages} messages, {:.1} MB, {:.0} messages/s",
+                        bytes as f64 / 1e6,
+                        messages as f64 / secs
+                    ));
+                    bar.tick();
+                }
                 std::thread::sleep(Duration::from_millis(200));
             }
-            bar.finish_and_clear();
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
         });
         Progress {
+            program,
             stop,
             thread: Some(thread),
+            warned,
         }
     }
 
@@ -70,5 +98,7 @@ impl Progress {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        // A run shorter than one display interval still says it.
+        warn_futex_fallback(self.program, &self.warned);
     }
 }

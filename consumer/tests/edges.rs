@@ -481,3 +481,38 @@ fn rings_created_by_another_user_are_refused_unless_allowed() {
     assert!(c.status.success(), "{}", stderr(&c));
     assert_eq!(summary(&c)["messages"], 10);
 }
+
+/// A seccomp filter forbids shared futexes in both programs: waiting falls back to naps,
+/// the stream still arrives whole, and the programs say so instead of spinning silently.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn without_futexes_waiting_falls_back_visibly_and_loses_nothing() {
+    let d = Dir::new();
+    let mut c = consumer();
+    c.args([
+        "--verify",
+        "--json",
+        "--wait",
+        "park",
+        "--capacity",
+        "64KiB",
+    ])
+    .arg(d.ring());
+    common::forbid_shared_futexes(&mut c);
+    let c = spawn(c);
+    std::thread::sleep(Duration::from_millis(200)); // let the consumer wait for data
+    let mut p = producer();
+    p.args(["--gen", "5000", "--wait", "park", "--capacity", "64KiB"])
+        .arg(d.ring());
+    common::forbid_shared_futexes(&mut p);
+    let p = wait(spawn(p), "producer");
+    assert!(p.status.success(), "{}", stderr(&p));
+    let c = wait(c, "consumer");
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert_eq!(summary(&c)["messages"], 5000);
+    assert!(
+        stderr(&c).contains("futexes are unavailable (Operation not permitted"),
+        "{}",
+        stderr(&c)
+    );
+}

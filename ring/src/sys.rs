@@ -9,12 +9,19 @@ use std::time::Duration;
 
 /// Sleeps while `*word == expected`, for at most `timeout`. Returns on a wake-up, a timeout,
 /// a signal, or at once when the word no longer holds `expected` (the kernel compares and
-/// sleeps atomically, which is what makes the waiting protocol free of lost wake-ups).
+/// sleeps atomically, which is what makes the waiting protocol free of lost wake-ups): all
+/// of these are `Ok`, and every caller re-checks its condition. An error means the futex
+/// could not be used at all (`ENOSYS`: no futex support; `EPERM`: forbidden, by a seccomp
+/// filter say).
 ///
 /// The futex is shared (no `FUTEX_PRIVATE_FLAG`): the word lives in a `MAP_SHARED` mapping
 /// and the waker is usually another process.
 #[cfg_attr(loom, allow(dead_code))] // the model checker emulates futexes
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub(crate) fn futex_wait(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -23,9 +30,8 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; the timespec
-    // pointer is null or points to a live local. FUTEX_WAIT only reads the word. Errors
-    // (EAGAIN: value changed, ETIMEDOUT, EINTR) all mean "re-check", which every caller does.
-    unsafe {
+    // pointer is null or points to a live local. FUTEX_WAIT only reads the word.
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -34,16 +40,26 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
             ts_ptr,
             std::ptr::null::<u32>(),
             0u32,
-        );
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        // The word changed, the time ran out, a signal: all "re-check".
+        Some(libc::EAGAIN) | Some(libc::ETIMEDOUT) | Some(libc::EINTR) => Ok(()),
+        _ => Err(err),
     }
 }
 
-/// Wakes every process sleeping in [`futex_wait`] on `word`.
+/// Wakes every process sleeping in [`futex_wait`] on `word`. An error means the futex could
+/// not be used (as for [`futex_wait`]).
 #[cfg_attr(loom, allow(dead_code))]
-pub(crate) fn futex_wake(word: &AtomicU32) {
+pub(crate) fn futex_wake(word: &AtomicU32) -> io::Result<()> {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not access memory through it
     // beyond hashing its address.
-    unsafe {
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -52,7 +68,12 @@ pub(crate) fn futex_wake(word: &AtomicU32) {
             std::ptr::null::<libc::timespec>(),
             std::ptr::null::<u32>(),
             0u32,
-        );
+        )
+    };
+    if rc >= 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

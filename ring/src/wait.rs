@@ -21,14 +21,69 @@
 //! because the waker sets the word to 0 *before* waking, a sleeper that reaches step 4 late
 //! finds the word changed and does not sleep. No wake-up is ever lost, and a side that is
 //! not asleep costs the other side no system call.
+//!
+//! # Without futexes
+//!
+//! A process may be unable to use futexes: a seccomp filter that forbids them (`EPERM`), or
+//! a kernel without them (`ENOSYS`). The first failed call is recorded
+//! ([`futex_fallback`] then says why) and from then on a side that would sleep on the futex
+//! naps instead (`nanosleep`, 50 µs doubling up to 1 ms, re-checking after each nap):
+//! waiting still costs almost no CPU and every wait still ends, at the price of up to a
+//! millisecond of latency per wake-up. A peer that can use futexes is not woken by this
+//! process any more; its sleeps end at their timeout slices (at most [`IDLE_CHECK`]), so it
+//! too never waits for good, only longer. Never a silent busy loop: the programs print a
+//! warning once when it happens.
 
 use crate::error::{Error, Result};
 use crate::region::Region;
 use crate::sync::{fence, AtomicU32, Ordering};
 use crossbeam_utils::Backoff;
 use std::fmt;
+use std::io;
 use std::str::FromStr;
+use std::sync::atomic::AtomicI32;
 use std::time::{Duration, Instant};
+
+/// The error number of the first futex call that failed in this process (0: none failed).
+static FUTEX_ERRNO: AtomicI32 = AtomicI32::new(0);
+
+/// Why this process cannot use futexes, if a futex call has failed; `None` while futexes
+/// work (or were not needed yet).
+///
+/// A process may be unable to use futexes: a seccomp filter forbids them (`EPERM`), or the
+/// kernel lacks them (`ENOSYS`). The first failure is recorded here, and from then on a
+/// side that would sleep on the futex ([`WaitStrategy::Park`], [`WaitStrategy::Adaptive`])
+/// naps instead — 50 µs, doubling up to 1 ms, re-checking after each nap. Waiting still
+/// costs almost no CPU and every wait still ends, at the price of up to a millisecond of
+/// latency per wake-up. A peer in another process that can use futexes is no longer woken
+/// by this one; its sleeps end at their 100 ms slices, so it too never waits for good, only
+/// longer. It never becomes a silent busy loop: call this to tell your users (the
+/// `producer` and `consumer` programs print a warning once).
+///
+/// ```
+/// // Normally futexes work:
+/// assert!(ringfile::futex_fallback().is_none());
+/// ```
+pub fn futex_fallback() -> Option<io::Error> {
+    match FUTEX_ERRNO.load(Ordering::Relaxed) {
+        0 => None,
+        errno => Some(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+#[cfg_attr(loom, allow(dead_code))]
+fn futex_failed(err: &io::Error) {
+    let errno = err.raw_os_error().unwrap_or(libc::ENOSYS);
+    let _ = FUTEX_ERRNO.compare_exchange(0, errno, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+fn futex_broken() -> bool {
+    FUTEX_ERRNO.load(Ordering::Relaxed) != 0
+}
+
+/// First and longest nap of a side that cannot sleep on a futex.
+const FIRST_NAP: Duration = Duration::from_micros(50);
+const LONGEST_NAP: Duration = Duration::from_millis(1);
 
 /// How a producer waits for space and a consumer waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -113,7 +168,8 @@ pub(crate) fn wake_if_sleeping(region: &Region, word: &AtomicU32) {
     fence(Ordering::SeqCst);
     // Relaxed load: we only need to see the flag, which the fence pair makes visible; the
     // swap to 0 happens before the wake so that a late sleeper finds the word changed.
-    if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 {
+    if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 && !futex_broken()
+    {
         futex_wake(region, word);
     }
 }
@@ -140,6 +196,7 @@ pub(crate) fn wait_until<T>(
     let backoff = Backoff::new();
     let mut spins: u32 = 0;
     let mut next_idle: Option<Instant> = None;
+    let mut nap = FIRST_NAP;
     loop {
         if let Some(value) = poll(Probe::Ready)? {
             return Ok(value);
@@ -151,7 +208,9 @@ pub(crate) fn wait_until<T>(
         };
         spins = spins.wrapping_add(1);
         let mut sleep_for = IDLE_CHECK;
-        if parking || spins.is_multiple_of(SPINS_PER_CLOCK_READ) {
+        // The model checker must see the same steps in every run: no clock there (timeouts
+        // and the idle duty are not modelled).
+        if !cfg!(loom) && (parking || spins.is_multiple_of(SPINS_PER_CLOCK_READ)) {
             let now = Instant::now();
             if let Some(deadline) = deadline {
                 if now >= deadline {
@@ -176,7 +235,7 @@ pub(crate) fn wait_until<T>(
             }
         }
         if parking {
-            if let Some(value) = park(region, word, &mut poll, sleep_for)? {
+            if let Some(value) = park(region, word, &mut poll, sleep_for, &mut nap)? {
                 return Ok(value);
             }
         } else if strategy == WaitStrategy::Spin {
@@ -187,15 +246,21 @@ pub(crate) fn wait_until<T>(
     }
 }
 
-/// One sleep: announce it, re-check, sleep at most `timeout`. Returns what the re-check
-/// found, if anything.
+/// One sleep: announce it, re-check, sleep at most `timeout` (or nap for `nap`, growing it,
+/// where futexes cannot be used). Returns what the re-check found, if anything.
 fn park<T>(
     region: &Region,
     word: &AtomicU32,
     poll: &mut impl FnMut(Probe) -> Result<Option<T>>,
     timeout: Duration,
+    nap: &mut Duration,
 ) -> Result<Option<T>> {
-    word.store(1, Ordering::Relaxed);
+    // A read-modify-write rather than a plain store (on x86 both are one locked or plain
+    // store to the same line; this is the slow path anyway): it reads the latest value of
+    // the word, so it is ordered after the waker's `swap(0)` of an earlier wake-up in every
+    // model of memory, loom's included. With a plain store loom may place our 1 before that
+    // swap (which then erases it), and reports a deadlock no machine can reach.
+    word.swap(1, Ordering::Relaxed);
     // SeqCst fence: orders the flag store before the re-check's position load; pairs with
     // the fence in `wake_if_sleeping` (see the module docs).
     fence(Ordering::SeqCst);
@@ -204,19 +269,31 @@ fn park<T>(
         word.store(0, Ordering::Relaxed);
         return found;
     }
-    futex_wait(region, word, 1, timeout);
+    if futex_broken() || !futex_wait(region, word, 1, timeout) {
+        std::thread::sleep((*nap).min(timeout));
+        *nap = (*nap * 2).min(LONGEST_NAP);
+    }
     word.store(0, Ordering::Relaxed);
     Ok(None)
 }
 
+/// Sleeps on the futex; `false` if futexes cannot be used (recorded for [`futex_fallback`]).
 #[cfg(not(loom))]
-fn futex_wait(_region: &Region, word: &AtomicU32, expected: u32, timeout: Duration) {
-    crate::sys::futex_wait(word, expected, Some(timeout));
+fn futex_wait(_region: &Region, word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+    match crate::sys::futex_wait(word, expected, Some(timeout)) {
+        Ok(()) => true,
+        Err(e) => {
+            futex_failed(&e);
+            false
+        }
+    }
 }
 
 #[cfg(not(loom))]
 fn futex_wake(_region: &Region, word: &AtomicU32) {
-    crate::sys::futex_wake(word);
+    if let Err(e) = crate::sys::futex_wake(word) {
+        futex_failed(&e);
+    }
 }
 
 /// A futex stand-in the model checker understands: the compare-and-sleep happens under a
@@ -230,11 +307,12 @@ pub(crate) struct LoomParker {
 }
 
 #[cfg(loom)]
-fn futex_wait(region: &Region, word: &AtomicU32, expected: u32, _timeout: Duration) {
+fn futex_wait(region: &Region, word: &AtomicU32, expected: u32, _timeout: Duration) -> bool {
     let guard = region.parker.lock.lock().unwrap();
     if word.load(Ordering::SeqCst) == expected {
         drop(region.parker.cond.wait(guard).unwrap());
     }
+    true
 }
 
 #[cfg(loom)]
