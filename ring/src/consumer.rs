@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 ///
 /// Received messages borrow the ring's memory (no copy). A [`Message`] gives its space back
 /// to the producer when dropped; a [`RecvBatch`] gives back all of its messages at once.
+/// A process that writes the ring file outside the protocol can change a borrowed message
+/// while you read it: for peers you do not trust, receive copies with
+/// [`recv_into`](Self::recv_into) (see the crate's trust model).
 /// The released position lives in the file: a consumer that is killed and restarted resumes
 /// at the first message not yet released.
 ///
@@ -66,6 +69,9 @@ impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
         let role = roles::acquire(&shared, Role::Consumer)?;
         let (head, _tail) = shared.positions()?;
+        shared
+            .local_head
+            .store(head, std::sync::atomic::Ordering::Release);
         let capacity = shared.region.capacity();
         Ok(Consumer {
             role,
@@ -124,6 +130,52 @@ impl Consumer {
     /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message<'_>>> {
         self.recv_until(deadline_after(timeout))
+    }
+
+    /// Receives the next message as a copy: waits as [`recv`](Self::recv) does, copies the
+    /// message into `buf` (replacing its contents), releases it, and returns its length;
+    /// `Ok(None)` at the end of the stream.
+    ///
+    /// This is the receive for peers you do not trust. A [`Message`] borrows the ring's
+    /// memory, which every process that can write the ring file can write too: a
+    /// misbehaving one can change a borrowed message's bytes while you read them (between
+    /// validating and using them, say). A copy is yours: nothing can change it afterwards.
+    /// The copy is made with atomic loads, so even a concurrent writer makes it at worst a
+    /// mix of old and new bytes, never undefined behaviour. It costs one copy per message.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"untrusted")?;
+    /// producer.close()?;
+    /// let mut consumer = ring.consumer()?;
+    /// let mut buf = Vec::new();
+    /// while let Some(len) = consumer.recv_into(&mut buf)? {
+    ///     assert_eq!(&buf[..len], b"untrusted");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>> {
+        let msg = self.recv_until(None)?;
+        Ok(copied(msg, buf))
+    }
+
+    /// As [`recv_into`](Self::recv_into) without waiting ([`Error::Empty`] if nothing is
+    /// there).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>> {
+        let msg = self.try_recv()?;
+        Ok(copied(msg, buf))
+    }
+
+    /// As [`recv_into`](Self::recv_into), waiting at most `timeout`.
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Option<usize>> {
+        let msg = self.recv_until(deadline_after(timeout))?;
+        Ok(copied(msg, buf))
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
@@ -226,10 +278,13 @@ impl Consumer {
     /// producer's stream as an end marker does.
     fn aborted(&mut self, payload_offset: u64, len: u64, next: u64) -> Error {
         self.end_seen(next);
-        let reason = self.shared.region.bytes(payload_offset, len);
+        let mut reason = Vec::new();
+        self.shared
+            .region
+            .copy_out(payload_offset, len, &mut reason);
         Error::StreamAborted {
             path: self.shared.name.clone(),
-            reason: String::from_utf8_lossy(reason).into_owned(),
+            reason: String::from_utf8_lossy(&reason).into_owned(),
         }
     }
 
@@ -280,6 +335,11 @@ impl Consumer {
             return;
         }
         self.read_pos = pos;
+        // Release, before the shared head: a producer of this process that sees the shared
+        // head also sees a local head at least as new.
+        self.shared
+            .local_head
+            .store(pos, std::sync::atomic::Ordering::Release);
         let control = self.shared.region.control();
         // Release: our reads of every record below `pos` happen before the producer, which
         // Acquire-loads the head, overwrites them.
@@ -332,6 +392,17 @@ impl Consumer {
     }
 }
 
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if !self.role.inherited() {
+            self.shared.local_head.store(
+                crate::ring::NO_LOCAL_HEAD,
+                std::sync::atomic::Ordering::Release,
+            );
+        }
+    }
+}
+
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
@@ -343,6 +414,10 @@ impl std::fmt::Debug for Consumer {
 
 /// One received message, borrowed from the ring. Dereferences to its bytes; dropping it
 /// releases its space to the producer.
+///
+/// The bytes are the ring's own memory, shared with every process that maps the file: a
+/// peer that ignores the protocol can change them under the borrow. Copy them
+/// ([`copy_into`](Self::copy_into), [`Consumer::recv_into`]) when the peer is not trusted.
 pub struct Message<'a> {
     consumer: &'a mut Consumer,
     payload_offset: u64,
@@ -354,14 +429,29 @@ impl Deref for Message<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        self.consumer
-            .shared
-            .region
-            .bytes(self.payload_offset, self.len)
+        // SAFETY: the record is published (below the tail we Acquire-loaded) and not yet
+        // released (this message releases it when dropped), so under the ring protocol the
+        // producer does not write it while the slice lives.
+        unsafe {
+            self.consumer
+                .shared
+                .region
+                .bytes(self.payload_offset, self.len)
+        }
     }
 }
 
 impl Message<'_> {
+    /// Copies the message into `buf` (replacing its contents) with atomic loads: the copy
+    /// is this process's own, which no other process can change afterwards. For payloads
+    /// from peers you do not trust; see [`Consumer::recv_into`].
+    pub fn copy_into(&self, buf: &mut Vec<u8>) {
+        self.consumer
+            .shared
+            .region
+            .copy_out(self.payload_offset, self.len, buf);
+    }
+
     /// Gives the message back unreleased: the next `recv` (of this consumer, or of the next
     /// one if this process stops) receives it again. For a message that could not be
     /// handled, such as one whose output failed.
@@ -425,7 +515,12 @@ impl<'a> RecvBatch<'a> {
             )) => {
                 self.pos = next;
                 self.count += 1;
-                Ok(Some(self.consumer.shared.region.bytes(payload_offset, len)))
+                // SAFETY: the record is published and the batch releases it only when it is
+                // dropped (after this borrow of the batch ends), so under the ring protocol the
+                // producer does not write it while the slice lives.
+                Ok(Some(unsafe {
+                    self.consumer.shared.region.bytes(payload_offset, len)
+                }))
             }
             Some((Record::End, next)) => {
                 self.pos = next;
@@ -482,6 +577,14 @@ impl Drop for RecvBatch<'_> {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// What the copying receives return: the message copied into `buf`, and its length.
+fn copied(msg: Option<Message<'_>>, buf: &mut Vec<u8>) -> Option<usize> {
+    msg.map(|msg| {
+        msg.copy_into(buf);
+        buf.len()
+    })
 }
 
 /// The deadline `timeout` from now; `None` (no deadline) if that is too far to represent.

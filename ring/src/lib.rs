@@ -45,15 +45,58 @@
 //! # Limits
 //! - Messages are 0 to `capacity / 2 - 8` bytes ([`Ring::max_message_len`]); capacities are
 //!   powers of two from 64 bytes to 4 GiB.
-//! - Each side trusts the other to follow the protocol for the bytes it borrows: a message's
-//!   bytes are only guaranteed stable while no other process writes the ring file outside
-//!   the protocol. Record headers and positions are validated, so a corrupt or hostile file
-//!   yields [`Error::Corrupt`] rather than an out-of-bounds access.
 //! - A ring file truncated by another process *while mapped* raises SIGBUS at the next access,
 //!   as any mapping does. [`install_sigbus_handler`] (opt-in) turns that into a one-line
 //!   error naming the ring and exit status 1. Opening a ring reserves its storage
 //!   (`fallocate`), so a full file system is an error at open, not a SIGBUS later; rings
 //!   from [`Ring::memfd`] are sealed at their size and cannot fault at all.
+
+//!
+//! # Trust model
+//!
+//! The ring file is untrusted input. Any process that can write it — a buggy peer, another
+//! program, another user if the file's mode lets them — may write any byte at any time.
+//! Here is what such a process **can** do to a process using this crate:
+//!
+//! - change the bytes of a message this process has borrowed ([`Message`], the slices of a
+//!   [`RecvBatch`], a [`Claim`]) while it reads them — the zero-copy API shares the memory,
+//!   so it shares this risk. Use the copying receive ([`Consumer::recv_into`],
+//!   [`Message::copy_into`]) for payloads from peers you do not trust: a copy is yours, and
+//!   is made with atomic loads, so a concurrent writer can at worst make it a mix of old and
+//!   new bytes;
+//! - stall the stream (never publish, never release), which `recv`/`send` wait out as they
+//!   wait for any slow peer — with a timeout (`*_timeout`) if you gave one;
+//! - make this process report [`Error::Corrupt`], [`Error::BadPositions`] or another
+//!   validation error, or make it see messages that were never sent (the producer's
+//!   protocol cannot tell a forged record from a real one).
+//!
+//! And what it can **never** do, whatever it writes:
+//!
+//! - make this process read or write outside its mapping: every record header and position
+//!   is validated (positions below 2^62, so no sum of them overflows) before it is used, and
+//!   each is read with exactly one atomic load, so the value checked is the value used;
+//! - make it panic, or loop without end: a wait ends when its timeout fires, and a corrupt
+//!   file is an error;
+//! - make the producer overwrite a message this process still holds: the producer's space
+//!   checks never trust a head that moves backwards or past its own position;
+//! - make a data race (undefined behaviour) of the words the protocol shares: positions,
+//!   futex words, role words and record headers are only ever accessed as atomics.
+//!
+//! Two limits are outside any mapping's control: a process that can write the file can also
+//! truncate it, which raises SIGBUS at the next access to a lost page (see below, and
+//! [`install_sigbus_handler`]); and a ring file that belongs to another user is refused
+//! unless you allow it ([`RingOptions::allow_other_owner`]), since that user may have created
+//! the path first to read the stream.
+//!
+//! # Processes and `fork`
+//!
+//! A role belongs to the process that took it. A child created by `fork` inherits the
+//! parent's [`Producer`] or [`Consumer`] but must not use it (it would be a second writer of
+//! that side): [`Producer::close`] and [`Producer::abort`] fail there with
+//! [`Error::Inherited`], and dropping the producer, the consumer or a message in the child
+//! changes nothing in the ring. The child does not keep the parent's roles taken either:
+//! its copies of the role locks' descriptors are pointed elsewhere as it is forked. A child
+//! that needs a role takes its own, from a [`Ring`] it opens. Descriptors are close-on-exec.
 
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]

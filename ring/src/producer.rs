@@ -282,9 +282,13 @@ impl Producer {
         // Whatever happens now, the state word must not say "detached cleanly".
         self.finished = true;
         let pos = pos?;
-        self.shared
-            .region
-            .write_record(pos, encode(kind, payload.len() as u32), payload);
+        // SAFETY: `try_reserve` returned `pos` with room for this record below the released
+        // head plus the capacity, and we have not published it: the bytes are ours alone.
+        unsafe {
+            self.shared
+                .region
+                .write_record(pos, encode(kind, payload.len() as u32), payload)
+        };
         self.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
         self.detach();
@@ -318,9 +322,13 @@ impl Producer {
     fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
         let pos = self.reserve(msg.len(), wait)?;
         let len = msg.len() as u64;
-        self.shared
-            .region
-            .write_record(pos, encode(RECORD_DATA, len as u32), msg);
+        // SAFETY: `reserve` returned `pos` with room for this record below the released head
+        // plus the capacity, and we have not published it: the bytes are ours alone.
+        unsafe {
+            self.shared
+                .region
+                .write_record(pos, encode(RECORD_DATA, len as u32), msg)
+        };
         self.write_pos = pos + record_size(len);
         if publish {
             self.publish();
@@ -394,6 +402,13 @@ impl Producer {
                 .control()
                 .released_head
                 .load(Ordering::Acquire);
+            // A consumer of this ring in this process may hold messages below a head that
+            // another process forged forward: never overwrite those.
+            let head = head.min(
+                self.shared
+                    .local_head
+                    .load(std::sync::atomic::Ordering::Acquire),
+            );
             if head < self.cached_head || head > self.write_pos {
                 return Err(Error::BadPositions {
                     path: self.shared.name.clone(),
@@ -522,14 +537,18 @@ impl Deref for Claim<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         let offset = (self.pos & (self.producer.capacity - 1)) + RECORD_HEADER;
-        self.producer.shared.region.bytes(offset, self.len)
+        // SAFETY: the claim's bytes were reserved for it (below the released head plus the
+        // capacity) and are not published until it is committed; the claim borrows the
+        // producer, so no other claim or send can touch them meanwhile.
+        unsafe { self.producer.shared.region.bytes(offset, self.len) }
     }
 }
 
 impl DerefMut for Claim<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = (self.pos & (self.producer.capacity - 1)) + RECORD_HEADER;
-        self.producer.shared.region.bytes_mut(offset, self.len)
+        // SAFETY: as in `deref`; `&mut self` makes this the only slice of the claim.
+        unsafe { self.producer.shared.region.bytes_mut(offset, self.len) }
     }
 }
 

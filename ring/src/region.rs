@@ -38,6 +38,10 @@ pub(crate) struct Region {
     /// Futex emulation for the model checker (which cannot run real system calls).
     #[cfg(loom)]
     pub(crate) parker: crate::wait::LoomParker,
+    /// One model-checked cell per 8 bytes of the data region: loom checks every access to
+    /// the region against the others through them (see `shadow_read`).
+    #[cfg(loom)]
+    shadow: Box<[loom::cell::UnsafeCell<()>]>,
 }
 
 // SAFETY: the pointers refer to memory owned by `backing`, which is Send + Sync (a mapping
@@ -106,6 +110,10 @@ impl Region {
             },
             #[cfg(loom)]
             parker: Default::default(),
+            #[cfg(loom)]
+            shadow: (0..capacity / 8)
+                .map(|_| loom::cell::UnsafeCell::new(()))
+                .collect(),
         }
     }
 
@@ -149,34 +157,51 @@ impl Region {
         (pos & (self.capacity - 1) & !7) as usize
     }
 
-    /// Reads the record header word at position `pos` (a multiple of 8).
+    /// The header word at data offset `offset` (in bounds and 8-aligned), as an atomic.
+    #[inline(always)]
+    fn word_at(&self, offset: usize) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `offset` is 8-aligned and at most `capacity - 8` (callers pass a
+        // `word_offset`), and the data region is 8-aligned (page-aligned mapping, or a u64
+        // box), so the pointer is valid and aligned for a u64 for as long as `self` lives.
+        // Every access to a header word goes through an atomic, so another process writing
+        // it at the same time is no data race.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(self.data.as_ptr().add(offset).cast()) }
+    }
+
+    /// Reads the record header word at position `pos` (a multiple of 8). An atomic load: it
+    /// is one read, so the value the caller validates is the value it uses, whatever another
+    /// process writes meanwhile. Relaxed: the caller's Acquire load of the published tail
+    /// already orders it after the producer's write.
     #[inline]
     pub(crate) fn read_word(&self, pos: u64) -> u64 {
         let offset = self.word_offset(pos);
-        // SAFETY: `word_offset` is aligned and at most `capacity - 8` (capacity is a multiple
-        // of 8). A volatile read makes exactly one load, so the value validated by the caller
-        // is the value used even if a misbehaving process writes the word concurrently.
-        u64::from_le(unsafe {
-            std::ptr::read_volatile(self.data.as_ptr().add(offset).cast::<u64>())
-        })
+        self.shadow_read(offset as u64, 8);
+        u64::from_le(
+            self.word_at(offset)
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
-    /// Writes a record header word at position `pos` (a multiple of 8).
+    /// Writes a record header word at position `pos` (a multiple of 8). Relaxed: the
+    /// producer's Release store of the tail publishes it.
     #[inline]
     pub(crate) fn write_word(&self, pos: u64, word: u64) {
         let offset = self.word_offset(pos);
-        // SAFETY: in bounds and aligned (`word_offset`); the range belongs to the producer
-        // until it publishes it (the ring protocol).
-        unsafe {
-            std::ptr::write_volatile(self.data.as_ptr().add(offset).cast::<u64>(), word.to_le())
-        };
+        self.shadow_write(offset as u64, 8);
+        self.word_at(offset)
+            .store(word.to_le(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Writes a whole record at position `pos` (a multiple of 8): its header word, then
     /// `payload`. One bounds check for both; small payloads are copied inline rather than
     /// through a `memcpy` call, which dominates the cost of sending a message of a few bytes.
+    ///
+    /// # Safety
+    /// The producer must own the record's bytes under the ring protocol: they lie between
+    /// the published tail and the released head plus the capacity, so the consumer neither
+    /// reads nor holds them until they are published.
     #[inline]
-    pub(crate) fn write_record(&self, pos: u64, word: u64, payload: &[u8]) {
+    pub(crate) unsafe fn write_record(&self, pos: u64, word: u64, payload: &[u8]) {
         let offset = self.word_offset(pos);
         let len = payload.len();
         assert!(
@@ -184,35 +209,98 @@ impl Region {
             "record at {offset} of {len} bytes outside capacity {}",
             self.capacity
         );
-        // SAFETY: the header is in bounds and aligned (`word_offset`), the payload in bounds
-        // (checked); the range belongs to the producer until it publishes it.
-        unsafe {
-            let at = self.data.as_ptr().add(offset);
-            std::ptr::write_volatile(at.cast::<u64>(), word.to_le());
-            copy_small(payload.as_ptr(), at.add(8), len);
-        }
+        self.write_word(pos, word);
+        self.shadow_write(offset as u64 + 8, len as u64);
+        // SAFETY: the payload range is in bounds (checked) and, by the caller's contract,
+        // nobody else reads or writes it now.
+        unsafe { copy_small(payload.as_ptr(), self.data.as_ptr().add(offset + 8), len) };
     }
 
-    /// The bytes `offset .. offset + len` of the data region, for the side that owns them.
+    /// The bytes `offset .. offset + len` of the data region, borrowed in place.
+    ///
+    /// # Safety
+    /// The calling side must own the range under the ring protocol for as long as the
+    /// slice lives — the consumer: published and not yet released; the producer: claimed
+    /// and not yet published — so the other side does not write it meanwhile. (A process
+    /// that ignores the protocol can still change the bytes under the borrow; see the
+    /// crate's trust model. It cannot make the access leave the mapping: `offset` and `len`
+    /// are bounds-checked.)
     #[inline]
-    pub(crate) fn bytes(&self, offset: u64, len: u64) -> &[u8] {
+    pub(crate) unsafe fn bytes(&self, offset: u64, len: u64) -> &[u8] {
         self.check(offset, len);
-        // SAFETY: in bounds (checked); the memory lives as long as `self`. The ring protocol
-        // guarantees that the other side does not write this range while it is borrowed.
+        self.shadow_read(offset, len);
+        // SAFETY: in bounds (checked); the memory lives as long as `self`; the caller owns
+        // the range.
         unsafe { std::slice::from_raw_parts(self.data.as_ptr().add(offset as usize), len as usize) }
     }
 
     /// The bytes `offset .. offset + len` of the data region, writable, for the producer.
+    ///
+    /// # Safety
+    /// The producer must own the range (between the published tail and the released head
+    /// plus the capacity) and hand out no other slice of it while this one lives.
     #[inline]
     #[allow(clippy::mut_from_ref)] // the ring protocol, not `&mut self`, makes the range exclusive
-    pub(crate) fn bytes_mut(&self, offset: u64, len: u64) -> &mut [u8] {
+    pub(crate) unsafe fn bytes_mut(&self, offset: u64, len: u64) -> &mut [u8] {
         self.check(offset, len);
-        // SAFETY: in bounds (checked). The range lies between the published tail and the
-        // released head plus capacity, which only the producer touches, and the producer
-        // hands out at most one such slice at a time (a `Claim` borrows the producer mutably).
+        self.shadow_write(offset, len);
+        // SAFETY: in bounds (checked); the caller owns the range exclusively.
         unsafe {
             std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset as usize), len as usize)
         }
+    }
+
+    /// Copies the bytes `offset .. offset + len` of the data region into `out` (replacing its
+    /// contents) with atomic loads, one 8-byte word at a time. `offset` must be a multiple
+    /// of 8, and the words covering the range must lie in the data region (a record's
+    /// payload: records are padded to 8 bytes). Safe whatever any process does to the
+    /// bytes meanwhile: they may change during the copy (the copy is then torn, never
+    /// undefined), never after it.
+    pub(crate) fn copy_out(&self, offset: u64, len: u64, out: &mut Vec<u8>) {
+        assert!(offset.is_multiple_of(8), "unaligned copy at {offset}");
+        let words = len.div_ceil(8);
+        self.check(offset, words * 8);
+        self.shadow_read(offset, len);
+        out.clear();
+        out.reserve(len as usize);
+        let mut left = len as usize;
+        for i in 0..words as usize {
+            let word = self
+                .word_at(offset as usize + 8 * i)
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_ne_bytes();
+            let take = left.min(8);
+            out.extend_from_slice(&word[..take]);
+            left -= take;
+        }
+    }
+
+    /// Tells the model checker that the bytes `offset .. offset + len` are read now, so that
+    /// it checks this read is ordered after every write of them by the other side. (The
+    /// data region is real memory; the model tracks it in 8-byte cells.) Nothing outside
+    /// loom.
+    #[inline(always)]
+    fn shadow_read(&self, _offset: u64, _len: u64) {
+        #[cfg(loom)]
+        for cell in self.shadow_cells(_offset, _len) {
+            cell.with(|_| ());
+        }
+    }
+
+    /// As [`shadow_read`](Self::shadow_read), for a write.
+    #[inline(always)]
+    fn shadow_write(&self, _offset: u64, _len: u64) {
+        #[cfg(loom)]
+        for cell in self.shadow_cells(_offset, _len) {
+            cell.with_mut(|_| ());
+        }
+    }
+
+    #[cfg(loom)]
+    fn shadow_cells(&self, offset: u64, len: u64) -> &[loom::cell::UnsafeCell<()>] {
+        let first = (offset / 8) as usize;
+        let last = (offset + len).div_ceil(8) as usize;
+        &self.shadow[first..last.max(first)]
     }
 
     /// Flushes the whole mapping to storage (`msync`), for rings on a real disk.

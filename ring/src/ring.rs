@@ -23,7 +23,16 @@ pub(crate) struct Shared {
     pub(crate) file: Option<File>,
     /// The path, or a description such as `memfd:ringfile`.
     pub(crate) name: PathBuf,
+    /// The head as this process's consumer of this `Ring` last released it, or `NO_LOCAL_HEAD`
+    /// while there is none. The producer never writes below it, whatever the shared head in
+    /// the file says: another process that forges the head forward cannot make our own
+    /// producer overwrite a message our own consumer still borrows. (A plain std atomic, not
+    /// part of the shared protocol, so not model-checked.)
+    pub(crate) local_head: std::sync::atomic::AtomicU64,
 }
+
+/// [`Shared::local_head`] when no consumer of the ring lives in this process.
+pub(crate) const NO_LOCAL_HEAD: u64 = u64::MAX;
 
 impl Shared {
     fn from_open(opened: OpenFile, name: PathBuf) -> Arc<Shared> {
@@ -31,6 +40,7 @@ impl Shared {
             region: opened.region,
             file: Some(opened.file),
             name,
+            local_head: NO_LOCAL_HEAD.into(),
         })
     }
 
@@ -163,6 +173,7 @@ impl Ring {
             region: Region::heap(capacity),
             file: None,
             name: PathBuf::from("heap"),
+            local_head: NO_LOCAL_HEAD.into(),
         }))
     }
 

@@ -85,7 +85,7 @@ impl Drop for Registration {
     }
 }
 
-/// Installs the process-wide SIGBUS handler described in the [module docs](self): a fault in
+/// Installs a process-wide SIGBUS handler: a fault in
 /// a ring mapping prints `PROGRAM: RING: the ring file was truncated ...` on stderr (and, with
 /// `json`, a line `{"error": "...", "exit": 1}` after it) and exits with status 1. Any other
 /// SIGBUS kills the process as it would have without the handler.

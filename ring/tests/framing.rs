@@ -365,3 +365,38 @@ fn panicking_producer_is_reported_dead() {
     assert_eq!(&*consumer.recv().unwrap().unwrap(), b"last words");
     assert!(matches!(consumer.recv(), Err(Error::ProducerDied { .. })));
 }
+
+/// The copying receive returns each message whole, whatever its length (whole words and a
+/// partial last word), and the end of the stream.
+#[test]
+fn recv_into_copies_every_length_exactly() {
+    let ring = ringfile::Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let mut buf = vec![0xEE; 100]; // replaced, not appended to
+    assert!(matches!(
+        consumer.try_recv_into(&mut buf),
+        Err(ringfile::Error::Empty)
+    ));
+    for len in 0..=40usize {
+        let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        producer.send(&msg).unwrap();
+        assert_eq!(consumer.try_recv_into(&mut buf).unwrap(), Some(len));
+        assert_eq!(buf, msg);
+        producer.send(&msg).unwrap();
+        let held = consumer.recv().unwrap().unwrap();
+        let mut copy = Vec::new();
+        held.copy_into(&mut copy);
+        assert_eq!(copy, msg);
+    }
+    producer.send(b"last").unwrap();
+    producer.close().unwrap();
+    assert_eq!(
+        consumer
+            .recv_into_timeout(&mut buf, std::time::Duration::from_secs(5))
+            .unwrap(),
+        Some(4)
+    );
+    assert_eq!(buf, b"last");
+    assert_eq!(consumer.recv_into(&mut buf).unwrap(), None);
+}

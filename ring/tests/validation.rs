@@ -408,3 +408,21 @@ fn rings_of_other_users_are_refused_unless_allowed() {
     let ring = Ring::options().allow_other_owner(true).open(&path).unwrap();
     ring.producer().unwrap().try_send(b"allowed").unwrap();
 }
+
+/// Another process forges the released head forward (up to the tail: a value the
+/// producer's checks must accept) while this process's consumer holds a message. This
+/// process's producer must still not overwrite the held message.
+#[test]
+fn a_forged_head_never_makes_our_producer_overwrite_our_held_message() {
+    let (_dir, path) = fresh();
+    let ring = Ring::open(&path).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    producer.send(&[1; 16]).unwrap();
+    producer.send(&[2; 16]).unwrap();
+    let held = consumer.try_recv().unwrap().unwrap();
+    let tail = 2 * 24;
+    poke(&path, CONTROL_OFFSET + 128, &(tail as u64).to_le_bytes());
+    while producer.try_send(&[0xA3; 16]).is_ok() {}
+    assert_eq!(&*held, &[1; 16]);
+}
