@@ -309,6 +309,9 @@ impl Consumer {
                     return Err(self.corrupt(pos, "published tail moved backwards or too far"));
                 }
                 self.cached_tail = tail;
+                self.shared
+                    .consumer_seen_tail
+                    .store(tail, std::sync::atomic::Ordering::Relaxed);
             }
             let word = self.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {

@@ -1,6 +1,7 @@
 //! Model-checked tests of the publish/release/park/wake protocol, over heap memory.
 //!
-//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ringfile --lib --release loom`. Loom runs
+//! Run with `RUSTFLAGS="--cfg loom" cargo test -p ringfile --lib --release loom` (CI, at
+//! `LOOM_MAX_PREEMPTIONS=3`), or deeper with `.ci/loom-deep` (bound 4 and up). Loom runs
 //! every interleaving (up to its preemption bound) of the two threads' atomic operations
 //! under the C++ memory model, and fails on a deadlock — which is what a lost wake-up
 //! between a sleeping side and the side that should wake it turns into.
@@ -71,6 +72,35 @@ fn loom_batches_publish_and_release_once() {
             }
         }
         assert_eq!(seen, [0, 1, 2]);
+        sender.join().unwrap();
+    });
+}
+
+/// A batch that holds more than the ring: the producer must publish what the batch holds
+/// before it waits for room, or the consumer waits for messages that never come while the
+/// producer waits for room that never comes (a deadlock loom reports).
+#[test]
+fn loom_batch_larger_than_the_ring_publishes_before_waiting() {
+    loom::model(|| {
+        let ring = Ring::heap(64);
+        let mut producer = ring.producer().unwrap();
+        let mut consumer = ring.consumer().unwrap();
+        producer.set_wait_strategy(WaitStrategy::Park);
+        consumer.set_wait_strategy(WaitStrategy::Park);
+        let sender = thread::spawn(move || {
+            // Four 16-byte records: 64 bytes, more than the 56 a 64-byte ring lends out.
+            let mut batch = producer.batch();
+            for i in 0..4u8 {
+                batch.send(&[i; 8]).unwrap();
+            }
+            drop(batch);
+            producer.close().unwrap();
+        });
+        let mut seen = Vec::new();
+        while let Some(msg) = consumer.recv().unwrap() {
+            seen.push(msg[0]);
+        }
+        assert_eq!(seen, [0, 1, 2, 3]);
         sender.join().unwrap();
     });
 }

@@ -77,6 +77,22 @@ impl Producer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
         let role = roles::acquire(&shared, Role::Producer)?;
         let (head, tail) = shared.positions()?;
+        // A tail below one this process has seen was moved backwards by another process:
+        // appending there would overwrite records our own consumer may hold.
+        let seen = std::sync::atomic::Ordering::Relaxed;
+        if tail
+            < shared
+                .consumer_seen_tail
+                .load(seen)
+                .max(shared.producer_left_tail.load(seen))
+        {
+            return Err(Error::BadPositions {
+                path: shared.name.clone(),
+                head,
+                tail,
+                capacity: shared.region.capacity(),
+            });
+        }
         let roles = &shared.region.control().roles;
         // The start first: a consumer that reads our state (Acquire) then reads a start at
         // least this new (the Release below).
@@ -473,6 +489,9 @@ impl Drop for Producer {
             return;
         }
         self.publish();
+        self.shared
+            .producer_left_tail
+            .store(self.published, std::sync::atomic::Ordering::Relaxed);
         if !self.finished && !std::thread::panicking() {
             self.detach();
         }

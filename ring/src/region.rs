@@ -320,7 +320,7 @@ impl Region {
 #[inline(always)]
 unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
     use std::ptr::{read_unaligned as rd, write_unaligned as wr};
-    // SAFETY (all arms): every access is within `len` bytes of `src`/`dst` (the second
+    // SAFETY: (all arms) every access is within `len` bytes of `src`/`dst` (the second
     // copy of each pair ends exactly at `len`), which the caller guarantees are valid.
     unsafe {
         match len {

@@ -29,6 +29,13 @@ pub(crate) struct Shared {
     /// producer overwrite a message our own consumer still borrows. (A plain std atomic, not
     /// part of the shared protocol, so not model-checked.)
     pub(crate) local_head: std::sync::atomic::AtomicU64,
+    /// The highest published tail this process's consumer of this `Ring` has accepted, and
+    /// the tail this process's last producer of it left: records below them exist, so a tail
+    /// below them is forged, and a producer attaching there would overwrite messages this
+    /// process may still hold. (Plain std atomics, not part of the shared protocol.)
+    pub(crate) consumer_seen_tail: std::sync::atomic::AtomicU64,
+    /// See `consumer_seen_tail`.
+    pub(crate) producer_left_tail: std::sync::atomic::AtomicU64,
 }
 
 /// [`Shared::local_head`] when no consumer of the ring lives in this process.
@@ -41,6 +48,8 @@ impl Shared {
             file: Some(opened.file),
             name,
             local_head: NO_LOCAL_HEAD.into(),
+            consumer_seen_tail: 0.into(),
+            producer_left_tail: 0.into(),
         })
     }
 
@@ -174,6 +183,8 @@ impl Ring {
             file: None,
             name: PathBuf::from("heap"),
             local_head: NO_LOCAL_HEAD.into(),
+            consumer_seen_tail: 0.into(),
+            producer_left_tail: 0.into(),
         }))
     }
 

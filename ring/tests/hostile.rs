@@ -1,0 +1,46 @@
+//! Property tests of the trust boundary, on stable Rust: the drivers the cargo-fuzz targets
+//! run (`ring/fuzz`), fed by proptest. Arbitrary file bytes must open as a ring or fail
+//! with an error; producer and consumer operations on a ring that a hostile writer changes
+//! between them must never panic, leave the mapping, or change a held message.
+
+#[path = "support/fuzz_ops.rs"]
+mod fuzz_ops;
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_file_bytes_open_or_fail_cleanly(
+        data in prop::collection::vec(any::<u8>(), 0..6000)
+    ) {
+        fuzz_ops::open_bytes(&data);
+    }
+
+    /// Mostly a valid header with arbitrary control block and records (odd first byte).
+    #[test]
+    fn arbitrary_ring_contents_are_validated_before_use(
+        shape in (0u8..128).prop_map(|s| s * 2 + 1),
+        rest in prop::collection::vec(any::<u8>(), 0..2200)
+    ) {
+        let mut data = vec![shape];
+        data.extend(rest);
+        fuzz_ops::open_bytes(&data);
+    }
+
+    #[test]
+    fn producer_and_consumer_survive_a_hostile_writer(
+        program in prop::collection::vec(any::<u8>(), 1..400)
+    ) {
+        fuzz_ops::hostile_ops(&program);
+    }
+}
+
+/// What fuzzing found: another process moves the published tail backwards (below records
+/// this process's consumer has already accepted) while no producer is attached; a producer of
+/// this process attaching then would append over a message the consumer is about to hold.
+#[test]
+fn fuzz_finding_a_tail_moved_backwards_never_lets_our_producer_overwrite_our_messages() {
+    fuzz_ops::hostile_ops(include_bytes!("support/regressions/tail_moved_backwards"));
+}
