@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 /// assert_eq!(got, ["a", "bb", "ccc"]);
 /// # Ok(()) }
 /// ```
+#[must_use = "dropping a Consumer gives up the consumer role at once"]
 pub struct Consumer {
     shared: Arc<Shared>,
     role: RoleGuard,
@@ -98,6 +99,11 @@ impl Consumer {
     /// Data capacity of the ring.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// The largest message this ring carries: `capacity / 2 - 8` bytes.
+    pub fn max_message_len(&self) -> usize {
+        self.max_message as usize
     }
 
     /// The next message if one is there now. `Ok(None)` means the end of the stream (the
@@ -228,7 +234,7 @@ impl Consumer {
 
     /// Whether a producer holds the producer role right now.
     pub fn producer_is_live(&self) -> Result<bool> {
-        self.role.producer_is_live(&self.shared)
+        self.role.is_live(&self.shared, Role::Producer)
     }
 
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, u64)> {
@@ -377,7 +383,7 @@ impl Consumer {
         if state & PRODUCER_ATTACHED == 0 || state == self.settled_state {
             return Ok(());
         }
-        if self.role.producer_is_live(&self.shared)? {
+        if self.role.is_live(&self.shared, Role::Producer)? {
             return Ok(());
         }
         // The lock is free. Report only once everything published has been received, and
@@ -421,6 +427,7 @@ impl std::fmt::Debug for Consumer {
 /// The bytes are the ring's own memory, shared with every process that maps the file: a
 /// peer that ignores the protocol can change them under the borrow. Copy them
 /// ([`copy_into`](Self::copy_into), [`Consumer::recv_into`]) when the peer is not trusted.
+#[must_use = "dropping a Message releases it unread"]
 pub struct Message<'a> {
     consumer: &'a mut Consumer,
     payload_offset: u64,
@@ -480,6 +487,7 @@ impl std::fmt::Debug for Message<'_> {
 /// Messages read together and released together, when the batch is dropped. Read them with
 /// [`next`](Self::next). A batch reads what the producer publishes while it runs, too, up to
 /// what fits in the ring.
+#[must_use = "dropping a RecvBatch releases its messages unread"]
 pub struct RecvBatch<'a> {
     consumer: &'a mut Consumer,
     pos: u64,

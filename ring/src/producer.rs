@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 /// assert!(consumer.recv()?.is_none());         // end of stream
 /// # Ok(()) }
 /// ```
+#[must_use = "dropping a Producer gives up the producer role at once"]
 pub struct Producer {
     shared: Arc<Shared>,
     role: RoleGuard,
@@ -132,6 +133,22 @@ impl Producer {
     /// The largest message this ring carries.
     pub fn max_message_len(&self) -> usize {
         self.max_message as usize
+    }
+
+    /// Whether a consumer holds the consumer role right now (in any process): without one,
+    /// what is sent only fills the ring until a consumer comes.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let producer = ring.producer()?;
+    /// assert!(!producer.consumer_is_live()?);
+    /// let _consumer = ring.consumer()?;
+    /// assert!(producer.consumer_is_live()?);
+    /// # Ok(()) }
+    /// ```
+    pub fn consumer_is_live(&self) -> Result<bool> {
+        self.role.is_live(&self.shared, Role::Consumer)
     }
 
     /// Data capacity of the ring.
@@ -521,6 +538,7 @@ enum Wait {
 ///
 /// Dereferences to the `len` bytes claimed (their contents are unspecified: write them).
 /// Dropping a claim without committing it discards it.
+#[must_use = "a claim sends nothing until it is committed"]
 pub struct Claim<'a> {
     producer: &'a mut Producer,
     pos: u64,
@@ -572,6 +590,7 @@ impl DerefMut for Claim<'_> {
 }
 
 /// Several sends published together; see [`Producer::batch`].
+#[must_use = "a batch publishes when it is dropped: dropping it at once does nothing useful"]
 pub struct SendBatch<'a> {
     producer: &'a mut Producer,
 }

@@ -118,18 +118,16 @@ impl RoleGuard {
         fork_generation() != self.generation
     }
 
-    /// Whether some other process holds the producer role right now. Heap rings have no
+    /// Whether some other open file description holds `role` right now. Heap rings have no
     /// other processes: always true.
-    pub(crate) fn producer_is_live(&self, shared: &Shared) -> Result<bool> {
+    pub(crate) fn is_live(&self, shared: &Shared, role: Role) -> Result<bool> {
         match &self.file {
             None => Ok(true),
-            Some(file) => {
-                sys::ofd_is_locked(file, PRODUCER_LOCK_BYTE).map_err(|source| Error::Io {
-                    path: shared.name.clone(),
-                    op: "check the producer's role lock",
-                    source,
-                })
-            }
+            Some(file) => sys::ofd_is_locked(file, lock_byte(role)).map_err(|source| Error::Io {
+                path: shared.name.clone(),
+                op: "check a role lock",
+                source,
+            }),
         }
     }
 }

@@ -26,7 +26,7 @@ fn close_and_abort_never_wait_even_on_a_full_ring() {
     producer.close().unwrap(); // no consumer: would wait forever if it needed room
     let mut consumer = ring.consumer().unwrap();
     for _ in 0..sent {
-        consumer.recv().unwrap().unwrap();
+        drop(consumer.recv().unwrap().unwrap());
     }
     assert!(consumer.recv().unwrap().is_none());
 
@@ -35,7 +35,7 @@ fn close_and_abort_never_wait_even_on_a_full_ring() {
     let sent = fill(&mut producer);
     producer.abort(&"x".repeat(1000)).unwrap();
     for _ in 0..sent {
-        consumer.recv().unwrap().unwrap();
+        drop(consumer.recv().unwrap().unwrap());
     }
     match consumer.recv() {
         Err(Error::StreamAborted { reason, .. }) => assert_eq!(reason, ""),

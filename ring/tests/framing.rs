@@ -331,8 +331,8 @@ fn roles_are_exclusive_in_process() {
     assert!(matches!(ring.consumer(), Err(Error::RoleTaken { .. })));
     drop(p);
     drop(c);
-    ring.producer().unwrap();
-    ring.consumer().unwrap();
+    drop(ring.producer().unwrap());
+    drop(ring.consumer().unwrap());
 }
 
 #[test]
@@ -373,6 +373,8 @@ fn recv_into_copies_every_length_exactly() {
     let ring = ringfile::Ring::memfd(4096).unwrap();
     let mut producer = ring.producer().unwrap();
     let mut consumer = ring.consumer().unwrap();
+    assert_eq!(consumer.max_message_len(), 4096 / 2 - 8);
+    assert_eq!(consumer.max_message_len(), producer.max_message_len());
     let mut buf = vec![0xEE; 100]; // replaced, not appended to
     assert!(matches!(
         consumer.try_recv_into(&mut buf),
