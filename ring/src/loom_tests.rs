@@ -45,9 +45,10 @@ fn loom_adaptive_zero_length_messages() {
     stream(4, 0, WaitStrategy::Adaptive);
 }
 
-#[test]
-fn loom_batches_publish_and_release_once() {
-    loom::model(|| {
+/// The producer sends `messages` 8-byte messages (16-byte records) in one batch, then closes;
+/// the consumer receives with `receive` until the end. Both park.
+fn batched(messages: u8, receive: fn(&mut crate::Consumer) -> Vec<u8>) {
+    loom::model(move || {
         let ring = Ring::heap(64);
         let mut producer = ring.producer().unwrap();
         let mut consumer = ring.consumer().unwrap();
@@ -55,12 +56,21 @@ fn loom_batches_publish_and_release_once() {
         consumer.set_wait_strategy(WaitStrategy::Park);
         let sender = thread::spawn(move || {
             let mut batch = producer.batch();
-            for i in 0..3u8 {
+            for i in 0..messages {
                 batch.send(&[i; 8]).unwrap();
             }
             drop(batch);
             producer.close().unwrap();
         });
+        let seen = receive(&mut consumer);
+        assert_eq!(seen, (0..messages).collect::<Vec<_>>());
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_batches_publish_and_release_once() {
+    batched(3, |consumer| {
         let mut seen = Vec::new();
         loop {
             let mut batch = consumer.recv_batch().unwrap();
@@ -68,39 +78,23 @@ fn loom_batches_publish_and_release_once() {
                 seen.push(msg[0]);
             }
             if batch.is_end() {
-                break;
+                return seen;
             }
         }
-        assert_eq!(seen, [0, 1, 2]);
-        sender.join().unwrap();
     });
 }
 
 /// A batch that holds more than the ring: the producer must publish what the batch holds
 /// before it waits for room, or the consumer waits for messages that never come while the
-/// producer waits for room that never comes (a deadlock loom reports).
+/// producer waits for room that never comes (a deadlock loom reports). Four 16-byte records
+/// are 64 bytes, more than the 56 a 64-byte ring lends out.
 #[test]
 fn loom_batch_larger_than_the_ring_publishes_before_waiting() {
-    loom::model(|| {
-        let ring = Ring::heap(64);
-        let mut producer = ring.producer().unwrap();
-        let mut consumer = ring.consumer().unwrap();
-        producer.set_wait_strategy(WaitStrategy::Park);
-        consumer.set_wait_strategy(WaitStrategy::Park);
-        let sender = thread::spawn(move || {
-            // Four 16-byte records: 64 bytes, more than the 56 a 64-byte ring lends out.
-            let mut batch = producer.batch();
-            for i in 0..4u8 {
-                batch.send(&[i; 8]).unwrap();
-            }
-            drop(batch);
-            producer.close().unwrap();
-        });
+    batched(4, |consumer| {
         let mut seen = Vec::new();
         while let Some(msg) = consumer.recv().unwrap() {
             seen.push(msg[0]);
         }
-        assert_eq!(seen, [0, 1, 2, 3]);
-        sender.join().unwrap();
+        seen
     });
 }
