@@ -44,8 +44,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 pub fn parse_capacity(text: &str) -> Result<u64, String> {
     let capacity = parse_size(text)?;
     let (min, max) = (
-        ringfile::layout::MIN_CAPACITY,
-        ringfile::layout::MAX_CAPACITY,
+        ringfile::format::MIN_CAPACITY,
+        ringfile::format::MAX_CAPACITY,
     );
     if !capacity.is_power_of_two() {
         return Err(format!("{capacity} bytes is not a power of two"));

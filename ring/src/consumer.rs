@@ -424,6 +424,12 @@ impl std::fmt::Debug for Consumer {
 /// One received message, borrowed from the ring. Dereferences to its bytes; dropping it
 /// releases its space to the producer.
 ///
+/// A held `Message` blocks this consumer: it borrows the [`Consumer`] mutably (messages are
+/// released in order, so the next one cannot be received while this one is unreleased),
+/// and its space — and everything after it — stays unavailable to the producer, which waits
+/// once the ring is full. Drop it (or copy it out) as soon as it is handled; to handle
+/// several messages at once, read a [`RecvBatch`].
+///
 /// The bytes are the ring's own memory, shared with every process that maps the file: a
 /// peer that ignores the protocol can change them under the borrow. Copy them
 /// ([`copy_into`](Self::copy_into), [`Consumer::recv_into`]) when the peer is not trusted.
@@ -452,6 +458,40 @@ impl Deref for Message<'_> {
 }
 
 impl Message<'_> {
+    /// The message as one `T`, in place (no copy). [`Error::WrongLength`] if its length is
+    /// not `size_of::<T>()`. Payloads are 8-byte aligned; a type that needs more does not
+    /// compile here (use [`read_value`](Self::read_value)). See [`typed`](crate::typed).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C)]
+    /// struct Tick { price: f64, qty: u32, side: u32 }
+    ///
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let (mut producer, mut consumer) = (ring.producer()?, ring.consumer()?);
+    /// producer.send_value(&Tick { price: 101.5, qty: 3, side: 1 })?;
+    /// let msg = consumer.recv()?.expect("sent");
+    /// let tick: &Tick = msg.value()?;
+    /// assert_eq!(tick.qty, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<&T> {
+        crate::typed::value(self)
+    }
+
+    /// The message as a slice of `T`, in place (no copy). [`Error::WrongLength`] unless its
+    /// length is a whole number of `T`.
+    pub fn slice<T: bytemuck::AnyBitPattern>(&self) -> Result<&[T]> {
+        crate::typed::slice(self)
+    }
+
+    /// A copy of the message as a `T`, for a type of any alignment. [`Error::WrongLength`] if
+    /// its length is not `size_of::<T>()`.
+    pub fn read_value<T: bytemuck::AnyBitPattern>(&self) -> Result<T> {
+        crate::typed::read(self)
+    }
+
     /// Copies the message into `buf` (replacing its contents) with atomic loads: the copy
     /// is this process's own, which no other process can change afterwards. For payloads
     /// from peers you do not trust; see [`Consumer::recv_into`].
@@ -485,8 +525,30 @@ impl std::fmt::Debug for Message<'_> {
 }
 
 /// Messages read together and released together, when the batch is dropped. Read them with
-/// [`next`](Self::next). A batch reads what the producer publishes while it runs, too, up to
-/// what fits in the ring.
+/// [`next`](Self::next) in a `while let` loop, or with [`try_for_each`](Self::try_for_each).
+/// A batch reads what the producer publishes while it runs, too, up to what fits in the ring.
+///
+/// It is not an [`Iterator`]: each message borrows the batch (a message stays valid until
+/// the batch moves on, because [`release`](Self::release) may hand its space back to the
+/// producer), which `Iterator::next` cannot express. While a batch is held, its messages'
+/// space is not released, so keep batches short when the producer is waiting for room.
+///
+/// ```
+/// # fn main() -> Result<(), ringfile::Error> {
+/// let ring = ringfile::Ring::memfd(4096)?;
+/// let (mut producer, mut consumer) = (ring.producer()?, ring.consumer()?);
+/// for word in ["one", "two", "three"] {
+///     producer.send(word.as_bytes())?;
+/// }
+/// let mut batch = consumer.recv_batch()?;    // waits for at least one message
+/// let mut total = 0;
+/// while let Some(msg) = batch.next()? {
+///     total += msg.len();
+/// }
+/// drop(batch);                                // releases all three at once
+/// assert_eq!(total, 11);
+/// # Ok(()) }
+/// ```
 #[must_use = "dropping a RecvBatch releases its messages unread"]
 pub struct RecvBatch<'a> {
     consumer: &'a mut Consumer,
@@ -552,6 +614,49 @@ impl<'a> RecvBatch<'a> {
                 self.end = true;
                 Err(self.consumer.aborted(payload_offset, len, next))
             }
+        }
+    }
+
+    /// Calls `f` with each message of the batch in turn, until no more are published or the
+    /// stream ends; returns how many `f` accepted. If `f` fails, the batch stops there and
+    /// returns `f`'s error: the message it failed on is given back (not consumed), so
+    /// releasing the batch releases only the messages before it. An error of the ring
+    /// itself ([`Error::Corrupt`], [`Error::StreamAborted`]) is returned as `E::from`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let (mut producer, mut consumer) = (ring.producer()?, ring.consumer()?);
+    /// for n in 0u32..5 {
+    ///     producer.send_value(&n)?;
+    /// }
+    /// let mut sum = 0;
+    /// let mut batch = consumer.recv_batch()?;
+    /// let handled = batch.try_for_each(|msg| -> Result<(), ringfile::Error> {
+    ///     sum += ringfile::typed::value::<u32>(msg)?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!((handled, sum), (5, 10));
+    /// # Ok(()) }
+    /// ```
+    pub fn try_for_each<E: From<Error>>(
+        &mut self,
+        mut f: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let mut handled = 0;
+        loop {
+            let (pos, count) = (self.pos, self.count);
+            let Some(msg) = self.next()? else {
+                return Ok(handled);
+            };
+            if let Err(e) = f(msg) {
+                // Only a data record was read (an end or abort yields no message), so
+                // stepping back un-reads exactly that message.
+                self.pos = pos;
+                self.count = count;
+                return Err(e);
+            }
+            handled += 1;
         }
     }
 

@@ -29,14 +29,30 @@ impl fmt::Display for Role {
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system call failed.
-    #[error("{}: {op}: {source}", path.display())]
+    ///
+    /// The OS error is part of the message (it is not also returned by
+    /// [`source`](std::error::Error::source), so a report that walks the chain shows it once);
+    /// [`Error::io_error`] gives it to code that needs its kind.
+    #[error("{}: {op}: {error}", path.display())]
     Io {
         /// The ring file.
         path: PathBuf,
         /// What was being done.
         op: &'static str,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
+    },
+    /// This user may not read and write the ring file (its mode, its owner, or a read-only
+    /// file system). Both roles need read and write access: the producer writes messages,
+    /// the consumer writes the position it has read up to.
+    #[error("{}: {error}: both the producer and the consumer need read and write access to a ring file; {advice}", path.display())]
+    PermissionDenied {
+        /// The path.
+        path: PathBuf,
+        /// The OS error (EACCES, EPERM, EROFS).
+        error: io::Error,
+        /// What to do about it.
+        advice: &'static str,
     },
     /// [`Ring::open`](crate::Ring::open) found no file at the path.
     #[error("{}: no such ring file", path.display())]
@@ -115,7 +131,7 @@ pub enum Error {
         actual: u64,
     },
     /// An existing ring has another capacity than the one explicitly asked for.
-    #[error("{}: existing ring has capacity {actual}, not the {requested} asked for", path.display())]
+    #[error("{}: the existing ring has a capacity of {}, not the {} asked for: open it without asking for a capacity, or remove it to create a new one", path.display(), crate::units::Size(*actual), crate::units::Size(*requested))]
     CapacityMismatch {
         /// The path.
         path: PathBuf,
@@ -137,14 +153,16 @@ pub enum Error {
         capacity: u64,
     },
     /// The file system has no room for a ring of this size.
-    #[error("{}: no space to create a {needed}-byte ring file: {source}", path.display())]
+    ///
+    /// The OS error is part of the message, not a [`source`](std::error::Error::source).
+    #[error("{}: no space for a ring file of {}: {error}", path.display(), crate::units::Size(*needed))]
     NoSpace {
         /// The path.
         path: PathBuf,
         /// Bytes needed.
         needed: u64,
         /// The OS error (ENOSPC, EFBIG...).
-        source: io::Error,
+        error: io::Error,
     },
     /// Another live process holds the role.
     #[error("{}: the {role} role is held by another live process{}", path.display(), pid_suffix(*pid))]
@@ -221,6 +239,27 @@ pub enum Error {
         /// This process's effective uid.
         uid: u32,
     },
+    /// A typed view ([`Message::value`](crate::Message::value) and the like) of a message whose
+    /// length does not fit the type.
+    #[error("message of {len} bytes is not {}", expected_what(type_name, *size, *slice))]
+    WrongLength {
+        /// The message's length.
+        len: usize,
+        /// The type asked for.
+        type_name: &'static str,
+        /// `size_of` that type.
+        size: usize,
+        /// Whether a slice of the type was asked for (any multiple of `size` fits).
+        slice: bool,
+    },
+    /// [`Ring::from_env`](crate::Ring::from_env) found no ring handed over in the variable.
+    #[error("{var}: {reason}")]
+    BadHandoff {
+        /// The environment variable.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The producer died (its role lock was released) without closing the stream; every message
     /// it published has been received. Reported once per dead producer: receiving again waits
     /// for the next producer.
@@ -231,6 +270,27 @@ pub enum Error {
         /// Pid of the dead producer, when known.
         pid: Option<u32>,
     },
+}
+
+fn expected_what(type_name: &str, size: usize, slice: bool) -> String {
+    if slice {
+        format!("a whole number of {type_name} ({size} bytes each)")
+    } else {
+        format!("a {type_name} ({size} bytes)")
+    }
+}
+
+impl Error {
+    /// The operating-system error behind this error, if there is one ([`Error::Io`],
+    /// [`Error::NoSpace`], [`Error::PermissionDenied`]).
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            Error::Io { error, .. }
+            | Error::NoSpace { error, .. }
+            | Error::PermissionDenied { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }
 
 fn pid_suffix(pid: Option<u32>) -> String {

@@ -43,10 +43,10 @@ pub(crate) fn check_capacity(capacity: u64) -> Result<()> {
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
+    move |error| Error::Io {
         path: path.to_path_buf(),
         op,
-        source,
+        error,
     }
 }
 
@@ -64,7 +64,7 @@ pub(crate) fn check_mode(mode: u32) -> Result<()> {
 fn reserve(file: &File, len: u64, name: &Path) -> Result<()> {
     sys::fallocate(file, len)
         .map(drop)
-        .map_err(|source| space_error(name, len, source, "reserve space"))
+        .map_err(|error| space_error(name, len, error, "reserve space"))
 }
 
 /// Sizes `file` for a ring of `capacity`, reserves its storage, maps it and writes the
@@ -73,7 +73,7 @@ pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenF
     check_capacity(capacity)?;
     let len = HEADER_SIZE + capacity;
     file.set_len(len)
-        .map_err(|source| space_error(name, len, source, "size the ring file"))?;
+        .map_err(|error| space_error(name, len, error, "size the ring file"))?;
     reserve(&file, len, name)?;
     let region = Region::map(&file, capacity, name).map_err(io_err(name, "map the ring file"))?;
     let created = SystemTime::now()
@@ -88,17 +88,17 @@ pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenF
     })
 }
 
-fn space_error(name: &Path, needed: u64, source: io::Error, op: &'static str) -> Error {
-    match source.raw_os_error() {
+fn space_error(name: &Path, needed: u64, error: io::Error, op: &'static str) -> Error {
+    match error.raw_os_error() {
         Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT) => Error::NoSpace {
             path: name.to_path_buf(),
             needed,
-            source,
+            error,
         },
         _ => Error::Io {
             path: name.to_path_buf(),
             op,
-            source,
+            error,
         },
     }
 }
@@ -115,7 +115,7 @@ pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> 
         return Err(Error::Io {
             path: path.to_path_buf(),
             op: "create",
-            source: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
+            error: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
         });
     }
     match sys::open_tmpfile(&dir, mode).map_err(io_err(path, "create the ring file"))? {
@@ -230,18 +230,28 @@ pub(crate) fn open(path: &Path, allow_other_owner: bool) -> Result<OpenFile> {
         .write(true)
         .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound {
                 path: path.to_path_buf(),
             },
-            _ if source.raw_os_error() == Some(libc::EISDIR) => Error::NotRegularFile {
+            Some(libc::EISDIR) => Error::NotRegularFile {
                 path: path.to_path_buf(),
                 kind: "directory",
+            },
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+                path: path.to_path_buf(),
+                error,
+                advice: "the ring's owner can grant it with chmod (g+rw or o+rw), or create rings with a mode that does (--mode 0660 for the group, RingOptions::mode)",
+            },
+            Some(libc::EROFS) => Error::PermissionDenied {
+                path: path.to_path_buf(),
+                error,
+                advice: "put rings on a writable file system such as /dev/shm",
             },
             _ => Error::Io {
                 path: path.to_path_buf(),
                 op: "open",
-                source,
+                error,
             },
         })?;
     if !allow_other_owner {

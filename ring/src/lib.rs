@@ -106,7 +106,10 @@ mod error;
 mod file;
 #[cfg(not(loom))]
 mod fork;
-pub mod layout;
+pub mod format;
+#[cfg(not(loom))]
+mod handoff;
+mod layout;
 mod producer;
 mod record;
 mod region;
@@ -116,6 +119,8 @@ mod roles;
 mod sigbus;
 mod sync;
 mod sys;
+pub mod typed;
+mod units;
 mod wait;
 
 pub use consumer::{Consumer, Message, RecvBatch};

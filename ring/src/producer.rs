@@ -180,6 +180,16 @@ impl Producer {
         self.send_inner(msg, Wait::Forever, true)
     }
 
+    /// Sends the bytes of `value` (any plain-old-data type: a `#[repr(C)]` struct deriving
+    /// [`bytemuck::NoUninit`] or `Pod`, a number, an array of them) as one message, waiting
+    /// for room as [`send`](Self::send) does. The consumer reads it in place with
+    /// [`Message::value`](crate::Message::value); see [`typed`](crate::typed). For a slice
+    /// of such values, send `bytemuck::cast_slice(values)`.
+    #[inline]
+    pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
+        self.send(crate::typed::bytes_of(value))
+    }
+
     /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_inner(msg, Wait::For(timeout), true)
@@ -568,6 +578,30 @@ impl Claim<'_> {
 
     /// Discards the claim; nothing is sent.
     pub fn abort(self) {}
+
+    /// The claimed bytes as one `T` to write in place. [`Error::WrongLength`] unless the
+    /// claim is `size_of::<T>()` bytes long. Claims are 8-byte aligned; a type that needs
+    /// more does not compile here. See [`typed`](crate::typed).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let (mut producer, mut consumer) = (ring.producer()?, ring.consumer()?);
+    /// let mut claim = producer.claim(std::mem::size_of::<[u64; 4]>())?;
+    /// *claim.value_mut::<[u64; 4]>()? = [1, 2, 3, 4];
+    /// claim.commit();
+    /// assert_eq!(consumer.recv()?.expect("sent").slice::<u64>()?, &[1, 2, 3, 4]);
+    /// # Ok(()) }
+    /// ```
+    pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T> {
+        crate::typed::value_mut(self)
+    }
+
+    /// The claimed bytes as a slice of `T` to write in place. [`Error::WrongLength`] unless
+    /// the claim's length is a whole number of `T`.
+    pub fn slice_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
+        crate::typed::slice_mut(self)
+    }
 }
 
 impl Deref for Claim<'_> {
@@ -596,6 +630,12 @@ pub struct SendBatch<'a> {
 }
 
 impl SendBatch<'_> {
+    /// As [`Producer::send_value`], unpublished until the batch ends.
+    #[inline]
+    pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
+        self.send(crate::typed::bytes_of(value))
+    }
+
     /// As [`Producer::try_send`], unpublished until the batch ends.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {

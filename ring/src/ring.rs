@@ -67,10 +67,10 @@ impl Shared {
         let expected = HEADER_SIZE + self.region.capacity();
         let actual = file
             .metadata()
-            .map_err(|source| Error::Io {
+            .map_err(|error| Error::Io {
                 path: self.name.clone(),
                 op: "stat",
-                source,
+                error,
             })?
             .len();
         if actual == expected {
@@ -86,10 +86,10 @@ impl Shared {
 
     /// Flushes the mapping to storage (`msync`).
     pub(crate) fn sync(&self) -> Result<()> {
-        self.region.sync().map_err(|source| Error::Io {
+        self.region.sync().map_err(|error| Error::Io {
             path: self.name.clone(),
             op: "msync",
-            source,
+            error,
         })
     }
 }
@@ -137,8 +137,9 @@ impl Ring {
     /// Creates a ring in anonymous shared memory (`memfd_create`, mapped `MAP_SHARED`).
     ///
     /// It has no path: share it with a forked child (which inherits the mapping, so the
-    /// `Ring` works there as is), or hand its descriptor ([`AsFd`]) to a child process,
-    /// which opens it with [`Ring::from_fd`].
+    /// `Ring` works there as is), or pass it to a program you start with
+    /// [`Ring::pass_to`]. Its descriptor is close-on-exec, as every ring's is: no program
+    /// started otherwise inherits it.
     ///
     /// ```
     /// # fn main() -> Result<(), ringfile::Error> {
@@ -150,17 +151,17 @@ impl Ring {
     /// ```
     pub fn memfd(capacity: u64) -> Result<Ring> {
         let name = PathBuf::from("memfd:ringfile");
-        let file = crate::sys::memfd("ringfile").map_err(|source| Error::Io {
+        let file = crate::sys::memfd("ringfile").map_err(|error| Error::Io {
             path: name.clone(),
             op: "memfd_create",
-            source,
+            error,
         })?;
         let opened = file::initialise(file, capacity, &name)?;
         // Sealed at its size: no process can ever truncate it under a mapping (no SIGBUS).
-        crate::sys::seal_size(&opened.file).map_err(|source| Error::Io {
+        crate::sys::seal_size(&opened.file).map_err(|error| Error::Io {
             path: name.clone(),
             op: "seal the memfd's size",
-            source,
+            error,
         })?;
         Ok(Ring::from_shared(Shared::from_open(opened, name)))
     }
@@ -173,6 +174,47 @@ impl Ring {
         let name = PathBuf::from(format!("fd {}", fd.as_raw_fd()));
         let opened = file::validate(File::from(fd), &name)?;
         Ok(Ring::from_shared(Shared::from_open(opened, name)))
+    }
+
+    /// Lets the program `command` starts open this ring: its descriptor is inherited by that
+    /// program only (ring descriptors are otherwise close-on-exec, so no other program this
+    /// process starts gets it), and `var` is set in its environment to the descriptor's
+    /// number. The program opens it with [`Ring::from_env`]`(var)`. Several rings can be
+    /// passed to one command under different variables. Works for every ring, and is how a
+    /// [`Ring::memfd`] ring, which has no path, reaches another program.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ring = ringfile::Ring::memfd(1 << 20)?;
+    /// let mut child = std::process::Command::new("my-consumer");
+    /// ring.pass_to(&mut child, "MY_RING")?;      // the child calls Ring::from_env("MY_RING")
+    /// let mut child = child.spawn()?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"hello, child")?;
+    /// producer.close()?;
+    /// child.wait()?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(not(loom))]
+    pub fn pass_to(&self, command: &mut std::process::Command, var: &str) -> Result<()> {
+        let file = self.shared.file.as_ref().ok_or_else(|| Error::BadHandoff {
+            var: var.to_string(),
+            reason: "this ring has no descriptor".to_string(),
+        })?;
+        crate::handoff::pass(file, command, var).map_err(|error| Error::Io {
+            path: self.shared.name.clone(),
+            op: "duplicate the descriptor for a child",
+            error,
+        })
+    }
+
+    /// Opens the ring a parent process passed to this program with [`Ring::pass_to`]: takes
+    /// the descriptor whose number is in the environment variable `var`, and validates the
+    /// ring as [`Ring::from_fd`] does. [`Error::BadHandoff`] if `var` is unset or names no
+    /// open descriptor, or if the descriptor was already opened by this process.
+    #[cfg(not(loom))]
+    pub fn from_env(var: &str) -> Result<Ring> {
+        Ring::from_fd(crate::handoff::take(var)?)
     }
 
     /// A ring in heap memory with no file, for in-process model checking.

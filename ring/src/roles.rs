@@ -66,10 +66,10 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
             generation: fork_generation(),
         });
     };
-    let io = |op, source| Error::Io {
+    let io = |op, error| Error::Io {
         path: shared.name.clone(),
         op,
-        source,
+        error,
     };
     // Reopening through /proc gives a new open file description of the same file (this also
     // works for a memfd, and for a path that was renamed or unlinked since).
@@ -123,10 +123,10 @@ impl RoleGuard {
     pub(crate) fn is_live(&self, shared: &Shared, role: Role) -> Result<bool> {
         match &self.file {
             None => Ok(true),
-            Some(file) => sys::ofd_is_locked(file, lock_byte(role)).map_err(|source| Error::Io {
+            Some(file) => sys::ofd_is_locked(file, lock_byte(role)).map_err(|error| Error::Io {
                 path: shared.name.clone(),
                 op: "check a role lock",
-                source,
+                error,
             }),
         }
     }

@@ -2,7 +2,7 @@
 //! and the maximum), random capacities and many wraps, plus a two-thread stress test.
 
 use proptest::prelude::*;
-use ringfile::layout::{CONTROL_OFFSET, HEADER_SIZE};
+use ringfile::format::{CONTROL_OFFSET, HEADER_SIZE};
 use ringfile::{Error, Ring, WaitStrategy};
 use std::collections::VecDeque;
 use std::os::unix::fs::FileExt;
@@ -401,4 +401,29 @@ fn recv_into_copies_every_length_exactly() {
     );
     assert_eq!(buf, b"last");
     assert_eq!(consumer.recv_into(&mut buf).unwrap(), None);
+}
+
+#[test]
+fn try_for_each_stops_at_a_failure_and_gives_that_message_back() {
+    let ring = Ring::memfd(4096).unwrap();
+    let (mut producer, mut consumer) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    for n in 0u8..5 {
+        producer.send(&[n]).unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut batch = consumer.recv_batch().unwrap();
+    let result = batch.try_for_each(|msg| {
+        if msg[0] == 3 {
+            return Err(Error::Empty); // any error of the caller's
+        }
+        seen.push(msg[0]);
+        Ok(())
+    });
+    assert!(matches!(result, Err(Error::Empty)));
+    assert_eq!(batch.count(), 3);
+    drop(batch); // releases 0, 1, 2 only
+    assert_eq!(seen, [0, 1, 2]);
+    assert_eq!(&*consumer.try_recv().unwrap().unwrap(), &[3]);
+    assert_eq!(&*consumer.try_recv().unwrap().unwrap(), &[4]);
+    assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
 }

@@ -1,7 +1,7 @@
 //! Opening a bad ring file fails with its own error, naming the path — never a panic, a
 //! hang or a SIGBUS. One test per validation failure.
 
-use ringfile::layout::{CONTROL_OFFSET, HEADER_SIZE, RECORD_DATA};
+use ringfile::format::{CONTROL_OFFSET, HEADER_SIZE, RECORD_DATA};
 use ringfile::{Error, Ring};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -425,4 +425,20 @@ fn a_forged_head_never_makes_our_producer_overwrite_our_held_message() {
     poke(&path, CONTROL_OFFSET + 128, &(tail as u64).to_le_bytes());
     while producer.try_send(&[0xA3; 16]).is_ok() {}
     assert_eq!(&*held, &[1; 16]);
+}
+
+#[test]
+fn an_os_error_is_shown_once_and_not_repeated_as_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-such-dir/ring");
+    let err = Ring::create(&path, 4096).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.ends_with("create the ring file: No such file or directory (os error 2)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("os error").count(), 1, "{text}");
+    // Shown in the message, so not also the source: a report walking the chain shows it once.
+    assert!(std::error::Error::source(&err).is_none());
+    assert_eq!(err.io_error().unwrap().raw_os_error(), Some(2));
 }

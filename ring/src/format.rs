@@ -1,0 +1,54 @@
+//! The constants of the ring file format, for tools and for readers in other languages.
+//!
+//! `FORMAT.md` documents the file byte by byte; these are its numbers, under the names it
+//! uses. They change only with [`FORMAT_VERSION`]. The in-memory structures that implement
+//! the format are private, so that they can change without breaking this API.
+//!
+//! ```
+//! use ringfile::format;
+//! // A ring of 1 MiB: one header page, then the data region.
+//! assert_eq!(format::HEADER_SIZE + (1 << 20), 1_052_672);
+//! assert_eq!(format::max_message_len(1 << 20), 524_280);
+//! assert_eq!(format::PUBLISHED_TAIL_OFFSET, 128);
+//! ```
+
+pub use crate::layout::{
+    capacity_is_valid, max_message_len, CONSUMER_LOCK_BYTE, CONTROL_OFFSET, FORMAT_VERSION,
+    HEADER_SIZE, MAGIC, MAX_CAPACITY, MAX_POSITION, MIN_CAPACITY, PRODUCER_LOCK_BYTE, RECORD_ABORT,
+    RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+};
+
+/// File offset of `published_tail` (u64): the end of the last published record.
+pub const PUBLISHED_TAIL_OFFSET: u64 = CONTROL_OFFSET;
+/// File offset of `released_head` (u64): the start of the first record not yet released.
+pub const RELEASED_HEAD_OFFSET: u64 = CONTROL_OFFSET + 128;
+/// File offset of the consumer's futex word (u32): 1 while the consumer waits for data.
+pub const CONSUMER_SLEEPING_OFFSET: u64 = CONTROL_OFFSET + 256;
+/// File offset of the producer's futex word (u32): 1 while the producer waits for space.
+pub const PRODUCER_SLEEPING_OFFSET: u64 = CONTROL_OFFSET + 384;
+/// File offset of the roles block: `producer_pid` (u32), `consumer_pid` (u32),
+/// `producer_state` (u64), `producer_start` (u64).
+pub const ROLES_OFFSET: u64 = CONTROL_OFFSET + 512;
+/// The alignment every message payload has in memory: records start on multiples of
+/// [`RECORD_ALIGN`] from a page-aligned data region, and the payload follows the 8-byte
+/// record header. Typed views ([`Message::value`](crate::Message::value) and the like) need
+/// no more than this.
+pub const PAYLOAD_ALIGN: usize = RECORD_ALIGN as usize;
+
+// The offsets above are the layout's, pinned.
+#[cfg(not(loom))]
+const _: () = {
+    use crate::layout::{Control, Roles};
+    use std::mem::offset_of;
+    assert!(PUBLISHED_TAIL_OFFSET == CONTROL_OFFSET + offset_of!(Control, published_tail) as u64);
+    assert!(RELEASED_HEAD_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_head) as u64);
+    assert!(
+        CONSUMER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, consumer_sleeping) as u64
+    );
+    assert!(
+        PRODUCER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, producer_sleeping) as u64
+    );
+    assert!(ROLES_OFFSET == CONTROL_OFFSET + offset_of!(Control, roles) as u64);
+    assert!(offset_of!(Roles, producer_pid) == 0);
+    assert!(HEADER_SIZE.is_multiple_of(RECORD_ALIGN) && RECORD_HEADER.is_multiple_of(RECORD_ALIGN));
+};
