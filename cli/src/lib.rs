@@ -10,6 +10,7 @@ pub mod progress;
 pub mod signals;
 pub mod size;
 pub mod summary;
+pub mod usage;
 
 /// Exit code for success.
 pub const EXIT_OK: i32 = 0;

@@ -1,8 +1,11 @@
 //! The options both programs take, and opening the ring they name.
 
+use crate::progress::{Counters, Waiting};
+use crate::signals::Signals;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ringfile::{Ring, WaitStrategy};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 /// How messages are cut from input and written to output.
@@ -47,8 +50,10 @@ pub struct CommonArgs {
     /// The ring file. Created if it does not exist (use /dev/shm for speed).
     pub path: PathBuf,
 
-    /// Data capacity when creating the ring: a power of two such as 64KiB, 16MiB, 1GiB, or
-    /// bytes [default when creating: 1MiB]. If given, an existing ring must have this capacity.
+    /// Data capacity of the ring, created with it if it does not exist: a power of two such
+    /// as 64KiB, 16MiB, 1GiB, or bytes (K, KB and KiB all mean 1024). If given, an existing
+    /// ring must have this capacity. Without it, the producer creates a 1MiB ring and the
+    /// consumer waits for the ring to be created.
     #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_capacity)]
     pub capacity: Option<u64>,
 
@@ -81,18 +86,88 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    /// Opens the ring, creating it if it does not exist.
-    pub fn open_ring(&self) -> anyhow::Result<Ring> {
+    fn ring_options(&self) -> ringfile::RingOptions {
         let mut options = Ring::options()
             .mode(self.mode)
             .allow_other_owner(self.allow_other_owner);
         if let Some(capacity) = self.capacity {
             options = options.capacity(capacity);
         }
-        // The library's errors already name the path and the reason.
         options
-            .open_or_create(&self.path)
-            .map_err(anyhow::Error::from)
+    }
+
+    /// Opens the ring, creating it if it does not exist (with `--capacity`, or the default).
+    pub fn open_ring(&self) -> anyhow::Result<Ring> {
+        self.explain(self.ring_options().open_or_create(&self.path))
+    }
+
+    /// Opens the ring; if there is none yet and no `--capacity` was given, waits for another
+    /// program to create it (saying so once, on a terminal), until a signal: `Ok(None)`.
+    /// With `--capacity`, creates it if it does not exist.
+    pub fn open_or_wait_for_ring(
+        &self,
+        program: &str,
+        signals: &Signals,
+        counters: &Counters,
+    ) -> anyhow::Result<Option<Ring>> {
+        if self.capacity.is_some() {
+            return self.open_ring().map(Some);
+        }
+        let mut told = false;
+        loop {
+            match self.ring_options().open(&self.path) {
+                Err(ringfile::Error::NotFound { .. }) => {}
+                other => {
+                    counters.set_waiting(Waiting::Nothing);
+                    return self.explain(other).map(Some);
+                }
+            }
+            if signals.requested() {
+                return Ok(None);
+            }
+            if !told && !self.quiet && std::io::stderr().is_terminal() {
+                eprintln!(
+                    "{program}: waiting for a producer to create {} (give --capacity to create it here)",
+                    self.path.display()
+                );
+                told = true;
+            }
+            counters.set_waiting(Waiting::Ring);
+            // Creation is atomic (the ring appears whole), so polling sees it complete.
+            std::thread::sleep(RING_POLL);
+        }
+    }
+
+    /// The library's errors already name the path and the reason; a capacity mismatch also
+    /// says what to do in terms of this program's options.
+    fn explain(&self, opened: ringfile::Result<Ring>) -> anyhow::Result<Ring> {
+        opened.map_err(|e| match e {
+            ringfile::Error::CapacityMismatch {
+                path,
+                requested,
+                actual,
+            } => anyhow::anyhow!(
+                "{}: the existing ring has a capacity of {}, not the {} given with --capacity: omit --capacity to use it, or remove it (rm {}) if it is left from an earlier run",
+                path.display(),
+                format_capacity(actual),
+                format_capacity(requested),
+                path.display()
+            ),
+            e => anyhow::Error::from(e),
+        })
+    }
+}
+
+/// How often a consumer waiting for its ring to be created looks for it.
+const RING_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// A capacity as it would be written on the command line: `64KiB`, `1MiB`.
+fn format_capacity(bytes: u64) -> String {
+    match bytes.trailing_zeros() {
+        30.. => format!("{}GiB", bytes >> 30),
+        20.. => format!("{}MiB", bytes >> 20),
+        10.. => format!("{}KiB", bytes >> 10),
+        _ => format!("{bytes} bytes"),
     }
 }
 

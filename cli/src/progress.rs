@@ -3,7 +3,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +15,53 @@ pub struct Counters {
     pub messages: AtomicU64,
     /// Bytes so far.
     pub bytes: AtomicU64,
+    /// What the program is waiting for: a [`Waiting`] value.
+    waiting: AtomicU8,
+}
+
+/// What a program waits for, shown in its progress line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Waiting {
+    /// Working (or waiting too briefly to say).
+    Nothing,
+    /// Producer: room in a full ring, with a consumer attached.
+    Room,
+    /// Producer: room in a full ring, with no consumer attached.
+    RoomNoConsumer,
+    /// Producer: input.
+    Input,
+    /// Consumer: messages.
+    Messages,
+    /// Consumer: a producer to create the ring.
+    Ring,
+}
+
+impl Waiting {
+    fn from_u8(value: u8) -> Waiting {
+        [
+            Waiting::Nothing,
+            Waiting::Room,
+            Waiting::RoomNoConsumer,
+            Waiting::Input,
+            Waiting::Messages,
+            Waiting::Ring,
+        ]
+        .get(usize::from(value))
+        .copied()
+        .unwrap_or(Waiting::Nothing)
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Waiting::Nothing => "",
+            Waiting::Room => " - waiting for the consumer to make room",
+            Waiting::RoomNoConsumer => " - ring full, waiting for a consumer to attach",
+            Waiting::Input => " - waiting for input",
+            Waiting::Messages => " - waiting for messages",
+            Waiting::Ring => " - waiting for a producer to create the ring",
+        }
+    }
 }
 
 impl Counters {
@@ -23,6 +70,20 @@ impl Counters {
     pub fn add(&self, messages: u64, bytes: u64) {
         self.messages.fetch_add(messages, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Says what the program waits for now (`Waiting::Nothing` when it works again). Cheap
+    /// when nothing changes: a load, and a store only on a change.
+    #[inline]
+    pub fn set_waiting(&self, waiting: Waiting) {
+        if self.waiting.load(Ordering::Relaxed) != waiting as u8 {
+            self.waiting.store(waiting as u8, Ordering::Relaxed);
+        }
+    }
+
+    /// What the program waits for.
+    pub fn waiting(&self) -> Waiting {
+        Waiting::from_u8(self.waiting.load(Ordering::Relaxed))
     }
 }
 
@@ -72,9 +133,10 @@ impl Progress {
                     let bytes = counters.bytes.load(Ordering::Relaxed);
                     let secs = start.elapsed().as_secs_f64().max(1e-9);
                     bar.set_message(format!(
-                        "{program}: {messages} messages, {:.1} MB, {:.0} messages/s",
-                        bytes as f64 / 1e6,
-                        messages as f64 / secs
+                        "{program}: {messages} messages, {}, {:.0} messages/s{}",
+                        crate::size::format_size(bytes),
+                        messages as f64 / secs,
+                        counters.waiting().describe()
                     ));
                     bar.tick();
                 }

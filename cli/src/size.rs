@@ -1,5 +1,5 @@
 //! Byte sizes on the command line: `65536`, `64KiB`, `16MiB`, `1GiB` (also `k`, `M`, `G`, `KB`...,
-//! all binary multiples).
+//! all binary multiples: `1MB` is 1 MiB), and sizes shown to people, in the same units.
 
 /// Parses a size such as `64KiB`, `16MiB`, `1GiB` or a plain byte count.
 ///
@@ -37,6 +37,22 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     value
         .checked_mul(1u64 << shift)
         .ok_or_else(|| format!("'{text}' is too large"))
+}
+
+/// A byte count for people: `1.5 KiB`, `640.0 MiB`, `3.2 GiB` (binary units, like the options),
+/// or `512 bytes`.
+///
+/// ```
+/// use ringfile_cli::size::format_size;
+/// assert_eq!(format_size(512), "512 bytes");
+/// assert_eq!(format_size(64 << 20), "64.0 MiB");
+/// ```
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u32, &str); 4] = [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")];
+    match UNITS.iter().find(|(shift, _)| bytes >= 1 << shift) {
+        Some((shift, unit)) => format!("{:.1} {unit}", bytes as f64 / (1u64 << shift) as f64),
+        None => format!("{bytes} bytes"),
+    }
 }
 
 /// A clap value parser for a ring capacity: a size that is a power of two in the range a

@@ -2,14 +2,14 @@
 //! generated ones (`--verify`, `--latency`).
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{ArgMatches, Parser};
 use ringfile::{Consumer, Error};
 use ringfile_cli::generated::{self, SequenceChecker};
 use ringfile_cli::options::{open_output, CommonArgs, Framing};
-use ringfile_cli::progress::{Counters, Progress};
+use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::{latency_histogram, Summary};
-use ringfile_cli::{fail, EXIT_FAILURE, EXIT_OK, SIGNAL_POLL};
+use ringfile_cli::{fail, usage, EXIT_FAILURE, EXIT_OK, SIGNAL_POLL};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,9 +70,16 @@ struct Cli {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let (cli, matches) = usage::parse::<Cli>("consumer");
     let json = cli.common.json;
-    let signals = match Signals::install() {
+    if let Some(problem) = useless_options(&cli, &matches) {
+        usage::exit_usage::<Cli>("consumer", &problem, json);
+    }
+    let signals = match Signals::install(
+        "consumer",
+        "exiting at once (messages not yet written out stay in the ring for the next consumer)",
+        json,
+    ) {
         Ok(s) => s,
         Err(e) => fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE, json),
     };
@@ -83,6 +90,22 @@ fn main() {
         Ok(code) => std::process::exit(code),
         Err(e) => fail("consumer", &e, EXIT_FAILURE, json),
     }
+}
+
+/// Options that would change nothing, which are usage errors: a user who gives one expects
+/// an effect.
+fn useless_options(cli: &Cli, matches: &ArgMatches) -> Option<String> {
+    if usage::given(matches, "framing") && !writes_messages(cli) {
+        return Some(
+            "--framing applies to messages written out, and with --verify or --latency they are only checked: add --output FILE to write them too".to_string(),
+        );
+    }
+    None
+}
+
+/// Whether messages are written out (not only checked).
+fn writes_messages(cli: &Cli) -> bool {
+    cli.output.is_some() || !(cli.verify || cli.latency)
 }
 
 /// Where messages go.
@@ -121,34 +144,73 @@ struct Checks {
 const ERRORS_SHOWN: u64 = 10;
 
 impl Checks {
+    /// Checks one message. Under `--latency` without `--verify`, a message that is not a
+    /// generated one is an error (`Err` says why): its latency cannot be measured, and
+    /// counting it silently would report a stream that was never measured. (`--verify`
+    /// counts it as a verification error instead.)
     #[inline]
-    fn check(&mut self, msg: &[u8]) {
-        self.received += 1;
+    fn check(&mut self, msg: &[u8]) -> Result<(), String> {
+        let number = self.received + 1;
         if let Some(checker) = &mut self.verify {
             if let Some(problem) = checker.check(msg) {
                 self.shown += 1;
                 if self.shown <= ERRORS_SHOWN {
-                    eprintln!("consumer: verify: message {}: {problem}", self.received);
+                    eprintln!("consumer: verify: message {number}: {problem}");
                 } else if self.shown == ERRORS_SHOWN + 1 {
                     eprintln!("consumer: verify: further errors are counted, not shown");
                 }
             }
         }
         if let Some(histogram) = &mut self.latency {
-            if let Ok(decoded) = generated::decode(msg) {
-                let ns = generated::latency_ns(&decoded, ringfile::monotonic_ns());
-                histogram.saturating_record(ns.max(1));
+            match generated::decode(msg) {
+                Ok(decoded) => {
+                    let ns = generated::latency_ns(&decoded, ringfile::monotonic_ns());
+                    histogram.saturating_record(ns.max(1));
+                }
+                Err(problem) if self.verify.is_none() => {
+                    return Err(format!(
+                        "--latency: message {number} is not a generated message (producer --gen): {problem}; it was left in the ring"
+                    ));
+                }
+                Err(_) => {}
             }
         }
+        self.received = number;
+        Ok(())
+    }
+}
+
+/// Why reading a batch stopped before its end.
+enum Stop {
+    /// `--count` reached.
+    Count,
+    /// Writing out failed.
+    Write(std::io::Error),
+    /// A message `--latency` cannot measure.
+    NotGenerated(String),
+    /// The ring reported an error (corrupt record, stream aborted).
+    Ring(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Ring(e)
     }
 }
 
 fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
-    let ring = cli.common.open_ring()?;
+    let counters = Arc::new(Counters::default());
+    let Some(ring) = cli
+        .common
+        .open_or_wait_for_ring("consumer", signals, &counters)?
+    else {
+        // Stopped by a signal before any ring appeared.
+        summary(0, 0, Duration::ZERO, "stopped by signal", None, None).print(cli.common.json);
+        return Ok(EXIT_OK);
+    };
     let mut consumer = ring.consumer()?;
     consumer.set_wait_strategy(cli.common.wait.into());
-    let writes = cli.output.is_some() || !(cli.verify || cli.latency);
-    let mut output = if writes {
+    let mut output = if writes_messages(cli) {
         Some(Output {
             writer: BufWriter::with_capacity(
                 256 * 1024,
@@ -169,7 +231,6 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         shown: 0,
         received: 0,
     };
-    let counters = Arc::new(Counters::default());
     let progress = Progress::start("consumer", Arc::clone(&counters), cli.common.quiet);
     let (mut messages, mut bytes) = (0u64, 0u64);
     let mut first: Option<Instant> = None;
@@ -185,7 +246,11 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         }
         let mut batch = match receive(&mut consumer) {
             Ok(Some(batch)) => batch,
-            Ok(None) => continue, // nothing yet: look for signals, wait again
+            Ok(None) => {
+                // Nothing yet: look for signals, wait again.
+                counters.set_waiting(Waiting::Messages);
+                continue;
+            }
             Err(Error::ProducerDied { pid, .. }) => {
                 let who = pid.map_or(String::new(), |p| format!(" (pid {p})"));
                 eprintln!(
@@ -200,50 +265,53 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
             }
             Err(e) => return Err(e.into()),
         };
+        counters.set_waiting(Waiting::Nothing);
         let (before_m, before_b) = (messages, bytes);
-        // Read until the batch runs out, or something stops it: a failed write (whose
-        // messages must not be released) or an error from the ring.
-        let mut write_error = None;
-        let mut ring_error = None;
-        while messages < limit {
-            let msg = match batch.next() {
-                Ok(Some(msg)) => msg,
-                Ok(None) => break,
-                Err(e) => {
-                    ring_error = Some(e);
-                    break;
+        // Read until the batch runs out, or something stops it. A message that stops it is
+        // given back (not consumed): the count is reached, it cannot be measured, or it could
+        // not be written out (then nothing of the batch is released).
+        let stop = batch
+            .try_for_each(|msg| {
+                if messages >= limit {
+                    return Err(Stop::Count);
                 }
-            };
-            first.get_or_insert_with(Instant::now);
-            if let Some(out) = &mut output {
-                if let Err(e) = out.write(msg) {
-                    write_error = Some(e);
-                    break;
+                first.get_or_insert_with(Instant::now);
+                if let Some(out) = &mut output {
+                    out.write(msg).map_err(Stop::Write)?;
                 }
-            }
-            checks.check(msg);
-            messages += 1;
-            bytes += msg.len() as u64;
-        }
+                checks.check(msg).map_err(Stop::NotGenerated)?;
+                messages += 1;
+                bytes += msg.len() as u64;
+                Ok(())
+            })
+            .err();
         // Written out and flushed before released: a consumer killed now repeats, never
         // loses. If the output failed, nothing of this batch is released: the next consumer
         // gets all of it (what did reach the output may be repeated).
+        let (stop, write_failed) = match stop {
+            Some(Stop::Write(e)) => (None, Some(e)),
+            other => (other, None),
+        };
         if let Some(out) = &mut output {
-            if let Some(e) = write_error.or_else(|| out.writer.flush().err()) {
+            if let Some(e) = write_failed.or_else(|| out.writer.flush().err()) {
                 batch.unread();
                 return Err(e).with_context(|| format!("writing {}", out.name));
             }
         }
         let end = batch.is_end();
-        // Releases what was handled: every message read (and an end or abort record).
+        // Releases what was handled: every message accepted (and an end or abort record).
         drop(batch);
         counters.add(messages - before_m, bytes - before_b);
         if messages > before_m {
             last = Instant::now();
         }
-        match ring_error {
-            None => {}
-            Some(Error::StreamAborted { reason, .. }) => {
+        match stop {
+            None | Some(Stop::Count) | Some(Stop::Write(_)) => {} // writes: handled above
+            Some(Stop::NotGenerated(problem)) => {
+                progress.finish();
+                return Err(anyhow::anyhow!(problem));
+            }
+            Some(Stop::Ring(Error::StreamAborted { reason, .. })) => {
                 eprintln!(
                     "consumer: {}: the producer stopped on an error: {reason}; every message it sent before was received",
                     ring.path().display()
@@ -254,7 +322,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
                 producer_failed = true;
                 break "producer failed";
             }
-            Some(e) => return Err(e.into()),
+            Some(Stop::Ring(e)) => return Err(e.into()),
         }
         if end && !cli.follow {
             break "end of stream";
@@ -262,20 +330,31 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
     };
     progress.finish();
     let errors = checks.verify.as_ref().map(|c| c.errors);
-    Summary {
-        program: "consumer",
-        messages,
-        bytes,
-        elapsed: first.map_or(Duration::ZERO, |f| last.duration_since(f)),
-        ended,
-        errors,
-        latency: checks.latency,
-    }
-    .print(cli.common.json);
+    let elapsed = first.map_or(Duration::ZERO, |f| last.duration_since(f));
+    summary(messages, bytes, elapsed, ended, errors, checks.latency).print(cli.common.json);
     if producer_failed || errors.unwrap_or(0) > 0 {
         Ok(EXIT_FAILURE)
     } else {
         Ok(EXIT_OK)
+    }
+}
+
+fn summary(
+    messages: u64,
+    bytes: u64,
+    elapsed: Duration,
+    ended: &'static str,
+    errors: Option<u64>,
+    latency: Option<hdrhistogram::Histogram<u64>>,
+) -> Summary {
+    Summary {
+        program: "consumer",
+        messages,
+        bytes,
+        elapsed,
+        ended,
+        errors,
+        latency,
     }
 }
 

@@ -419,7 +419,7 @@ fn sigterm_to_consumer_loses_and_repeats_nothing() {
 fn second_consumer_is_refused_with_the_holders_pid() {
     let d = Dir::new();
     let mut first = consumer();
-    first.arg(d.ring());
+    first.args(["--capacity", "64KiB"]).arg(d.ring()); // creates the ring
     let first = spawn(first);
     // Wait until the first holds the role: its pid in the header (FORMAT.md, offset 644).
     let deadline = Instant::now() + Duration::from_secs(30);

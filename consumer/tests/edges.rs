@@ -102,7 +102,7 @@ fn sigterm_to_a_producer_blocked_on_a_full_ring_closes_the_stream() {
 #[test]
 fn producer_blocked_with_input_in_hand_says_so_and_a_second_signal_exits() {
     let d = Dir::new();
-    let mut p = piped_producer(&d.ring(), &["--capacity", "64KiB"]);
+    let mut p = piped_producer(&d.ring(), &["--capacity", "64KiB", "--json"]);
     let mut stdin = p.stdin.take().unwrap();
     // Far more than fits: the producer blocks with complete lines in its buffer.
     let lines: String = (0..40_000).map(|i| format!("{i}\n")).collect();
@@ -118,11 +118,17 @@ fn producer_blocked_with_input_in_hand_says_so_and_a_second_signal_exits() {
     let out = wait(p, "producer");
     writer.join().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
     assert!(
-        stderr(&out).contains("waiting for a consumer to make room"),
-        "{}",
-        stderr(&out)
+        text.contains("waiting for a consumer to make room for the messages already read, then to close the stream (no consumer has attached yet)"),
+        "{text}"
     );
+    assert!(
+        text.contains("producer: second signal: exiting at once without closing the stream"),
+        "{text}"
+    );
+    // Even this exit ends with the JSON failure object.
+    assert_eq!(summary(&out)["exit"], 1);
     // It left without closing: the consumer drains what was published and reports it.
     let mut c = consumer();
     c.arg(d.ring());

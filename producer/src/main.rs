@@ -2,13 +2,14 @@
 //! cut into messages, or generated for testing and benchmarking.
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{ArgMatches, Parser};
 use ringfile::{Error, Producer};
 use ringfile_cli::options::{open_input, CommonArgs, Framing};
+use ringfile_cli::progress::Waiting;
 use ringfile_cli::progress::{Counters, Progress};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::Summary;
-use ringfile_cli::{fail, generated, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SIGNAL_POLL};
+use ringfile_cli::{fail, generated, usage, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SIGNAL_POLL};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -90,6 +91,30 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Options that would change nothing, which are usage errors: a user who gives one expects
+/// an effect.
+fn useless_options(cli: &Cli, matches: &ArgMatches) -> Option<String> {
+    let framing_given = usage::given(matches, "framing");
+    if cli.gen.is_some() && (framing_given || cli.chunk.is_some()) {
+        let option = if framing_given {
+            "--framing"
+        } else {
+            "--chunk"
+        };
+        return Some(format!(
+            "{option} applies to input, and --gen reads none (generated messages are --size bytes each)"
+        ));
+    }
+    if cli.chunk.is_some() && cli.common.framing != Framing::Raw {
+        return Some(format!(
+            "--chunk applies only to --framing raw (with --framing {}, the input says where each message ends)",
+            clap::ValueEnum::to_possible_value(&cli.common.framing)
+                .map_or_else(String::new, |v| v.get_name().to_string())
+        ));
+    }
+    None
+}
+
 /// A problem with the options that only shows once the ring is open.
 #[derive(Debug)]
 struct UsageError(String);
@@ -103,9 +128,16 @@ impl std::fmt::Display for UsageError {
 impl std::error::Error for UsageError {}
 
 fn main() {
-    let cli = Cli::parse();
+    let (cli, matches) = usage::parse::<Cli>("producer");
     let json = cli.common.json;
-    let signals = match Signals::install() {
+    if let Some(problem) = useless_options(&cli, &matches) {
+        usage::exit_usage::<Cli>("producer", &problem, json);
+    }
+    let signals = match Signals::install(
+        "producer",
+        "exiting at once without closing the stream (the consumer will report that the producer died)",
+        json,
+    ) {
         Ok(s) => s,
         Err(e) => fail("producer", &anyhow::Error::from(e), EXIT_FAILURE, json),
     };
@@ -205,6 +237,24 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a producer that found the ring full is waiting for, for its progress line.
+fn room_wait(producer: &Producer) -> Waiting {
+    match producer.consumer_is_live() {
+        Ok(false) => Waiting::RoomNoConsumer,
+        _ => Waiting::Room,
+    }
+}
+
+/// Who should make room, for the message a stopping producer prints while it waits.
+fn consumer_state(producer: &Producer) -> String {
+    match (producer.consumer_is_live(), producer.consumer_pid()) {
+        (Ok(true), Some(pid)) => format!("the consumer (pid {pid}) is attached but not reading"),
+        (Ok(true), None) => "the consumer is attached but not reading".to_string(),
+        (_, Some(pid)) => format!("no consumer is attached; the last one, pid {pid}, is gone"),
+        (_, None) => "no consumer has attached yet".to_string(),
+    }
+}
+
 /// A stream id for generated messages: differs between runs, never 0.
 fn stream_id() -> u32 {
     let mix = (u64::from(std::process::id()) << 32 ^ ringfile::monotonic_ns())
@@ -246,12 +296,13 @@ fn generate(
                             break;
                         }
                         Err(Error::Timeout) if signals.requested() => return Ok(()),
-                        Err(Error::Timeout) => {}
+                        Err(Error::Timeout) => sent.counters.set_waiting(room_wait(producer)),
                         Err(e) => return Err(e.into()),
                     }
                 }
                 seq += 1;
                 sent.add(1, size as u64);
+                sent.counters.set_waiting(Waiting::Nothing);
             }
         }
         None => {
@@ -261,6 +312,7 @@ fn generate(
                 let now = ringfile::monotonic_ns();
                 let mut batch = producer.batch();
                 let mut done = 0;
+                let mut full = false;
                 while done < n {
                     match batch.claim_timeout(size, SIGNAL_POLL) {
                         Ok(mut claim) => {
@@ -270,12 +322,21 @@ fn generate(
                             done += 1;
                         }
                         Err(Error::Timeout) if signals.requested() => break,
-                        Err(Error::Timeout) => {}
+                        Err(Error::Timeout) => {
+                            full = true;
+                            break;
+                        }
                         Err(e) => return Err(e.into()),
                     }
                 }
                 drop(batch);
                 sent.add(done, done * size as u64);
+                // Said after the batch (which borrows the producer) is published.
+                sent.counters.set_waiting(if full {
+                    room_wait(producer)
+                } else {
+                    Waiting::Nothing
+                });
             }
         }
     }
@@ -306,7 +367,7 @@ fn sleep_until(due: Option<Instant>, signals: &Signals) -> bool {
 
 /// Waits until `fd` has input (or end of input), checking for signals every 100 ms.
 /// Returns false if a signal asked us to stop.
-fn wait_readable(fd: i32, signals: &Signals) -> anyhow::Result<bool> {
+fn wait_readable(fd: i32, signals: &Signals, counters: &Counters) -> anyhow::Result<bool> {
     loop {
         if signals.requested() {
             return Ok(false);
@@ -319,7 +380,11 @@ fn wait_readable(fd: i32, signals: &Signals) -> anyhow::Result<bool> {
         // SAFETY: one valid pollfd, for the duration of the call.
         let rc = unsafe { libc::poll(&mut pfd, 1, 100) };
         if rc > 0 {
+            counters.set_waiting(Waiting::Nothing);
             return Ok(true);
+        }
+        if rc == 0 {
+            counters.set_waiting(Waiting::Input);
         }
         if rc < 0 {
             let err = std::io::Error::last_os_error();
@@ -433,36 +498,47 @@ fn stream_input(
         {
             let mut batch = producer.batch();
             let (mut messages, mut bytes) = (0u64, 0u64);
+            let mut full = false;
             let result = loop {
-                let msg = match framer.cut(&buf[start..end], eof && !stopped) {
+                let (from, to, used) = match framer.cut(&buf[start..end], eof && !stopped) {
                     Ok(Cut::More) => break Ok(()),
-                    Ok(Cut::Message(from, to, used)) => {
-                        start += used;
-                        framer.offset += used as u64;
-                        &buf[start - used + from..start - used + to]
-                    }
+                    Ok(Cut::Message(from, to, used)) => (from, to, used),
                     Err(e) => break Err(e),
                 };
+                let msg = &buf[start + from..start + to];
                 // Messages already read are sent even after a signal (they would be lost
                 // otherwise); a second signal exits at once.
-                loop {
-                    match batch.send_timeout(msg, SIGNAL_POLL) {
-                        Ok(()) => break,
-                        Err(Error::Timeout) => {
-                            if signals.requested() && !told {
-                                told = true;
-                                eprintln!("producer: waiting for a consumer to make room for the messages already read; signal again to exit without sending them");
-                            }
-                        }
-                        Err(e) => return Err(e.into()),
+                match batch.send_timeout(msg, SIGNAL_POLL) {
+                    Ok(()) => {}
+                    Err(Error::Timeout) => {
+                        // Publish what is batched, then wait for room outside the batch
+                        // (which borrows the producer), saying why.
+                        full = true;
+                        break Ok(());
                     }
+                    Err(e) => return Err(e.into()),
                 }
+                start += used;
+                framer.offset += used as u64;
                 messages += 1;
                 bytes += msg.len() as u64;
             };
             drop(batch);
             sent.add(messages, bytes);
             result?;
+            if full {
+                // The ring is full: wait for room for the next message, looking for signals.
+                sent.counters.set_waiting(room_wait(producer));
+                if signals.requested() && !told {
+                    told = true;
+                    eprintln!(
+                        "producer: stopping: waiting for a consumer to make room for the messages already read, then to close the stream ({}); signal again to exit at once without sending them",
+                        consumer_state(producer)
+                    );
+                }
+                continue;
+            }
+            sent.counters.set_waiting(Waiting::Nothing);
         }
         if eof {
             if stopped && end > start {
@@ -478,7 +554,7 @@ fn stream_input(
             end -= start;
             start = 0;
         }
-        if !wait_readable(fd, signals)? {
+        if !wait_readable(fd, signals, &sent.counters)? {
             // Stop cleanly, at the last complete message read.
             eof = true;
             stopped = true;

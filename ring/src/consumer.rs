@@ -237,6 +237,13 @@ impl Consumer {
         self.role.is_live(&self.shared, Role::Producer)
     }
 
+    /// The pid recorded by the last process that took the producer role, live or not (`None`
+    /// if no producer ever attached). The file says it, so a peer can write any value here:
+    /// use it for messages, not to signal a process.
+    pub fn producer_pid(&self) -> Option<u32> {
+        roles::holder_pid(&self.shared, Role::Producer)
+    }
+
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, u64)> {
         let shared = Arc::clone(&self.shared);
         wait_until(

@@ -151,6 +151,14 @@ impl Producer {
         self.role.is_live(&self.shared, Role::Consumer)
     }
 
+    /// The pid recorded by the last process that took the consumer role, live or not
+    /// (`None` if no consumer ever attached). With [`consumer_is_live`](Self::consumer_is_live),
+    /// tells a consumer that is gone from one that never came. The file says it, so a peer
+    /// can write any value here: use it for messages, not to signal a process.
+    pub fn consumer_pid(&self) -> Option<u32> {
+        crate::roles::holder_pid(&self.shared, crate::Role::Consumer)
+    }
+
     /// Data capacity of the ring.
     pub fn capacity(&self) -> u64 {
         self.capacity
