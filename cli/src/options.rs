@@ -76,7 +76,9 @@ pub struct CommonArgs {
     #[arg(long)]
     pub allow_other_owner: bool,
 
-    /// Print the final summary as one JSON object on the last line of stderr.
+    /// Print the final summary as one JSON object on the last line of stderr. Every exit,
+    /// failures included, then ends with one JSON object there ({"error", "exit", ...} for a
+    /// failure).
     #[arg(long)]
     pub json: bool,
 

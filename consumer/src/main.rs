@@ -23,7 +23,10 @@ Examples:
   consumer --verify --latency /dev/shm/demo      ... and report one-way latency
   consumer --follow /dev/shm/demo                keep going across producers
 
-With --verify or --latency, messages are checked, not written out (unless --output is given).
+Start it before or after the producer: without --capacity it waits for the ring to be created
+(with --capacity it creates it). With --verify or --latency, messages are checked, not written
+out (unless --output is given); --latency stops with an error at a message that is not a
+generated one, leaving it in the ring. Sizes are binary (KiB, MiB); rates are MB/s (10^6 B/s).
 Space in the ring is released only after the messages are written out and flushed, so a
 consumer that is killed, or whose output fails, loses nothing: the next consumer receives
 every message not yet written out (it may repeat the last ones written). To restart a killed

@@ -27,9 +27,14 @@ Generated messages (--gen) carry a stream id, a sequence number, a CLOCK_MONOTON
 and a check of every byte; 8 to 23-byte messages carry only the low 32 bits of the sequence
 number and of the time, and no stream id (see FORMAT.md and README.md).
 
+Without --capacity, an existing ring is used as it is, and a missing one is created at 1MiB.
+--chunk applies only to --framing raw; --framing and --chunk do not apply to --gen. Sizes are
+binary (KiB, MiB: 1MB is 1 MiB); rates are MB/s (10^6 bytes per second).
+
 SIGINT/SIGTERM: stop at a message boundary, send the complete messages already read, close
 the stream and exit 0 (bytes of an incomplete message are not sent, and are counted on
-stderr). A second signal exits at once with status 1, leaving the stream open: the consumer
+stderr). If the ring is full, it says it waits for a consumer to make room (and whether one is
+attached). A second signal exits at once with status 1, leaving the stream open: the consumer
 reports that the producer died. An input error (a line too long for the ring, a truncated
 length-prefixed message) ends the stream as failed: the consumer reports it and exits 1.
 

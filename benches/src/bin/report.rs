@@ -6,7 +6,9 @@
 //! cargo run --release -p benches --bin report -- --quick # under 2 minutes
 //! ```
 //!
-//! Writes `benches/report/report.md` and `benches/report/throughput.svg` (or `--out DIR`).
+//! Writes `report.md` and `throughput.svg` under `target/bench-report/` (or `--out DIR`), so
+//! a run never changes the repository; `--update` writes the committed `benches/report/`
+//! instead, which README quotes.
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
 
@@ -26,6 +28,25 @@ struct Settings {
     budget: Duration,
     latency_iters: u64,
     out: PathBuf,
+}
+
+/// Where the report goes: `--out DIR`; `--update`: the committed `benches/report/`;
+/// otherwise `target/bench-report/` (under `CARGO_TARGET_DIR` if set).
+fn out_dir(args: &[String]) -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if let Some(dir) = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+    {
+        return PathBuf::from(dir);
+    }
+    if args.iter().any(|a| a == "--update") {
+        return manifest.join("report");
+    }
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| manifest.join("../target"), PathBuf::from)
+        .join("bench-report")
 }
 
 fn main() {
@@ -53,14 +74,9 @@ fn main() {
         );
         return;
     }
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1))
-        .map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("report"),
-            PathBuf::from,
-        );
+    let out = out_dir(&args);
+    std::fs::create_dir_all(&out)
+        .unwrap_or_else(|e| panic!("report: cannot create {}: {e}", out.display()));
     let settings = Settings {
         runs: if quick { 3 } else { 5 },
         budget: Duration::from_millis(if quick { 60 } else { 250 }),
@@ -378,4 +394,28 @@ fn chart(results: &[(Transport, Vec<Measured>)], path: &std::path::Path) {
         .draw()
         .unwrap();
     root.present().unwrap();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::out_dir;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn only_update_writes_the_committed_report() {
+        let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("report");
+        for plain in [&[][..], &["--quick"][..]] {
+            let dir = out_dir(&args(plain));
+            assert_ne!(dir, committed, "{plain:?}");
+            assert!(dir.ends_with("bench-report"), "{}", dir.display());
+        }
+        assert_eq!(out_dir(&args(&["--update"])), committed);
+        assert_eq!(
+            out_dir(&args(&["--quick", "--out", "/tmp/r"])),
+            std::path::PathBuf::from("/tmp/r")
+        );
+    }
 }
