@@ -20,6 +20,25 @@ pub enum Framing {
     Len,
 }
 
+impl Framing {
+    /// Writes `msg` to `out` in this framing (lines: the message and a newline; raw: the
+    /// bytes; len: a 4-byte little-endian length, then the bytes).
+    #[inline]
+    pub fn write(self, out: &mut impl std::io::Write, msg: &[u8]) -> std::io::Result<()> {
+        match self {
+            Framing::Lines => {
+                out.write_all(msg)?;
+                out.write_all(b"\n")
+            }
+            Framing::Raw => out.write_all(msg),
+            Framing::Len => {
+                out.write_all(&(msg.len() as u32).to_le_bytes())?;
+                out.write_all(msg)
+            }
+        }
+    }
+}
+
 /// A `--wait` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Wait {
@@ -175,7 +194,7 @@ fn format_capacity(bytes: u64) -> String {
 
 /// Parses file permission bits written in octal (`600`, `0640`); the owner must keep read
 /// and write access, which both roles need.
-fn parse_mode(text: &str) -> Result<u32, String> {
+pub fn parse_mode(text: &str) -> Result<u32, String> {
     match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
         Ok(mode) if mode <= 0o777 && mode & 0o600 == 0o600 => Ok(mode),
         Ok(mode) if mode <= 0o777 => Err(format!(

@@ -121,17 +121,7 @@ struct Output {
 impl Output {
     #[inline]
     fn write(&mut self, msg: &[u8]) -> std::io::Result<()> {
-        match self.framing {
-            Framing::Lines => {
-                self.writer.write_all(msg)?;
-                self.writer.write_all(b"\n")
-            }
-            Framing::Raw => self.writer.write_all(msg),
-            Framing::Len => {
-                self.writer.write_all(&(msg.len() as u32).to_le_bytes())?;
-                self.writer.write_all(msg)
-            }
-        }
+        self.framing.write(&mut self.writer, msg)
     }
 }
 

@@ -315,6 +315,14 @@ impl Consumer {
                     .control()
                     .published_tail
                     .load(Ordering::Acquire);
+                // Never past what our own producer (if this process has one) has written:
+                // a tail beyond it was forged, and the records there are where our producer
+                // will write next (see `Shared::local_tail`).
+                let tail = tail.min(
+                    self.shared
+                        .local_tail
+                        .load(std::sync::atomic::Ordering::Acquire),
+                );
                 if tail == pos {
                     return Ok(None);
                 }

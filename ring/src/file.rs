@@ -75,7 +75,8 @@ pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenF
     file.set_len(len)
         .map_err(|error| space_error(name, len, error, "size the ring file"))?;
     reserve(&file, len, name)?;
-    let region = Region::map(&file, capacity, name).map_err(io_err(name, "map the ring file"))?;
+    let region =
+        Region::map(&file, capacity, name, false).map_err(io_err(name, "map the ring file"))?;
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -287,6 +288,54 @@ fn file_kind(ft: std::fs::FileType) -> &'static str {
 /// Checks everything about an open file before it is mapped, then maps it and checks the
 /// positions. `name` is how errors refer to it.
 pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
+    let header = validate_header(&file, name)?;
+    // A ring may be sparse (copied, or made by another program): reserve it now, so that a
+    // full file system is an error here rather than a SIGBUS at the first write to a hole.
+    reserve(&file, HEADER_SIZE + header.capacity, name)?;
+    let region = Region::map(&file, header.capacity, name, false)
+        .map_err(io_err(name, "map the ring file"))?;
+    let opened = OpenFile {
+        file,
+        region,
+        header,
+    };
+    positions(&opened.region, name)?;
+    Ok(opened)
+}
+
+/// Opens the ring at `path` read-only, for inspection: validates its header and maps it
+/// without write access (the positions are checked by each look at them).
+pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|error| match error.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound {
+                path: path.to_path_buf(),
+            },
+            Some(libc::EISDIR) => Error::NotRegularFile {
+                path: path.to_path_buf(),
+                kind: "directory",
+            },
+            _ => Error::Io {
+                path: path.to_path_buf(),
+                op: "open",
+                error,
+            },
+        })?;
+    let header = validate_header(&file, path)?;
+    let region = Region::map(&file, header.capacity, path, true)
+        .map_err(io_err(path, "map the ring file"))?;
+    Ok(OpenFile {
+        file,
+        region,
+        header,
+    })
+}
+
+/// Checks that `file` is a regular file holding a ring header consistent with its length.
+fn validate_header(file: &File, name: &Path) -> Result<Header> {
     let err_path = || name.to_path_buf();
     let meta = file.metadata().map_err(io_err(name, "stat"))?;
     if !meta.file_type().is_file() {
@@ -354,18 +403,7 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
             actual: len,
         });
     }
-    // A ring may be sparse (copied, or made by another program): reserve it now, so that a
-    // full file system is an error here rather than a SIGBUS at the first write to a hole.
-    reserve(&file, len, name)?;
-    let region =
-        Region::map(&file, header.capacity, name).map_err(io_err(name, "map the ring file"))?;
-    let opened = OpenFile {
-        file,
-        region,
-        header,
-    };
-    positions(&opened.region, name)?;
-    Ok(opened)
+    Ok(header)
 }
 
 /// The released head and published tail, checked against each other: both multiples of 8,

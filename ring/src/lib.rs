@@ -109,6 +109,8 @@ mod fork;
 pub mod format;
 #[cfg(not(loom))]
 mod handoff;
+#[cfg(not(loom))]
+mod inspect;
 mod layout;
 mod producer;
 mod record;
@@ -125,6 +127,8 @@ mod wait;
 
 pub use consumer::{Consumer, Message, RecvBatch};
 pub use error::{Error, Result, Role};
+#[cfg(not(loom))]
+pub use inspect::{Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState};
 pub use producer::{Claim, Producer, SendBatch};
 pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 #[cfg(not(loom))]

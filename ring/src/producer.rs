@@ -94,6 +94,9 @@ impl Producer {
                 capacity: shared.region.capacity(),
             });
         }
+        shared
+            .local_tail
+            .store(tail, std::sync::atomic::Ordering::Release);
         let roles = &shared.region.control().roles;
         // The start first: a consumer that reads our state (Acquire) then reads a start at
         // least this new (the Release below).
@@ -501,6 +504,11 @@ impl Producer {
     fn publish(&mut self) {
         if self.write_pos != self.published {
             let control = self.shared.region.control();
+            // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
+            // then sees a local tail at least as new (see `Shared::local_tail`).
+            self.shared
+                .local_tail
+                .store(self.write_pos, std::sync::atomic::Ordering::Release);
             // Release: every record byte written below `write_pos` is visible to a consumer
             // that Acquire-loads this tail.
             control
@@ -527,6 +535,11 @@ impl Drop for Producer {
         self.shared
             .producer_left_tail
             .store(self.published, std::sync::atomic::Ordering::Relaxed);
+        // No longer writing: records above our tail may be a later producer's.
+        self.shared.local_tail.store(
+            crate::ring::NO_LOCAL_TAIL,
+            std::sync::atomic::Ordering::Release,
+        );
         if !self.finished && !std::thread::panicking() {
             self.detach();
         }

@@ -55,12 +55,25 @@ impl Region {
     /// Maps all of `file`, whose first `HEADER_SIZE` bytes are a header already validated
     /// against the file's length (`HEADER_SIZE + capacity`).
     #[cfg(not(loom))]
-    pub(crate) fn map(file: &File, capacity: u64, name: &std::path::Path) -> io::Result<Region> {
+    ///
+    /// A `read_only` mapping (for inspection: `PROT_READ`, from a descriptor that may be
+    /// read-only) must never be written: only [`Inspector`](crate::Inspector) makes one, and
+    /// it only loads.
+    pub(crate) fn map(
+        file: &File,
+        capacity: u64,
+        name: &std::path::Path,
+        read_only: bool,
+    ) -> io::Result<Region> {
         use crate::layout::{CONTROL_OFFSET, HEADER_SIZE};
         let len = HEADER_SIZE + capacity;
-        let map = memmap2::MmapOptions::new()
-            .len(usize::try_from(len).map_err(|_| io::Error::other("ring too large to map"))?)
-            .map_raw(file)?;
+        let mut options = memmap2::MmapOptions::new();
+        options.len(usize::try_from(len).map_err(|_| io::Error::other("ring too large to map"))?);
+        let map = if read_only {
+            options.map_raw_read_only(file)?
+        } else {
+            options.map_raw(file)?
+        };
         let base = map.as_mut_ptr();
         // SAFETY: the mapping is `HEADER_SIZE + capacity` bytes long and page-aligned, so
         // `base + CONTROL_OFFSET` is in bounds and 128-byte aligned, and `Control` (atomics
@@ -86,7 +99,12 @@ impl Region {
 
     /// Under the model checker, file mappings are not modelled.
     #[cfg(loom)]
-    pub(crate) fn map(_file: &File, _capacity: u64, _name: &std::path::Path) -> io::Result<Region> {
+    pub(crate) fn map(
+        _file: &File,
+        _capacity: u64,
+        _name: &std::path::Path,
+        _read_only: bool,
+    ) -> io::Result<Region> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "file-backed rings are not available under loom",

@@ -36,7 +36,17 @@ pub(crate) struct Shared {
     pub(crate) consumer_seen_tail: std::sync::atomic::AtomicU64,
     /// See `consumer_seen_tail`.
     pub(crate) producer_left_tail: std::sync::atomic::AtomicU64,
+    /// The tail this process's producer of this `Ring` has written and published up to, or
+    /// `NO_LOCAL_TAIL` while there is none. While our producer holds the role, no record
+    /// above it exists: a shared tail above it was forged by another process, and our
+    /// consumer never reads past it — else our producer would write over a "message" our
+    /// consumer holds. Stored before the shared tail (Release), so a consumer that sees a
+    /// published tail sees a local tail at least as new.
+    pub(crate) local_tail: std::sync::atomic::AtomicU64,
 }
+
+/// [`Shared::local_tail`] when no producer of the ring lives in this process.
+pub(crate) const NO_LOCAL_TAIL: u64 = u64::MAX;
 
 /// [`Shared::local_head`] when no consumer of the ring lives in this process.
 pub(crate) const NO_LOCAL_HEAD: u64 = u64::MAX;
@@ -50,6 +60,7 @@ impl Shared {
             local_head: NO_LOCAL_HEAD.into(),
             consumer_seen_tail: 0.into(),
             producer_left_tail: 0.into(),
+            local_tail: NO_LOCAL_TAIL.into(),
         })
     }
 
@@ -217,6 +228,19 @@ impl Ring {
         Ring::from_fd(crate::handoff::take(var)?)
     }
 
+    /// Removes, from directory `dir`, the temporary files of ring creators that died before
+    /// finishing (only on file systems without `O_TMPFILE`, where creation uses a temporary
+    /// name; elsewhere there are none). A file is removed only once its creator is proven
+    /// gone (its lock is free) and it is old enough. Returns the paths removed.
+    pub fn remove_leftovers(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+        let dir = dir.as_ref();
+        file::remove_leftovers(dir).map_err(|error| Error::Io {
+            path: dir.to_path_buf(),
+            op: "remove leftover temporary files",
+            error,
+        })
+    }
+
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64) -> Ring {
@@ -227,6 +251,7 @@ impl Ring {
             local_head: NO_LOCAL_HEAD.into(),
             consumer_seen_tail: 0.into(),
             producer_left_tail: 0.into(),
+            local_tail: NO_LOCAL_TAIL.into(),
         }))
     }
 

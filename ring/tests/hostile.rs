@@ -44,3 +44,14 @@ proptest! {
 fn fuzz_finding_a_tail_moved_backwards_never_lets_our_producer_overwrite_our_messages() {
     fuzz_ops::hostile_ops(include_bytes!("support/regressions/tail_moved_backwards"));
 }
+
+/// What fuzzing found next: while this process's producer is attached, another process moves
+/// the published tail *forward*, past what our producer wrote; our consumer read a "message"
+/// there, and our producer's next send wrote over it while it was held. A consumer now never
+/// reads past the tail its own process's producer published.
+#[test]
+fn fuzz_finding_a_tail_forged_past_our_producer_never_lets_it_overwrite_our_messages() {
+    fuzz_ops::hostile_ops(include_bytes!(
+        "support/regressions/tail_forged_past_our_producer"
+    ));
+}

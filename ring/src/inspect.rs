@@ -1,0 +1,376 @@
+//! Looking at a ring without taking part in it: how full it is, who is attached, whether the
+//! stream is open, and the waiting messages themselves — for operators' tools.
+//!
+//! An [`Inspector`] opens the file read-only and maps it without write access: it takes no
+//! role, writes nothing, and cannot disturb the producer or the consumer. What it reports is a
+//! snapshot; the ring may change while (and after) it looks.
+
+use crate::file::{self, OpenFile};
+use crate::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_ATTACHED, PRODUCER_LOCK_BYTE};
+use crate::record::{decode, Decoded, Record};
+use crate::region::Region;
+use crate::{Error, Result};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{fence, Ordering};
+
+/// A read-only view of a ring file. See the [module](self) docs.
+///
+/// ```
+/// # fn main() -> Result<(), ringfile::Error> {
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("ring");
+/// let ring = ringfile::Ring::create(&path, 4096)?;
+/// let mut producer = ring.producer()?;
+/// producer.send(b"one")?;
+/// producer.send(b"two")?;
+///
+/// let inspector = ringfile::Inspector::open(&path)?;
+/// let snapshot = inspector.snapshot()?;
+/// assert_eq!((snapshot.messages, snapshot.payload_bytes), (2, 6));
+/// assert!(snapshot.producer.live && !snapshot.consumer.live);
+/// let mut seen = Vec::new();
+/// inspector.peek(10, |item| {
+///     if let ringfile::Peeked::Message { bytes, .. } = item {
+///         seen.push(bytes.to_vec());
+///     }
+/// })?;
+/// assert_eq!(seen, [b"one".to_vec(), b"two".to_vec()]);
+/// // Nothing was consumed.
+/// assert_eq!(&*ring.consumer()?.try_recv()?.unwrap(), b"one");
+/// # Ok(()) }
+/// ```
+pub struct Inspector {
+    file: File,
+    region: Region,
+    header: Header,
+    name: PathBuf,
+}
+
+/// One role's holder, as the ring file and the role lock say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Holder {
+    /// The pid recorded by the last process that took the role (`None`: never taken). A
+    /// process that can write the file can write any value here.
+    pub pid: Option<u32>,
+    /// Whether a live process holds the role now (from the role lock, not from the pid).
+    pub live: bool,
+}
+
+/// The state of the stream in a ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamState {
+    /// A live producer is attached.
+    Open,
+    /// The stream ended: its end marker is waiting to be read.
+    Closed,
+    /// The producer stopped on an error (its reason); the marker is waiting to be read.
+    Aborted(String),
+    /// The producer died (or left) without closing the stream.
+    ProducerDied {
+        /// Its pid, as recorded.
+        pid: Option<u32>,
+    },
+    /// No producer is attached, and no end marker is waiting (a stream whose end was
+    /// already read, a producer that detached without closing, or a ring never written).
+    Idle,
+}
+
+/// What [`Inspector::snapshot`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// Data capacity in bytes.
+    pub capacity: u64,
+    /// The largest message the ring carries.
+    pub max_message_len: usize,
+    /// The released head: the start of the first record not yet released by a consumer.
+    pub head: u64,
+    /// The published tail: the end of the last record the producer published.
+    pub tail: u64,
+    /// Messages published and not yet released (the consumer's lag, in messages).
+    pub messages: u64,
+    /// Their payload bytes.
+    pub payload_bytes: u64,
+    /// The producer role.
+    pub producer: Holder,
+    /// The consumer role.
+    pub consumer: Holder,
+    /// The stream.
+    pub stream: StreamState,
+    /// When the ring was created (ns since the Unix epoch; 0 if unknown).
+    pub created_unix_ns: u64,
+    /// The pid of the process that created it.
+    pub creator_pid: u32,
+}
+
+impl Snapshot {
+    /// Bytes of the ring in use (`tail - head`: records, padding and end marker included).
+    pub fn used_bytes(&self) -> u64 {
+        self.tail - self.head
+    }
+
+    /// How full the ring is, in percent of its capacity.
+    pub fn fill_percent(&self) -> f64 {
+        self.used_bytes() as f64 * 100.0 / self.capacity as f64
+    }
+}
+
+/// One waiting record, as [`Inspector::peek`] hands it over.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Peeked<'a> {
+    /// A message: its position in the stream, and a copy of its bytes, checked intact
+    /// (the consumer had not released it when the copy was complete).
+    Message {
+        /// The record's position.
+        position: u64,
+        /// The message.
+        bytes: &'a [u8],
+    },
+    /// The end marker of a closed stream.
+    End,
+    /// The end of a stream the producer stopped on an error, with its reason.
+    Aborted(String),
+}
+
+/// What a [`Inspector::peek`] did besides handing messages over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeekSummary {
+    /// Messages handed over.
+    pub shown: usize,
+    /// Messages released by the consumer while they were being copied, so possibly
+    /// overwritten: skipped, never handed over torn.
+    pub skipped: u64,
+}
+
+/// How many times a look restarts after the consumer moved under it, before giving up on
+/// the walk (a consumer releasing faster than we can walk).
+const RETRIES: usize = 100;
+
+impl Inspector {
+    /// Opens the ring at `path` read-only (read permission is enough) and checks its header.
+    /// The same validation errors as [`Ring::open`](crate::Ring::open), except that a ring
+    /// of another user is not refused: an inspector only reads.
+    pub fn open(path: impl AsRef<Path>) -> Result<Inspector> {
+        let path = path.as_ref();
+        let OpenFile {
+            file,
+            region,
+            header,
+        } = file::open_read_only(path)?;
+        Ok(Inspector {
+            file,
+            region,
+            header,
+            name: path.to_path_buf(),
+        })
+    }
+
+    /// The file, for its metadata (owner, mode, file system).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// What the ring holds and who is attached, now. Walks the waiting records to count
+    /// them; [`Error::BadPositions`] or [`Error::Corrupt`] for a damaged ring.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let (producer, consumer) = self.holders()?;
+        let roles = &self.region.control().roles.0;
+        let attached = roles.producer_state.load(Ordering::Acquire) & PRODUCER_ATTACHED != 0;
+        let mut walk = Walk::default();
+        let (head, tail) = self.walk(usize::MAX, &mut walk, &mut |_| {})?;
+        let stream = if producer.live {
+            StreamState::Open
+        } else if attached {
+            StreamState::ProducerDied { pid: producer.pid }
+        } else {
+            match walk.end {
+                Some(Ending::End) => StreamState::Closed,
+                Some(Ending::Aborted(reason)) => StreamState::Aborted(reason),
+                None => StreamState::Idle,
+            }
+        };
+        Ok(Snapshot {
+            capacity: self.header.capacity,
+            max_message_len: self.header.max_message as usize,
+            head,
+            tail,
+            messages: walk.messages,
+            payload_bytes: walk.payload_bytes,
+            producer,
+            consumer,
+            stream,
+            created_unix_ns: self.header.created_unix_ns,
+            creator_pid: self.header.creator_pid,
+        })
+    }
+
+    /// The producer and the consumer roles: who holds them (from the role locks, which this
+    /// only tests, never takes) and the pids recorded.
+    pub fn holders(&self) -> Result<(Holder, Holder)> {
+        let roles = &self.region.control().roles.0;
+        let holder = |pid: &crate::sync::AtomicU32, byte| -> Result<Holder> {
+            Ok(Holder {
+                pid: match pid.load(Ordering::Acquire) {
+                    0 => None,
+                    pid => Some(pid),
+                },
+                live: crate::sys::ofd_is_locked(&self.file, byte).map_err(|error| Error::Io {
+                    path: self.name.clone(),
+                    op: "check a role lock",
+                    error,
+                })?,
+            })
+        };
+        Ok((
+            holder(&roles.producer_pid, PRODUCER_LOCK_BYTE)?,
+            holder(&roles.consumer_pid, CONSUMER_LOCK_BYTE)?,
+        ))
+    }
+
+    /// Hands up to `max` waiting messages to `f`, oldest first, without consuming them (and
+    /// the end marker, if one is reached). Each is a copy, made with atomic loads and
+    /// handed over only if the consumer had not released it when the copy was complete: a
+    /// message the producer may have overwritten meanwhile is skipped (and counted), never
+    /// handed over torn.
+    pub fn peek(&self, max: usize, mut f: impl FnMut(Peeked<'_>)) -> Result<PeekSummary> {
+        let mut walk = Walk::default();
+        self.walk(max, &mut walk, &mut f)?;
+        Ok(PeekSummary {
+            shown: walk.messages as usize,
+            skipped: walk.skipped,
+        })
+    }
+
+    /// Walks the waiting records from the released head, copying up to `max` messages to
+    /// `f` (`max == usize::MAX`: counting only, nothing copied). Restarts from the new head
+    /// when the consumer releases records under the walk. Returns the head and tail walked.
+    fn walk(
+        &self,
+        max: usize,
+        walk: &mut Walk,
+        f: &mut dyn FnMut(Peeked<'_>),
+    ) -> Result<(u64, u64)> {
+        let copy = max != usize::MAX;
+        let capacity = self.header.capacity;
+        let mut buf = Vec::new();
+        let head_now = || self.region.control().released_head.load(Ordering::Acquire);
+        let (mut head, tail) = file::positions(&self.region, &self.name)?;
+        let mut pos = head;
+        let mut retries = 0;
+        while pos < tail && (walk.messages as usize) < max {
+            let word = self.region.read_word(pos);
+            let decoded = decode(word, pos, tail, capacity, self.header.max_message);
+            // A record is stable until the consumer releases it: if the head passed it, what
+            // was read may be the producer's new bytes. Skip to the new head and go on.
+            let moved = |at: u64| -> Option<u64> { Some(head_now()).filter(|&h| h > at) };
+            match decoded {
+                Ok(Decoded::Padding(next)) => pos = next,
+                Ok(Decoded::Record(record, next)) => {
+                    let ending = match record {
+                        Record::Data {
+                            payload_offset,
+                            len,
+                        } if copy => {
+                            self.region.copy_out(payload_offset, len, &mut buf);
+                            None
+                        }
+                        Record::Data { .. } => None,
+                        Record::End => Some(Ending::End),
+                        Record::Abort {
+                            payload_offset,
+                            len,
+                        } => {
+                            self.region.copy_out(payload_offset, len, &mut buf);
+                            Some(Ending::Aborted(String::from_utf8_lossy(&buf).into_owned()))
+                        }
+                    };
+                    // Orders the copy's loads before the head's: a head still at or below
+                    // `pos` after the copy means the consumer had not released the record, so
+                    // the producer had not begun to overwrite it (it writes only below a head
+                    // it has seen).
+                    fence(Ordering::Acquire);
+                    if let Some(new_head) = moved(pos) {
+                        walk.skipped += u64::from(matches!(record, Record::Data { .. }));
+                        (head, pos) = restart(new_head, &mut retries, tail)?;
+                        continue;
+                    }
+                    match (record, ending) {
+                        (Record::Data { len, .. }, _) => {
+                            walk.messages += 1;
+                            walk.payload_bytes += len;
+                            if copy {
+                                f(Peeked::Message {
+                                    position: pos,
+                                    bytes: &buf,
+                                });
+                            }
+                        }
+                        (_, Some(ending)) => {
+                            if copy {
+                                f(match &ending {
+                                    Ending::End => Peeked::End,
+                                    Ending::Aborted(reason) => Peeked::Aborted(reason.clone()),
+                                });
+                            }
+                            walk.end = Some(ending);
+                        }
+                        (_, None) => {}
+                    }
+                    pos = next;
+                }
+                Err(reason) => match moved(pos) {
+                    Some(new_head) => (head, pos) = restart(new_head, &mut retries, tail)?,
+                    None => {
+                        return Err(Error::Corrupt {
+                            path: self.name.clone(),
+                            position: pos,
+                            reason,
+                        })
+                    }
+                },
+            }
+        }
+        Ok((head, tail))
+    }
+}
+
+/// Where a walk goes on after the consumer released records under it: the new head (the
+/// records before it are gone), within the tail first read.
+fn restart(new_head: u64, retries: &mut usize, tail: u64) -> Result<(u64, u64)> {
+    *retries += 1;
+    if *retries > RETRIES || !new_head.is_multiple_of(8) {
+        // A consumer releasing faster than we can walk, or a forged head: no snapshot.
+        return Err(Error::Timeout);
+    }
+    let at = new_head.min(tail);
+    Ok((at, at))
+}
+
+/// How the waiting records end, if they do.
+#[derive(Debug)]
+enum Ending {
+    End,
+    Aborted(String),
+}
+
+/// What a walk counted.
+#[derive(Debug, Default)]
+struct Walk {
+    messages: u64,
+    payload_bytes: u64,
+    skipped: u64,
+    end: Option<Ending>,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector")
+            .field("path", &self.name)
+            .field("capacity", &self.header.capacity)
+            .finish()
+    }
+}

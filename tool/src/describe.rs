@@ -1,0 +1,224 @@
+//! A ring's state in words and in JSON: what `stat` prints, and what `ls` and `watch` take
+//! from it.
+
+use ringfile::{Holder, Snapshot, StreamState};
+use ringfile_cli::size::format_size;
+use serde_json::{json, Value};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Everything `stat` reports about one ring.
+pub struct Described {
+    pub path: String,
+    pub snapshot: Snapshot,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `tmpfs` (memory) or `disk`.
+    pub storage: &'static str,
+}
+
+impl Described {
+    /// Inspects the ring at `path` now.
+    pub fn of(path: &Path) -> ringfile::Result<Described> {
+        let inspector = ringfile::Inspector::open(path)?;
+        let snapshot = inspector.snapshot()?;
+        let meta = inspector
+            .file()
+            .metadata()
+            .map_err(|error| ringfile::Error::Io {
+                path: path.to_path_buf(),
+                op: "stat",
+                error,
+            })?;
+        Ok(Described {
+            path: path.display().to_string(),
+            snapshot,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            storage: storage(inspector.file()),
+        })
+    }
+
+    /// The multi-line report of `stat`.
+    pub fn to_text(&self) -> String {
+        let s = &self.snapshot;
+        format!(
+            "{path}\n  \
+             capacity:  {capacity} (largest message {max} bytes)\n  \
+             waiting:   {messages} messages, {payload} of payload; {used} used, {fill:.1}% full\n  \
+             positions: head {head}, tail {tail}\n  \
+             producer:  {producer}\n  \
+             consumer:  {consumer}\n  \
+             stream:    {stream}\n  \
+             created:   {created} by pid {creator}\n  \
+             file:      mode {mode:04o}, owner uid {uid} gid {gid}, {storage}",
+            path = self.path,
+            capacity = format_size(s.capacity),
+            max = s.max_message_len,
+            messages = s.messages,
+            payload = bytes(s.payload_bytes),
+            used = bytes(s.used_bytes()),
+            fill = s.fill_percent(),
+            head = s.head,
+            tail = s.tail,
+            producer = holder(&s.producer),
+            consumer = holder(&s.consumer),
+            stream = stream(&s.stream),
+            created = utc(s.created_unix_ns),
+            creator = s.creator_pid,
+            mode = self.mode,
+            uid = self.uid,
+            gid = self.gid,
+            storage = match self.storage {
+                "tmpfs" => "tmpfs (memory)",
+                _ => "on disk",
+            },
+        )
+    }
+
+    /// The one line of `ls`.
+    pub fn to_line(&self) -> String {
+        let s = &self.snapshot;
+        format!(
+            "{}  {}  {} waiting ({}), {:.0}% full  producer {}  consumer {}  {}",
+            self.path,
+            format_size(s.capacity),
+            s.messages,
+            bytes(s.payload_bytes),
+            s.fill_percent(),
+            short_holder(&s.producer),
+            short_holder(&s.consumer),
+            stream(&s.stream),
+        )
+    }
+
+    /// The JSON object of `stat --json` (and of each `ls --json` entry).
+    pub fn to_json(&self) -> Value {
+        let s = &self.snapshot;
+        let holder = |h: &Holder| json!({"pid": h.pid, "live": h.live});
+        let (state, detail) = match &s.stream {
+            StreamState::Open => ("open", None),
+            StreamState::Closed => ("closed", None),
+            StreamState::Aborted(reason) => ("aborted", Some(reason.clone())),
+            StreamState::ProducerDied { .. } => ("producer died", None),
+            StreamState::Idle => ("idle", None),
+            _ => ("unknown", None),
+        };
+        json!({
+            "path": self.path,
+            "capacity": s.capacity,
+            "max_message_len": s.max_message_len,
+            "messages": s.messages,
+            "payload_bytes": s.payload_bytes,
+            "used_bytes": s.used_bytes(),
+            "fill_percent": s.fill_percent(),
+            "head": s.head,
+            "tail": s.tail,
+            "producer": holder(&s.producer),
+            "consumer": holder(&s.consumer),
+            "stream": state,
+            "abort_reason": detail,
+            "created_unix_ns": s.created_unix_ns,
+            "creator_pid": s.creator_pid,
+            "mode": format!("{:04o}", self.mode),
+            "uid": self.uid,
+            "gid": self.gid,
+            "storage": self.storage,
+        })
+    }
+}
+
+/// A byte count, with binary units from 1 KiB.
+pub fn bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n} bytes")
+    } else {
+        format!("{n} bytes ({})", format_size(n))
+    }
+}
+
+fn holder(h: &Holder) -> String {
+    match (h.live, h.pid) {
+        (true, Some(pid)) => format!("pid {pid}, attached"),
+        (true, None) => "attached".to_string(),
+        (false, Some(pid)) => format!("none attached (the last was pid {pid})"),
+        (false, None) => "none attached, ever".to_string(),
+    }
+}
+
+fn short_holder(h: &Holder) -> String {
+    match (h.live, h.pid) {
+        (true, Some(pid)) => pid.to_string(),
+        (true, None) => "attached".to_string(),
+        (false, _) => "-".to_string(),
+    }
+}
+
+/// The stream state in words.
+pub fn stream(state: &StreamState) -> String {
+    match state {
+        StreamState::Open => "open".to_string(),
+        StreamState::Closed => "closed (end of stream not yet read)".to_string(),
+        StreamState::Aborted(reason) => format!("failed: {reason} (not yet read)"),
+        StreamState::ProducerDied { pid: Some(pid) } => {
+            format!("producer (pid {pid}) died without closing it")
+        }
+        StreamState::ProducerDied { pid: None } => "producer died without closing it".to_string(),
+        StreamState::Idle => "no producer".to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
+/// `tmpfs` if the file lives in memory (tmpfs, or a memfd), else `disk`.
+fn storage(file: &std::fs::File) -> &'static str {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fstatfs writes one statfs struct, which outlives the call.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; the descriptor is open for the duration of the call.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) };
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    if rc == 0 && fs.f_type as i64 == TMPFS_MAGIC {
+        "tmpfs"
+    } else {
+        "disk"
+    }
+}
+
+/// A time in ns since the Unix epoch, as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc(unix_ns: u64) -> String {
+    if unix_ns == 0 {
+        return "unknown".to_string();
+    }
+    let secs = unix_ns / 1_000_000_000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm), for dates after 1970.
+    let z = days as i64 + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(1), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400_000_000_000), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_795_521_600_000_000_000), "2026-11-24 12:00:00 UTC");
+    }
+}

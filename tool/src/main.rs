@@ -1,0 +1,359 @@
+//! `ringfile`: the operator's tool. Inspects rings without taking part in them (`stat`,
+//! `watch`, `ls`, `peek`), creates them ahead of time (`create`) and removes them (`rm`).
+
+mod describe;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use describe::Described;
+use ringfile::{Error, Inspector, Peeked, Ring};
+use ringfile_cli::options::Framing;
+use ringfile_cli::signals::Signals;
+use ringfile_cli::{fail, usage, EXIT_FAILURE};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const EXAMPLES: &str = "\
+Examples:
+  ringfile stat /dev/shm/demo             how full, who is attached, the stream's state
+  ringfile watch /dev/shm/demo            the same, live: rates in and out, consumer lag
+  ringfile ls                             every ring in /dev/shm
+  ringfile peek -n 5 /dev/shm/demo        the next 5 messages, without consuming them
+  ringfile create --capacity 16MiB /dev/shm/demo
+  ringfile rm /dev/shm/demo               refused while a producer or consumer is attached
+
+None of these takes a role or writes to a ring: they cannot disturb a running stream.
+Exit status: 0 success, 1 failure (a damaged ring, a ring in use for rm), 2 usage error.";
+
+/// Inspect, watch, list, peek at, create and remove ringfile rings.
+#[derive(Parser, Debug)]
+#[command(name = "ringfile", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Capacity, messages and bytes waiting, fill, positions, producer and consumer (pid,
+    /// attached or not), stream state, creation, file mode and owner, memory or disk.
+    Stat {
+        /// The ring file.
+        path: PathBuf,
+        /// One JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// `stat`, refreshed: bytes/s in and out and the consumer's lag. A live display on a
+    /// terminal; otherwise one line (or JSON object) per interval. Stops on SIGINT/SIGTERM.
+    Watch {
+        /// The ring file.
+        path: PathBuf,
+        /// Seconds between refreshes.
+        #[arg(long, default_value = "1", value_parser = parse_interval)]
+        interval: f64,
+        /// Stop after this many refreshes.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// One JSON object per interval on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every ring file in DIR (by its magic), one line each; other files are skipped,
+    /// damaged rings listed as such.
+    Ls {
+        /// The directory [default: /dev/shm].
+        dir: Option<PathBuf>,
+        /// One JSON array on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints up to N waiting messages without consuming them, in the consumer's framing.
+    Peek {
+        /// The ring file.
+        path: PathBuf,
+        /// How many messages at most.
+        #[arg(short = 'n', long = "count", default_value = "10", value_name = "N")]
+        count: usize,
+        /// Output framing, as the consumer's.
+        #[arg(long, value_enum, default_value = "lines")]
+        framing: Framing,
+    },
+    /// Removes rings no process is attached to (and leftover temporary files of creators
+    /// that died). Refuses a ring in use, naming the pid, unless --force.
+    Rm {
+        /// The ring files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Remove rings in use, and damaged rings, too (the processes attached keep their
+        /// mapping; new ones create a new ring).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Creates a ring ahead of time (e.g. from a service manager), so that neither side
+    /// needs to name the capacity.
+    Create {
+        /// The ring file (must not exist).
+        path: PathBuf,
+        /// Data capacity: a power of two such as 64KiB, 16MiB, 1GiB.
+        #[arg(long, value_name = "SIZE", value_parser = ringfile_cli::size::parse_capacity)]
+        capacity: u64,
+        /// Permission bits (octal), e.g. 0660 to let the group attach.
+        #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = ringfile_cli::options::parse_mode)]
+        mode: u32,
+    },
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(secs) if (0.01..=86_400.0).contains(&secs) => Ok(secs),
+        _ => Err(format!(
+            "'{text}' is not a number of seconds from 0.01 to 86400"
+        )),
+    }
+}
+
+fn main() {
+    let (cli, _) = usage::parse::<Cli>("ringfile");
+    let json = usage::json_requested();
+    if let Err(e) = ringfile::install_sigbus_handler("ringfile", json) {
+        fail("ringfile", &anyhow::Error::from(e), EXIT_FAILURE, json)
+    }
+    let result = match cli.command {
+        Command::Stat { path, json } => stat(&path, json),
+        Command::Watch {
+            path,
+            interval,
+            count,
+            json,
+        } => watch(&path, Duration::from_secs_f64(interval), count, json),
+        Command::Ls { dir, json } => ls(dir.as_deref().unwrap_or(Path::new("/dev/shm")), json),
+        Command::Peek {
+            path,
+            count,
+            framing,
+        } => peek(&path, count, framing),
+        Command::Rm { paths, force } => rm(&paths, force),
+        Command::Create {
+            path,
+            capacity,
+            mode,
+        } => Ring::options()
+            .capacity(capacity)
+            .mode(mode)
+            .create(&path)
+            .map(drop)
+            .map_err(anyhow::Error::from),
+    };
+    if let Err(e) = result {
+        fail("ringfile", &e, EXIT_FAILURE, json)
+    }
+}
+
+fn stat(path: &Path, json: bool) -> anyhow::Result<()> {
+    let described = Described::of(path)?;
+    if json {
+        println!("{}", described.to_json());
+    } else {
+        println!("{}", described.to_text());
+    }
+    Ok(())
+}
+
+fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let signals = Signals::install("ringfile", "exiting at once", json)?;
+    let live = !json && std::io::stdout().is_terminal();
+    let mut previous: Option<(Instant, u64, u64)> = None;
+    let mut shown = 0u64;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let described = Described::of(path)?;
+        let s = &described.snapshot;
+        let now = Instant::now();
+        let (bytes_in, bytes_out) = match previous {
+            Some((at, head, tail)) => {
+                let secs = now.duration_since(at).as_secs_f64().max(1e-9);
+                (
+                    s.tail.saturating_sub(tail) as f64 / secs,
+                    s.head.saturating_sub(head) as f64 / secs,
+                )
+            }
+            None => (0.0, 0.0),
+        };
+        previous = Some((now, s.head, s.tail));
+        if json {
+            let mut object = described.to_json();
+            object["bytes_in_per_sec"] = bytes_in.into();
+            object["bytes_out_per_sec"] = bytes_out.into();
+            writeln!(out, "{object}")?;
+        } else {
+            let line = format!(
+                "in {:>10}/s  out {:>10}/s  lag {} messages, {}  {:.0}% full  producer: {}  stream: {}",
+                ringfile_cli::size::format_size(bytes_in as u64),
+                ringfile_cli::size::format_size(bytes_out as u64),
+                s.messages,
+                describe::bytes(s.payload_bytes),
+                s.fill_percent(),
+                if s.producer.live { "attached" } else { "none" },
+                describe::stream(&s.stream),
+            );
+            if live {
+                // One line, rewritten in place.
+                write!(out, "\r\x1b[K{}: {line}", described.path)?;
+            } else {
+                writeln!(out, "{line}")?;
+            }
+        }
+        out.flush()?;
+        shown += 1;
+        if count.is_some_and(|n| shown >= n) {
+            break;
+        }
+        let due = now + interval;
+        while Instant::now() < due {
+            if signals.requested() {
+                break;
+            }
+            std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
+        }
+        if signals.requested() {
+            break;
+        }
+    }
+    if live {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    let mut listed = Vec::new();
+    for path in entries {
+        if !has_ring_magic(&path) {
+            continue;
+        }
+        let entry = match Described::of(&path) {
+            Ok(described) if json => described.to_json(),
+            Ok(described) => {
+                println!("{}", described.to_line());
+                continue;
+            }
+            Err(e) if json => {
+                serde_json::json!({"path": path.display().to_string(), "damaged": e.to_string()})
+            }
+            Err(e) => {
+                println!("{}  damaged: {e}", path.display());
+                continue;
+            }
+        };
+        listed.push(entry);
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(listed));
+    }
+    Ok(())
+}
+
+/// Whether `path` is a regular file (not followed through a link) that starts with the ring
+/// magic. Never blocks: FIFOs and devices are not opened.
+fn has_ring_magic(path: &Path) -> bool {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !meta.file_type().is_file() {
+        return false;
+    }
+    let mut magic = [0u8; 8];
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut file| file.read_exact(&mut magic))
+        .is_ok_and(|()| magic == ringfile::format::MAGIC)
+}
+
+fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
+    let inspector = Inspector::open(path)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut write_error = None;
+    let mut ended = None;
+    let summary = inspector.peek(count, |item| match item {
+        Peeked::Message { bytes, .. } if write_error.is_none() => {
+            write_error = framing.write(&mut out, bytes).err();
+        }
+        Peeked::Message { .. } => {}
+        Peeked::End => ended = Some("end of stream".to_string()),
+        Peeked::Aborted(reason) => ended = Some(format!("stream failed: {reason}")),
+        _ => {}
+    })?;
+    if let Some(e) = write_error.or_else(|| out.flush().err()) {
+        return Err(e).context("writing standard output");
+    }
+    if summary.skipped > 0 {
+        eprintln!(
+            "ringfile: {}: {} messages were consumed while being read, and skipped",
+            path.display(),
+            summary.skipped
+        );
+    }
+    if let Some(ended) = ended {
+        eprintln!("ringfile: {}: ({ended})", path.display());
+    }
+    Ok(())
+}
+
+fn rm(paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
+    let mut dirs = Vec::new();
+    for path in paths {
+        match Inspector::open(path) {
+            Ok(inspector) => {
+                let (producer, consumer) = inspector.holders()?;
+                for (role, holder) in [("producer", producer), ("consumer", consumer)] {
+                    if holder.live && !force {
+                        let pid = holder.pid.map_or(String::new(), |p| format!(" (pid {p})"));
+                        bail!(
+                            "{}: in use: a {role}{pid} is attached; stop it first, or remove with --force",
+                            path.display()
+                        );
+                    }
+                }
+            }
+            Err(
+                e @ (Error::NotFound { .. }
+                | Error::NotRegularFile { .. }
+                | Error::TooShort { .. }
+                | Error::BadMagic { .. }),
+            ) => bail!("{e}: not removed"),
+            Err(e) if !force => {
+                bail!("{e}: a damaged ring; cannot tell whether it is in use: remove with --force")
+            }
+            Err(_) => {}
+        }
+        std::fs::remove_file(path).with_context(|| format!("{}: cannot remove", path.display()))?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for dir in dirs {
+        for leftover in Ring::remove_leftovers(&dir)? {
+            eprintln!(
+                "ringfile: removed {}, left by a ring creator that died",
+                leftover.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! The `ringfile` tool against rings written and read by the real `producer` and `consumer`
+//! programs: figures checked against what was sent, `peek` shown never to consume, `rm`
+//! refusing rings in use, damaged files handled as the other programs do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn exe(name: &str) -> PathBuf {
+    let tool = PathBuf::from(env!("CARGO_BIN_EXE_ringfile"));
+    if name == "ringfile" {
+        return tool;
+    }
+    // The programs sit beside the tool; build them for `cargo test -p ringfile-tool`.
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "producer", "-p", "consumer"]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        assert!(
+            cmd.status().unwrap().success(),
+            "building the programs failed"
+        );
+    });
+    tool.with_file_name(name)
+}
+
+/// Runs a program to completion (bounded), stdin closed.
+fn run(name: &str, args: &[&str], path: &Path) -> Output {
+    let mut child = Command::new(exe(name))
+        .args(args)
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{name} {args:?} hangs");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stat_json(path: &Path) -> serde_json::Value {
+    let out = run("ringfile", &["stat", "--json"], path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A ring holding exactly 1000 unread generated 64-byte messages, the stream closed.
+fn ring_with_1000(dir: &Path) -> PathBuf {
+    let path = dir.join("ring");
+    let out = run(
+        "producer",
+        &[
+            "--quiet",
+            "--capacity",
+            "1MiB",
+            "--gen",
+            "1000",
+            "--size",
+            "64",
+        ],
+        &path,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+#[test]
+fn stat_counts_exactly_what_was_sent_and_not_yet_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_with_1000(dir.path());
+    let s = stat_json(&path);
+    assert_eq!(s["messages"], 1000);
+    assert_eq!(s["payload_bytes"], 64_000);
+    assert_eq!(s["capacity"], 1 << 20);
+    assert_eq!(s["max_message_len"], (1 << 19) - 8);
+    assert_eq!(s["head"], 0);
+    // 1000 records of 8 + 64 bytes, and the 8-byte end marker.
+    assert_eq!(s["tail"], 72_008);
+    assert_eq!(s["used_bytes"], 72_008);
+    assert_eq!(s["stream"], "closed");
+    assert_eq!(s["producer"]["live"], false);
+    assert_eq!(s["consumer"]["live"], false);
+    assert_eq!(s["consumer"]["pid"], serde_json::Value::Null);
+    assert_eq!(s["mode"], "0600");
+
+    let text = run("ringfile", &["stat"], &path);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("1000 messages, 64000 bytes (62.5 KiB) of payload"),
+        "{text}"
+    );
+    assert!(text.contains("capacity:  1.0 MiB"), "{text}");
+
+    // A consumer reads 400: stat follows.
+    let out = run(
+        "consumer",
+        &["--quiet", "--verify", "--count", "400"],
+        &path,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = stat_json(&path);
+    assert_eq!(s["messages"], 600);
+    assert_eq!(s["payload_bytes"], 600 * 64);
+    assert_eq!(s["head"], 400 * 72);
+    assert!(s["consumer"]["pid"].is_u64());
+}
+
+#[test]
+fn peek_shows_messages_without_consuming_or_disturbing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let mut producer = Command::new(exe("producer"))
+        .args(["--quiet", "--capacity", "64KiB"])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines: String = (0..100).map(|i| format!("line {i}\n")).collect();
+    use std::io::Write;
+    producer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lines.as_bytes())
+        .unwrap();
+    assert!(producer.wait().unwrap().success());
+
+    let out = run("ringfile", &["peek", "-n", "3"], &path);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 0\nline 1\nline 2\n"
+    );
+    let all = run("ringfile", &["peek", "-n", "1000"], &path);
+    assert_eq!(String::from_utf8_lossy(&all.stdout), lines);
+    assert!(String::from_utf8_lossy(&all.stderr).contains("(end of stream)"));
+    let len = run("ringfile", &["peek", "-n", "1", "--framing", "len"], &path);
+    assert_eq!(len.stdout, b"\x06\0\0\0line 0");
+
+    // A consumer afterwards gets every message exactly once, and the stream's end.
+    let out = run("consumer", &["--quiet"], &path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), lines);
+    assert_eq!(stat_json(&path)["messages"], 0);
+}
+
+#[test]
+fn peek_and_stat_during_a_live_stream_never_disturb_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let consumer = Command::new(exe("consumer"))
+        .args(["--quiet", "--verify", "--json", "--capacity", "64KiB"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let producer = Command::new(exe("producer"))
+        .args([
+            "--quiet",
+            "--capacity",
+            "64KiB",
+            "--gen",
+            "2000000",
+            "--size",
+            "64",
+        ])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut looks = 0;
+    let mut consumer = consumer;
+    while consumer.try_wait().unwrap().is_none() {
+        if path.exists() {
+            // Each look is a consistent snapshot or a clean error; never a crash.
+            let out = run("ringfile", &["peek", "-n", "50", "--framing", "len"], &path);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Every message peeked is whole: a generated message's checks pass.
+            let mut rest = &out.stdout[..];
+            while rest.len() >= 4 {
+                let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+                assert_eq!(len, 64);
+                rest = &rest[4 + len..];
+            }
+            let s = run("ringfile", &["stat", "--json"], &path);
+            assert!(s.status.success(), "{}", String::from_utf8_lossy(&s.stderr));
+            looks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = consumer.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stderr);
+    let summary: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["messages"], 2_000_000);
+    assert_eq!(summary["errors"], 0);
+    assert!(producer.wait_with_output().unwrap().status.success());
+    assert!(looks > 0);
+}
+
+#[test]
+fn ls_lists_rings_skips_other_files_and_flags_damaged_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_with_1000(dir.path());
+    std::fs::write(dir.path().join("notes.txt"), "not a ring").unwrap();
+    // A ring whose header was damaged (capacity field).
+    let damaged = dir.path().join("damaged");
+    std::fs::copy(&ring, &damaged).unwrap();
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&damaged)
+        .unwrap();
+    file.write_all_at(&12345u64.to_le_bytes(), 16).unwrap();
+    // A FIFO must not hang the listing.
+    let fifo = std::ffi::CString::new(dir.path().join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+
+    let out = run("ringfile", &["ls"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("damaged: ") && lines[0].contains("corrupt ring header"),
+        "{text}"
+    );
+    assert!(lines[1].contains("1000 waiting"), "{text}");
+    let out = run("ringfile", &["ls", "--json"], dir.path());
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[1]["messages"], 1000);
+}
+
+#[test]
+fn rm_refuses_a_ring_in_use_naming_the_pid_and_removes_it_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let out = run(
+        "ringfile",
+        &["create", "--capacity", "64KiB", "--mode", "0644"],
+        &path,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = stat_json(&path);
+    assert_eq!(s["capacity"], 65536);
+    assert_eq!(s["mode"], "0644"); // through the umask, as open(2) applies it
+                                   // create refuses an existing path.
+    let again = run("ringfile", &["create", "--capacity", "64KiB"], &path);
+    assert_eq!(again.status.code(), Some(1));
+
+    // A consumer attached (waiting for messages): rm refuses, naming it.
+    let mut consumer = Command::new(exe("consumer"))
+        .args(["--quiet"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stat_json(&path)["consumer"]["live"] != true {
+        assert!(Instant::now() < deadline, "the consumer never attached");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = run("ringfile", &["rm"], &path);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("a consumer (pid {}) is attached", consumer.id())),
+        "{err}"
+    );
+    assert!(path.exists());
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    let out = run("ringfile", &["rm"], &path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!path.exists());
+
+    // Not a ring: refused, whatever the flags.
+    let other = dir.path().join("other");
+    std::fs::write(&other, "precious").unwrap();
+    let out = run("ringfile", &["rm", "--force"], &other);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(other.exists());
+}
+
+#[test]
+fn damaged_and_missing_rings_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_with_1000(dir.path());
+    // Truncated: the file no longer matches its header.
+    let file = std::fs::OpenOptions::new().write(true).open(&ring).unwrap();
+    file.set_len(5000).unwrap();
+    for args in [&["stat"][..], &["peek"], &["watch", "--count", "1"]] {
+        let out = run("ringfile", args, &ring);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(ring.to_str().unwrap()), "{err}");
+    }
+    let out = run("ringfile", &["stat"], &dir.path().join("missing"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such ring file"));
+}
+
+#[test]
+fn watch_reports_each_interval_and_stops_on_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_with_1000(dir.path());
+    let out = run(
+        "ringfile",
+        &["watch", "--json", "--interval", "0.05", "--count", "3"],
+        &path,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        assert_eq!(l["messages"], 1000);
+        assert_eq!(l["bytes_in_per_sec"], 0.0);
+    }
+
+    let mut watch = Command::new(exe("ringfile"))
+        .args(["watch", "--interval", "0.05"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(watch.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while watch.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "watch ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lag 1000 messages"));
+}
