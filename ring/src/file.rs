@@ -222,13 +222,13 @@ pub(crate) fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
-/// Opens and validates the ring at `path`; refuses a file another user owns unless
-/// `allow_other_owner`.
-pub(crate) fn open(path: &Path, allow_other_owner: bool) -> Result<OpenFile> {
+/// Opens the file at `path` (read-write, or read-only for inspection), with one error per
+/// reason it cannot be.
+fn open_file(path: &Path, write: bool) -> Result<File> {
     // O_NONBLOCK: opening a FIFO must fail validation, not hang waiting for a writer.
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(write)
         .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(|error| match error.raw_os_error() {
@@ -239,12 +239,12 @@ pub(crate) fn open(path: &Path, allow_other_owner: bool) -> Result<OpenFile> {
                 path: path.to_path_buf(),
                 kind: "directory",
             },
-            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+            Some(libc::EACCES) | Some(libc::EPERM) if write => Error::PermissionDenied {
                 path: path.to_path_buf(),
                 error,
                 advice: "the ring's owner can grant it with chmod (g+rw or o+rw), or create rings with a mode that does (--mode 0660 for the group, RingOptions::mode)",
             },
-            Some(libc::EROFS) => Error::PermissionDenied {
+            Some(libc::EROFS) if write => Error::PermissionDenied {
                 path: path.to_path_buf(),
                 error,
                 advice: "put rings on a writable file system such as /dev/shm",
@@ -254,7 +254,13 @@ pub(crate) fn open(path: &Path, allow_other_owner: bool) -> Result<OpenFile> {
                 op: "open",
                 error,
             },
-        })?;
+        })
+}
+
+/// Opens and validates the ring at `path`; refuses a file another user owns unless
+/// `allow_other_owner`.
+pub(crate) fn open(path: &Path, allow_other_owner: bool) -> Result<OpenFile> {
+    let file = open_file(path, true)?;
     if !allow_other_owner {
         let owner = file.metadata().map_err(io_err(path, "stat"))?.uid();
         let uid = sys::euid();
@@ -306,24 +312,7 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
 /// Opens the ring at `path` read-only, for inspection: validates its header and maps it
 /// without write access (the positions are checked by each look at them).
 pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|error| match error.raw_os_error() {
-            Some(libc::ENOENT) => Error::NotFound {
-                path: path.to_path_buf(),
-            },
-            Some(libc::EISDIR) => Error::NotRegularFile {
-                path: path.to_path_buf(),
-                kind: "directory",
-            },
-            _ => Error::Io {
-                path: path.to_path_buf(),
-                op: "open",
-                error,
-            },
-        })?;
+    let file = open_file(path, false)?;
     let header = validate_header(&file, path)?;
     let region = Region::map(&file, header.capacity, path, true)
         .map_err(io_err(path, "map the ring file"))?;
