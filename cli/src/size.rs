@@ -55,6 +55,21 @@ pub fn format_size(bytes: u64) -> String {
     }
 }
 
+/// A byte count for people, exact and readable: `512 bytes`, `64000 bytes (62.5 KiB)`.
+///
+/// ```
+/// use ringfile_cli::size::format_bytes;
+/// assert_eq!(format_bytes(512), "512 bytes");
+/// assert_eq!(format_bytes(64000), "64000 bytes (62.5 KiB)");
+/// ```
+pub fn format_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{bytes} bytes ({})", format_size(bytes))
+    }
+}
+
 /// A clap value parser for a ring capacity: a size that is a power of two in the range a
 /// ring allows.
 pub fn parse_capacity(text: &str) -> Result<u64, String> {

@@ -72,14 +72,10 @@ impl Summary {
     pub fn to_text(&self) -> String {
         let (secs, rate, mbps) = self.rates();
         let mut text = format!(
-            "{}: {} messages, {} bytes{} in {:.3} s: {:.0} messages/s, {:.1} MB/s ({})",
+            "{}: {} messages, {} in {:.3} s: {:.0} messages/s, {:.1} MB/s ({})",
             self.program,
             self.messages,
-            self.bytes,
-            match self.bytes {
-                0..1024 => String::new(),
-                bytes => format!(" ({})", crate::size::format_size(bytes)),
-            },
+            crate::size::format_bytes(self.bytes),
             secs,
             rate,
             mbps,

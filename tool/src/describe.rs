@@ -2,7 +2,7 @@
 //! from it.
 
 use ringfile::{Holder, Snapshot, StreamState};
-use ringfile_cli::size::format_size;
+use ringfile_cli::size::{format_bytes as bytes, format_size};
 use serde_json::{json, Value};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -127,15 +127,6 @@ impl Described {
             "gid": self.gid,
             "storage": self.storage,
         })
-    }
-}
-
-/// A byte count, with binary units from 1 KiB.
-pub fn bytes(n: u64) -> String {
-    if n < 1024 {
-        format!("{n} bytes")
-    } else {
-        format!("{n} bytes ({})", format_size(n))
     }
 }
 

@@ -193,7 +193,7 @@ fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> any
                 ringfile_cli::size::format_size(bytes_in as u64),
                 ringfile_cli::size::format_size(bytes_out as u64),
                 s.messages,
-                describe::bytes(s.payload_bytes),
+                ringfile_cli::size::format_bytes(s.payload_bytes),
                 s.fill_percent(),
                 if s.producer.live { "attached" } else { "none" },
                 describe::stream(&s.stream),

@@ -46,20 +46,26 @@ fn run(name: &str, args: &[&str], path: &Path) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn stat_json(path: &Path) -> serde_json::Value {
-    let out = run("ringfile", &["stat", "--json"], path);
+/// [`run`], which must succeed.
+fn run_ok(name: &str, args: &[&str], path: &Path) -> Output {
+    let out = run(name, args, path);
     assert!(
         out.status.success(),
-        "{}",
+        "{name} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+fn stat_json(path: &Path) -> serde_json::Value {
+    let out = run_ok("ringfile", &["stat", "--json"], path);
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// A ring holding exactly 1000 unread generated 64-byte messages, the stream closed.
 fn ring_with_1000(dir: &Path) -> PathBuf {
     let path = dir.join("ring");
-    let out = run(
+    run_ok(
         "producer",
         &[
             "--quiet",
@@ -71,11 +77,6 @@ fn ring_with_1000(dir: &Path) -> PathBuf {
             "64",
         ],
         &path,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     path
 }
@@ -108,15 +109,10 @@ fn stat_counts_exactly_what_was_sent_and_not_yet_read() {
     assert!(text.contains("capacity:  1.0 MiB"), "{text}");
 
     // A consumer reads 400: stat follows.
-    let out = run(
+    run_ok(
         "consumer",
         &["--quiet", "--verify", "--count", "400"],
         &path,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let s = stat_json(&path);
     assert_eq!(s["messages"], 600);
@@ -159,12 +155,7 @@ fn peek_shows_messages_without_consuming_or_disturbing_them() {
     assert_eq!(len.stdout, b"\x06\0\0\0line 0");
 
     // A consumer afterwards gets every message exactly once, and the stream's end.
-    let out = run("consumer", &["--quiet"], &path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok("consumer", &["--quiet"], &path);
     assert_eq!(String::from_utf8_lossy(&out.stdout), lines);
     assert_eq!(stat_json(&path)["messages"], 0);
 }
@@ -200,12 +191,7 @@ fn peek_and_stat_during_a_live_stream_never_disturb_it() {
     while consumer.try_wait().unwrap().is_none() {
         if path.exists() {
             // Each look is a consistent snapshot or a clean error; never a crash.
-            let out = run("ringfile", &["peek", "-n", "50", "--framing", "len"], &path);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = run_ok("ringfile", &["peek", "-n", "50", "--framing", "len"], &path);
             // Every message peeked is whole: a generated message's checks pass.
             let mut rest = &out.stdout[..];
             while rest.len() >= 4 {
@@ -252,12 +238,7 @@ fn ls_lists_rings_skips_other_files_and_flags_damaged_ones() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
 
-    let out = run("ringfile", &["ls"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok("ringfile", &["ls"], dir.path());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
@@ -276,20 +257,16 @@ fn ls_lists_rings_skips_other_files_and_flags_damaged_ones() {
 fn rm_refuses_a_ring_in_use_naming_the_pid_and_removes_it_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ring");
-    let out = run(
+    run_ok(
         "ringfile",
         &["create", "--capacity", "64KiB", "--mode", "0644"],
         &path,
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let s = stat_json(&path);
     assert_eq!(s["capacity"], 65536);
     assert_eq!(s["mode"], "0644"); // through the umask, as open(2) applies it
-                                   // create refuses an existing path.
+
+    // create refuses an existing path.
     let again = run("ringfile", &["create", "--capacity", "64KiB"], &path);
     assert_eq!(again.status.code(), Some(1));
 
@@ -317,12 +294,7 @@ fn rm_refuses_a_ring_in_use_naming_the_pid_and_removes_it_otherwise() {
     assert!(path.exists());
     consumer.kill().unwrap();
     consumer.wait().unwrap();
-    let out = run("ringfile", &["rm"], &path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok("ringfile", &["rm"], &path);
     assert!(!path.exists());
 
     // Not a ring: refused, whatever the flags.
@@ -356,15 +328,10 @@ fn damaged_and_missing_rings_are_one_line_errors() {
 fn watch_reports_each_interval_and_stops_on_a_signal() {
     let dir = tempfile::tempdir().unwrap();
     let path = ring_with_1000(dir.path());
-    let out = run(
+    let out = run_ok(
         "ringfile",
         &["watch", "--json", "--interval", "0.05", "--count", "3"],
         &path,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
