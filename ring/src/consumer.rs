@@ -61,6 +61,9 @@ pub struct Consumer {
     capacity: u64,
     max_message: u64,
     wait: WaitStrategy,
+    /// Messages released so far, counted on from the file's `released_messages` (statistics
+    /// only: see `layout::Progress`).
+    messages: u64,
     /// The producer state word (`epoch << 1 | attached`) whose end was already reported:
     /// its death, or the end of its stream. Never reported as died again.
     settled_state: u64,
@@ -78,6 +81,13 @@ impl Consumer {
             role,
             read_pos: head,
             cached_tail: head,
+            // Relaxed: statistics, never used to decide anything.
+            messages: shared
+                .region
+                .control()
+                .released_head
+                .messages
+                .load(Ordering::Relaxed),
             capacity,
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
@@ -273,7 +283,7 @@ impl Consumer {
             })),
             Record::End => {
                 self.end_seen(next);
-                self.release(next);
+                self.release(next, 0);
                 Ok(None)
             }
             Record::Abort {
@@ -281,7 +291,7 @@ impl Consumer {
                 len,
             } => {
                 let error = self.aborted(payload_offset, len, next);
-                self.release(next);
+                self.release(next, 0);
                 Err(error)
             }
         }
@@ -314,6 +324,7 @@ impl Consumer {
                     .region
                     .control()
                     .published_tail
+                    .position
                     .load(Ordering::Acquire);
                 // Never past what our own producer (if this process has one) has written:
                 // a tail beyond it was forged, and the records there are where our producer
@@ -351,9 +362,9 @@ impl Consumer {
         }
     }
 
-    /// Gives the bytes below `pos` back to the producer.
+    /// Gives the bytes below `pos`, which hold `messages` more messages, back to the producer.
     #[inline]
-    fn release(&mut self, pos: u64) {
+    fn release(&mut self, pos: u64, messages: u64) {
         if self.role.inherited() {
             // A message dropped in a forked child: the ring is the parent's to release.
             return;
@@ -365,9 +376,16 @@ impl Consumer {
             .local_head
             .store(pos, std::sync::atomic::Ordering::Release);
         let control = self.shared.region.control();
+        self.messages = self.messages.wrapping_add(messages);
+        // Relaxed, before the head: statistics, which a reader that Acquire-loads the head
+        // sees at least this new.
+        control
+            .released_head
+            .messages
+            .store(self.messages, Ordering::Relaxed);
         // Release: our reads of every record below `pos` happen before the producer, which
         // Acquire-loads the head, overwrites them.
-        control.released_head.store(pos, Ordering::Release);
+        control.released_head.position.store(pos, Ordering::Release);
         wake_if_sleeping(&self.shared.region, &control.producer_sleeping);
     }
 
@@ -529,7 +547,7 @@ impl Message<'_> {
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer.release(self.next);
+        self.consumer.release(self.next, 1);
     }
 }
 
@@ -570,6 +588,8 @@ pub struct RecvBatch<'a> {
     pos: u64,
     end: bool,
     count: usize,
+    /// How many of the `count` messages were already released.
+    released: usize,
 }
 
 impl<'a> RecvBatch<'a> {
@@ -580,6 +600,7 @@ impl<'a> RecvBatch<'a> {
             pos,
             end: false,
             count: 0,
+            released: 0,
         }
     }
 
@@ -679,7 +700,9 @@ impl<'a> RecvBatch<'a> {
     /// whose messages were handled (written out, say) before the end.
     pub fn release(&mut self) {
         if self.pos != self.consumer.read_pos {
-            self.consumer.release(self.pos);
+            let messages = (self.count - self.released) as u64;
+            self.released = self.count;
+            self.consumer.release(self.pos, messages);
         }
     }
 

@@ -93,6 +93,13 @@ pub struct Snapshot {
     pub messages: u64,
     /// Their payload bytes.
     pub payload_bytes: u64,
+    /// Messages published since the ring was created, by every producer (the file's counter:
+    /// for rates, such as `ringfile watch`'s messages/s in; 0 for rings written by versions
+    /// that did not count).
+    pub published_messages: u64,
+    /// Messages released since the ring was created, by every consumer (for rates: messages/s
+    /// out).
+    pub released_messages: u64,
     /// The producer role.
     pub producer: Holder,
     /// The consumer role.
@@ -181,7 +188,11 @@ impl Inspector {
         let roles = &self.region.control().roles.0;
         let attached = roles.producer_state.load(Ordering::Acquire) & PRODUCER_ATTACHED != 0;
         let mut walk = Walk::default();
-        let (head, tail) = self.walk(usize::MAX, &mut walk, &mut |_| {})?;
+        let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
+        let control = self.region.control();
+        // Relaxed: statistics (written Relaxed, before the positions they go with).
+        let published_messages = control.published_tail.messages.load(Ordering::Relaxed);
+        let released_messages = control.released_head.messages.load(Ordering::Relaxed);
         let stream = if producer.live {
             StreamState::Open
         } else if attached {
@@ -200,6 +211,8 @@ impl Inspector {
             tail,
             messages: walk.messages,
             payload_bytes: walk.payload_bytes,
+            published_messages,
+            released_messages,
             producer,
             consumer,
             stream,
@@ -238,26 +251,35 @@ impl Inspector {
     /// handed over torn.
     pub fn peek(&self, max: usize, mut f: impl FnMut(Peeked<'_>)) -> Result<PeekSummary> {
         let mut walk = Walk::default();
-        self.walk(max, &mut walk, &mut f)?;
+        self.walk(Copies::UpTo(max), &mut walk, &mut f)?;
         Ok(PeekSummary {
             shown: walk.messages as usize,
             skipped: walk.skipped,
         })
     }
 
-    /// Walks the waiting records from the released head, copying up to `max` messages to
-    /// `f` (`max == usize::MAX`: counting only, nothing copied). Restarts from the new head
-    /// when the consumer releases records under the walk. Returns the head and tail walked.
+    /// Walks the waiting records from the released head, counting them and handing copies to
+    /// `f` as `copies` says. Restarts from the new head when the consumer releases records
+    /// under the walk. Returns the head and tail walked.
     fn walk(
         &self,
-        max: usize,
+        copies: Copies,
         walk: &mut Walk,
         f: &mut dyn FnMut(Peeked<'_>),
     ) -> Result<(u64, u64)> {
-        let copy = max != usize::MAX;
+        let (copy, max) = match copies {
+            Copies::None => (false, usize::MAX),
+            Copies::UpTo(max) => (true, max),
+        };
         let capacity = self.header.capacity;
         let mut buf = Vec::new();
-        let head_now = || self.region.control().released_head.load(Ordering::Acquire);
+        let head_now = || {
+            self.region
+                .control()
+                .released_head
+                .position
+                .load(Ordering::Acquire)
+        };
         let (mut head, tail) = file::positions(&self.region, &self.name)?;
         let mut pos = head;
         let mut retries = 0;
@@ -348,6 +370,15 @@ fn restart(new_head: u64, retries: &mut usize, tail: u64) -> Result<(u64, u64)> 
     }
     let at = new_head.min(tail);
     Ok((at, at))
+}
+
+/// What a walk hands over.
+#[derive(Clone, Copy, Debug)]
+enum Copies {
+    /// Nothing: it counts every waiting record.
+    None,
+    /// Copies of up to this many messages (and the end marker, if reached before).
+    UpTo(usize),
 }
 
 /// How the waiting records end, if they do.

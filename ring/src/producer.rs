@@ -63,6 +63,9 @@ pub struct Producer {
     write_pos: u64,
     /// The last value stored to the shared published tail.
     published: u64,
+    /// Messages written so far, counted on from the file's `published_messages` (statistics
+    /// only: see `layout::Progress`).
+    messages: u64,
     /// A copy of the consumer's released head. It can be stale (the real head may be
     /// further on), which only ever makes the ring look fuller than it is.
     cached_head: u64,
@@ -109,11 +112,22 @@ impl Producer {
                 Some(state)
             });
         let capacity = shared.region.capacity();
+        // A consumer of this ring in this process may hold messages below a head that another
+        // process forged forward: start from the lower of the two, as `try_reserve` does, or
+        // the first record (an END or ABORT reason, say) could land on a held message.
+        let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
         Ok(Producer {
             role,
             state,
             write_pos: tail,
             published: tail,
+            // Relaxed: statistics, never used to decide anything.
+            messages: shared
+                .region
+                .control()
+                .published_tail
+                .messages
+                .load(Ordering::Relaxed),
             cached_head: head,
             capacity,
             max_message: crate::layout::max_message_len(capacity),
@@ -384,6 +398,7 @@ impl Producer {
                 .write_record(pos, encode(RECORD_DATA, len as u32), msg)
         };
         self.write_pos = pos + record_size(len);
+        self.messages = self.messages.wrapping_add(1);
         if publish {
             self.publish();
         }
@@ -455,6 +470,7 @@ impl Producer {
                 .region
                 .control()
                 .released_head
+                .position
                 .load(Ordering::Acquire);
             // A consumer of this ring in this process may hold messages below a head that
             // another process forged forward: never overwrite those.
@@ -494,6 +510,7 @@ impl Producer {
             .region
             .write_word(pos, encode(RECORD_DATA, len as u32));
         self.write_pos = pos + record_size(len);
+        self.messages = self.messages.wrapping_add(1);
         if publish {
             self.publish();
         }
@@ -509,10 +526,17 @@ impl Producer {
             self.shared
                 .local_tail
                 .store(self.write_pos, std::sync::atomic::Ordering::Release);
+            // Relaxed, before the tail: statistics, which a reader that Acquire-loads the tail
+            // sees at least this new.
+            control
+                .published_tail
+                .messages
+                .store(self.messages, Ordering::Relaxed);
             // Release: every record byte written below `write_pos` is visible to a consumer
             // that Acquire-loads this tail.
             control
                 .published_tail
+                .position
                 .store(self.write_pos, Ordering::Release);
             self.published = self.write_pos;
             wake_if_sleeping(&self.shared.region, &control.consumer_sleeping);

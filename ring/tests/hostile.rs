@@ -55,3 +55,13 @@ fn fuzz_finding_a_tail_forged_past_our_producer_never_lets_it_overwrite_our_mess
         "support/regressions/tail_forged_past_our_producer"
     ));
 }
+
+/// Found by `cargo fuzz` (hostile_writer): with our consumer holding a message on a full ring
+/// and the shared head forged forward, a producer that ended its stream and re-attached took
+/// the forged head as its idea of free space and wrote its ABORT record over the held message.
+#[test]
+fn fuzz_finding_a_forged_head_at_attach_never_lets_our_producer_overwrite_our_messages() {
+    fuzz_ops::hostile_ops(include_bytes!(
+        "support/regressions/abort_over_held_message"
+    ));
+}

@@ -49,6 +49,7 @@ impl Described {
              capacity:  {capacity} (largest message {max} bytes)\n  \
              waiting:   {messages} messages, {payload} of payload; {used} used, {fill:.1}% full\n  \
              positions: head {head}, tail {tail}\n  \
+             totals:    {published} messages published, {released} released since creation\n  \
              producer:  {producer}\n  \
              consumer:  {consumer}\n  \
              stream:    {stream}\n  \
@@ -63,6 +64,8 @@ impl Described {
             fill = s.fill_percent(),
             head = s.head,
             tail = s.tail,
+            published = s.published_messages,
+            released = s.released_messages,
             producer = holder(&s.producer),
             consumer = holder(&s.consumer),
             stream = stream(&s.stream),
@@ -116,6 +119,8 @@ impl Described {
             "fill_percent": s.fill_percent(),
             "head": s.head,
             "tail": s.tail,
+            "published_messages": s.published_messages,
+            "released_messages": s.released_messages,
             "producer": holder(&s.producer),
             "consumer": holder(&s.consumer),
             "stream": state,

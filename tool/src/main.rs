@@ -6,9 +6,10 @@ mod describe;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use describe::Described;
-use ringfile::{Error, Inspector, Peeked, Ring};
+use ringfile::{Error, Inspector, Peeked, Ring, Snapshot};
 use ringfile_cli::options::Framing;
 use ringfile_cli::signals::Signals;
+use ringfile_cli::size::{format_bytes, format_size};
 use ringfile_cli::{fail, usage, EXIT_FAILURE};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -45,7 +46,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// `stat`, refreshed: bytes/s in and out and the consumer's lag. A live display on a
+    /// `stat`, refreshed: messages/s and bytes/s in (published) and out (released), and the
+    /// consumer's lag. A live display on a
     /// terminal; otherwise one line (or JSON object) per interval. Stops on SIGINT/SIGTERM.
     Watch {
         /// The ring file.
@@ -164,38 +166,37 @@ fn stat(path: &Path, json: bool) -> anyhow::Result<()> {
 fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> anyhow::Result<()> {
     let signals = Signals::install("ringfile", "exiting at once", json)?;
     let live = !json && std::io::stdout().is_terminal();
-    let mut previous: Option<(Instant, u64, u64)> = None;
+    let mut previous: Option<(Instant, Snapshot)> = None;
     let mut shown = 0u64;
     let mut out = std::io::stdout().lock();
     loop {
         let described = Described::of(path)?;
         let s = &described.snapshot;
         let now = Instant::now();
-        let (bytes_in, bytes_out) = match previous {
-            Some((at, head, tail)) => {
-                let secs = now.duration_since(at).as_secs_f64().max(1e-9);
-                (
-                    s.tail.saturating_sub(tail) as f64 / secs,
-                    s.head.saturating_sub(head) as f64 / secs,
-                )
-            }
-            None => (0.0, 0.0),
-        };
-        previous = Some((now, s.head, s.tail));
+        let rates = previous
+            .as_ref()
+            .map(|(at, before)| Rates::between(before, s, now.duration_since(*at)))
+            .unwrap_or_default();
         if json {
             let mut object = described.to_json();
-            object["bytes_in_per_sec"] = bytes_in.into();
-            object["bytes_out_per_sec"] = bytes_out.into();
+            object["messages_in_per_sec"] = rates.messages_in.into();
+            object["messages_out_per_sec"] = rates.messages_out.into();
+            object["bytes_in_per_sec"] = rates.bytes_in.into();
+            object["bytes_out_per_sec"] = rates.bytes_out.into();
             writeln!(out, "{object}")?;
         } else {
             let line = format!(
-                "in {:>10}/s  out {:>10}/s  lag {} messages, {}  {:.0}% full  producer: {}  stream: {}",
-                ringfile_cli::size::format_size(bytes_in as u64),
-                ringfile_cli::size::format_size(bytes_out as u64),
+                "in {} msg/s {:>10}/s  out {} msg/s {:>10}/s  lag {} messages, {}  {:.0}% full  \
+                 producer: {}  consumer: {}  stream: {}",
+                per_sec(rates.messages_in),
+                format_size(rates.bytes_in as u64),
+                per_sec(rates.messages_out),
+                format_size(rates.bytes_out as u64),
                 s.messages,
-                ringfile_cli::size::format_bytes(s.payload_bytes),
+                format_bytes(s.payload_bytes),
                 s.fill_percent(),
                 if s.producer.live { "attached" } else { "none" },
+                if s.consumer.live { "attached" } else { "none" },
                 describe::stream(&s.stream),
             );
             if live {
@@ -206,6 +207,7 @@ fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> any
             }
         }
         out.flush()?;
+        previous = Some((now, described.snapshot));
         shown += 1;
         if count.is_some_and(|n| shown >= n) {
             break;
@@ -225,6 +227,43 @@ fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> any
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Traffic between two snapshots of one ring, per second.
+#[derive(Debug, Default, Clone, Copy)]
+struct Rates {
+    /// Messages published.
+    messages_in: f64,
+    /// Messages released by the consumer.
+    messages_out: f64,
+    /// Ring bytes published (records: payload, headers and padding).
+    bytes_in: f64,
+    /// Ring bytes released.
+    bytes_out: f64,
+}
+
+impl Rates {
+    /// The rates from `before` to `after`, `elapsed` apart. A counter that went backwards
+    /// (the ring was replaced, or its file rewritten) counts as no traffic.
+    fn between(before: &Snapshot, after: &Snapshot, elapsed: Duration) -> Rates {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let rate = |from: u64, to: u64| to.saturating_sub(from) as f64 / secs;
+        Rates {
+            messages_in: rate(before.published_messages, after.published_messages),
+            messages_out: rate(before.released_messages, after.released_messages),
+            bytes_in: rate(before.tail, after.tail),
+            bytes_out: rate(before.head, after.head),
+        }
+    }
+}
+
+/// A rate in messages per second, short: `950`, `12.5k`, `3.20M`.
+fn per_sec(rate: f64) -> String {
+    match rate {
+        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
+        r if r >= 1e4 => format!("{:.1}k", r / 1e3),
+        r => format!("{r:.0}"),
+    }
 }
 
 fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {

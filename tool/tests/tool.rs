@@ -94,6 +94,8 @@ fn stat_counts_exactly_what_was_sent_and_not_yet_read() {
     // 1000 records of 8 + 64 bytes, and the 8-byte end marker.
     assert_eq!(s["tail"], 72_008);
     assert_eq!(s["used_bytes"], 72_008);
+    assert_eq!(s["published_messages"], 1000);
+    assert_eq!(s["released_messages"], 0);
     assert_eq!(s["stream"], "closed");
     assert_eq!(s["producer"]["live"], false);
     assert_eq!(s["consumer"]["live"], false);
@@ -118,7 +120,15 @@ fn stat_counts_exactly_what_was_sent_and_not_yet_read() {
     assert_eq!(s["messages"], 600);
     assert_eq!(s["payload_bytes"], 600 * 64);
     assert_eq!(s["head"], 400 * 72);
+    assert_eq!(s["published_messages"], 1000);
+    assert_eq!(s["released_messages"], 400);
     assert!(s["consumer"]["pid"].is_u64());
+    let text = run("ringfile", &["stat"], &path);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("1000 messages published, 400 released since creation"),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -362,4 +372,51 @@ fn watch_reports_each_interval_and_stops_on_a_signal() {
     let out = watch.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("lag 1000 messages"));
+}
+
+#[test]
+fn watch_rates_count_what_flowed_in_and_out_between_two_refreshes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_with_1000(dir.path());
+    // An interval long enough for the traffic below to happen between the first and the
+    // second refresh (it takes well under a second).
+    let mut watch = Command::new(exe("ringfile"))
+        .args(["watch", "--json", "--interval", "5", "--count", "2"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["messages_in_per_sec"], 0.0);
+    // 300 read out (of the first 1000), 500 more sent after them.
+    run_ok(
+        "consumer",
+        &["--quiet", "--verify", "--count", "300"],
+        &path,
+    );
+    run_ok(
+        "producer",
+        &["--quiet", "--gen", "500", "--size", "64"],
+        &path,
+    );
+    let second: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(watch.wait().unwrap().success());
+    let delta = |key: &str| second[key].as_u64().unwrap() - first[key].as_u64().unwrap();
+    assert_eq!(delta("published_messages"), 500);
+    assert_eq!(delta("released_messages"), 300);
+    let (rate_in, rate_out) = (
+        second["messages_in_per_sec"].as_f64().unwrap(),
+        second["messages_out_per_sec"].as_f64().unwrap(),
+    );
+    // Both rates are over the same interval, so their ratio is exact whatever it lasted.
+    assert!(rate_in > 0.0 && rate_out > 0.0);
+    assert!(
+        ((rate_in / rate_out) - 500.0 / 300.0).abs() < 1e-9,
+        "{rate_in} {rate_out}"
+    );
+    assert_eq!(second["messages"], 1000 - 300 + 500);
 }
