@@ -50,11 +50,11 @@ use std::time::{Duration, Instant};
 /// ```
 #[must_use = "dropping a Consumer gives up the consumer role at once"]
 pub struct Consumer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     role: RoleGuard,
     /// Start of the next record; equal to the released head whenever no message or batch
     /// is outstanding. `released head <= read_pos <= cached_tail`.
-    read_pos: u64,
+    pub(crate) read_pos: u64,
     /// A copy of the producer's published tail. It can be stale (the real tail may be
     /// further on), which only ever makes the ring look emptier than it is.
     cached_tail: u64,
@@ -67,6 +67,9 @@ pub struct Consumer {
     /// The producer state word (`epoch << 1 | attached`) whose end was already reported:
     /// its death, or the end of its stream. Never reported as died again.
     settled_state: u64,
+    /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
+    #[cfg(all(feature = "tokio", not(loom)))]
+    pub(crate) async_wait: crate::waiter::AsyncWait,
 }
 
 impl Consumer {
@@ -92,6 +95,8 @@ impl Consumer {
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
             settled_state: 0,
+            #[cfg(all(feature = "tokio", not(loom)))]
+            async_wait: Default::default(),
             shared,
         })
     }
@@ -270,7 +275,7 @@ impl Consumer {
 
     /// Turns a record found at the read position into what `recv` returns.
     #[inline]
-    fn deliver(&mut self, (record, next): (Record, u64)) -> Result<Option<Message<'_>>> {
+    pub(crate) fn deliver(&mut self, (record, next): (Record, u64)) -> Result<Option<Message<'_>>> {
         match record {
             Record::Data {
                 payload_offset,
@@ -314,7 +319,7 @@ impl Consumer {
     /// The first record at or after `pos` (skipping padding), and the position after it;
     /// `None` if nothing is published there yet.
     #[inline]
-    fn peek(&mut self, mut pos: u64) -> Result<Option<(Record, u64)>> {
+    pub(crate) fn peek(&mut self, mut pos: u64) -> Result<Option<(Record, u64)>> {
         loop {
             if pos == self.cached_tail {
                 // Possibly empty on the cached tail: look at the real one. Acquire pairs
@@ -406,7 +411,7 @@ impl Consumer {
 
     /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
     /// producer that died (its role lock is free) without closing its stream.
-    fn check_producer(&mut self) -> Result<()> {
+    pub(crate) fn check_producer(&mut self) -> Result<()> {
         // A file truncated under us would fault at the next access to a lost page: say so
         // now, while nothing is being read.
         self.shared.check_len()?;
@@ -593,7 +598,7 @@ pub struct RecvBatch<'a> {
 }
 
 impl<'a> RecvBatch<'a> {
-    fn new(consumer: &'a mut Consumer) -> RecvBatch<'a> {
+    pub(crate) fn new(consumer: &'a mut Consumer) -> RecvBatch<'a> {
         let pos = consumer.read_pos;
         RecvBatch {
             consumer,

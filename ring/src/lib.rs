@@ -101,6 +101,8 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub mod async_api;
 mod consumer;
 mod error;
 mod file;
@@ -124,7 +126,11 @@ mod sys;
 pub mod typed;
 mod units;
 mod wait;
+#[cfg(all(feature = "tokio", not(loom)))]
+mod waiter;
 
+#[cfg(all(feature = "tokio", not(loom)))]
+pub use async_api::MessageStream;
 pub use consumer::{Consumer, Message, RecvBatch};
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 /// ```
 #[must_use = "dropping a Producer gives up the producer role at once"]
 pub struct Producer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     role: RoleGuard,
     /// Our value of the shared producer state word (`epoch << 1 | attached`).
     state: u64,
@@ -75,6 +75,9 @@ pub struct Producer {
     /// Set once the producer's state word needs no change on drop: it closed or aborted the
     /// stream (and said so), or it is abandoned (and must look dead).
     finished: bool,
+    /// The wait of an async send, kept here so that a dropped future leaves nothing behind.
+    #[cfg(all(feature = "tokio", not(loom)))]
+    pub(crate) async_wait: crate::waiter::AsyncWait,
 }
 
 impl Producer {
@@ -133,6 +136,8 @@ impl Producer {
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
             finished: false,
+            #[cfg(all(feature = "tokio", not(loom)))]
+            async_wait: Default::default(),
             shared,
         })
     }
@@ -389,6 +394,14 @@ impl Producer {
     #[inline]
     fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
         let pos = self.reserve(msg.len(), wait)?;
+        self.write_message(pos, msg, publish);
+        Ok(())
+    }
+
+    /// Writes `msg` as a record at `pos`, which [`try_reserve`](Self::try_reserve) returned
+    /// for a message of its length.
+    #[inline]
+    pub(crate) fn write_message(&mut self, pos: u64, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
         // SAFETY: `reserve` returned `pos` with room for this record below the released head
         // plus the capacity, and we have not published it: the bytes are ours alone.
@@ -402,7 +415,6 @@ impl Producer {
         if publish {
             self.publish();
         }
-        Ok(())
     }
 
     fn claim_inner(&mut self, len: usize, wait: Wait, publish: bool) -> Result<Claim<'_>> {
@@ -446,7 +458,7 @@ impl Producer {
     /// As [`reserve`](Self::reserve) without waiting: `None` if the record (and any padding
     /// in front of it) would leave less than `keep_free` bytes of the ring free.
     #[inline]
-    fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<u64>> {
+    pub(crate) fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<u64>> {
         let len = len as u64;
         if len > self.max_message {
             return Err(Error::TooLarge {
@@ -518,7 +530,7 @@ impl Producer {
 
     /// Makes every record written so far visible to the consumer.
     #[inline]
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         if self.write_pos != self.published {
             let control = self.shared.region.control();
             // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
@@ -595,10 +607,10 @@ enum Wait {
 /// Dropping a claim without committing it discards it.
 #[must_use = "a claim sends nothing until it is committed"]
 pub struct Claim<'a> {
-    producer: &'a mut Producer,
-    pos: u64,
-    len: u64,
-    publish: bool,
+    pub(crate) producer: &'a mut Producer,
+    pub(crate) pos: u64,
+    pub(crate) len: u64,
+    pub(crate) publish: bool,
 }
 
 impl Claim<'_> {
@@ -671,7 +683,7 @@ impl DerefMut for Claim<'_> {
 /// Several sends published together; see [`Producer::batch`].
 #[must_use = "a batch publishes when it is dropped: dropping it at once does nothing useful"]
 pub struct SendBatch<'a> {
-    producer: &'a mut Producer,
+    pub(crate) producer: &'a mut Producer,
 }
 
 impl SendBatch<'_> {

@@ -77,6 +77,72 @@ pub(crate) fn futex_wake(word: &AtomicU32) -> io::Result<()> {
     }
 }
 
+/// One futex of a [`futex_waitv`] call: sleep while `word` holds `expected`. Shared, as
+/// every futex here (woken by [`futex_wake`]).
+#[cfg(all(feature = "tokio", not(loom)))]
+pub(crate) struct WaitOn<'a> {
+    pub(crate) word: &'a AtomicU32,
+    pub(crate) expected: u32,
+}
+
+/// Sleeps until any of `futexes` is woken or no longer holds its expected value, or
+/// `timeout` passes (Linux 5.16's `futex_waitv`; at most 128 futexes). As [`futex_wait`],
+/// every return but an error means "re-check"; `Err` means the call is not available here
+/// (`ENOSYS` on older kernels, `EPERM` under a seccomp filter).
+#[cfg(all(feature = "tokio", not(loom)))]
+pub(crate) fn futex_waitv(futexes: &[WaitOn<'_>], timeout: Option<Duration>) -> io::Result<()> {
+    /// `struct futex_waitv` of `<linux/futex.h>`.
+    #[repr(C)]
+    struct FutexWaitv {
+        val: u64,
+        uaddr: u64,
+        flags: u32,
+        reserved: u32,
+    }
+    const FUTEX2_SIZE_U32: u32 = 0x02;
+    let waiters: Vec<FutexWaitv> = futexes
+        .iter()
+        .map(|f| FutexWaitv {
+            val: u64::from(f.expected),
+            uaddr: f.word.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    // The timeout is absolute, on the monotonic clock.
+    let deadline = timeout.map(|t| {
+        let at = Duration::from_nanos(monotonic_ns()).saturating_add(t);
+        libc::timespec {
+            tv_sec: at.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: at.subsec_nanos() as libc::c_long,
+        }
+    });
+    let deadline_ptr = deadline
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `waiters` is a live array of `waiters.len()` kernel `futex_waitv` structs, each
+    // naming an aligned u32 that the caller's borrows keep mapped for the whole call; the
+    // timespec pointer is null or points to a live local. The kernel only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0u32,
+            deadline_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if rc >= 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::ETIMEDOUT) | Some(libc::EINTR) => Ok(()),
+        _ => Err(err),
+    }
+}
+
 fn ofd_lock_request(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<libc::flock> {
     // SAFETY: flock is a plain C struct for which all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };

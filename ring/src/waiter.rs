@@ -1,0 +1,319 @@
+//! Waiting without a thread per ring: the futex words of every ring that an async task waits
+//! on are watched by one thread per process (a pool of them past 127 words), which wakes the
+//! task when its peer wakes the word.
+//!
+//! # Why a watcher thread
+//!
+//! A side waits on a futex word in the ring file, which epoll cannot watch; an eventfd would
+//! have to be passed to the peer (an unrelated process) and every peer, blocking ones
+//! included, would have to learn to signal it; polling with back-off either burns CPU or
+//! wakes late. A thread that sleeps on many futex words at once (`futex_waitv`, Linux 5.16)
+//! needs nothing from the peer: a blocking producer's ordinary wake-up of the consumer's word
+//! wakes the watcher, which wakes the task. It costs one sleeping thread per process,
+//! whatever the number of rings, and no CPU while nothing happens.
+//!
+//! # Why no wake-up is lost
+//!
+//! A task announces its sleep exactly as a blocking side does (see `wait`): it sets its
+//! sleeping word to 1, issues a `SeqCst` fence, re-checks the ring, and only then registers
+//! the word here. The watcher sleeps on the word with expected value 1. A peer that publishes
+//! after the re-check sees the 1 (the fence pair), swaps it to 0 and wakes the futex: if the
+//! watcher is asleep on it, the wake-up wakes it; if it is not asleep yet, the kernel finds
+//! the word is no longer 1 when the watcher gets there and returns at once. Either way the
+//! watcher then sees a word that is not 1 and fires the task. New registrations ring a
+//! process-private "bell" futex that the watcher also sleeps on, read before it collects
+//! them, so a registration made while it goes to sleep wakes it too.
+//!
+//! Every registration is also fired after [`IDLE_CHECK`] at most, so that a waiting consumer
+//! notices a producer that died (as blocking waits do).
+//!
+//! # Without `futex_waitv`
+//!
+//! On older kernels (or under a seccomp filter that forbids the call) the watcher cannot
+//! sleep on many words: it then checks every registered word each time it wakes, sleeping on
+//! its bell in between for 50 µs, doubling up to 1 ms while nothing fires. Waiting still
+//! costs almost no CPU and every wait still ends, at the price of up to a millisecond of
+//! latency per wake-up.
+
+use crate::ring::Shared;
+use crate::sys::{self, WaitOn};
+use crate::wait::IDLE_CHECK;
+use crate::{Error, Result};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Words one watcher thread sleeps on, besides its bell (`futex_waitv` takes 128 at most).
+const WORDS_PER_WATCHER: usize = 127;
+
+/// First and longest sleep of a watcher that cannot use `futex_waitv`.
+const FIRST_NAP: Duration = Duration::from_micros(50);
+const LONGEST_NAP: Duration = Duration::from_millis(1);
+
+/// Which sleeping word of a ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The consumer's: it waits for data.
+    Consumer,
+    /// The producer's: it waits for space.
+    Producer,
+}
+
+/// One task's wait on one sleeping word, shared by the task and the watcher.
+pub(crate) struct Registration {
+    /// Keeps the mapping (and so the word) alive while the watcher sleeps on it.
+    shared: Arc<Shared>,
+    side: Side,
+    /// Set by the watcher (Release) when the task should look again.
+    fired: AtomicBool,
+    /// Set by the task when it no longer waits: the watcher drops the registration.
+    cancelled: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+    /// When it was registered: it is fired [`IDLE_CHECK`] after at the latest.
+    since: Instant,
+    watcher: Arc<Watcher>,
+}
+
+impl Registration {
+    fn word(&self) -> &AtomicU32 {
+        sleeping_word(&self.shared, self.side)
+    }
+
+    /// Tells the task to look again.
+    fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        let waker = lock(&self.waker).take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The sleeping word of `side` in `shared`'s ring.
+pub(crate) fn sleeping_word(shared: &Shared, side: Side) -> &AtomicU32 {
+    let control = shared.region.control();
+    match side {
+        Side::Consumer => &control.consumer_sleeping,
+        Side::Producer => &control.producer_sleeping,
+    }
+}
+
+/// A task's side of an async wait: at most one registration at a time. Kept in the
+/// `Producer` or `Consumer` (not in a future), so that a future dropped mid-wait leaves
+/// nothing behind that the next one cannot take over.
+#[derive(Default)]
+pub(crate) struct AsyncWait {
+    registration: Option<Arc<Registration>>,
+}
+
+impl AsyncWait {
+    /// Sleeps (as a task) until the word of `side` is woken, or [`IDLE_CHECK`] passes.
+    /// `ready` re-checks the condition waited for once the sleep is announced: if it holds,
+    /// its value is returned and no sleep happens. `Ready(Ok(None))`: woken, look again (and
+    /// do the idle duty if it is due).
+    pub(crate) fn poll<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Arc<Shared>,
+        side: Side,
+        ready: impl FnOnce() -> Result<Option<T>>,
+    ) -> Poll<Result<Option<T>>> {
+        if let Some(registration) = &self.registration {
+            if !registration.fired.load(Ordering::Acquire) {
+                *lock(&registration.waker) = Some(cx.waker().clone());
+                // Fired between the check and the store (the watcher took no waker): look now.
+                if !registration.fired.load(Ordering::Acquire) {
+                    return Poll::Pending;
+                }
+            }
+            self.registration = None;
+            // Awake: stop announcing a sleep (as a blocking sleeper does after its futex wait).
+            sleeping_word(shared, side).store(0, Ordering::Relaxed);
+            return Poll::Ready(Ok(None));
+        }
+        let word = sleeping_word(shared, side);
+        // Announce, fence, re-check: the protocol of `wait::park` (see the docs of `wait`).
+        // A read-modify-write for the reason given there.
+        word.swap(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        match ready() {
+            Ok(None) => {}
+            found => {
+                word.store(0, Ordering::Relaxed);
+                return Poll::Ready(found);
+            }
+        }
+        match register(shared, side, cx.waker().clone()) {
+            Ok(registration) => {
+                self.registration = Some(registration);
+                Poll::Pending
+            }
+            Err(e) => {
+                word.store(0, Ordering::Relaxed);
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+
+    /// Gives up the wait (the side found what it waited for, or is dropped).
+    pub(crate) fn cancel(&mut self) {
+        if let Some(registration) = self.registration.take() {
+            registration.cancelled.store(true, Ordering::Release);
+            registration.watcher.ring();
+        }
+    }
+}
+
+impl Drop for AsyncWait {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+/// One watcher thread and what it is asked to watch.
+struct Watcher {
+    /// Registrations not yet taken over by the thread.
+    pending: Mutex<Vec<Arc<Registration>>>,
+    /// Registrations the thread owns or will own; at most [`WORDS_PER_WATCHER`].
+    load: Mutex<usize>,
+    /// Rung (incremented, then woken) for every new registration and cancellation. Woken
+    /// and waited on as a shared futex, as the ring words are (`sys` has only the shared
+    /// operations): a private wait would never see a shared wake.
+    bell: AtomicU32,
+}
+
+impl Watcher {
+    fn ring(&self) {
+        self.bell.fetch_add(1, Ordering::Release);
+        // A failure leaves the watcher to notice at its next wake-up (within IDLE_CHECK).
+        let _ = sys::futex_wake(&self.bell);
+    }
+
+    /// The thread: sleeps on its bell and every registered word, fires what was woken.
+    fn run(self: Arc<Watcher>) {
+        let mut owned: Vec<Arc<Registration>> = Vec::new();
+        let mut waitv = true;
+        let mut nap = FIRST_NAP;
+        loop {
+            // The bell's value before collecting: a registration pushed after this read
+            // changes it, so the sleep below returns at once.
+            let bell = self.bell.load(Ordering::Acquire);
+            owned.append(&mut lock(&self.pending));
+            let now = Instant::now();
+            let before = owned.len();
+            let mut fired = false;
+            owned.retain(|r| {
+                if r.cancelled.load(Ordering::Acquire) {
+                    return false;
+                }
+                // Relaxed: the word's value is only a hint to look; the task re-checks the
+                // ring itself (with the fence of its next announcement).
+                if r.word().load(Ordering::Relaxed) != 1
+                    || now.duration_since(r.since) >= IDLE_CHECK
+                {
+                    r.fire();
+                    fired = true;
+                    return false;
+                }
+                true
+            });
+            if owned.len() != before {
+                *lock(&self.load) -= before - owned.len();
+            }
+            let timeout = owned
+                .iter()
+                .map(|r| (r.since + IDLE_CHECK).saturating_duration_since(now))
+                .min();
+            if waitv {
+                let mut futexes = Vec::with_capacity(owned.len() + 1);
+                futexes.push(WaitOn {
+                    word: &self.bell,
+                    expected: bell,
+                });
+                futexes.extend(owned.iter().map(|r| WaitOn {
+                    word: r.word(),
+                    expected: 1,
+                }));
+                if sys::futex_waitv(&futexes, timeout).is_ok() {
+                    continue;
+                }
+                waitv = false;
+            }
+            // Without futex_waitv: sleep on the bell alone, in short naps while words are
+            // registered, and look at every word after each.
+            nap = if fired {
+                FIRST_NAP
+            } else {
+                (nap * 2).min(LONGEST_NAP)
+            };
+            let sleep = if owned.is_empty() {
+                None
+            } else {
+                Some(timeout.map_or(nap, |t| t.min(nap)))
+            };
+            if sys::futex_wait(&self.bell, bell, sleep).is_err() {
+                std::thread::sleep(sleep.unwrap_or(LONGEST_NAP));
+            }
+        }
+    }
+}
+
+/// The process's watcher threads.
+static WATCHERS: OnceLock<Mutex<Vec<Arc<Watcher>>>> = OnceLock::new();
+
+/// Asks a watcher to fire `waker` when the word of `side` is woken (or after
+/// [`IDLE_CHECK`]).
+fn register(shared: &Arc<Shared>, side: Side, waker: Waker) -> Result<Arc<Registration>> {
+    let watcher = {
+        let mut watchers = lock(WATCHERS.get_or_init(Default::default));
+        let found = watchers.iter().find(|w| {
+            let mut load = lock(&w.load);
+            if *load < WORDS_PER_WATCHER {
+                *load += 1;
+                true
+            } else {
+                false
+            }
+        });
+        match found {
+            Some(watcher) => Arc::clone(watcher),
+            None => {
+                let watcher = Arc::new(Watcher {
+                    pending: Mutex::new(Vec::new()),
+                    load: Mutex::new(1),
+                    bell: AtomicU32::new(0),
+                });
+                let thread = Arc::clone(&watcher);
+                std::thread::Builder::new()
+                    .name("ringfile-watcher".into())
+                    .spawn(move || thread.run())
+                    .map_err(|error| Error::Io {
+                        path: shared.name.clone(),
+                        op: "start the thread that watches rings for async waits",
+                        error,
+                    })?;
+                watchers.push(Arc::clone(&watcher));
+                watcher
+            }
+        }
+    };
+    let registration = Arc::new(Registration {
+        shared: Arc::clone(shared),
+        side,
+        fired: AtomicBool::new(false),
+        cancelled: AtomicBool::new(false),
+        waker: Mutex::new(Some(waker)),
+        since: Instant::now(),
+        watcher: Arc::clone(&watcher),
+    });
+    lock(&watcher.pending).push(Arc::clone(&registration));
+    watcher.ring();
+    Ok(registration)
+}
+
+/// Locks a mutex, whether or not a thread panicked holding it (what it guards stays valid:
+/// every critical section here is a single push, take or count update).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
