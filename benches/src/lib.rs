@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod awaiting;
 pub mod floor;
 pub mod inprocess;
 pub mod latency;
@@ -356,6 +357,10 @@ pub fn child_main() -> bool {
     let parts: Vec<&str> = spec.split('|').collect();
     if parts[0].starts_with("latency-") {
         latency::child(&parts);
+        return true;
+    }
+    if parts[0] == "await-send" {
+        awaiting::child(&parts);
         return true;
     }
     let transport = Transport::from_tag(parts[0]).expect("known transport");

@@ -12,6 +12,7 @@
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
 
+use benches::awaiting::{self, idle_cpu_percent, steady_latency, Receiving};
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
 use benches::{cross_process, median, Measured, Stop, Transport};
@@ -237,6 +238,48 @@ fn run(s: &Settings) -> String {
                 h.value_at_quantile(0.99),
             ));
         }
+    }
+
+    // Async against blocking.
+    writeln!(
+        md,
+        "\n### Async receive against blocking, cross-process\n\n\
+         The sender (another process) uses the blocking API. Throughput: 64-byte messages as \
+         fast as they go. Latency: one way, send stamp to receipt, 64-byte messages at a \
+         steady 10 000/s (the receiver sleeps between them, so this is the wake-up path). \
+         Idle: CPU used by the whole receiving process (the async watcher thread included) \
+         while it waits on a silent ring.\n"
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "| receiver | 64 B throughput | latency p50 | p99 | p99.9 | idle CPU |"
+    )
+    .unwrap();
+    writeln!(md, "|---|---:|---:|---:|---:|---:|").unwrap();
+    let steady = if s.latency_iters >= 100_000 {
+        20_000
+    } else {
+        5_000
+    };
+    for r in Receiving::ALL {
+        eprintln!("async {}", r.name());
+        let m = median(s.runs, || awaiting::throughput(r, 64, s.budget));
+        let h = steady_latency(r, Duration::from_micros(100), steady);
+        let idle = idle_cpu_percent(
+            r,
+            Duration::from_millis(if s.runs > 3 { 2000 } else { 500 }),
+        );
+        writeln!(
+            md,
+            "| {} | {} msg/s | {} ns | {} ns | {} ns | {idle:.2}% |",
+            r.name(),
+            fmt_rate(m.rate()),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+        )
+        .unwrap();
     }
 
     // Ring size.
