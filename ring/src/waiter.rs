@@ -259,14 +259,21 @@ impl Watcher {
     }
 }
 
-/// The process's watcher threads.
-static WATCHERS: OnceLock<Mutex<Vec<Arc<Watcher>>>> = OnceLock::new();
+/// The process's watcher threads, and the pid of the process that started them: a child
+/// created by `fork` inherits the list but not the threads, and must start its own.
+static WATCHERS: OnceLock<Mutex<(u32, Vec<Arc<Watcher>>)>> = OnceLock::new();
 
 /// Asks a watcher to fire `waker` when the word of `side` is woken (or after
 /// [`IDLE_CHECK`]).
 fn register(shared: &Arc<Shared>, side: Side, waker: Waker) -> Result<Arc<Registration>> {
     let watcher = {
-        let mut watchers = lock(WATCHERS.get_or_init(Default::default));
+        let mut guard = lock(WATCHERS.get_or_init(Default::default));
+        let (pid, watchers) = &mut *guard;
+        if *pid != std::process::id() {
+            // Forked since (or the first registration): the listed threads are not ours.
+            *pid = std::process::id();
+            watchers.clear();
+        }
         let found = watchers.iter().find(|w| {
             let mut load = lock(&w.load);
             if *load < WORDS_PER_WATCHER {
