@@ -18,6 +18,7 @@ fn cross(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         for t in [
             Transport::Ringfile,
+            Transport::RingfilePerMessage,
             Transport::Floor,
             Transport::Pipe,
             Transport::UnixStream,

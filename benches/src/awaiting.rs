@@ -4,7 +4,7 @@
 //! receiver goes to sleep between messages, so the wake-up path is what is measured), and
 //! the CPU an idle receiver uses.
 
-use crate::{pin, Measured, CHILD_ENV};
+use crate::{pin, End, Measured, CHILD_ENV};
 use hdrhistogram::Histogram;
 use ringfile::Ring;
 use std::io::{BufRead, BufReader};
@@ -72,7 +72,7 @@ pub(crate) fn child(parts: &[&str]) {
     let size: usize = parts[2].parse().unwrap();
     let ns: u64 = parts[4].parse().unwrap();
     let count: u64 = parts[5].parse().unwrap();
-    pin(1);
+    pin(End::Receiver);
     let mut producer = Ring::open(&path).unwrap().producer().unwrap();
     let mut msg = vec![0x5au8; size.max(8)];
     println!("ready");
@@ -136,7 +136,7 @@ pub fn throughput(receiving: Receiving, size: usize, budget: Duration) -> Measur
     let path = ring_path("flat");
     let _ = std::fs::remove_file(&path);
     let ring = Ring::create(&path, 1 << 20).unwrap();
-    pin(0);
+    pin(End::Sender);
     let mut consumer = ring.consumer().unwrap();
     let mut child = spawn_sender(&path, size, &Sending::Flat(budget));
     let (mut messages, mut bytes, mut first) = (0u64, 0u64, None);
@@ -160,7 +160,7 @@ pub fn steady_latency(receiving: Receiving, interval: Duration, count: u64) -> H
     let path = ring_path("steady");
     let _ = std::fs::remove_file(&path);
     let ring = Ring::create(&path, 1 << 20).unwrap();
-    pin(0);
+    pin(End::Sender);
     let mut consumer = ring.consumer().unwrap();
     let mut child = spawn_sender(&path, 64, &Sending::Steady { interval, count });
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
@@ -180,7 +180,7 @@ pub fn idle_cpu_percent(receiving: Receiving, span: Duration) -> f64 {
     let path = ring_path("idle");
     let _ = std::fs::remove_file(&path);
     let ring = Ring::create(&path, 1 << 20).unwrap();
-    pin(0);
+    pin(End::Sender);
     let mut consumer = ring.consumer().unwrap();
     let mut child = spawn_sender(&path, 64, &Sending::Silent(span));
     let (cpu, wall) = (process_cpu(), Instant::now());

@@ -2,7 +2,7 @@
 //! `Vec<u8>` per message, as bytes are usually sent through a channel) and `rtrb` (a byte ring:
 //! each message written and read as a chunk of bytes).
 
-use crate::{pin, ringfile_receive, ringfile_send, Measured, Stop};
+use crate::{pin, ringfile_receive, ringfile_send, End, Measured, Stop};
 use std::time::{Duration, Instant};
 
 /// An in-process queue.
@@ -105,10 +105,10 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
         }
     }
     let send_thread = std::thread::spawn(move || {
-        pin(0);
+        pin(End::Sender);
         sender()
     });
-    pin(1);
+    pin(End::Receiver);
     let (n, first) = receiver();
     let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
     send_thread.join().unwrap();

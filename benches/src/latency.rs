@@ -2,7 +2,7 @@
 //! compared with — one cache line bounced between the processes (busy-spin), and a bare futex
 //! wake-up round trip (sleeping).
 
-use crate::{pin, CHILD_ENV};
+use crate::{pin, End, CHILD_ENV};
 use hdrhistogram::Histogram;
 use ringfile::{Ring, WaitStrategy};
 use std::io::{BufRead, BufReader};
@@ -149,7 +149,7 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
         assert_eq!(line.trim(), "ready");
         child
     };
-    pin(0);
+    pin(End::Sender);
     let total = WARMUP + iters;
     match kind {
         PingPong::RingfileSpin | PingPong::RingfilePark => {
@@ -218,7 +218,7 @@ pub(crate) fn child(parts: &[&str]) {
         .unwrap();
     let iters: u64 = parts[2].parse().unwrap();
     let (a, b) = (PathBuf::from(parts[3]), PathBuf::from(parts[4]));
-    pin(1);
+    pin(End::Receiver);
     let total = WARMUP + iters;
     match kind {
         PingPong::RingfileSpin | PingPong::RingfilePark => {

@@ -20,15 +20,63 @@ pub mod latency;
 /// Environment variable that makes the program the receiving side of a run.
 pub const CHILD_ENV: &str = "RINGFILE_BENCH_CHILD";
 
-/// Pins the calling thread to `core` (modulo the online cores).
-pub fn pin(core: usize) {
+/// Environment variable naming the two cores the benchmarks pin to, `SENDER,RECEIVER`
+/// (default `0,1`); `report --cores A,B` sets it for its own runs.
+pub const CORES_ENV: &str = "RINGFILE_BENCH_CORES";
+
+/// Which end of a measurement a thread is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The sending thread or process.
+    Sender,
+    /// The receiving (or echoing) thread or process.
+    Receiver,
+}
+
+/// The cores the sender and the receiver are pinned to: [`CORES_ENV`], else 0 and 1.
+/// Panics with a clear message on a malformed value (a benchmark's set-up error).
+pub fn cores() -> (usize, usize) {
+    let Ok(text) = std::env::var(CORES_ENV) else {
+        return (0, 1);
+    };
+    cores_from(&text).unwrap_or_else(|| {
+        panic!("{CORES_ENV}={text}: expected two core numbers, SENDER,RECEIVER (e.g. 0,1)")
+    })
+}
+
+/// Parses `A,B`.
+pub fn cores_from(text: &str) -> Option<(usize, usize)> {
+    let (a, b) = text.split_once(',')?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// Whether two cores are hardware threads of one physical core (from sysfs; `None` if it
+/// does not say).
+pub fn share_a_physical_core(a: usize, b: usize) -> Option<bool> {
+    let id = |cpu: usize| -> Option<(String, String)> {
+        let dir = format!("/sys/devices/system/cpu/cpu{cpu}/topology");
+        Some((
+            std::fs::read_to_string(format!("{dir}/physical_package_id")).ok()?,
+            std::fs::read_to_string(format!("{dir}/core_id")).ok()?,
+        ))
+    };
+    Some(id(a)? == id(b)?)
+}
+
+/// Pins the calling thread to the core of `end` (see [`cores`]; modulo the online cores).
+pub fn pin(end: End) {
+    let (sender, receiver) = cores();
+    let core = match end {
+        End::Sender => sender,
+        End::Receiver => receiver,
+    };
     // Not `available_parallelism`: it honours this thread's (already narrowed) affinity.
     // SAFETY: sysconf has no preconditions.
-    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
     // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core % cores, &mut set);
+        libc::CPU_SET(core % online, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }
@@ -36,8 +84,12 @@ pub fn pin(core: usize) {
 /// A way to move messages from one process to another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
-    /// ringfile, ring file in /dev/shm, batches of 64 on both sides.
+    /// ringfile, ring file in /dev/shm, batches of 64 on both sides (`batch().send`,
+    /// `recv_batch`): one publish and one release per 64 messages.
     Ringfile,
+    /// ringfile, the plain API: one `send` and one `recv` per message, each published and
+    /// released alone.
+    RingfilePerMessage,
     /// ringfile, ring file on a disk path (the target directory).
     RingfileDisk,
     /// A bare SPSC byte ring over a /dev/shm mapping: no framing, no checks, no API.
@@ -56,8 +108,9 @@ pub enum Transport {
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 8] = [
+    pub const ALL: [Transport; 9] = [
         Transport::Ringfile,
+        Transport::RingfilePerMessage,
         Transport::RingfileDisk,
         Transport::Floor,
         Transport::Pipe,
@@ -70,7 +123,8 @@ impl Transport {
     /// Short name for tables.
     pub fn name(self) -> &'static str {
         match self {
-            Transport::Ringfile => "ringfile",
+            Transport::Ringfile => "ringfile, batched",
+            Transport::RingfilePerMessage => "ringfile, per message",
             Transport::RingfileDisk => "ringfile (disk file)",
             Transport::Floor => "floor (bare ring)",
             Transport::Pipe => "pipe",
@@ -85,6 +139,7 @@ impl Transport {
     pub fn tag(self) -> &'static str {
         match self {
             Transport::Ringfile => "ringfile",
+            Transport::RingfilePerMessage => "ringfile-each",
             Transport::RingfileDisk => "ringfile-disk",
             Transport::Floor => "floor",
             Transport::Pipe => "pipe",
@@ -286,7 +341,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
     let path = ring_path(transport, &format!("{size}-{capacity}"));
     let _ = std::fs::remove_file(&path);
     let spec = format!("{}|{size}|{capacity}|{}", transport.tag(), path.display());
-    pin(0);
+    pin(End::Sender);
     let msg = vec![0x5au8; size];
     let mut sent = 0u64;
     let start = Instant::now();
@@ -297,6 +352,18 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             let rx = Receiver::spawn(&spec, None);
             let mut producer = ring.producer().unwrap();
             ringfile_send(&mut producer, &msg, stop);
+            producer.close().unwrap();
+            rx.finish()
+        }
+        Transport::RingfilePerMessage => {
+            let ring = ringfile::Ring::create(&path, capacity).expect("create ring");
+            let rx = Receiver::spawn(&spec, None);
+            let mut producer = ring.producer().unwrap();
+            producer.set_wait_strategy(ringfile::WaitStrategy::Spin);
+            while more(sent) {
+                producer.send(&msg).unwrap();
+                sent += 1;
+            }
             producer.close().unwrap();
             rx.finish()
         }
@@ -366,7 +433,7 @@ pub fn child_main() -> bool {
     let transport = Transport::from_tag(parts[0]).expect("known transport");
     let size: usize = parts[1].parse().unwrap();
     let path = PathBuf::from(parts[3]);
-    pin(1);
+    pin(End::Receiver);
     let mut messages = 0u64;
     let mut touched = 0u64;
     let mut first: Option<Instant> = None;
@@ -377,6 +444,17 @@ pub fn child_main() -> bool {
             let mut consumer = ring.consumer().unwrap();
             ready();
             (messages, first) = ringfile_receive(&mut consumer);
+        }
+        Transport::RingfilePerMessage => {
+            let ring = ringfile::Ring::open(&path).unwrap();
+            let mut consumer = ring.consumer().unwrap();
+            consumer.set_wait_strategy(ringfile::WaitStrategy::Spin);
+            ready();
+            while let Some(msg) = consumer.recv().unwrap() {
+                first.get_or_insert_with(Instant::now);
+                std::hint::black_box(msg[0]);
+                messages += 1;
+            }
         }
         Transport::Floor => {
             let ring = floor::FloorRing::open(&path);

@@ -9,6 +9,8 @@
 //! Writes `report.md` and `throughput.svg` under `target/bench-report/` (or `--out DIR`), so
 //! a run never changes the repository; `--update` writes the committed `benches/report/`
 //! instead, which README quotes.
+//! `--cores A,B` pins the sender to core A and the receiver to core B (default 0,1; the
+//! criterion benches read the same from `RINGFILE_BENCH_CORES=A,B`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
 
@@ -56,6 +58,18 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    if let Some(i) = args.iter().position(|a| a == "--cores") {
+        let Some(cores) = args.get(i + 1) else {
+            eprintln!("report: --cores takes two core numbers, SENDER,RECEIVER (e.g. 2,3)");
+            std::process::exit(2);
+        };
+        if benches::cores_from(cores).is_none() {
+            eprintln!("report: --cores {cores}: expected two core numbers, SENDER,RECEIVER");
+            std::process::exit(2);
+        }
+        // Read by every pinning call here and in the child processes, which inherit it.
+        std::env::set_var(benches::CORES_ENV, cores);
+    }
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let (Some(t), Some(size)) = (
             args.get(i + 1).and_then(|t| Transport::from_tag(t)),
@@ -120,10 +134,17 @@ fn run(s: &Settings) -> String {
         .unwrap_or_default();
     // SAFETY: sysconf has no preconditions.
     let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let (sender, receiver) = benches::cores();
+    let sharing = match benches::share_a_physical_core(sender, receiver) {
+        Some(true) => "hardware threads of one physical core",
+        Some(false) => "separate physical cores",
+        None => "physical cores unknown",
+    };
     writeln!(
         md,
-        "Measured {date} on {} ({cores} cores), sender pinned to core 0, receiver to core 1, \
-         busy-spin waiting, median of {} runs of {} ms; rings of {} MiB.\n",
+        "Measured {date} on {} ({cores} cores), sender pinned to core {sender}, receiver to \
+         core {receiver} ({sharing}; `--cores A,B` to choose), busy-spin waiting, median of {} \
+         runs of {} ms; rings of {} MiB.\n",
         cpu_model(),
         s.runs,
         s.budget.as_millis(),
@@ -346,6 +367,27 @@ fn run(s: &Settings) -> String {
             .unwrap();
         }
     }
+    let each = find(Transport::RingfilePerMessage);
+    let ratios = |of: &[Measured], to: &[Measured]| -> Vec<String> {
+        of.iter()
+            .zip(to)
+            .map(|(a, b)| format!("{:.2}", a.rate() / b.rate()))
+            .collect()
+    };
+    writeln!(
+        md,
+        "- batched ÷ floor at {}: {} (target ≥ 0.85 at every size)",
+        SIZES.map(|s| format!("{s} B")).join(" / "),
+        ratios(shm, floor).join(" / ")
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "- per message (`send`/`recv`) ÷ batched at {}: {} (target ≥ 0.5 at 8 and 64 B)",
+        SIZES.map(|s| format!("{s} B")).join(" / "),
+        ratios(each, shm).join(" / ")
+    )
+    .unwrap();
     let p50 = |k: PingPong, size: usize| {
         lat.iter()
             .find(|(kind, s, _, _)| *kind == k && *s == size)
