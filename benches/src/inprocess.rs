@@ -41,7 +41,7 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
             let mut producer = ring.producer().unwrap();
             let mut consumer = ring.consumer().unwrap();
             sender = Box::new(move || {
-                ringfile_send(&mut producer, &msg, stop);
+                let _ = ringfile_send(&mut producer, &msg, stop);
                 producer.close().unwrap();
             });
             receiver = Box::new(move || ringfile_receive(&mut consumer));

@@ -2,11 +2,11 @@
 //! compared with — one cache line bounced between the processes (busy-spin), and a bare futex
 //! wake-up round trip (sleeping).
 
-use crate::{pin, End, CHILD_ENV};
+use crate::{peers, pin, End, CHILD_ENV};
 use hdrhistogram::Histogram;
 use ringfile::{Ring, WaitStrategy};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -22,15 +22,21 @@ pub enum PingPong {
     CacheLine,
     /// A futex word each, wake and sleep in turn: the sleeping floor.
     Futex,
+    /// iceoryx2 publish-subscribe (lossless, see `peers`), both sides busy-polling.
+    Iceoryx2,
+    /// ipc-channel byte channels (Unix sockets: the receiver sleeps in the kernel).
+    IpcChannel,
 }
 
 impl PingPong {
     /// All of them.
-    pub const ALL: [PingPong; 4] = [
+    pub const ALL: [PingPong; 6] = [
         PingPong::RingfileSpin,
         PingPong::RingfilePark,
         PingPong::CacheLine,
         PingPong::Futex,
+        PingPong::Iceoryx2,
+        PingPong::IpcChannel,
     ];
 
     /// Name for tables.
@@ -40,6 +46,8 @@ impl PingPong {
             PingPong::RingfilePark => "ringfile, park (futex)",
             PingPong::CacheLine => "floor: cache line, spin",
             PingPong::Futex => "floor: bare futex wake-up",
+            PingPong::Iceoryx2 => "iceoryx2, spin (busy-poll)",
+            PingPong::IpcChannel => "ipc-channel (sleeps)",
         }
     }
 
@@ -57,6 +65,8 @@ impl PingPong {
             PingPong::RingfilePark => "latency-park",
             PingPong::CacheLine => "latency-line",
             PingPong::Futex => "latency-futex",
+            PingPong::Iceoryx2 => "latency-iceoryx2",
+            PingPong::IpcChannel => "latency-ipc-channel",
         }
     }
 }
@@ -120,6 +130,17 @@ impl Words {
 
 const WARMUP: u64 = 2_000;
 
+/// The two iceoryx2 services of a round trip whose rings would be at `a` and `b`.
+fn iceoryx2_services(a: &Path, b: &Path) -> (String, String) {
+    let name = |p: &Path| {
+        format!(
+            "ringfile-bench/{}",
+            p.file_name().unwrap().to_string_lossy()
+        )
+    };
+    (name(a), name(b))
+}
+
 /// Measures `iters` round trips of `size`-byte messages; returns ns per round trip.
 pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
     let id = format!("{}-{size}-{}", kind.tag(), std::process::id());
@@ -128,16 +149,12 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
     let _ = std::fs::remove_file(&a);
     let _ = std::fs::remove_file(&b);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
-    let spawn = || {
+    // `first`: the first path, or what stands in for it (ipc-channel's server name).
+    let spawn_with = |first: String| {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .env(
                 CHILD_ENV,
-                format!(
-                    "{}|{size}|{iters}|{}|{}",
-                    kind.tag(),
-                    a.display(),
-                    b.display()
-                ),
+                format!("{}|{size}|{iters}|{first}|{}", kind.tag(), b.display()),
             )
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
@@ -149,6 +166,7 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
         assert_eq!(line.trim(), "ready");
         child
     };
+    let spawn = || spawn_with(a.display().to_string());
     pin(End::Sender);
     let total = WARMUP + iters;
     match kind {
@@ -174,6 +192,49 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
                 }
             }
             tx.close().unwrap();
+            child.wait().unwrap();
+        }
+        PingPong::Iceoryx2 => {
+            let node = peers::Iceoryx2::node();
+            let (ping_name, pong_name) = iceoryx2_services(&a, &b);
+            let ping = node.publisher(&ping_name, size, 1, true);
+            let pong = node.subscriber(&pong_name, 1, true);
+            let mut child = spawn();
+            let mut msg = vec![1u8; size];
+            for i in 0..total {
+                msg[..8].copy_from_slice(&i.to_le_bytes());
+                let t = Instant::now();
+                peers::iceoryx2_publish(&ping, &msg);
+                let back =
+                    peers::iceoryx2_take(&pong, |m| u64::from_le_bytes(m[..8].try_into().unwrap()));
+                let ns = t.elapsed().as_nanos() as u64;
+                assert_eq!(back, i, "lost or reordered");
+                if i >= WARMUP {
+                    hist.saturating_record(ns.max(1));
+                }
+            }
+            peers::iceoryx2_publish(&ping, &[]);
+            child.wait().unwrap();
+        }
+        PingPong::IpcChannel => {
+            let server = peers::IpcChannelServer::new();
+            let mut child = spawn_with(server.name.clone());
+            let (ping, give_back) = server.accept();
+            let (pong_tx, pong) = ipc_channel::ipc::bytes_channel().unwrap();
+            give_back.send(pong_tx).unwrap();
+            let mut msg = vec![1u8; size];
+            for i in 0..total {
+                msg[..8].copy_from_slice(&i.to_le_bytes());
+                let t = Instant::now();
+                ping.send(&msg).unwrap();
+                let back = pong.recv().unwrap();
+                let ns = t.elapsed().as_nanos() as u64;
+                assert_eq!(back[..8], msg[..8], "lost or reordered");
+                if i >= WARMUP {
+                    hist.saturating_record(ns.max(1));
+                }
+            }
+            ping.send(&[]).unwrap();
             child.wait().unwrap();
         }
         PingPong::CacheLine | PingPong::Futex => {
@@ -230,6 +291,36 @@ pub(crate) fn child(parts: &[&str]) {
             println!("ready");
             while let Some(msg) = rx.recv().unwrap() {
                 tx.send(&msg).unwrap();
+            }
+        }
+        PingPong::Iceoryx2 => {
+            let node = peers::Iceoryx2::node();
+            let (ping_name, pong_name) = iceoryx2_services(&a, &b);
+            let ping = node.subscriber(&ping_name, 1, false);
+            let pong = node.publisher(&pong_name, parts[1].parse().unwrap(), 1, false);
+            println!("ready");
+            let mut msg = Vec::new();
+            loop {
+                peers::iceoryx2_take(&ping, |m| {
+                    msg.clear();
+                    msg.extend_from_slice(m);
+                });
+                if msg.is_empty() {
+                    break;
+                }
+                peers::iceoryx2_publish(&pong, &msg);
+            }
+        }
+        PingPong::IpcChannel => {
+            let (ping, back) = peers::ipc_channel_connect(parts[3]);
+            println!("ready");
+            let pong = back.recv().unwrap();
+            loop {
+                let msg = ping.recv().unwrap();
+                if msg.is_empty() {
+                    break;
+                }
+                pong.send(&msg).unwrap();
             }
         }
         PingPong::CacheLine | PingPong::Futex => {

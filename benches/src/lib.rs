@@ -16,6 +16,7 @@ pub mod awaiting;
 pub mod floor;
 pub mod inprocess;
 pub mod latency;
+pub mod peers;
 
 /// Environment variable that makes the program the receiving side of a run.
 pub const CHILD_ENV: &str = "RINGFILE_BENCH_CHILD";
@@ -104,11 +105,15 @@ pub enum Transport {
     SeqPacket,
     /// The `ipmpsc` crate (shared-memory ring with bincode framing).
     Ipmpsc,
+    /// iceoryx2 publish-subscribe, lossless (see [`peers`]).
+    Iceoryx2,
+    /// ipc-channel's `IpcBytesSender` (see [`peers`]).
+    IpcChannel,
 }
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 9] = [
+    pub const ALL: [Transport; 11] = [
         Transport::Ringfile,
         Transport::RingfilePerMessage,
         Transport::RingfileDisk,
@@ -118,6 +123,8 @@ impl Transport {
         Transport::UnixStream,
         Transport::SeqPacket,
         Transport::Ipmpsc,
+        Transport::Iceoryx2,
+        Transport::IpcChannel,
     ];
 
     /// Short name for tables.
@@ -132,6 +139,8 @@ impl Transport {
             Transport::UnixStream => "unix stream",
             Transport::SeqPacket => "unix seqpacket",
             Transport::Ipmpsc => "ipmpsc",
+            Transport::Iceoryx2 => "iceoryx2",
+            Transport::IpcChannel => "ipc-channel",
         }
     }
 
@@ -147,6 +156,8 @@ impl Transport {
             Transport::UnixStream => "unix-stream",
             Transport::SeqPacket => "seqpacket",
             Transport::Ipmpsc => "ipmpsc",
+            Transport::Iceoryx2 => "iceoryx2",
+            Transport::IpcChannel => "ipc-channel",
         }
     }
 
@@ -303,8 +314,8 @@ impl Receiver {
 }
 
 /// The ringfile sending loop every benchmark uses: batches of 64 (one tail store each) until
-/// `stop`, then the end of the stream.
-pub fn ringfile_send(producer: &mut ringfile::Producer, msg: &[u8], stop: Stop) {
+/// `stop`. Returns how many were sent.
+pub fn ringfile_send(producer: &mut ringfile::Producer, msg: &[u8], stop: Stop) -> u64 {
     producer.set_wait_strategy(ringfile::WaitStrategy::Spin);
     let (mut sent, start) = (0u64, Instant::now());
     while stop.more(sent, start) {
@@ -315,6 +326,7 @@ pub fn ringfile_send(producer: &mut ringfile::Producer, msg: &[u8], stop: Stop) 
         drop(batch);
         sent += 64;
     }
+    sent
 }
 
 /// The ringfile receiving loop every benchmark uses: batches until the end of the stream,
@@ -351,7 +363,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             let ring = ringfile::Ring::create(&path, capacity).expect("create ring");
             let rx = Receiver::spawn(&spec, None);
             let mut producer = ring.producer().unwrap();
-            ringfile_send(&mut producer, &msg, stop);
+            sent = ringfile_send(&mut producer, &msg, stop);
             producer.close().unwrap();
             rx.finish()
         }
@@ -410,9 +422,40 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             tx.send(&serde_bytes::Bytes::new(&[])).unwrap(); // end marker
             rx.finish()
         }
+        Transport::Iceoryx2 => {
+            let node = peers::Iceoryx2::node();
+            let buffer = peers::iceoryx2_buffer(size, capacity);
+            let publisher = node.publisher(&iceoryx2_service(&path), size, buffer, true);
+            let rx = Receiver::spawn(&spec, None);
+            sent = peers::iceoryx2_send(&publisher, size, stop);
+            rx.finish()
+        }
+        Transport::IpcChannel => {
+            let server = peers::IpcChannelServer::new();
+            let spec = format!("{}|{size}|{capacity}|{}", transport.tag(), server.name);
+            let rx = Receiver::spawn(&spec, None);
+            let (tx, _) = server.accept();
+            sent = peers::ipc_channel_send(&tx, size, stop);
+            rx.finish()
+        }
     };
     let _ = std::fs::remove_file(&path);
+    // Every message sent arrived (byte-stream transports count whole messages).
+    assert_eq!(
+        measured.messages,
+        sent,
+        "{}: messages lost",
+        transport.name()
+    );
     measured
+}
+
+/// The iceoryx2 service a throughput run at `path` uses.
+fn iceoryx2_service(path: &Path) -> String {
+    format!(
+        "ringfile-bench/{}",
+        path.file_name().unwrap().to_string_lossy()
+    )
 }
 
 /// Runs the receiving side if this process was spawned as one; returns false otherwise.
@@ -501,6 +544,19 @@ pub fn child_main() -> bool {
                 touched += u64::from(buf[0]);
                 messages += 1;
             }
+        }
+        Transport::Iceoryx2 => {
+            let node = peers::Iceoryx2::node();
+            let capacity: u64 = parts[2].parse().unwrap();
+            let buffer = peers::iceoryx2_buffer(size, capacity);
+            let subscriber = node.subscriber(&iceoryx2_service(&path), buffer, false);
+            ready();
+            (messages, first) = peers::iceoryx2_receive(&subscriber, size);
+        }
+        Transport::IpcChannel => {
+            let (rx, _) = peers::ipc_channel_connect(parts[3]);
+            ready();
+            (messages, first) = peers::ipc_channel_receive(&rx, size);
         }
         Transport::Ipmpsc => {
             let buffer = ipmpsc::SharedRingBuffer::open(path.to_str().unwrap()).unwrap();
