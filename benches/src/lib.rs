@@ -17,6 +17,7 @@ pub mod floor;
 pub mod inprocess;
 pub mod latency;
 pub mod peers;
+pub mod programs;
 
 /// Environment variable that makes the program the receiving side of a run.
 pub const CHILD_ENV: &str = "RINGFILE_BENCH_CHILD";

@@ -174,9 +174,17 @@ impl Checks {
 }
 
 /// Why reading a batch stopped before its end.
+/// The most of the ring one batch reads before releasing it, as a fraction (1/N): a batch
+/// that covered the whole ring (large messages, a full ring) would keep the producer waiting
+/// until it was all read, and the two sides would take turns instead of overlapping.
+const BATCH_RING_PART: u64 = 4;
+
 enum Stop {
     /// `--count` reached.
     Count,
+    /// The batch has covered [`BATCH_RING_PART`] of the ring: release it, so the producer can
+    /// fill that part again while the rest is read.
+    Pause,
     /// Writing out failed.
     Write(std::io::Error),
     /// A message `--latency` cannot measure.
@@ -229,6 +237,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
     let mut first: Option<Instant> = None;
     let mut last = Instant::now();
     let limit = cli.count.unwrap_or(u64::MAX);
+    let batch_bytes = consumer.capacity() / BATCH_RING_PART;
     let mut producer_failed = false;
     let ended = loop {
         if messages >= limit {
@@ -268,6 +277,9 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
                 if messages >= limit {
                     return Err(Stop::Count);
                 }
+                if bytes - before_b >= batch_bytes {
+                    return Err(Stop::Pause);
+                }
                 first.get_or_insert_with(Instant::now);
                 if let Some(out) = &mut output {
                     out.write(msg).map_err(Stop::Write)?;
@@ -299,7 +311,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
             last = Instant::now();
         }
         match stop {
-            None | Some(Stop::Count) | Some(Stop::Write(_)) => {} // writes: handled above
+            None | Some(Stop::Count) | Some(Stop::Pause) | Some(Stop::Write(_)) => {} // writes: handled above
             Some(Stop::NotGenerated(problem)) => {
                 progress.finish();
                 return Err(anyhow::anyhow!(problem));

@@ -271,6 +271,12 @@ fn stream_id() -> u32 {
 /// per batch. Small enough that a batch is a few microseconds of work.
 const GEN_BATCH: u64 = 128;
 
+/// The most of the ring one batch of generated messages fills, as a fraction (1/N): the
+/// consumer gets the first part of the ring to check while the rest is being filled. A batch
+/// that filled the whole ring would make the two sides take turns instead of overlapping
+/// (large messages in a small ring: 16 of 64 KiB fill 1 MiB).
+const GEN_BATCH_RING_PART: u64 = 8;
+
 fn generate(
     cli: &Cli,
     count: u64,
@@ -281,6 +287,8 @@ fn generate(
     let size = cli.size;
     let stream = stream_id();
     let mut seq = 0u64;
+    let record = 8 + (size as u64).next_multiple_of(8);
+    let batch_len = GEN_BATCH.min((producer.capacity() / GEN_BATCH_RING_PART / record).max(1));
     match cli.rate {
         Some(rate) => {
             let start = Instant::now();
@@ -312,7 +320,7 @@ fn generate(
         }
         None => {
             while seq < count && !signals.requested() {
-                let n = GEN_BATCH.min(count - seq);
+                let n = batch_len.min(count - seq);
                 // Messages of a batch are published together: one send time for all.
                 let now = ringfile::monotonic_ns();
                 let mut batch = producer.batch();

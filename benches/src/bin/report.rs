@@ -261,6 +261,40 @@ fn run(s: &Settings) -> String {
         }
     }
 
+    // The programs.
+    eprintln!("programs 65536 B");
+    let count = if s.runs > 3 { 100_000 } else { 20_000 };
+    let library = shm[SIZES.len() - 1];
+    let mut cli = Vec::new();
+    for _ in 0..s.runs {
+        match benches::programs::gen_verify(65536, CAPACITY, count) {
+            Some(m) => cli.push(m),
+            None => break,
+        }
+    }
+    writeln!(md, "\n### The programs, 64 KiB messages\n").unwrap();
+    if cli.is_empty() {
+        writeln!(
+            md,
+            "Not measured: build the programs first (`cargo build --release`)."
+        )
+        .unwrap();
+    } else {
+        cli.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        let m = cli[cli.len() / 2];
+        writeln!(
+            md,
+            "`producer --gen {count} --size 65536` into `consumer --verify` (every byte of every \
+             message generated and checked; default waiting), {} MiB ring: {:.2} GB/s = {:.2}× \
+             the library's batched 64 KiB figure above, which touches one byte per message \
+             (target ≥ 0.5×).",
+            CAPACITY >> 20,
+            m.gbps(),
+            m.gbps() / library.gbps()
+        )
+        .unwrap();
+    }
+
     // Async against blocking.
     writeln!(
         md,

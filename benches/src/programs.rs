@@ -1,0 +1,72 @@
+//! The `producer` and `consumer` programs themselves: `producer --gen` into `consumer
+//! --verify`, which fills and checks every byte of every message, measured from the
+//! consumer's JSON summary.
+
+use crate::Measured;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Where the programs are: beside this executable (`target/release/`), if they were built.
+fn program(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.join(name);
+    path.is_file().then_some(path)
+}
+
+/// `producer --gen COUNT --size SIZE --capacity CAPACITY` into `consumer --verify`, both with
+/// their default (adaptive) waiting, pinned like the other runs (`taskset` is not needed: the
+/// programs inherit this thread's affinity, so each is pinned to the core of its end).
+/// `None` if the programs are not built (`cargo build --release` builds them).
+pub fn gen_verify(size: usize, capacity: u64, count: u64) -> Option<Measured> {
+    let (producer, consumer) = (program("producer")?, program("consumer")?);
+    let path = PathBuf::from(format!(
+        "/dev/shm/ringfile-bench-cli-{size}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let capacity = format!("{capacity}");
+    // The consumer waits for the producer to create the ring.
+    crate::pin(crate::End::Receiver);
+    let verifier = Command::new(consumer)
+        .args(["--verify", "--quiet", "--json"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the consumer program");
+    crate::pin(crate::End::Sender);
+    let status = Command::new(producer)
+        .args([
+            "--quiet",
+            "--capacity",
+            &capacity,
+            "--gen",
+            &count.to_string(),
+        ])
+        .args(["--size", &size.to_string()])
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run the producer program");
+    assert!(status.success(), "producer --gen failed");
+    let out = verifier.wait_with_output().expect("wait for the consumer");
+    let _ = std::fs::remove_file(&path);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "consumer --verify failed: {stderr}");
+    let summary = stderr.lines().last().unwrap_or_default();
+    let field = |key: &str| -> f64 {
+        let at = summary
+            .find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("no {key} in the consumer's summary: {summary}"));
+        let rest = &summary[at + key.len() + 3..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        rest[..end].trim().parse().unwrap()
+    };
+    assert_eq!(field("errors"), 0.0, "consumer --verify found errors");
+    Some(Measured {
+        messages: field("messages") as u64,
+        bytes: field("bytes") as u64,
+        elapsed: Duration::from_secs_f64(field("seconds")),
+    })
+}
