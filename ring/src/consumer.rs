@@ -62,7 +62,7 @@ pub struct Consumer {
     max_message: u64,
     wait: WaitStrategy,
     /// Messages released so far, counted on from the file's `released_messages` (statistics
-    /// only: see `layout::Progress`).
+    /// only: see `layout::Control::published_messages`).
     messages: u64,
     /// The producer state word (`epoch << 1 | attached`) whose end was already reported:
     /// its death, or the end of its stream. Never reported as died again.
@@ -88,8 +88,7 @@ impl Consumer {
             messages: shared
                 .region
                 .control()
-                .released_head
-                .messages
+                .released_messages
                 .load(Ordering::Relaxed),
             capacity,
             max_message: crate::layout::max_message_len(capacity),
@@ -329,7 +328,6 @@ impl Consumer {
                     .region
                     .control()
                     .published_tail
-                    .position
                     .load(Ordering::Acquire);
                 // Never past what our own producer (if this process has one) has written:
                 // a tail beyond it was forged, and the records there are where our producer
@@ -385,12 +383,11 @@ impl Consumer {
         // Relaxed, before the head: statistics, which a reader that Acquire-loads the head
         // sees at least this new.
         control
-            .released_head
-            .messages
+            .released_messages
             .store(self.messages, Ordering::Relaxed);
         // Release: our reads of every record below `pos` happen before the producer, which
         // Acquire-loads the head, overwrites them.
-        control.released_head.position.store(pos, Ordering::Release);
+        control.released_head.store(pos, Ordering::Release);
         wake_if_sleeping(&self.shared.region, &control.producer_sleeping);
     }
 

@@ -402,9 +402,9 @@ pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
     use crate::sync::Ordering::Acquire;
     let control = region.control();
     let capacity = region.capacity();
-    let head = control.released_head.position.load(Acquire);
-    let tail = control.published_tail.position.load(Acquire);
-    let head_after = control.released_head.position.load(Acquire);
+    let head = control.released_head.load(Acquire);
+    let tail = control.published_tail.load(Acquire);
+    let head_after = control.released_head.load(Acquire);
     let ok = head.is_multiple_of(8)
         && tail.is_multiple_of(8)
         && tail < crate::layout::MAX_POSITION

@@ -22,12 +22,12 @@ pub use crate::layout::{
 pub const PUBLISHED_TAIL_OFFSET: u64 = CONTROL_OFFSET;
 /// File offset of `published_messages` (u64): messages published since the ring was
 /// created (statistics only; FORMAT.md, "Message counters").
-pub const PUBLISHED_MESSAGES_OFFSET: u64 = PUBLISHED_TAIL_OFFSET + 8;
+pub const PUBLISHED_MESSAGES_OFFSET: u64 = CONTROL_OFFSET + 640;
 /// File offset of `released_head` (u64): the start of the first record not yet released.
 pub const RELEASED_HEAD_OFFSET: u64 = CONTROL_OFFSET + 128;
 /// File offset of `released_messages` (u64): messages released since the ring was created
 /// (statistics only).
-pub const RELEASED_MESSAGES_OFFSET: u64 = RELEASED_HEAD_OFFSET + 8;
+pub const RELEASED_MESSAGES_OFFSET: u64 = CONTROL_OFFSET + 768;
 /// File offset of the consumer's futex word (u32): 1 while the consumer waits for data.
 pub const CONSUMER_SLEEPING_OFFSET: u64 = CONTROL_OFFSET + 256;
 /// File offset of the producer's futex word (u32): 1 while the producer waits for space.
@@ -44,7 +44,7 @@ pub const PAYLOAD_ALIGN: usize = RECORD_ALIGN as usize;
 // The offsets above are the layout's, pinned.
 #[cfg(not(loom))]
 const _: () = {
-    use crate::layout::{Control, Progress, Roles};
+    use crate::layout::{Control, Roles};
     use std::mem::offset_of;
     assert!(PUBLISHED_TAIL_OFFSET == CONTROL_OFFSET + offset_of!(Control, published_tail) as u64);
     assert!(RELEASED_HEAD_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_head) as u64);
@@ -56,12 +56,12 @@ const _: () = {
     );
     assert!(ROLES_OFFSET == CONTROL_OFFSET + offset_of!(Control, roles) as u64);
     assert!(
-        PUBLISHED_MESSAGES_OFFSET - PUBLISHED_TAIL_OFFSET == offset_of!(Progress, messages) as u64
+        PUBLISHED_MESSAGES_OFFSET
+            == CONTROL_OFFSET + offset_of!(Control, published_messages) as u64
     );
     assert!(
-        RELEASED_MESSAGES_OFFSET - RELEASED_HEAD_OFFSET == offset_of!(Progress, messages) as u64
+        RELEASED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_messages) as u64
     );
-    assert!(offset_of!(Progress, position) == 0);
     assert!(offset_of!(Roles, producer_pid) == 0);
     assert!(HEADER_SIZE.is_multiple_of(RECORD_ALIGN) && RECORD_HEADER.is_multiple_of(RECORD_ALIGN));
 };

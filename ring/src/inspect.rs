@@ -191,8 +191,8 @@ impl Inspector {
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();
         // Relaxed: statistics (written Relaxed, before the positions they go with).
-        let published_messages = control.published_tail.messages.load(Ordering::Relaxed);
-        let released_messages = control.released_head.messages.load(Ordering::Relaxed);
+        let published_messages = control.published_messages.load(Ordering::Relaxed);
+        let released_messages = control.released_messages.load(Ordering::Relaxed);
         let stream = if producer.live {
             StreamState::Open
         } else if attached {
@@ -273,13 +273,7 @@ impl Inspector {
         };
         let capacity = self.header.capacity;
         let mut buf = Vec::new();
-        let head_now = || {
-            self.region
-                .control()
-                .released_head
-                .position
-                .load(Ordering::Acquire)
-        };
+        let head_now = || self.region.control().released_head.load(Ordering::Acquire);
         let (mut head, tail) = file::positions(&self.region, &self.name)?;
         let mut pos = head;
         let mut retries = 0;

@@ -6,13 +6,15 @@
 //! offset  size  block            contents
 //! ------  ----  ---------------  ---------------------------------------------------------
 //!      0   128  Header           magic, format version, sizes, creation info (written once)
-//!    128   128  tail line        published_tail, published_messages: u64  (producer only)
-//!    256   128  head line        released_head, released_messages: u64    (consumer only)
+//!    128   128  tail line        published_tail: u64       (written by the producer only)
+//!    256   128  head line        released_head: u64        (written by the consumer only)
 //!    384   128  consumer wait    consumer_sleeping: u32    (futex word: consumer waits for data)
 //!    512   128  producer wait    producer_sleeping: u32    (futex word: producer waits for space)
 //!    640   128  roles line       producer_pid, consumer_pid: u32; producer_state: u64;
 //!                                producer_start: u64
-//!    768  3328  (zero)           reserved up to HEADER_SIZE
+//!    768   128  producer stats   published_messages: u64   (statistics, producer only)
+//!    896   128  consumer stats   released_messages: u64    (statistics, consumer only)
+//!   1024  3072  (zero)           reserved up to HEADER_SIZE
 //!   4096     C  data region      records; C = capacity, a power of two
 //! ```
 //!
@@ -161,19 +163,6 @@ pub struct Roles {
 /// The attached bit of [`Roles::producer_state`].
 pub const PRODUCER_ATTACHED: u64 = 1;
 
-/// A position and a count of the messages below it: the line one side writes as it goes.
-#[repr(C)]
-#[derive(Default)]
-pub struct Progress {
-    /// The position (see [`Control`]).
-    pub position: AtomicU64,
-    /// How many messages (DATA records) lie below `position`, counted since the ring was
-    /// created. Statistics for tools only (`ringfile watch`): written Relaxed just before the
-    /// position, never read by the protocol, so a wrong value harms nothing. Rings written
-    /// before the counter existed have 0 here, which is a valid start.
-    pub messages: AtomicU64,
-}
-
 /// The mutable, shared part of the header at [`CONTROL_OFFSET`]: every word a side writes
 /// while running. All-zero bytes are a valid, empty control block.
 #[repr(C)]
@@ -181,16 +170,25 @@ pub struct Progress {
 pub struct Control {
     /// End of the last record the producer has published; records below it are complete.
     /// Written only by the producer (Release), read by the consumer (Acquire).
-    pub published_tail: Line<Progress>,
+    pub published_tail: Line<AtomicU64>,
     /// Start of the first record the consumer has not yet released; bytes below it may be
     /// overwritten. Written only by the consumer (Release), read by the producer (Acquire).
-    pub released_head: Line<Progress>,
+    pub released_head: Line<AtomicU64>,
     /// 1 while the consumer is (about to be) asleep waiting for data, else 0.
     pub consumer_sleeping: Line<AtomicU32>,
     /// 1 while the producer is (about to be) asleep waiting for space, else 0.
     pub producer_sleeping: Line<AtomicU32>,
     /// Role holders.
     pub roles: Line<Roles>,
+    /// Messages (DATA records) published since the ring was created, by every producer.
+    /// Statistics for tools only (`ringfile watch`): never read by the protocol, so a wrong
+    /// value harms nothing; rings written before it existed have 0 here, a valid start.
+    /// Written by the producer (Relaxed) as it publishes, in a line of its own: beside the
+    /// tail, which the consumer reads all the time, each publish would move that line twice.
+    pub published_messages: Line<AtomicU64>,
+    /// Messages released since the ring was created, by every consumer; as
+    /// `published_messages`, written by the consumer.
+    pub released_messages: Line<AtomicU64>,
 }
 
 // The layout is a file format: pin every offset so a change to the structs cannot move
@@ -207,13 +205,14 @@ const _: () = {
     assert!(offset_of!(Header, creator_pid) == 40);
     assert!(offset_of!(Header, flags) == 44);
     assert!(align_of::<Control>() == 128);
-    assert!(size_of::<Control>() == 640);
+    assert!(size_of::<Control>() == 896);
     assert!(offset_of!(Control, published_tail) == 0);
     assert!(offset_of!(Control, released_head) == 128);
-    assert!(offset_of!(Progress, messages) == 8);
     assert!(offset_of!(Control, consumer_sleeping) == 256);
     assert!(offset_of!(Control, producer_sleeping) == 384);
     assert!(offset_of!(Control, roles) == 512);
+    assert!(offset_of!(Control, published_messages) == 640);
+    assert!(offset_of!(Control, released_messages) == 768);
     assert!(offset_of!(Roles, consumer_pid) == 4);
     assert!(offset_of!(Roles, producer_state) == 8);
     assert!(offset_of!(Roles, producer_start) == 16);

@@ -64,7 +64,7 @@ pub struct Producer {
     /// The last value stored to the shared published tail.
     published: u64,
     /// Messages written so far, counted on from the file's `published_messages` (statistics
-    /// only: see `layout::Progress`).
+    /// only: see `layout::Control::published_messages`).
     messages: u64,
     /// A copy of the consumer's released head. It can be stale (the real head may be
     /// further on), which only ever makes the ring look fuller than it is.
@@ -128,8 +128,7 @@ impl Producer {
             messages: shared
                 .region
                 .control()
-                .published_tail
-                .messages
+                .published_messages
                 .load(Ordering::Relaxed),
             cached_head: head,
             capacity,
@@ -482,7 +481,6 @@ impl Producer {
                 .region
                 .control()
                 .released_head
-                .position
                 .load(Ordering::Acquire);
             // A consumer of this ring in this process may hold messages below a head that
             // another process forged forward: never overwrite those.
@@ -541,14 +539,12 @@ impl Producer {
             // Relaxed, before the tail: statistics, which a reader that Acquire-loads the tail
             // sees at least this new.
             control
-                .published_tail
-                .messages
+                .published_messages
                 .store(self.messages, Ordering::Relaxed);
             // Release: every record byte written below `write_pos` is visible to a consumer
             // that Acquire-loads this tail.
             control
                 .published_tail
-                .position
                 .store(self.write_pos, Ordering::Release);
             self.published = self.write_pos;
             wake_if_sleeping(&self.shared.region, &control.consumer_sleeping);
