@@ -59,7 +59,8 @@ impl PingPong {
         }
     }
 
-    fn tag(self) -> &'static str {
+    /// The name used between processes (and by `report --one-trip`, without `latency-`).
+    pub fn tag(self) -> &'static str {
         match self {
             PingPong::RingfileSpin => "latency-spin",
             PingPong::RingfilePark => "latency-park",

@@ -12,6 +12,32 @@ use tokio::time::timeout;
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
+/// A program this test started, killed if the test fails before it ends (a producer left
+/// waiting for room, or sending forever, must not outlive a failed test).
+struct Started(Option<std::process::Child>);
+
+impl Started {
+    fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+    fn kill(&mut self) {
+        let _ = self.0.as_mut().unwrap().kill();
+    }
+    /// The child, to wait for (no longer killed on drop).
+    fn child(mut self) -> std::process::Child {
+        self.0.take().unwrap()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Receives (async) until the end of the stream, checking every generated message; returns
 /// how many arrived and how many receives were cancelled on the way (`cancel_every` > 0:
 /// every so many receives race a task yield, which cancels them if nothing is there yet).
@@ -52,7 +78,7 @@ fn an_async_consumer_reads_every_message_the_producer_program_sends() {
         let ring = Ring::create(dir.ring(), 16 * 1024).unwrap();
         let mut p = producer();
         p.args(["--gen", "200000", "--size", "64"]).arg(dir.ring());
-        let p = spawn(p);
+        let p = Started(Some(spawn(p)));
         let rt = match flavor {
             "current_thread" => tokio::runtime::Builder::new_current_thread(),
             _ => tokio::runtime::Builder::new_multi_thread(),
@@ -65,7 +91,7 @@ fn an_async_consumer_reads_every_message_the_producer_program_sends() {
             .unwrap_or_else(|_| panic!("{flavor}: a wake-up was lost"));
         assert_eq!(count, 200_000, "{flavor}");
         eprintln!("{flavor}: {cancelled} receives cancelled");
-        let p = wait(p, "producer");
+        let p = wait(p.child(), "producer");
         assert!(p.status.success(), "{}", stderr(&p));
     }
 }
@@ -76,7 +102,7 @@ fn an_async_producer_feeds_the_consumer_program() {
     let ring = Ring::create(dir.ring(), 16 * 1024).unwrap();
     let mut c = consumer();
     c.args(["--verify", "--json"]).arg(dir.ring());
-    let c = spawn(c);
+    let c = Started(Some(spawn(c)));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -108,7 +134,7 @@ fn an_async_producer_feeds_the_consumer_program() {
     };
     rt.block_on(async { timeout(PATIENCE, sending).await })
         .expect("a wake-up was lost");
-    let c = wait(c, "consumer");
+    let c = wait(c.child(), "consumer");
     assert!(c.status.success(), "{}", stderr(&c));
     let s = summary(&c);
     assert_eq!(s["messages"], 200_000);
@@ -122,7 +148,7 @@ fn an_async_consumer_learns_that_the_producer_program_was_killed() {
     let mut p = producer();
     p.args(["--gen", "1000000000", "--size", "64", "--rate", "2000"])
         .arg(dir.ring());
-    let mut p = spawn(p);
+    let mut p = Started(Some(spawn(p)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -135,7 +161,7 @@ fn an_async_consumer_learns_that_the_producer_program_was_killed() {
                 Ok(Some(_)) => {
                     count += 1;
                     if count == 100 {
-                        p.kill().unwrap(); // SIGKILL: no chance to close the stream
+                        p.kill(); // SIGKILL: no chance to close the stream
                     }
                 }
                 Ok(None) => return Ok(count),
@@ -144,10 +170,11 @@ fn an_async_consumer_learns_that_the_producer_program_was_killed() {
         }
     };
     let outcome = rt.block_on(async { timeout(PATIENCE, receiving).await });
-    let _ = p.wait();
+    let pid = p.id();
+    drop(p); // killed already; reaped here
     match outcome.expect("never noticed the producer died") {
-        Err((Error::ProducerDied { pid, .. }, count)) => {
-            assert_eq!(pid, Some(p.id()));
+        Err((Error::ProducerDied { pid: died, .. }, count)) => {
+            assert_eq!(died, Some(pid));
             assert!(count >= 100);
         }
         other => panic!("expected ProducerDied, got {other:?}"),

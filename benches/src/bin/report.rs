@@ -11,6 +11,8 @@
 //! instead, which README quotes.
 //! `--cores A,B` pins the sender to core A and the receiver to core B (default 0,1; the
 //! criterion benches read the same from `RINGFILE_BENCH_CORES=A,B`).
+//! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, futex, iceoryx2,
+//! ipc-channel).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-disk, floor, pipe, pipe-big, unix-stream, seqpacket, ipmpsc.
 
@@ -58,6 +60,26 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // An unknown argument must not start a full run of several minutes.
+    let mut expect_values = 0;
+    for a in &args {
+        if expect_values > 0 {
+            expect_values -= 1;
+            continue;
+        }
+        expect_values = match a.as_str() {
+            "--quick" | "--update" => 0,
+            "--cores" | "--out" => 1,
+            "--one" | "--one-trip" => 2,
+            other => {
+                eprintln!(
+                    "report: unknown argument '{other}' (expected --quick, --update, --out DIR, \
+                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE)"
+                );
+                std::process::exit(2);
+            }
+        };
+    }
     if let Some(i) = args.iter().position(|a| a == "--cores") {
         let Some(cores) = args.get(i + 1) else {
             eprintln!("report: --cores takes two core numbers, SENDER,RECEIVER (e.g. 2,3)");
@@ -69,6 +91,32 @@ fn main() {
         }
         // Read by every pinning call here and in the child processes, which inherit it.
         std::env::set_var(benches::CORES_ENV, cores);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--one-trip") {
+        let kinds = PingPong::ALL.map(|k| k.tag().trim_start_matches("latency-"));
+        let (Some(kind), Some(size)) = (
+            args.get(i + 1).and_then(|t| {
+                PingPong::ALL
+                    .into_iter()
+                    .find(|k| k.tag() == format!("latency-{t}"))
+            }),
+            args.get(i + 2).and_then(|s| s.parse::<usize>().ok()),
+        ) else {
+            eprintln!(
+                "report: --one-trip takes a kind ({}) and a size",
+                kinds.join(", ")
+            );
+            std::process::exit(2);
+        };
+        let h = round_trips(kind, size, 100_000);
+        println!(
+            "{} {size} B: p50 {} ns, p99 {} ns, p99.9 {} ns",
+            kind.name(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999)
+        );
+        return;
     }
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let (Some(t), Some(size)) = (
