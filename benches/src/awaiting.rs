@@ -4,12 +4,11 @@
 //! receiver goes to sleep between messages, so the wake-up path is what is measured), and
 //! the CPU an idle receiver uses.
 
-use crate::{pin, End, Measured, CHILD_ENV};
+use crate::{pin, End, Measured};
 use hdrhistogram::Histogram;
 use ringfile::Ring;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// How this process receives.
@@ -50,20 +49,7 @@ fn spawn_sender(path: &Path, size: usize, sending: &Sending) -> Child {
         Sending::Steady { interval, count } => format!("steady|{}|{count}", interval.as_nanos()),
         Sending::Silent(t) => format!("silent|{}|0", t.as_nanos()),
     };
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(
-            CHILD_ENV,
-            format!("await-send|{}|{size}|{what}", path.display()),
-        )
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
-    child
+    crate::spawn_ready(&format!("await-send|{}|{size}|{what}", path.display()))
 }
 
 /// The sending side, in the child process.

@@ -2,12 +2,10 @@
 //! compared with — one cache line bounced between the processes (busy-spin), and a bare futex
 //! wake-up round trip (sleeping).
 
-use crate::{peers, pin, End, CHILD_ENV};
+use crate::{peers, pin, End};
 use hdrhistogram::Histogram;
 use ringfile::{Ring, WaitStrategy};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
@@ -152,20 +150,11 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
     // `first`: the first path, or what stands in for it (ipc-channel's server name).
     let spawn_with = |first: String| {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(
-                CHILD_ENV,
-                format!("{}|{size}|{iters}|{first}|{}", kind.tag(), b.display()),
-            )
-            .stdout(Stdio::piped())
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready");
-        child
+        crate::spawn_ready(&format!(
+            "{}|{size}|{iters}|{first}|{}",
+            kind.tag(),
+            b.display()
+        ))
     };
     let spawn = || spawn_with(a.display().to_string());
     pin(End::Sender);

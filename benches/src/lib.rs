@@ -459,6 +459,23 @@ fn iceoryx2_service(path: &Path) -> String {
     )
 }
 
+/// Starts this executable again as the other end of a measurement (`CHILD_ENV` = `spec`,
+/// read by [`child_main`]) and waits until it says it is ready.
+pub(crate) fn spawn_ready(spec: &str) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("own executable"))
+        .env(CHILD_ENV, spec)
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn the other end");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line)
+        .expect("read the other end's first line");
+    assert_eq!(line.trim(), "ready", "the other end did not start");
+    child
+}
+
 /// Runs the receiving side if this process was spawned as one; returns false otherwise.
 /// Call first thing in `main`.
 pub fn child_main() -> bool {

@@ -4,23 +4,12 @@
 //! runs as few threads as possible.
 #![cfg(feature = "tokio")]
 
+#[path = "support/pipe.rs"]
+mod support_pipe;
+
 use ringfile::Ring;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
-
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe {
-        (
-            OwnedFd::from_raw_fd(fds[0]).into(),
-            OwnedFd::from_raw_fd(fds[1]).into(),
-        )
-    }
-}
 
 /// Waits (async) for one message that a thread sends after a pause, so that the wait is
 /// really handed to a watcher; `true` if it arrived within 10 s.
@@ -53,7 +42,7 @@ fn awaited_message_arrives() -> bool {
 fn a_forked_child_starts_its_own_watcher() {
     // The parent's watcher thread exists from here on.
     assert!(awaited_message_arrives());
-    let (mut report_rx, mut report_tx) = pipe();
+    let (mut report_rx, mut report_tx) = support_pipe::pipe();
     // SAFETY: no other thread of this process holds a lock the child needs (the watcher
     // sleeps in the kernel holding none); the child runs a small program and leaves with
     // `_exit`, never returning into the test harness.

@@ -4,6 +4,10 @@
 //! `consumer/tests/async_peers.rs`.
 #![cfg(feature = "tokio")]
 
+#[cfg(target_arch = "x86_64")]
+#[path = "support/seccomp.rs"]
+mod seccomp;
+
 use ringfile::{Error, Ring};
 use std::time::Duration;
 use tokio::time::timeout;
@@ -293,7 +297,7 @@ fn without_futex_waitv_the_watcher_falls_back_and_loses_nothing() {
         "--nocapture",
     ])
     .env(HELPER, "1");
-    deny_syscall(&mut cmd, libc::SYS_futex_waitv, libc::ENOSYS);
+    seccomp::deny_syscall(&mut cmd, libc::SYS_futex_waitv, None, libc::ENOSYS);
     let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
@@ -301,48 +305,4 @@ fn without_futex_waitv_the_watcher_falls_back_and_loses_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
-}
-
-/// Makes system call `nr` fail with `errno` in `cmd`'s process (a seccomp filter).
-#[cfg(target_arch = "x86_64")]
-fn deny_syscall(cmd: &mut std::process::Command, nr: libc::c_long, errno: i32) {
-    use std::os::unix::process::CommandExt;
-    // Classic BPF over `struct seccomp_data` { u32 nr; u32 arch; ... }.
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_ERRNO: u32 = 0x0005_0000;
-    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let filter = [
-        op(LD_W_ABS, 0, 0, 4), // arch
-        op(JEQ_K, 0, 3, AUDIT_ARCH_X86_64),
-        op(LD_W_ABS, 0, 0, 0), // system call number
-        op(JEQ_K, 0, 1, nr as u32),
-        op(RET_K, 0, 0, RET_ERRNO | errno as u32),
-        op(RET_K, 0, 0, RET_ALLOW),
-    ];
-    // SAFETY: the closure runs in the forked child before exec and makes only two
-    // async-signal-safe system calls, with a filter program that lives in the closure's
-    // captured copy for the duration of the calls.
-    unsafe {
-        cmd.pre_exec(move || {
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    &prog as *const libc::sock_fprog,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
 }

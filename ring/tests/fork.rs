@@ -5,23 +5,12 @@
 //!
 //! One test in this file, so that the forking process runs as few threads as possible.
 
+#[path = "support/pipe.rs"]
+mod support_pipe;
+
 use ringfile::{Error, Ring};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
-
-fn pipe() -> (std::fs::File, std::fs::File) {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: both descriptors were just created and are owned by nobody else.
-    unsafe {
-        (
-            OwnedFd::from_raw_fd(fds[0]).into(),
-            OwnedFd::from_raw_fd(fds[1]).into(),
-        )
-    }
-}
 
 #[test]
 fn a_forked_child_neither_changes_nor_keeps_the_parents_roles() {
@@ -32,8 +21,8 @@ fn a_forked_child_neither_changes_nor_keeps_the_parents_roles() {
     let consumer = ring.consumer().unwrap();
     producer.send(b"before fork").unwrap();
 
-    let (mut report_rx, mut report_tx) = pipe();
-    let (mut exit_rx, mut exit_tx) = pipe();
+    let (mut report_rx, mut report_tx) = support_pipe::pipe();
+    let (mut exit_rx, mut exit_tx) = support_pipe::pipe();
     // SAFETY: the child only drops the inherited values, tries to take a role (which
     // allocates: glibc's malloc is usable in a forked child), writes one byte to a pipe,
     // waits for one and leaves with `_exit`, never returning into the test harness.

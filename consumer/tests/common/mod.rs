@@ -2,6 +2,10 @@
 //! waits, reading their summaries, scratch directories.
 #![allow(dead_code)] // each test file uses its own part
 
+#[cfg(target_arch = "x86_64")]
+#[path = "../../../ring/tests/support/seccomp.rs"]
+mod seccomp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -123,46 +127,6 @@ pub fn verify_to_end(ring: &Path) -> serde_json::Value {
 /// standard library's locks and glibc's `pthread_join` need them.)
 #[cfg(target_arch = "x86_64")]
 pub fn forbid_shared_futexes(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // Classic BPF over `struct seccomp_data` { u32 nr; u32 arch; u64 ip; u64 args[6] }.
-    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-    const RET_ALLOW: u32 = 0x7fff_0000;
-    const RET_ERRNO: u32 = 0x0005_0000;
-    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    let filter = [
-        op(LD_W_ABS, 0, 0, 4), // arch
-        op(JEQ_K, 0, 6, AUDIT_ARCH_X86_64),
-        op(LD_W_ABS, 0, 0, 0), // syscall number
-        op(JEQ_K, 0, 4, libc::SYS_futex as u32),
-        op(LD_W_ABS, 0, 0, 24), // low half of args[1], the futex operation
-        op(JEQ_K, 1, 0, libc::FUTEX_WAIT as u32),
-        op(JEQ_K, 0, 1, libc::FUTEX_WAKE as u32),
-        op(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32),
-        op(RET_K, 0, 0, RET_ALLOW),
-    ];
-    // SAFETY: the closure runs in the forked child before exec and makes only two
-    // async-signal-safe system calls, with a filter program that lives on its stack frame's
-    // captured copy for the duration of the call.
-    unsafe {
-        cmd.pre_exec(move || {
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::syscall(
-                    libc::SYS_seccomp,
-                    libc::SECCOMP_SET_MODE_FILTER,
-                    0,
-                    &prog as *const libc::sock_fprog,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let shared_ops = [libc::FUTEX_WAIT as u32, libc::FUTEX_WAKE as u32];
+    seccomp::deny_syscall(cmd, libc::SYS_futex, Some(&shared_ops), libc::EPERM);
 }
