@@ -140,7 +140,7 @@ pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 #[cfg(not(loom))]
 pub use sigbus::{install_sigbus_handler, TRACKED_MAPPINGS};
 pub use sys::monotonic_ns;
-pub use wait::{futex_fallback, ParseWaitStrategyError, WaitStrategy};
+pub use wait::{futex_fallback, late_wakeups, ParseWaitStrategyError, WaitStrategy};
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -21,7 +21,7 @@ pub(crate) fn futex_wait(
     word: &AtomicU32,
     expected: u32,
     timeout: Option<Duration>,
-) -> io::Result<()> {
+) -> io::Result<Slept> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -43,14 +43,25 @@ pub(crate) fn futex_wait(
         )
     };
     if rc == 0 {
-        return Ok(());
+        return Ok(Slept::Woken);
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
-        // The word changed, the time ran out, a signal: all "re-check".
-        Some(libc::EAGAIN) | Some(libc::ETIMEDOUT) | Some(libc::EINTR) => Ok(()),
+        Some(libc::ETIMEDOUT) => Ok(Slept::TimedOut),
+        // The word changed, a signal: "re-check".
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(Slept::Woken),
         _ => Err(err),
     }
+}
+
+/// How a [`futex_wait`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(loom, allow(dead_code))] // the model checker's futex never times out
+pub(crate) enum Slept {
+    /// Woken, the word was no longer `expected`, or a signal: re-check.
+    Woken,
+    /// The timeout passed with nobody waking the futex.
+    TimedOut,
 }
 
 /// Wakes every process sleeping in [`futex_wait`] on `word`. An error means the futex could

@@ -37,6 +37,7 @@
 use crate::error::{Error, Result};
 use crate::region::Region;
 use crate::sync::{fence, AtomicU32, Ordering};
+use crate::sys::Slept;
 use crossbeam_utils::Backoff;
 use std::fmt;
 use std::io;
@@ -269,22 +270,60 @@ fn park<T>(
         word.store(0, Ordering::Relaxed);
         return found;
     }
-    if futex_broken() || !futex_wait(region, word, 1, timeout) {
-        std::thread::sleep((*nap).min(timeout));
-        *nap = (*nap * 2).min(LONGEST_NAP);
+    match if futex_broken() {
+        None
+    } else {
+        futex_wait(region, word, 1, timeout)
+    } {
+        None => {
+            std::thread::sleep((*nap).min(timeout));
+            *nap = (*nap * 2).min(LONGEST_NAP);
+        }
+        // Slept the whole slice with our flag still up — no waker saw it — yet what we wait
+        // for is there: a wake-up that never came (a peer that cannot use futexes, or a
+        // protocol failure). Counted for `late_wakeups`.
+        Some(Slept::TimedOut)
+            if word.load(Ordering::Relaxed) == 1 && !matches!(poll(Probe::Ready), Ok(None)) =>
+        {
+            LATE_WAKEUPS.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(_) => {}
     }
     word.store(0, Ordering::Relaxed);
     Ok(None)
 }
 
-/// Sleeps on the futex; `false` if futexes cannot be used (recorded for [`futex_fallback`]).
+/// Sleeps of this process that ran to the end of their slice although what they waited for
+/// had arrived and no waker had seen them asleep. See [`late_wakeups`].
+static LATE_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many times a side of this process slept through a wake-up that never came: it slept
+/// a whole slice (at most 100 ms, or its timeout) with its sleeping flag still raised —
+/// nobody had seen it asleep — although the data or room it waited for had arrived. Always 0
+/// between processes that can use futexes (the waiting protocol loses no wake-up); it grows
+/// when a peer cannot use futexes (see [`futex_fallback`]), whose wake-ups arrive only with
+/// the next slice. A diagnostic, and what the stress tests check.
+///
+/// ```
+/// assert_eq!(ringfile::late_wakeups(), 0);
+/// ```
+pub fn late_wakeups() -> u64 {
+    LATE_WAKEUPS.load(Ordering::Relaxed)
+}
+
+/// Sleeps on the futex; `None` if futexes cannot be used (recorded for [`futex_fallback`]).
 #[cfg(not(loom))]
-fn futex_wait(_region: &Region, word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+fn futex_wait(
+    _region: &Region,
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Duration,
+) -> Option<Slept> {
     match crate::sys::futex_wait(word, expected, Some(timeout)) {
-        Ok(()) => true,
+        Ok(slept) => Some(slept),
         Err(e) => {
             futex_failed(&e);
-            false
+            None
         }
     }
 }
@@ -307,12 +346,17 @@ pub(crate) struct LoomParker {
 }
 
 #[cfg(loom)]
-fn futex_wait(region: &Region, word: &AtomicU32, expected: u32, _timeout: Duration) -> bool {
+fn futex_wait(
+    region: &Region,
+    word: &AtomicU32,
+    expected: u32,
+    _timeout: Duration,
+) -> Option<Slept> {
     let guard = region.parker.lock.lock().unwrap();
     if word.load(Ordering::SeqCst) == expected {
         drop(region.parker.cond.wait(guard).unwrap());
     }
-    true
+    Some(Slept::Woken)
 }
 
 #[cfg(loom)]

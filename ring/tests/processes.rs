@@ -1,7 +1,7 @@
 //! Cross-process behaviour, across real processes: this test binary re-runs itself as the
 //! helper process (see `helper_process`), selected by an environment variable.
 
-use ringfile::{Error, Ring, Role};
+use ringfile::{Error, Ring, Role, WaitStrategy};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -139,9 +139,82 @@ fn helper_process() {
                 other => panic!("expected NoSpace, got {other:?}"),
             }
         }
+        "wake_stress" => {
+            // The producer of `wake_stress_between_processes_loses_no_wake_up`.
+            let mut producer = Ring::open(arg(1)).unwrap().producer().unwrap();
+            producer.set_wait_strategy(WaitStrategy::Adaptive);
+            let mut pauses = Pauses(num(3));
+            for seq in 0..num(2) {
+                pauses.maybe_pause();
+                producer.send(&message(seq)).unwrap();
+            }
+            producer.close().unwrap();
+            say(format!(
+                "PARKED {} LATE {}",
+                voluntary_switches(),
+                ringfile::late_wakeups()
+            ));
+        }
+        "wake_stress_consume" => {
+            // The consumer of `wake_stress_between_processes_loses_no_wake_up`, in a process
+            // of its own: `late_wakeups` counts for the whole process, and other tests of
+            // this binary kill their peers mid-stream (which can leave a wake-up undone).
+            let mut consumer = Ring::open(arg(1)).unwrap().consumer().unwrap();
+            consumer.set_wait_strategy(WaitStrategy::Adaptive);
+            let mut pauses = Pauses(num(3));
+            say("READY".into());
+            let mut expected = 0;
+            while let Some(msg) = consumer.recv_timeout(PATIENCE).unwrap() {
+                assert_eq!(check(&msg), expected, "lost, repeated or reordered");
+                expected += 1;
+                drop(msg);
+                pauses.maybe_pause();
+            }
+            assert_eq!(expected, num(2));
+            say(format!(
+                "PARKED {} LATE {}",
+                voluntary_switches(),
+                ringfile::late_wakeups()
+            ));
+        }
         other => panic!("unknown helper part {other}"),
     }
     std::process::exit(0);
+}
+
+/// Random pauses, so that each side often finds the other asleep: mostly none; one in 16 a
+/// sleep of 20 to 200 µs (the other side parks on the futex and must be woken); three in 16 a
+/// spin of up to 20 µs (the other side is spinning, or about to sleep).
+struct Pauses(u64);
+
+impl Pauses {
+    fn maybe_pause(&mut self) {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let r = self.0;
+        match r % 16 {
+            0 => std::thread::sleep(Duration::from_micros(20 + (r >> 8) % 180)),
+            1..=3 => {
+                let until = std::time::Instant::now() + Duration::from_nanos((r >> 8) % 20_000);
+                while std::time::Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Voluntary context switches of this process so far: each sleep on a futex is one (so are
+/// the pauses' sleeps).
+fn voluntary_switches() -> i64 {
+    // SAFETY: getrusage fills the struct it is given, which outlives the call.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_nvcsw
 }
 
 struct Helper {
@@ -432,4 +505,42 @@ fn no_space_is_an_error_at_creation_not_a_sigbus_later() {
     // Nothing half-made is left at the path, nor any temporary file.
     assert!(!Path::new(&path).exists());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// Park/wake cycles between two processes, both waiting adaptively (spin, then sleep on the
+/// futex), with random pauses on both sides so that each keeps finding the other asleep or
+/// about to sleep, on a ring small enough that the producer waits for room as often as the
+/// consumer waits for data. A lost wake-up would leave one side asleep with work waiting: the
+/// stream would stall until the 100 ms idle tick, and the bounded wait below would fail if it
+/// happened for good; `late_wakeups` counts every sleep that ran out its slice with its flag
+/// still up although there was work (what a lost wake-up looks like), in each process, and
+/// must stay 0. Every message arrives once, in order.
+///
+/// 200 000 messages by default (some 12 000 park/wake cycles each way);
+/// `RINGFILE_STRESS_MESSAGES=20000000 cargo test --release -p ringfile --test processes wake_stress`
+/// for over a million each way.
+#[test]
+fn wake_stress_between_processes_loses_no_wake_up() {
+    let count: u64 = std::env::var("RINGFILE_STRESS_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_path(&dir);
+    drop(Ring::options().capacity(512).open_or_create(&path).unwrap());
+    let count_arg = count.to_string();
+    let mut consumer = Helper::spawn(&["wake_stress_consume", &path, &count_arg, "2463534242"]);
+    consumer.expect("READY");
+    let mut producer = Helper::spawn(&["wake_stress", &path, &count_arg, "88172645463325252"]);
+    for (name, helper) in [("producer", &mut producer), ("consumer", &mut consumer)] {
+        let report = helper.expect("PARKED ");
+        let (sleeps, late) = report.split_once(" LATE ").unwrap();
+        eprintln!("{count} messages: the {name} slept {sleeps} times (futex sleeps and pauses)");
+        assert_eq!(
+            late, "0",
+            "the {name} slept through a wake-up that never came"
+        );
+    }
+    producer.succeeds();
+    consumer.succeeds();
 }
