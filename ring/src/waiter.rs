@@ -156,9 +156,11 @@ impl AsyncWait {
         }
     }
 
-    /// Gives up the wait (the side found what it waited for, or is dropped).
+    /// Gives up the wait (the side found what it waited for, or is dropped), and stops
+    /// announcing a sleep, so that the peer makes no wake-up call for nobody.
     pub(crate) fn cancel(&mut self) {
         if let Some(registration) = self.registration.take() {
+            sleeping_word(&registration.shared, registration.side).store(0, Ordering::Relaxed);
             registration.cancelled.store(true, Ordering::Release);
             registration.watcher.ring();
         }
