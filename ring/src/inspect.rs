@@ -14,7 +14,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
 
-/// A read-only view of a ring file. See the [module](self) docs.
+/// A read-only view of a ring file, for operators' tools: it takes no role, writes nothing
+/// (the file is opened and mapped read-only), and cannot disturb the producer or the
+/// consumer. What it reports is a snapshot; the ring may change while (and after) it looks.
 ///
 /// ```
 /// # fn main() -> Result<(), ringfile::Error> {

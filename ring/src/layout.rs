@@ -35,7 +35,7 @@ pub const MAGIC: [u8; 8] = *b"RINGFILE";
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of the header page that precedes the data region.
 pub const HEADER_SIZE: u64 = 4096;
-/// Offset of [`Control`] in the file.
+/// Offset of the control block (positions, futex words, roles) in the file.
 pub const CONTROL_OFFSET: u64 = 128;
 /// Byte offsets of the two role locks (open file description locks; they lock no data,
 /// they only name a byte of the file as the role's token).
@@ -76,7 +76,8 @@ pub const END_RESERVE: u64 = RECORD_HEADER;
 /// The largest message a ring of `capacity` bytes carries: half the capacity less one record
 /// header. With a record of at most `capacity / 2` bytes, the padding in front of it
 /// (which is shorter than the record, so at most `capacity / 2 - 8`) plus the record plus
-/// [`END_RESERVE`] always fit an empty ring, so a waiting sender always makes progress.
+/// the 8 bytes kept free for the end of the stream always fit an empty ring, so a waiting sender
+/// always makes progress.
 pub const fn max_message_len(capacity: u64) -> u64 {
     capacity / 2 - RECORD_HEADER
 }
