@@ -47,8 +47,8 @@ enum Command {
         json: bool,
     },
     /// `stat`, refreshed: messages/s and bytes/s in (published) and out (released), and the
-    /// consumer's lag. A live display on a
-    /// terminal; otherwise one line (or JSON object) per interval. Stops on SIGINT/SIGTERM.
+    /// consumer's lag. A live display on a terminal; otherwise one line (or JSON object) per
+    /// interval. Stops on SIGINT/SIGTERM.
     Watch {
         /// The ring file.
         path: PathBuf,
