@@ -54,14 +54,13 @@ pub fn gen_verify(size: usize, capacity: u64, count: u64) -> Option<Measured> {
     let _ = std::fs::remove_file(&path);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "consumer --verify failed: {stderr}");
-    let summary = stderr.lines().last().unwrap_or_default();
+    let summary: serde_json::Value =
+        serde_json::from_str(stderr.lines().last().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("no JSON summary from the consumer ({e}): {stderr}"));
     let field = |key: &str| -> f64 {
-        let at = summary
-            .find(&format!("\"{key}\":"))
-            .unwrap_or_else(|| panic!("no {key} in the consumer's summary: {summary}"));
-        let rest = &summary[at + key.len() + 3..];
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        rest[..end].trim().parse().unwrap()
+        summary[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no {key} in the consumer's summary: {summary}"))
     };
     assert_eq!(field("errors"), 0.0, "consumer --verify found errors");
     Some(Measured {
