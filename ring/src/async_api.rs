@@ -106,7 +106,11 @@ impl Consumer {
             let pos = self.read_pos;
             // Taken out for the call, which also needs the rest of `self` for its re-check.
             let mut wait = std::mem::take(&mut self.async_wait);
-            let result = wait.poll(cx, &shared, Side::Consumer, || self.peek(pos));
+            let mut sleep_barrier = self.sleep_barrier;
+            let result = wait.poll(cx, &shared, Side::Consumer, &mut sleep_barrier, || {
+                self.peek(pos)
+            });
+            self.sleep_barrier = sleep_barrier;
             self.async_wait = wait;
             match ready!(result)? {
                 Some(found) => return Poll::Ready(Ok(found)),
@@ -239,9 +243,11 @@ impl Producer {
             self.publish();
             let shared = Arc::clone(&self.shared);
             let mut wait = std::mem::take(&mut self.async_wait);
-            let woken = wait.poll(cx, &shared, Side::Producer, || {
+            let mut sleep_barrier = self.sleep_barrier;
+            let woken = wait.poll(cx, &shared, Side::Producer, &mut sleep_barrier, || {
                 self.try_reserve(len, END_RESERVE)
             });
+            self.sleep_barrier = sleep_barrier;
             self.async_wait = wait;
             if let Some(pos) = ready!(woken)? {
                 return Poll::Ready(Ok(pos));

@@ -13,7 +13,7 @@ use crate::record::{decode, Decoded, Record};
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
 use crate::sync::Ordering;
-use crate::wait::{wait_until, wake_if_sleeping, Probe, WaitStrategy};
+use crate::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +67,8 @@ pub struct Consumer {
     /// The producer state word (`epoch << 1 | attached`) whose end was already reported:
     /// its death, or the end of its stream. Never reported as died again.
     settled_state: u64,
+    /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
+    pub(crate) sleep_barrier: crate::barrier::SleepBarrier,
     /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
     #[cfg(all(feature = "tokio", not(loom)))]
     pub(crate) async_wait: crate::waiter::AsyncWait,
@@ -75,6 +77,11 @@ pub struct Consumer {
 impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
         let role = roles::acquire(&shared, Role::Consumer)?;
+        crate::barrier::init();
+        let sleep_barrier = crate::barrier::SleepBarrier::declare(
+            &shared.region,
+            &shared.region.control().consumer_wait,
+        );
         let (head, _tail) = shared.positions()?;
         shared
             .local_head
@@ -94,6 +101,7 @@ impl Consumer {
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
             settled_state: 0,
+            sleep_barrier,
             #[cfg(all(feature = "tokio", not(loom)))]
             async_wait: Default::default(),
             shared,
@@ -260,16 +268,20 @@ impl Consumer {
 
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, u64)> {
         let shared = Arc::clone(&self.shared);
-        wait_until(
+        let mut sleep_barrier = self.sleep_barrier;
+        let found = wait_until(
             self.wait,
             &shared.region,
-            &shared.region.control().consumer_sleeping,
+            &shared.region.control().consumer_wait,
+            &mut sleep_barrier,
             deadline,
             |probe| match probe {
                 Probe::Ready => self.peek(self.read_pos),
                 Probe::Idle => self.check_producer().map(|()| None),
             },
-        )
+        );
+        self.sleep_barrier = sleep_barrier;
+        found
     }
 
     /// Turns a record found at the read position into what `recv` returns.
@@ -385,10 +397,14 @@ impl Consumer {
         control
             .released_messages
             .store(self.messages, Ordering::Relaxed);
-        // Release: our reads of every record below `pos` happen before the producer, which
-        // Acquire-loads the head, overwrites them.
-        control.released_head.store(pos, Ordering::Release);
-        wake_if_sleeping(&self.shared.region, &control.producer_sleeping);
+        store_and_wake(
+            &self.shared.region,
+            &control.producer_wait,
+            &control.roles.producer_pid,
+            // Release: our reads of every record below `pos` happen before the producer,
+            // which Acquire-loads the head, overwrites them.
+            || control.released_head.store(pos, Ordering::Release),
+        );
     }
 
     /// Called on an END or ABORT record that ends at `next`. If it is the current

@@ -48,12 +48,8 @@ const _: () = {
     use std::mem::offset_of;
     assert!(PUBLISHED_TAIL_OFFSET == CONTROL_OFFSET + offset_of!(Control, published_tail) as u64);
     assert!(RELEASED_HEAD_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_head) as u64);
-    assert!(
-        CONSUMER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, consumer_sleeping) as u64
-    );
-    assert!(
-        PRODUCER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, producer_sleeping) as u64
-    );
+    assert!(CONSUMER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, consumer_wait) as u64);
+    assert!(PRODUCER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, producer_wait) as u64);
     assert!(ROLES_OFFSET == CONTROL_OFFSET + offset_of!(Control, roles) as u64);
     assert!(
         PUBLISHED_MESSAGES_OFFSET

@@ -8,8 +8,10 @@
 //!      0   128  Header           magic, format version, sizes, creation info (written once)
 //!    128   128  tail line        published_tail: u64       (written by the producer only)
 //!    256   128  head line        released_head: u64        (written by the consumer only)
-//!    384   128  consumer wait    consumer_sleeping: u32    (futex word: consumer waits for data)
-//!    512   128  producer wait    producer_sleeping: u32    (futex word: producer waits for space)
+//!    384   128  consumer wait    consumer_sleeping: u32 (futex word: consumer waits for data),
+//!                                then the consumer's barrier words (see `WaitWords`)
+//!    512   128  producer wait    producer_sleeping: u32 (futex word: producer waits for space),
+//!                                then the producer's barrier words
 //!    640   128  roles line       producer_pid, consumer_pid: u32; producer_state: u64;
 //!                                producer_start: u64
 //!    768   128  producer stats   published_messages: u64   (statistics, producer only)
@@ -161,6 +163,23 @@ pub struct Roles {
     pub producer_start: AtomicU64,
 }
 
+/// One side's waiting words: its futex word, and how the other side must order its wake-up
+/// checks (see the `barrier` module). All written by that side but `fence_ack`, which the
+/// other side writes; all in the one line the other side reads after every position store.
+#[repr(C)]
+#[derive(Default)]
+pub struct WaitWords {
+    /// 1 while the side is (about to be) asleep, else 0: the futex word.
+    pub sleeping: AtomicU32,
+    /// The pid of the side's role holder if that holder issues a global membarrier between
+    /// announcing a sleep and re-checking; 0 if it does not (the other side must fence).
+    pub membarrier_pid: AtomicU32,
+    /// Bumped by the side each time it starts to rely on the other side's fences.
+    pub fence_request: AtomicU32,
+    /// The last `fence_request` the other side has seen: from its next wake-up on, it fences.
+    pub fence_ack: AtomicU32,
+}
+
 /// The attached bit of [`Roles::producer_state`].
 pub const PRODUCER_ATTACHED: u64 = 1;
 
@@ -175,10 +194,10 @@ pub struct Control {
     /// Start of the first record the consumer has not yet released; bytes below it may be
     /// overwritten. Written only by the consumer (Release), read by the producer (Acquire).
     pub released_head: Line<AtomicU64>,
-    /// 1 while the consumer is (about to be) asleep waiting for data, else 0.
-    pub consumer_sleeping: Line<AtomicU32>,
-    /// 1 while the producer is (about to be) asleep waiting for space, else 0.
-    pub producer_sleeping: Line<AtomicU32>,
+    /// The consumer's waiting words: it sleeps here waiting for data.
+    pub consumer_wait: Line<WaitWords>,
+    /// The producer's waiting words: it sleeps here waiting for space.
+    pub producer_wait: Line<WaitWords>,
     /// Role holders.
     pub roles: Line<Roles>,
     /// Messages (DATA records) published since the ring was created, by every producer.
@@ -209,8 +228,12 @@ const _: () = {
     assert!(size_of::<Control>() == 896);
     assert!(offset_of!(Control, published_tail) == 0);
     assert!(offset_of!(Control, released_head) == 128);
-    assert!(offset_of!(Control, consumer_sleeping) == 256);
-    assert!(offset_of!(Control, producer_sleeping) == 384);
+    assert!(offset_of!(Control, consumer_wait) == 256);
+    assert!(offset_of!(Control, producer_wait) == 384);
+    assert!(offset_of!(WaitWords, sleeping) == 0);
+    assert!(offset_of!(WaitWords, membarrier_pid) == 4);
+    assert!(offset_of!(WaitWords, fence_request) == 8);
+    assert!(offset_of!(WaitWords, fence_ack) == 12);
     assert!(offset_of!(Control, roles) == 512);
     assert!(offset_of!(Control, published_messages) == 640);
     assert!(offset_of!(Control, released_messages) == 768);

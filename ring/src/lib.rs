@@ -103,6 +103,7 @@
 
 #[cfg(all(feature = "tokio", not(loom)))]
 pub mod async_api;
+mod barrier;
 mod consumer;
 mod error;
 mod file;
@@ -131,6 +132,7 @@ mod waiter;
 
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use async_api::MessageStream;
+pub use barrier::membarrier_fallback;
 pub use consumer::{Consumer, Message, RecvBatch};
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]

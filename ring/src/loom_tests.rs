@@ -6,14 +6,37 @@
 //! under the C++ memory model, and fails on a deadlock — which is what a lost wake-up
 //! between a sleeping side and the side that should wake it turns into.
 
+use crate::barrier::LoomConfig;
 use crate::{Ring, WaitStrategy};
 use loom::thread;
 
+/// Both sides fence (membarrier unavailable everywhere): the plain Dekker protocol.
+const FENCES: LoomConfig = LoomConfig {
+    registered: false,
+    sleeper_can: false,
+    fails: false,
+};
+
+/// The asymmetric fence: wakers skip their fence, sleepers issue the (emulated) membarrier.
+const MEMBARRIER: LoomConfig = LoomConfig {
+    registered: true,
+    sleeper_can: true,
+    fails: false,
+};
+
+/// Sleepers declare the membarrier, then every call fails: each side switches back to fences
+/// at its first sleep, while the other may still be skipping its fence.
+const SWITCH: LoomConfig = LoomConfig {
+    registered: true,
+    sleeper_can: true,
+    fails: true,
+};
+
 /// A tiny ring (64 bytes: two 16-byte messages fill it) forces the producer to wait for
 /// space and the consumer to wait for data, with a wrap and a padding record on the way.
-fn stream(messages: u8, len: usize, wait: WaitStrategy) {
+fn stream(messages: u8, len: usize, wait: WaitStrategy, barrier: LoomConfig) {
     loom::model(move || {
-        let ring = Ring::heap(64);
+        let ring = Ring::heap(64, barrier);
         let mut producer = ring.producer().unwrap();
         let mut consumer = ring.consumer().unwrap();
         producer.set_wait_strategy(wait);
@@ -37,19 +60,37 @@ fn stream(messages: u8, len: usize, wait: WaitStrategy) {
 #[test]
 fn loom_park_no_lost_wakeups_with_wrap() {
     // 3 records of 24 bytes in a 64-byte ring: the third waits for space and wraps.
-    stream(3, 16, WaitStrategy::Park);
+    stream(3, 16, WaitStrategy::Park, FENCES);
+}
+
+#[test]
+fn loom_membarrier_no_lost_wakeups_with_wrap() {
+    stream(3, 16, WaitStrategy::Park, MEMBARRIER);
+}
+
+#[test]
+fn loom_membarrier_failing_switches_back_to_fences() {
+    // Two messages: the consumer sleeps (and switches). Three of these take hours at
+    // bound 3; the producer's switch has a test of its own.
+    stream(2, 16, WaitStrategy::Park, SWITCH);
+}
+
+#[test]
+fn loom_membarrier_failing_switches_back_to_fences_waiting_for_room() {
+    // Two 32-byte records do not fit the 56 bytes lent out: the producer waits for room.
+    stream(2, 24, WaitStrategy::Park, SWITCH);
 }
 
 #[test]
 fn loom_adaptive_zero_length_messages() {
-    stream(4, 0, WaitStrategy::Adaptive);
+    stream(4, 0, WaitStrategy::Adaptive, MEMBARRIER);
 }
 
 /// The producer sends `messages` 8-byte messages (16-byte records) in one batch, then closes;
 /// the consumer receives with `receive` until the end. Both park.
 fn batched(messages: u8, receive: fn(&mut crate::Consumer) -> Vec<u8>) {
     loom::model(move || {
-        let ring = Ring::heap(64);
+        let ring = Ring::heap(64, MEMBARRIER);
         let mut producer = ring.producer().unwrap();
         let mut consumer = ring.consumer().unwrap();
         producer.set_wait_strategy(WaitStrategy::Park);

@@ -13,7 +13,7 @@ use crate::record::{encode, record_size};
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
 use crate::sync::Ordering;
-use crate::wait::{wait_until, wake_if_sleeping, Probe, WaitStrategy};
+use crate::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,6 +75,8 @@ pub struct Producer {
     /// Set once the producer's state word needs no change on drop: it closed or aborted the
     /// stream (and said so), or it is abandoned (and must look dead).
     finished: bool,
+    /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
+    pub(crate) sleep_barrier: crate::barrier::SleepBarrier,
     /// The wait of an async send, kept here so that a dropped future leaves nothing behind.
     #[cfg(all(feature = "tokio", not(loom)))]
     pub(crate) async_wait: crate::waiter::AsyncWait,
@@ -83,6 +85,11 @@ pub struct Producer {
 impl Producer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
         let role = roles::acquire(&shared, Role::Producer)?;
+        crate::barrier::init();
+        let sleep_barrier = crate::barrier::SleepBarrier::declare(
+            &shared.region,
+            &shared.region.control().producer_wait,
+        );
         let (head, tail) = shared.positions()?;
         // A tail below one this process has seen was moved backwards by another process:
         // appending there would overwrite records our own consumer may hold.
@@ -135,6 +142,7 @@ impl Producer {
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
             finished: false,
+            sleep_barrier,
             #[cfg(all(feature = "tokio", not(loom)))]
             async_wait: Default::default(),
             shared,
@@ -442,16 +450,20 @@ impl Producer {
         // The consumer may be waiting for what we have written: publish before waiting.
         self.publish();
         let shared = Arc::clone(&self.shared);
-        wait_until(
+        let mut sleep_barrier = self.sleep_barrier;
+        let found = wait_until(
             self.wait,
             &shared.region,
-            &shared.region.control().producer_sleeping,
+            &shared.region.control().producer_wait,
+            &mut sleep_barrier,
             deadline,
             |probe| match probe {
                 Probe::Ready => self.try_reserve(len, END_RESERVE),
                 Probe::Idle => Ok(None),
             },
-        )
+        );
+        self.sleep_barrier = sleep_barrier;
+        found
     }
 
     /// As [`reserve`](Self::reserve) without waiting: `None` if the record (and any padding
@@ -541,13 +553,16 @@ impl Producer {
             control
                 .published_messages
                 .store(self.messages, Ordering::Relaxed);
-            // Release: every record byte written below `write_pos` is visible to a consumer
-            // that Acquire-loads this tail.
-            control
-                .published_tail
-                .store(self.write_pos, Ordering::Release);
-            self.published = self.write_pos;
-            wake_if_sleeping(&self.shared.region, &control.consumer_sleeping);
+            let tail = self.write_pos;
+            store_and_wake(
+                &self.shared.region,
+                &control.consumer_wait,
+                &control.roles.consumer_pid,
+                // Release: every record byte written below `write_pos` is visible to a
+                // consumer that Acquire-loads this tail.
+                || control.published_tail.store(tail, Ordering::Release),
+            );
+            self.published = tail;
         }
     }
 }

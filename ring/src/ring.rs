@@ -243,9 +243,9 @@ impl Ring {
 
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: u64) -> Ring {
+    pub(crate) fn heap(capacity: u64, barrier: crate::barrier::LoomConfig) -> Ring {
         Ring::from_shared(Arc::new(Shared {
-            region: Region::heap(capacity),
+            region: Region::heap(capacity, barrier),
             file: None,
             name: PathBuf::from("heap"),
             local_head: NO_LOCAL_HEAD.into(),

@@ -1,5 +1,5 @@
 //! Thin, safe wrappers around the Linux system calls the ring needs: futexes, open file
-//! description locks, `posix_fallocate`, `memfd_create` and the monotonic clock.
+//! description locks, `posix_fallocate`, `memfd_create`, `membarrier` and the monotonic clock.
 
 use std::fs::File;
 use std::io;
@@ -51,6 +51,36 @@ pub(crate) fn futex_wait(
         // The word changed, a signal: "re-check".
         Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(Slept::Woken),
         _ => Err(err),
+    }
+}
+
+/// The `membarrier(2)` commands used (`<linux/membarrier.h>`; `libc` has only the call's
+/// number).
+#[cfg_attr(loom, allow(dead_code))] // the model checker emulates the barrier
+#[derive(Clone, Copy, Debug)]
+#[repr(i32)]
+pub(crate) enum Membarrier {
+    /// Which commands the kernel supports (a bit mask, bit `1 << cmd`).
+    Query = 0,
+    /// Make every running thread of every registered process execute a full memory barrier
+    /// before the call returns (Linux 4.16).
+    GlobalExpedited = 2,
+    /// Register this process (its memory map, which `fork` copies and `exec` replaces) for
+    /// [`Membarrier::GlobalExpedited`] barriers issued by any process.
+    RegisterGlobalExpedited = 4,
+}
+
+/// Calls `membarrier(cmd, 0, 0)`: the non-negative result, or why it failed (`ENOSYS`: no
+/// such call; `EINVAL`: command not supported; `EPERM`: forbidden, by seccomp say).
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) fn membarrier(cmd: Membarrier) -> io::Result<i32> {
+    // SAFETY: membarrier takes two integers and a flags/cpu id of 0; it accesses no memory
+    // of ours.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, cmd as i32, 0u32, 0i32) };
+    if rc >= 0 {
+        Ok(rc as i32)
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -6,21 +6,25 @@
 //! Each side has a *sleeping* word in the control block. A side that goes to sleep:
 //!
 //! 1. stores 1 in its sleeping word,
-//! 2. issues a `SeqCst` fence,
+//! 2. issues a full barrier (see below),
 //! 3. re-checks the condition it waits for (a new tail, or a new head) and stops if it holds,
 //! 4. sleeps on the futex while the word is still 1 (the kernel checks and sleeps atomically).
 //!
 //! The other side, after every store of its position:
 //!
-//! 1. issues a `SeqCst` fence,
+//! 1. issues a full barrier,
 //! 2. loads the sleeper's word, and only if it is 1, swaps it to 0 and makes the wake system call.
 //!
-//! The two fences order "store flag, load position" against "store position, load flag": in
+//! The two barriers order "store flag, load position" against "store position, load flag": in
 //! every interleaving at least one side sees the other's store. Either the sleeper sees the new
 //! position in step 3 and does not sleep, or the waker sees the flag and wakes it — and
 //! because the waker sets the word to 0 *before* waking, a sleeper that reaches step 4 late
 //! finds the word changed and does not sleep. No wake-up is ever lost, and a side that is
 //! not asleep costs the other side no system call.
+//!
+//! The barriers are a `SeqCst` fence on each side, or, where the kernel allows, an asymmetric
+//! pair: a global `membarrier` issued by the sleeper, and nothing but a compiler barrier on
+//! the waker's path, which runs for every message (the `barrier` module).
 //!
 //! # Without futexes
 //!
@@ -34,9 +38,11 @@
 //! too never waits for good, only longer. Never a silent busy loop: the programs print a
 //! warning once when it happens.
 
+use crate::barrier::{self, SleepBarrier};
 use crate::error::{Error, Result};
+use crate::layout::WaitWords;
 use crate::region::Region;
-use crate::sync::{fence, AtomicU32, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 use crate::sys::Slept;
 use crossbeam_utils::Backoff;
 use std::fmt;
@@ -159,19 +165,23 @@ pub(crate) const IDLE_CHECK: Duration = Duration::from_millis(100);
 /// Spinning reads the clock only this often (a clock read costs ~20 ns, a spin ~1 ns).
 const SPINS_PER_CLOCK_READ: u32 = 256;
 
-/// Wakes the side sleeping on `word`, if it is asleep. Called right after this side
-/// stored its position.
+/// Runs `store` (this side's position store), then wakes the side waiting on `words` (whose
+/// role's pid word is `holder`) if it is asleep.
 #[inline]
-pub(crate) fn wake_if_sleeping(region: &Region, word: &AtomicU32) {
-    // SeqCst fence: orders the caller's position store before the flag load (see the
-    // module docs). Without it, x86 may satisfy the load before the store leaves the store
-    // buffer, and a sleeper could miss the new position while we miss its flag.
-    fence(Ordering::SeqCst);
-    // Relaxed load: we only need to see the flag, which the fence pair makes visible; the
-    // swap to 0 happens before the wake so that a late sleeper finds the word changed.
-    if word.load(Ordering::Relaxed) != 0 && word.swap(0, Ordering::Relaxed) != 0 && !futex_broken()
+pub(crate) fn store_and_wake(
+    region: &Region,
+    words: &WaitWords,
+    holder: &AtomicU32,
+    store: impl FnOnce(),
+) {
+    // The barrier between the store and the flag load is `store_then_look`'s (see the
+    // module docs). Relaxed swap: the swap to 0 happens before the wake so that a late
+    // sleeper finds the word changed.
+    if barrier::store_then_look(region, words, holder, store)
+        && words.sleeping.swap(0, Ordering::Relaxed) != 0
+        && !futex_broken()
     {
-        futex_wake(region, word);
+        futex_wake(region, &words.sleeping);
     }
 }
 
@@ -186,11 +196,13 @@ pub(crate) enum Probe {
 }
 
 /// Waits, as `strategy` says, until `poll(Probe::Ready)` yields a value, `deadline` passes
-/// (`Error::Timeout`), or `poll` fails. `word` is this side's sleeping word.
+/// (`Error::Timeout`), or `poll` fails. `words` are this side's waiting words, announced
+/// with `sleep_barrier`.
 pub(crate) fn wait_until<T>(
     strategy: WaitStrategy,
     region: &Region,
-    word: &AtomicU32,
+    words: &WaitWords,
+    sleep_barrier: &mut SleepBarrier,
     deadline: Option<Instant>,
     mut poll: impl FnMut(Probe) -> Result<Option<T>>,
 ) -> Result<T> {
@@ -198,6 +210,7 @@ pub(crate) fn wait_until<T>(
     let mut spins: u32 = 0;
     let mut next_idle: Option<Instant> = None;
     let mut nap = FIRST_NAP;
+    let mut slice = barrier::FIRST_SLICE;
     loop {
         if let Some(value) = poll(Probe::Ready)? {
             return Ok(value);
@@ -236,7 +249,12 @@ pub(crate) fn wait_until<T>(
             }
         }
         if parking {
-            if let Some(value) = park(region, word, &mut poll, sleep_for, &mut nap)? {
+            let sleep = Sleep {
+                timeout: sleep_for,
+                nap: &mut nap,
+                slice: &mut slice,
+            };
+            if let Some(value) = park(region, words, sleep_barrier, &mut poll, sleep)? {
                 return Ok(value);
             }
         } else if strategy == WaitStrategy::Spin {
@@ -247,41 +265,58 @@ pub(crate) fn wait_until<T>(
     }
 }
 
-/// One sleep: announce it, re-check, sleep at most `timeout` (or nap for `nap`, growing it,
-/// where futexes cannot be used). Returns what the re-check found, if anything.
+/// How long one sleep may last.
+struct Sleep<'a> {
+    /// At most this long.
+    timeout: Duration,
+    /// The nap where futexes cannot be used (grows).
+    nap: &'a mut Duration,
+    /// The slice while the waker may not fence yet (grows; see `SleepBarrier::announce`).
+    slice: &'a mut Duration,
+}
+
+/// One sleep: announce it, re-check, sleep at most `sleep.timeout` (or nap, where futexes
+/// cannot be used). Returns what the re-check found, if anything.
 fn park<T>(
     region: &Region,
-    word: &AtomicU32,
+    words: &WaitWords,
+    sleep_barrier: &mut SleepBarrier,
     poll: &mut impl FnMut(Probe) -> Result<Option<T>>,
-    timeout: Duration,
-    nap: &mut Duration,
+    sleep: Sleep<'_>,
 ) -> Result<Option<T>> {
+    let word = &words.sleeping;
     // A read-modify-write rather than a plain store (on x86 both are one locked or plain
     // store to the same line; this is the slow path anyway): it reads the latest value of
     // the word, so it is ordered after the waker's `swap(0)` of an earlier wake-up in every
     // model of memory, loom's included. With a plain store loom may place our 1 before that
     // swap (which then erases it), and reports a deadlock no machine can reach.
     word.swap(1, Ordering::Relaxed);
-    // SeqCst fence: orders the flag store before the re-check's position load; pairs with
-    // the fence in `wake_if_sleeping` (see the module docs).
-    fence(Ordering::SeqCst);
+    // The full barrier between the flag store and the re-check's position load (see the
+    // module docs); it may limit the sleep while the waker is switching to fences.
+    let limit = sleep_barrier.announce(region, words, sleep.slice);
     let found = poll(Probe::Ready);
     if !matches!(found, Ok(None)) {
         word.store(0, Ordering::Relaxed);
         return found;
     }
+    let timeout = limit.map_or(sleep.timeout, |limit| limit.min(sleep.timeout));
     match if futex_broken() {
         None
+    } else if cfg!(loom) && limit.is_some() {
+        // The model checker has no clock: a sleep limited to a slice is a re-check.
+        loom_yield();
+        Some(Slept::Woken)
     } else {
         futex_wait(region, word, 1, timeout)
     } {
         None => {
-            std::thread::sleep((*nap).min(timeout));
-            *nap = (*nap * 2).min(LONGEST_NAP);
+            std::thread::sleep((*sleep.nap).min(timeout));
+            *sleep.nap = (*sleep.nap * 2).min(LONGEST_NAP);
         }
         // Slept the whole slice with our flag still up — no waker saw it — yet what we wait
         // for is there: a wake-up that never came (a peer that cannot use futexes, or a
-        // protocol failure). Counted for `late_wakeups`.
+        // protocol failure, or a waker that skipped its fence while this side was switching
+        // back to fences, which the short slice bounds). Counted for `late_wakeups`.
         Some(Slept::TimedOut)
             if word.load(Ordering::Relaxed) == 1 && !matches!(poll(Probe::Ready), Ok(None)) =>
         {
@@ -293,6 +328,14 @@ fn park<T>(
     Ok(None)
 }
 
+#[cfg(loom)]
+fn loom_yield() {
+    loom::thread::yield_now();
+}
+
+#[cfg(not(loom))]
+fn loom_yield() {}
+
 /// Sleeps of this process that ran to the end of their slice although what they waited for
 /// had arrived and no waker had seen them asleep. See [`late_wakeups`].
 static LATE_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -302,7 +345,10 @@ static LATE_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 /// nobody had seen it asleep — although the data or room it waited for had arrived. Always 0
 /// between processes that can use futexes (the waiting protocol loses no wake-up); it grows
 /// when a peer cannot use futexes (see [`futex_fallback`]), whose wake-ups arrive only with
-/// the next slice. A diagnostic, and what the stress tests check.
+/// the next slice. It may also grow, rarely, while a side switches from the asymmetric fence
+/// back to full fences (its membarrier call failed, see [`membarrier_fallback`](crate::membarrier_fallback)):
+/// its sleeps are then sliced to at most 1 ms until the peer confirms the switch. A
+/// diagnostic, and what the stress tests check.
 ///
 /// ```
 /// assert_eq!(ringfile::late_wakeups(), 0);

@@ -15,9 +15,10 @@
 //! # Why no wake-up is lost
 //!
 //! A task announces its sleep exactly as a blocking side does (see `wait`): it sets its
-//! sleeping word to 1, issues a `SeqCst` fence, re-checks the ring, and only then registers
-//! the word here. The watcher sleeps on the word with expected value 1. A peer that publishes
-//! after the re-check sees the 1 (the fence pair), swaps it to 0 and wakes the futex: if the
+//! sleeping word to 1, issues the full barrier (a fence or a membarrier, see `barrier`),
+//! re-checks the ring, and only then registers the word here. The watcher sleeps on the word
+//! with expected value 1. A peer that publishes after the re-check sees the 1 (the barrier
+//! pair), swaps it to 0 and wakes the futex: if the
 //! watcher is asleep on it, the wake-up wakes it; if it is not asleep yet, the kernel finds
 //! the word is no longer 1 when the watcher gets there and returns at once. Either way the
 //! watcher then sees a word that is not 1 and fires the task. New registrations ring a
@@ -25,7 +26,8 @@
 //! them, so a registration made while it goes to sleep wakes it too.
 //!
 //! Every registration is also fired after [`IDLE_CHECK`] at most, so that a waiting consumer
-//! notices a producer that died (as blocking waits do).
+//! notices a producer that died (as blocking waits do); sooner while the peer may still skip
+//! its fence (`SleepBarrier::announce`), as a blocking sleep is sliced then.
 //!
 //! # Without `futex_waitv`
 //!
@@ -35,11 +37,13 @@
 //! costs almost no CPU and every wait still ends, at the price of up to a millisecond of
 //! latency per wake-up.
 
+use crate::barrier::{self, SleepBarrier};
+use crate::layout::WaitWords;
 use crate::ring::Shared;
 use crate::sys::{self, WaitOn};
 use crate::wait::IDLE_CHECK;
 use crate::{Error, Result};
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -70,8 +74,10 @@ pub(crate) struct Registration {
     /// Set by the task when it no longer waits: the watcher drops the registration.
     cancelled: AtomicBool,
     waker: Mutex<Option<Waker>>,
-    /// When it was registered: it is fired [`IDLE_CHECK`] after at the latest.
+    /// When it was registered: it is fired `limit` after at the latest.
     since: Instant,
+    /// [`IDLE_CHECK`], or less while the peer may skip its fence (`SleepBarrier::announce`).
+    limit: Duration,
     watcher: Arc<Watcher>,
 }
 
@@ -92,19 +98,34 @@ impl Registration {
 
 /// The sleeping word of `side` in `shared`'s ring.
 pub(crate) fn sleeping_word(shared: &Shared, side: Side) -> &AtomicU32 {
+    &wait_words(shared, side).sleeping
+}
+
+/// The waiting words of `side` in `shared`'s ring.
+fn wait_words(shared: &Shared, side: Side) -> &WaitWords {
     let control = shared.region.control();
     match side {
-        Side::Consumer => &control.consumer_sleeping,
-        Side::Producer => &control.producer_sleeping,
+        Side::Consumer => &control.consumer_wait,
+        Side::Producer => &control.producer_wait,
     }
 }
 
 /// A task's side of an async wait: at most one registration at a time. Kept in the
 /// `Producer` or `Consumer` (not in a future), so that a future dropped mid-wait leaves
 /// nothing behind that the next one cannot take over.
-#[derive(Default)]
 pub(crate) struct AsyncWait {
     registration: Option<Arc<Registration>>,
+    /// The sleep slice while the peer may skip its fence (see `SleepBarrier::announce`).
+    slice: Duration,
+}
+
+impl Default for AsyncWait {
+    fn default() -> Self {
+        AsyncWait {
+            registration: None,
+            slice: barrier::FIRST_SLICE,
+        }
+    }
 }
 
 impl AsyncWait {
@@ -117,6 +138,7 @@ impl AsyncWait {
         cx: &mut Context<'_>,
         shared: &Arc<Shared>,
         side: Side,
+        sleep_barrier: &mut SleepBarrier,
         ready: impl FnOnce() -> Result<Option<T>>,
     ) -> Poll<Result<Option<T>>> {
         if let Some(registration) = &self.registration {
@@ -132,19 +154,22 @@ impl AsyncWait {
             sleeping_word(shared, side).store(0, Ordering::Relaxed);
             return Poll::Ready(Ok(None));
         }
-        let word = sleeping_word(shared, side);
-        // Announce, fence, re-check: the protocol of `wait::park` (see the docs of `wait`).
+        let words = wait_words(shared, side);
+        let word = &words.sleeping;
+        // Announce, barrier, re-check: the protocol of `wait::park` (see the docs of `wait`).
         // A read-modify-write for the reason given there.
         word.swap(1, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        let limit = sleep_barrier.announce(&shared.region, words, &mut self.slice);
         match ready() {
             Ok(None) => {}
             found => {
                 word.store(0, Ordering::Relaxed);
+                self.slice = barrier::FIRST_SLICE;
                 return Poll::Ready(found);
             }
         }
-        match register(shared, side, cx.waker().clone()) {
+        let limit = limit.map_or(IDLE_CHECK, |limit| limit.min(IDLE_CHECK));
+        match register(shared, side, limit, cx.waker().clone()) {
             Ok(registration) => {
                 self.registration = Some(registration);
                 Poll::Pending
@@ -159,6 +184,7 @@ impl AsyncWait {
     /// Gives up the wait (the side found what it waited for, or is dropped), and stops
     /// announcing a sleep, so that the peer makes no wake-up call for nobody.
     pub(crate) fn cancel(&mut self) {
+        self.slice = barrier::FIRST_SLICE;
         if let Some(registration) = self.registration.take() {
             sleeping_word(&registration.shared, registration.side).store(0, Ordering::Relaxed);
             registration.cancelled.store(true, Ordering::Release);
@@ -211,9 +237,7 @@ impl Watcher {
                 }
                 // Relaxed: the word's value is only a hint to look; the task re-checks the
                 // ring itself (with the fence of its next announcement).
-                if r.word().load(Ordering::Relaxed) != 1
-                    || now.duration_since(r.since) >= IDLE_CHECK
-                {
+                if r.word().load(Ordering::Relaxed) != 1 || now.duration_since(r.since) >= r.limit {
                     r.fire();
                     fired = true;
                     return false;
@@ -225,7 +249,7 @@ impl Watcher {
             }
             let timeout = owned
                 .iter()
-                .map(|r| (r.since + IDLE_CHECK).saturating_duration_since(now))
+                .map(|r| (r.since + r.limit).saturating_duration_since(now))
                 .min();
             if waitv {
                 let mut futexes = Vec::with_capacity(owned.len() + 1);
@@ -265,9 +289,13 @@ impl Watcher {
 /// created by `fork` inherits the list but not the threads, and must start its own.
 static WATCHERS: OnceLock<Mutex<(u32, Vec<Arc<Watcher>>)>> = OnceLock::new();
 
-/// Asks a watcher to fire `waker` when the word of `side` is woken (or after
-/// [`IDLE_CHECK`]).
-fn register(shared: &Arc<Shared>, side: Side, waker: Waker) -> Result<Arc<Registration>> {
+/// Asks a watcher to fire `waker` when the word of `side` is woken (or after `limit`).
+fn register(
+    shared: &Arc<Shared>,
+    side: Side,
+    limit: Duration,
+    waker: Waker,
+) -> Result<Arc<Registration>> {
     let watcher = {
         let mut guard = lock(WATCHERS.get_or_init(Default::default));
         let (pid, watchers) = &mut *guard;
@@ -314,6 +342,7 @@ fn register(shared: &Arc<Shared>, side: Side, waker: Waker) -> Result<Arc<Regist
         cancelled: AtomicBool::new(false),
         waker: Mutex::new(Some(waker)),
         since: Instant::now(),
+        limit,
         watcher: Arc::clone(&watcher),
     });
     lock(&watcher.pending).push(Arc::clone(&registration));

@@ -1,6 +1,9 @@
 //! Cross-process behaviour, across real processes: this test binary re-runs itself as the
 //! helper process (see `helper_process`), selected by an environment variable.
 
+#[path = "support/seccomp.rs"]
+mod seccomp;
+
 use ringfile::{Error, Ring, Role, WaitStrategy};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -150,9 +153,10 @@ fn helper_process() {
             }
             producer.close().unwrap();
             say(format!(
-                "PARKED {} LATE {}",
+                "PARKED {} LATE {} MEMBARRIER {}",
                 voluntary_switches(),
-                ringfile::late_wakeups()
+                ringfile::late_wakeups(),
+                membarrier_state()
             ));
         }
         "wake_stress_consume" => {
@@ -172,9 +176,10 @@ fn helper_process() {
             }
             assert_eq!(expected, num(2));
             say(format!(
-                "PARKED {} LATE {}",
+                "PARKED {} LATE {} MEMBARRIER {}",
                 voluntary_switches(),
-                ringfile::late_wakeups()
+                ringfile::late_wakeups(),
+                membarrier_state()
             ));
         }
         other => panic!("unknown helper part {other}"),
@@ -224,7 +229,13 @@ struct Helper {
 
 impl Helper {
     fn spawn(parts: &[&str]) -> Helper {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        Helper::spawn_with(parts, |_| {})
+    }
+
+    /// As `spawn`, after `setup` adjusted the command (a seccomp filter, say).
+    fn spawn_with(parts: &[&str], setup: impl FnOnce(&mut Command)) -> Helper {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
             .args([
                 "--exact",
                 "helper_process",
@@ -232,9 +243,9 @@ impl Helper {
                 "--test-threads=1",
             ])
             .env(HELPER_ENV, parts.join("|"))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::piped());
+        setup(&mut command);
+        let mut child = command.spawn().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
         Helper { child, out }
     }
@@ -521,6 +532,75 @@ fn no_space_is_an_error_at_creation_not_a_sigbus_later() {
 /// for over a million each way.
 #[test]
 fn wake_stress_between_processes_loses_no_wake_up() {
+    let report = wake_stress(Barriers::Membarrier, Barriers::Membarrier);
+    for (name, late, membarrier) in report {
+        assert_eq!(
+            late, 0,
+            "the {name} slept through a wake-up that never came"
+        );
+        assert_eq!(membarrier, "on", "the {name} used the asymmetric fence");
+    }
+}
+
+/// As `wake_stress_between_processes_loses_no_wake_up`, with the consumer's process unable
+/// to make any membarrier call (a seccomp filter): it fences, and asks the producer to.
+#[test]
+fn wake_stress_with_a_peer_without_membarrier_loses_no_wake_up() {
+    let report = wake_stress(Barriers::Membarrier, Barriers::Denied);
+    for (name, late, _) in &report {
+        assert_eq!(
+            *late, 0,
+            "the {name} slept through a wake-up that never came"
+        );
+    }
+    assert_eq!(report[0].2, "on");
+    assert!(report[1].2.contains("not permitted"), "{:?}", report[1]);
+}
+
+/// The producer's process registers for membarriers and declares it issues them, then every
+/// barrier it tries fails (a seccomp filter on the one command): at its first sleep it must
+/// switch back to fences while the consumer may still be skipping its own. The stream goes
+/// through whole; the one switch may cost one sleep slice (1 ms at most), never more.
+#[test]
+fn wake_stress_with_membarrier_failing_midway_loses_nothing() {
+    let report = wake_stress(Barriers::FailsWhenIssued, Barriers::Membarrier);
+    assert!(report[0].1 <= 1, "{report:?}");
+    assert_eq!(report[1].1, 0, "{report:?}");
+    assert!(report[0].2.contains("not permitted"), "{:?}", report[0]);
+}
+
+/// What a stress helper's process may do with `membarrier(2)`.
+#[derive(Clone, Copy)]
+enum Barriers {
+    Membarrier,
+    /// Every call fails with EPERM.
+    Denied,
+    /// Query and registration work, the barrier itself fails with EPERM.
+    FailsWhenIssued,
+}
+
+impl Barriers {
+    fn apply(self, command: &mut Command) {
+        const GLOBAL_EXPEDITED: u32 = 2;
+        match self {
+            Barriers::Membarrier => {}
+            Barriers::Denied => {
+                seccomp::deny_syscall(command, libc::SYS_membarrier, None, libc::EPERM)
+            }
+            Barriers::FailsWhenIssued => seccomp::deny_syscall_arg(
+                command,
+                libc::SYS_membarrier,
+                0,
+                Some(&[GLOBAL_EXPEDITED]),
+                libc::EPERM,
+            ),
+        }
+    }
+}
+
+/// Runs the stress stream; for the producer then the consumer: name, late wake-ups, and
+/// `membarrier_fallback` at the end ("on" if none).
+fn wake_stress(producer: Barriers, consumer: Barriers) -> Vec<(&'static str, u64, String)> {
     let count: u64 = std::env::var("RINGFILE_STRESS_MESSAGES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -529,18 +609,35 @@ fn wake_stress_between_processes_loses_no_wake_up() {
     let path = ring_path(&dir);
     drop(Ring::options().capacity(512).open_or_create(&path).unwrap());
     let count_arg = count.to_string();
-    let mut consumer = Helper::spawn(&["wake_stress_consume", &path, &count_arg, "2463534242"]);
-    consumer.expect("READY");
-    let mut producer = Helper::spawn(&["wake_stress", &path, &count_arg, "88172645463325252"]);
-    for (name, helper) in [("producer", &mut producer), ("consumer", &mut consumer)] {
-        let report = helper.expect("PARKED ");
-        let (sleeps, late) = report.split_once(" LATE ").unwrap();
-        eprintln!("{count} messages: the {name} slept {sleeps} times (futex sleeps and pauses)");
-        assert_eq!(
-            late, "0",
-            "the {name} slept through a wake-up that never came"
+    let mut consumer_helper = Helper::spawn_with(
+        &["wake_stress_consume", &path, &count_arg, "2463534242"],
+        |c| consumer.apply(c),
+    );
+    consumer_helper.expect("READY");
+    let mut producer_helper = Helper::spawn_with(
+        &["wake_stress", &path, &count_arg, "88172645463325252"],
+        |c| producer.apply(c),
+    );
+    let mut report = Vec::new();
+    for (name, helper) in [
+        ("producer", &mut producer_helper),
+        ("consumer", &mut consumer_helper),
+    ] {
+        let line = helper.expect("PARKED ");
+        let (sleeps, rest) = line.split_once(" LATE ").unwrap();
+        let (late, membarrier) = rest.split_once(" MEMBARRIER ").unwrap();
+        eprintln!(
+            "{count} messages: the {name} slept {sleeps} times (futex sleeps and pauses), \
+             {late} late wake-ups, membarrier: {membarrier}"
         );
+        report.push((name, late.parse().unwrap(), membarrier.to_string()));
     }
-    producer.succeeds();
-    consumer.succeeds();
+    producer_helper.succeeds();
+    consumer_helper.succeeds();
+    report
+}
+
+/// "on", or why this process does not use the asymmetric fence.
+fn membarrier_state() -> String {
+    ringfile::membarrier_fallback().map_or("on".into(), |e| e.to_string())
 }

@@ -10,6 +10,17 @@ use std::process::Command;
 /// argument is one of `ops` (a futex operation, say), if `ops` is given. x86-64 only; other
 /// architectures' calls pass.
 pub fn deny_syscall(cmd: &mut Command, nr: libc::c_long, ops: Option<&[u32]>, errno: i32) {
+    deny_syscall_arg(cmd, nr, 1, ops, errno)
+}
+
+/// As [`deny_syscall`], looking at argument `arg` (0-based) for one of `ops`.
+pub fn deny_syscall_arg(
+    cmd: &mut Command,
+    nr: libc::c_long,
+    arg: u32,
+    ops: Option<&[u32]>,
+    errno: i32,
+) {
     // Classic BPF over `struct seccomp_data` { u32 nr; u32 arch; u64 ip; u64 args[6] }.
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
     const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -33,7 +44,7 @@ pub fn deny_syscall(cmd: &mut Command, nr: libc::c_long, ops: Option<&[u32]>, er
         filter.push(op(JEQ_K, to(3, deny), to(3, allow), nr as u32));
     } else {
         filter.push(op(JEQ_K, 0, to(3, allow), nr as u32));
-        filter.push(op(LD_W_ABS, 0, 0, 24)); // low half of args[1]
+        filter.push(op(LD_W_ABS, 0, 0, 16 + 8 * arg)); // low half of args[arg]
         for (i, &value) in ops.iter().enumerate() {
             let at = 5 + i;
             let next = if i + 1 == ops.len() { allow } else { at + 1 };

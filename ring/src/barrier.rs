@@ -1,0 +1,393 @@
+//! The barrier between "store my position, look whether you sleep" and "say I sleep, look at
+//! your position": an asymmetric fence, so that the side that publishes (every message) pays
+//! nothing and the side about to sleep (rarely) pays for both.
+//!
+//! # Why a barrier at all
+//!
+//! The waking protocol (see the `wait` module) is Dekker's: the waker stores its position
+//! then loads the sleeper's flag; the sleeper stores its flag then loads the position. Each
+//! side needs a full barrier between its store and its load, or both loads may miss both
+//! stores (x86 lets a load pass an older store still in the store buffer) and the sleeper
+//! sleeps through the message that should wake it. A full fence (`mfence`, or a locked
+//! instruction) costs 20–40 ns on the waker's path *per message* — as much as the rest of a
+//! small message's send.
+//!
+//! # The asymmetric fence
+//!
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` makes every running thread of every process
+//! that registered for it (`MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`) execute a full memory
+//! barrier before the call returns (by an inter-processor interrupt; a thread that is not
+//! running passes one in the context switch). So the waker, if its process registered, keeps
+//! only a compiler barrier between its store and its load, and the sleeper calls membarrier
+//! between its flag store and its re-check. The interrupt lands on the waker's thread at some
+//! point of its program:
+//!
+//! - before the waker's position store: the sleeper's flag store was globally visible before
+//!   the interrupt (membarrier begins with a full barrier), so the waker's later flag load
+//!   sees it and the waker wakes the sleeper;
+//! - after the waker's flag load: the position store was made visible by the interrupt's
+//!   barrier, before the call returned, so the sleeper's re-check sees the position;
+//! - in between: the interrupt's barrier is exactly the fence the waker skipped.
+//!
+//! In every case one side sees the other, as with two fences. The cost moves to the sleeper:
+//! a system call of 0.5–7 µs (more with more registered threads running), paid only when it
+//! is about to sleep, which is the slow path already (a futex sleep and wake follow).
+//!
+//! # Who may skip the fence
+//!
+//! Both conditions are needed, and each side can check them:
+//!
+//! - the waker's own process registered ([`registered`]): otherwise no interrupt reaches it;
+//! - the sleeper issues the membarrier. It says so in the ring: after taking its role it
+//!   stores its pid in its `membarrier_pid` word (`layout::WaitWords`), and the waker skips the
+//!   fence only while that word equals the role's `*_pid` word. A holder that cannot issue
+//!   membarrier stores 0 there; so does any program that takes the role and writes its pid
+//!   as FORMAT.md asks but knows nothing of this word (the pids differ).
+//!
+//! # Changing back to fences
+//!
+//! A side that can no longer rely on the membarrier (its call failed: a seccomp filter
+//! installed later, or a new holder of the role that cannot make it) needs the waker to fence
+//! again — but a waker may have loaded the old `membarrier_pid` just before and still be
+//! between its store and its load, unfenced. So the side stores 0 in `membarrier_pid`,
+//! then bumps `fence_request`, and until the waker acknowledges by copying `fence_request`
+//! into `fence_ack` it sleeps only in short slices (50 µs, doubling up to 1 ms), so that a
+//! wake-up lost meanwhile costs at most a slice, never a hang. The waker acknowledges from a
+//! fenced wake-up, after its fence: every earlier unfenced store of its position is then
+//! visible to a side that Acquire-loads the acknowledgement, and every later wake-up, which
+//! loads `membarrier_pid` after the request that followed the 0, fences.
+//!
+//! A file can hold anything: forged words can make a waker skip its fence for a sleeper that
+//! fences, or a sleeper trust an acknowledgement nobody gave. Either way a wake-up may be
+//! late — by at most the sleeper's slice (100 ms) — and nothing worse: the words are only
+//! ever compared.
+//!
+//! Setting `RINGFILE_NO_MEMBARRIER=1` in a process's environment makes it neither register
+//! nor issue membarriers (every side fences, as before this protocol existed): a way to
+//! measure the difference, or to rule the protocol out.
+
+use crate::layout::WaitWords;
+use crate::region::Region;
+use crate::sync::{fence, AtomicU32, Ordering};
+use std::time::Duration;
+
+#[cfg(not(loom))]
+mod process {
+    //! What this process can do, found out once.
+
+    use crate::sys::{self, Membarrier};
+    use std::io;
+    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+    use std::sync::Once;
+
+    /// `1 << cmd` bits of the commands used.
+    const NEEDED: i32 =
+        1 << Membarrier::GlobalExpedited as i32 | 1 << Membarrier::RegisterGlobalExpedited as i32;
+
+    static INIT: Once = Once::new();
+    /// This process registered for global expedited barriers: its threads may skip the
+    /// waker's fence. (`fork` keeps the registration; `exec` starts the program anew.)
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    /// The error of the first failed membarrier call (0: none failed; -1: turned off by the
+    /// environment).
+    static ERRNO: AtomicI32 = AtomicI32::new(0);
+
+    /// Finds out, once per process, whether it can register and issue membarriers.
+    pub(crate) fn init() {
+        INIT.call_once(|| {
+            if std::env::var_os("RINGFILE_NO_MEMBARRIER").is_some_and(|v| v != "0" && !v.is_empty())
+            {
+                ERRNO.store(-1, Ordering::Relaxed);
+                return;
+            }
+            let supported = match sys::membarrier(Membarrier::Query) {
+                Ok(mask) if mask & NEEDED == NEEDED => {
+                    sys::membarrier(Membarrier::RegisterGlobalExpedited)
+                }
+                Ok(_) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+                Err(e) => Err(e),
+            };
+            match supported {
+                // Relaxed: read by this process's threads only after they attached, which
+                // synchronises with this `Once`.
+                Ok(_) => REGISTERED.store(true, Ordering::Relaxed),
+                Err(e) => failed(&e),
+            }
+        });
+    }
+
+    pub(crate) fn failed(e: &io::Error) {
+        let errno = e.raw_os_error().unwrap_or(libc::ENOSYS);
+        let _ = ERRNO.compare_exchange(0, errno, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn registered() -> bool {
+        REGISTERED.load(Ordering::Relaxed)
+    }
+
+    /// Whether this process's sleepers should issue membarriers.
+    pub(crate) fn can_issue() -> bool {
+        ERRNO.load(Ordering::Relaxed) == 0
+    }
+
+    pub(crate) fn errno() -> i32 {
+        ERRNO.load(Ordering::Relaxed)
+    }
+
+    /// Issues the barrier; an error if it could not be.
+    pub(crate) fn issue() -> io::Result<()> {
+        sys::membarrier(Membarrier::GlobalExpedited).map(drop)
+    }
+}
+
+/// Why this process does not use the asymmetric fence, if it does not: the error of the
+/// failed `membarrier(2)` call (`EPERM` under a seccomp filter that forbids it, `ENOSYS` or
+/// `EINVAL` on kernels before 4.16), or a note that `RINGFILE_NO_MEMBARRIER` turned it off.
+/// `None` while it is in use (or no ring was attached yet).
+///
+/// Nothing is lost without it: every publish then runs a full fence, as it must, and a
+/// waiting side of this process announces its sleeps with one. It is a diagnostic, for
+/// benchmarks and the curious.
+///
+/// ```
+/// // Normally the kernel has it:
+/// let ring = ringfile::Ring::memfd(4096)?;
+/// let _producer = ring.producer()?;
+/// assert!(std::env::var_os("RINGFILE_NO_MEMBARRIER").is_some()
+///     || ringfile::membarrier_fallback().is_none());
+/// # Ok::<(), ringfile::Error>(())
+/// ```
+pub fn membarrier_fallback() -> Option<std::io::Error> {
+    #[cfg(not(loom))]
+    match process::errno() {
+        0 => None,
+        -1 => Some(std::io::Error::other(
+            "turned off by RINGFILE_NO_MEMBARRIER",
+        )),
+        errno => Some(std::io::Error::from_raw_os_error(errno)),
+    }
+    #[cfg(loom)]
+    None
+}
+
+/// Finds out, once per process, whether the asymmetric fence can be used. Called when a
+/// side attaches, before it declares itself or publishes.
+pub(crate) fn init() {
+    #[cfg(not(loom))]
+    process::init();
+}
+
+/// Whether the waker may skip its fence before looking at the sleeper of `words`, whose
+/// role's pid word is `holder`.
+#[inline]
+fn light(region: &Region, words: &WaitWords, holder: &AtomicU32) -> bool {
+    #[cfg(not(loom))]
+    let registered = {
+        let _ = region;
+        process::registered()
+    };
+    #[cfg(loom)]
+    let registered = region.loom_barrier.config.registered;
+    // Relaxed: the values only choose between fencing and not; a stale one is covered by
+    // the acknowledgement (module docs).
+    let declared = words.membarrier_pid.load(Ordering::Relaxed);
+    registered && declared != 0 && declared == holder.load(Ordering::Relaxed)
+}
+
+/// The waker's half: runs `store` (the position store), then says whether the side of
+/// `words` (whose role's pid word is `holder`) announced a sleep — with the barrier between
+/// the two that the module docs describe.
+#[inline]
+pub(crate) fn store_then_look(
+    region: &Region,
+    words: &WaitWords,
+    holder: &AtomicU32,
+    store: impl FnOnce(),
+) -> bool {
+    if light(region, words, holder) {
+        #[cfg(not(loom))]
+        {
+            store();
+            // The sleeper's membarrier is this side's fence (module docs); the compiler must
+            // still keep the load after the store.
+            std::sync::atomic::compiler_fence(Ordering::SeqCst);
+            words.sleeping.load(Ordering::Relaxed) != 0
+        }
+        // The model checker has no membarrier: it sees the store and the load as one step
+        // that the sleeper's barrier (an empty critical section) falls wholly before or
+        // after, which is what the interrupt guarantees (module docs).
+        #[cfg(loom)]
+        {
+            region.loom_barrier.lock();
+            store();
+            let sleeping = words.sleeping.load(Ordering::Relaxed) != 0;
+            region.loom_barrier.unlock();
+            sleeping
+        }
+    } else {
+        store();
+        // SeqCst fence: orders the position store before the flag load; pairs with the
+        // sleeper's fence (see the `wait` module).
+        fence(Ordering::SeqCst);
+        acknowledge(words);
+        words.sleeping.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// After a fence: tells a sleeper that asked for fences that it has them from now on.
+#[inline]
+fn acknowledge(words: &WaitWords) {
+    // Acquire: later loads of `membarrier_pid` see the 0 stored before the request.
+    let request = words.fence_request.load(Ordering::Acquire);
+    if words.fence_ack.load(Ordering::Relaxed) != request {
+        // Release: with the fence before it, every position store of this side so far is
+        // visible to a sleeper that Acquire-loads the acknowledgement.
+        words.fence_ack.store(request, Ordering::Release);
+    }
+}
+
+/// How a waiting side makes its sleep announcement visible: with the asymmetric barrier, or
+/// with a fence the waker must match. Kept by the `Producer` or `Consumer` (it is the role
+/// holder's promise, in the ring), shared by its blocking and async waits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SleepBarrier {
+    /// Issues a membarrier before every re-check; the waker may skip its fence.
+    Membarrier,
+    /// Fences; asked the waker to fence too with `request`, and whether it has said so.
+    Fence { request: u32, acked: bool },
+}
+
+/// First slice of a sleep while the waker has not acknowledged, and the longest.
+pub(crate) const FIRST_SLICE: Duration = Duration::from_micros(50);
+const LONGEST_SLICE: Duration = Duration::from_millis(1);
+
+impl SleepBarrier {
+    /// Declares, for the holder of a role that just stored its pid, how it will announce
+    /// its sleeps on `words`.
+    pub(crate) fn declare(region: &Region, words: &WaitWords) -> SleepBarrier {
+        #[cfg(not(loom))]
+        let can = {
+            let _ = region;
+            process::can_issue()
+        };
+        #[cfg(loom)]
+        let can = region.loom_barrier.config.sleeper_can;
+        if can {
+            // Release: pairs with nothing in particular; the waker checks it against the pid
+            // word, which this side stored before.
+            words
+                .membarrier_pid
+                .store(crate::sys::pid(), Ordering::Release);
+            SleepBarrier::Membarrier
+        } else {
+            Self::ask_for_fences(words)
+        }
+    }
+
+    fn ask_for_fences(words: &WaitWords) -> SleepBarrier {
+        words.membarrier_pid.store(0, Ordering::Relaxed);
+        // Release: a waker that sees the new request sees the 0 above.
+        let request = words
+            .fence_request
+            .fetch_add(1, Ordering::Release)
+            .wrapping_add(1);
+        SleepBarrier::Fence {
+            request,
+            acked: false,
+        }
+    }
+
+    /// The sleeper's barrier, between raising its flag in `words` and re-checking. Returns
+    /// the longest the sleep that may follow can last without risking a lost wake-up:
+    /// `None` for no limit, or a slice (which grows with `slice`) while the waker may still
+    /// skip its fence.
+    pub(crate) fn announce(
+        &mut self,
+        region: &Region,
+        words: &WaitWords,
+        slice: &mut Duration,
+    ) -> Option<Duration> {
+        if let SleepBarrier::Membarrier = self {
+            match issue(region) {
+                Ok(()) => {
+                    // The call is a full barrier for this thread too; the fence says so to
+                    // the compiler and to the model checker.
+                    fence(Ordering::SeqCst);
+                    return None;
+                }
+                Err(_) => *self = Self::ask_for_fences(words),
+            }
+        }
+        // SeqCst fence: orders the flag store before the re-check's position load; pairs
+        // with the waker's fence.
+        fence(Ordering::SeqCst);
+        let SleepBarrier::Fence { request, acked } = self else {
+            unreachable!("set above")
+        };
+        if !*acked {
+            // Acquire: pairs with the waker's Release acknowledgement (module docs).
+            *acked = words.fence_ack.load(Ordering::Acquire) == *request;
+        }
+        if *acked {
+            return None;
+        }
+        let this = *slice;
+        *slice = (*slice * 2).min(LONGEST_SLICE);
+        Some(this)
+    }
+}
+
+#[cfg(not(loom))]
+fn issue(_region: &Region) -> std::io::Result<()> {
+    process::issue().inspect_err(process::failed)
+}
+
+#[cfg(loom)]
+fn issue(region: &Region) -> std::io::Result<()> {
+    if region.loom_barrier.config.fails {
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    }
+    region.loom_barrier.lock();
+    region.loom_barrier.unlock();
+    Ok(())
+}
+
+/// The model checker's stand-in for membarrier: a lock whose critical sections are the
+/// waker's store-and-load steps, and the configuration of a model. An Acquire/Release spin
+/// lock, not `loom::sync::Mutex`: loom makes that one's operations `SeqCst` fences, which
+/// would fence the waker's step and hide what skipping its fence does.
+#[cfg(loom)]
+pub(crate) struct LoomBarrier {
+    pub(crate) held: loom::sync::atomic::AtomicBool,
+    pub(crate) config: LoomConfig,
+}
+
+#[cfg(loom)]
+impl LoomBarrier {
+    fn lock(&self) {
+        while self
+            .held
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            loom::thread::yield_now();
+        }
+    }
+
+    fn unlock(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+}
+
+/// What the processes of a model can do.
+#[cfg(loom)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoomConfig {
+    /// The wakers' process registered.
+    pub(crate) registered: bool,
+    /// The sleepers' process can issue membarriers (when they declare).
+    pub(crate) sleeper_can: bool,
+    /// Every membarrier call fails (after the declaration: the switch back to fences).
+    pub(crate) fails: bool,
+}
