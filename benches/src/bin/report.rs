@@ -500,8 +500,109 @@ fn run(s: &Settings) -> String {
     )
     .unwrap();
 
+    barrier_section(&mut md, s);
+
     chart(&results, &s.out.join("throughput.svg"));
     md
+}
+
+/// The per-message path with the asymmetric fence (membarrier) against the same binary with
+/// it turned off (`RINGFILE_NO_MEMBARRIER=1`: a full fence per publish and per release), each
+/// in fresh processes (the choice is made once per process), interleaved.
+fn barrier_section(md: &mut String, s: &Settings) {
+    writeln!(
+        md,
+        "\n### The per-message barrier: membarrier against a fence per publish\n\n\
+         Fresh processes of this binary, interleaved, median of {} (each itself a median of \
+         5 runs of 400 ms, or of 100 000 round trips); \"fence\" sets \
+         `RINGFILE_NO_MEMBARRIER=1`.\n",
+        s.runs
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "| per message | asymmetric (membarrier) | fence | ratio |"
+    )
+    .unwrap();
+    writeln!(md, "|---|---:|---:|---:|").unwrap();
+    for size in [8usize, 64] {
+        eprintln!("barrier: per message {size} B");
+        let (mut light, mut fenced) = (Vec::new(), Vec::new());
+        for _ in 0..s.runs {
+            for (fence, into) in [(false, &mut light), (true, &mut fenced)] {
+                let line = report_child(&["--one", "ringfile-each", &size.to_string()], fence);
+                // "… 8 B: 47.67 M msg/s, 0.38 GB/s"
+                if let Some(rate) = line
+                    .split(": ")
+                    .nth(1)
+                    .and_then(|r| r.split(" M msg/s").next())
+                    .and_then(|r| r.parse::<f64>().ok())
+                {
+                    into.push(rate);
+                }
+            }
+        }
+        let (a, b) = (median_f64(&mut light), median_f64(&mut fenced));
+        writeln!(
+            md,
+            "| throughput, {size} B | {a:.2} M msg/s | {b:.2} M msg/s | {:.2}× |",
+            a / b
+        )
+        .unwrap();
+    }
+    eprintln!("barrier: round trip 8 B");
+    let (mut light, mut fenced) = (Vec::new(), Vec::new());
+    for _ in 0..s.runs {
+        for (fence, into) in [(false, &mut light), (true, &mut fenced)] {
+            let line = report_child(&["--one-trip", "spin", "8"], fence);
+            // "… 8 B: p50 181 ns, p99 300 ns, p99.9 541 ns"
+            if let Some(p50) = line
+                .split("p50 ")
+                .nth(1)
+                .and_then(|r| r.split(" ns").next())
+                .and_then(|r| r.parse::<f64>().ok())
+            {
+                into.push(p50);
+            }
+        }
+    }
+    let (a, b) = (median_f64(&mut light), median_f64(&mut fenced));
+    writeln!(
+        md,
+        "| busy-spin round trip p50, 8 B | {a:.0} ns | {b:.0} ns | {:.2}× |",
+        b / a
+    )
+    .unwrap();
+    writeln!(
+        md,
+        "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier)."
+    )
+    .unwrap();
+}
+
+/// Runs this binary with `args` (and the fence forced, if `fence`); its last line of output.
+fn report_child(args: &[&str], fence: bool) -> String {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("own executable"));
+    command.args(args);
+    if fence {
+        command.env("RINGFILE_NO_MEMBARRIER", "1");
+    } else {
+        command.env_remove("RINGFILE_NO_MEMBARRIER");
+    }
+    let out = command.output().expect("run the report in a child process");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn chart(results: &[(Transport, Vec<Measured>)], path: &std::path::Path) {
