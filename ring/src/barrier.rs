@@ -33,6 +33,14 @@
 //! a system call of 0.5–7 µs (more with more registered threads running), paid only when it
 //! is about to sleep, which is the slow path already (a futex sleep and wake follow).
 //!
+//! The trade-off: each such sleep interrupts, for a microsecond or two, every CPU that is
+//! running a thread of a registered process at that moment — ringfile users, and programs
+//! that registered for their own reasons. A waiting side sleeps only after spinning a few
+//! microseconds (the adaptive strategy), so this happens at most once per gap in traffic;
+//! but a machine with many rings whose consumers sleep between every message (thousands of
+//! times a second each) sends that many interrupts. Such a deployment may prefer
+//! `RINGFILE_NO_MEMBARRIER=1` (below): a fence per message, no interrupts.
+//!
 //! # Who may skip the fence
 //!
 //! Both conditions are needed, and each side can check them:
