@@ -77,6 +77,7 @@
 use crate::layout::WaitWords;
 use crate::region::Region;
 use crate::sync::{fence, AtomicU32, Ordering};
+use crate::wait::LONGEST_NAP;
 use std::time::Duration;
 
 #[cfg(not(loom))]
@@ -266,10 +267,6 @@ pub(crate) enum SleepBarrier {
     Fence { request: u32, acked: bool },
 }
 
-/// First slice of a sleep while the waker has not acknowledged, and the longest.
-pub(crate) const FIRST_SLICE: Duration = Duration::from_micros(50);
-const LONGEST_SLICE: Duration = Duration::from_millis(1);
-
 impl SleepBarrier {
     /// Declares, for the holder of a role that just stored its pid, how it will announce
     /// its sleeps on `words`.
@@ -317,32 +314,30 @@ impl SleepBarrier {
         slice: &mut Duration,
     ) -> Option<Duration> {
         if let SleepBarrier::Membarrier = self {
-            match issue(region) {
-                Ok(()) => {
-                    // The call is a full barrier for this thread too; the fence says so to
-                    // the compiler and to the model checker.
-                    fence(Ordering::SeqCst);
-                    return None;
-                }
-                Err(_) => *self = Self::ask_for_fences(words),
+            if issue(region).is_ok() {
+                // The call is a full barrier for this thread too; the fence says so to the
+                // compiler and to the model checker.
+                fence(Ordering::SeqCst);
+                return None;
             }
+            *self = Self::ask_for_fences(words);
         }
         // SeqCst fence: orders the flag store before the re-check's position load; pairs
         // with the waker's fence.
         fence(Ordering::SeqCst);
-        let SleepBarrier::Fence { request, acked } = self else {
-            unreachable!("set above")
-        };
-        if !*acked {
-            // Acquire: pairs with the waker's Release acknowledgement (module docs).
-            *acked = words.fence_ack.load(Ordering::Acquire) == *request;
+        if let SleepBarrier::Fence { request, acked } = self {
+            if !*acked {
+                // Acquire: pairs with the waker's Release acknowledgement (module docs).
+                *acked = words.fence_ack.load(Ordering::Acquire) == *request;
+            }
+            if !*acked {
+                // Sliced like a nap where a wake-up may not come (see `wait::FIRST_NAP`).
+                let this = *slice;
+                *slice = (*slice * 2).min(LONGEST_NAP);
+                return Some(this);
+            }
         }
-        if *acked {
-            return None;
-        }
-        let this = *slice;
-        *slice = (*slice * 2).min(LONGEST_SLICE);
-        Some(this)
+        None
     }
 }
 

@@ -88,9 +88,12 @@ fn futex_broken() -> bool {
     FUTEX_ERRNO.load(Ordering::Relaxed) != 0
 }
 
-/// First and longest nap of a side that cannot sleep on a futex.
-const FIRST_NAP: Duration = Duration::from_micros(50);
-const LONGEST_NAP: Duration = Duration::from_millis(1);
+/// First and longest nap of a side whose wake-up may not come: one that cannot sleep on a
+/// futex, a side whose peer may still skip its fence (`barrier`), an async watcher without
+/// `futex_waitv`. Each nap doubles the last.
+pub(crate) const FIRST_NAP: Duration = Duration::from_micros(50);
+/// See [`FIRST_NAP`].
+pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(1);
 
 /// How a producer waits for space and a consumer waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -210,7 +213,7 @@ pub(crate) fn wait_until<T>(
     let mut spins: u32 = 0;
     let mut next_idle: Option<Instant> = None;
     let mut nap = FIRST_NAP;
-    let mut slice = barrier::FIRST_SLICE;
+    let mut slice = FIRST_NAP;
     loop {
         if let Some(value) = poll(Probe::Ready)? {
             return Ok(value);

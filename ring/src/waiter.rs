@@ -37,11 +37,11 @@
 //! costs almost no CPU and every wait still ends, at the price of up to a millisecond of
 //! latency per wake-up.
 
-use crate::barrier::{self, SleepBarrier};
+use crate::barrier::SleepBarrier;
 use crate::layout::WaitWords;
 use crate::ring::Shared;
 use crate::sys::{self, WaitOn};
-use crate::wait::IDLE_CHECK;
+use crate::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
 use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -50,10 +50,6 @@ use std::time::{Duration, Instant};
 
 /// Words one watcher thread sleeps on, besides its bell (`futex_waitv` takes 128 at most).
 const WORDS_PER_WATCHER: usize = 127;
-
-/// First and longest sleep of a watcher that cannot use `futex_waitv`.
-const FIRST_NAP: Duration = Duration::from_micros(50);
-const LONGEST_NAP: Duration = Duration::from_millis(1);
 
 /// Which sleeping word of a ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +119,7 @@ impl Default for AsyncWait {
     fn default() -> Self {
         AsyncWait {
             registration: None,
-            slice: barrier::FIRST_SLICE,
+            slice: FIRST_NAP,
         }
     }
 }
@@ -164,7 +160,7 @@ impl AsyncWait {
             Ok(None) => {}
             found => {
                 word.store(0, Ordering::Relaxed);
-                self.slice = barrier::FIRST_SLICE;
+                self.slice = FIRST_NAP;
                 return Poll::Ready(found);
             }
         }
@@ -184,7 +180,7 @@ impl AsyncWait {
     /// Gives up the wait (the side found what it waited for, or is dropped), and stops
     /// announcing a sleep, so that the peer makes no wake-up call for nobody.
     pub(crate) fn cancel(&mut self) {
-        self.slice = barrier::FIRST_SLICE;
+        self.slice = FIRST_NAP;
         if let Some(registration) = self.registration.take() {
             sleeping_word(&registration.shared, registration.side).store(0, Ordering::Relaxed);
             registration.cancelled.store(true, Ordering::Release);

@@ -527,22 +527,12 @@ fn barrier_section(md: &mut String, s: &Settings) {
     writeln!(md, "|---|---:|---:|---:|").unwrap();
     for size in [8usize, 64] {
         eprintln!("barrier: per message {size} B");
-        let (mut light, mut fenced) = (Vec::new(), Vec::new());
-        for _ in 0..s.runs {
-            for (fence, into) in [(false, &mut light), (true, &mut fenced)] {
-                let line = report_child(&["--one", "ringfile-each", &size.to_string()], fence);
-                // "… 8 B: 47.67 M msg/s, 0.38 GB/s"
-                if let Some(rate) = line
-                    .split(": ")
-                    .nth(1)
-                    .and_then(|r| r.split(" M msg/s").next())
-                    .and_then(|r| r.parse::<f64>().ok())
-                {
-                    into.push(rate);
-                }
-            }
-        }
-        let (a, b) = (median_f64(&mut light), median_f64(&mut fenced));
+        // "… 8 B: 47.67 M msg/s, 0.38 GB/s"
+        let (a, b) = interleaved(
+            s.runs,
+            &["--one", "ringfile-each", &size.to_string()],
+            |l| l.split(": ").nth(1)?.split(" M msg/s").next()?.parse().ok(),
+        );
         writeln!(
             md,
             "| throughput, {size} B | {a:.2} M msg/s | {b:.2} M msg/s | {:.2}× |",
@@ -551,22 +541,10 @@ fn barrier_section(md: &mut String, s: &Settings) {
         .unwrap();
     }
     eprintln!("barrier: round trip 8 B");
-    let (mut light, mut fenced) = (Vec::new(), Vec::new());
-    for _ in 0..s.runs {
-        for (fence, into) in [(false, &mut light), (true, &mut fenced)] {
-            let line = report_child(&["--one-trip", "spin", "8"], fence);
-            // "… 8 B: p50 181 ns, p99 300 ns, p99.9 541 ns"
-            if let Some(p50) = line
-                .split("p50 ")
-                .nth(1)
-                .and_then(|r| r.split(" ns").next())
-                .and_then(|r| r.parse::<f64>().ok())
-            {
-                into.push(p50);
-            }
-        }
-    }
-    let (a, b) = (median_f64(&mut light), median_f64(&mut fenced));
+    // "… 8 B: p50 181 ns, p99 300 ns, p99.9 541 ns"
+    let (a, b) = interleaved(s.runs, &["--one-trip", "spin", "8"], |l| {
+        l.split("p50 ").nth(1)?.split(" ns").next()?.parse().ok()
+    });
     writeln!(
         md,
         "| busy-spin round trip p50, 8 B | {a:.0} ns | {b:.0} ns | {:.2}× |",
@@ -578,6 +556,18 @@ fn barrier_section(md: &mut String, s: &Settings) {
         "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier)."
     )
     .unwrap();
+}
+
+/// Runs this binary with `args` `runs` times with the asymmetric fence and as many with the
+/// fence forced, interleaved; the medians of what `parse` reads from their last lines.
+fn interleaved(runs: usize, args: &[&str], parse: impl Fn(&str) -> Option<f64>) -> (f64, f64) {
+    let (mut light, mut fenced) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        for (fence, into) in [(false, &mut light), (true, &mut fenced)] {
+            into.extend(parse(&report_child(args, fence)));
+        }
+    }
+    (median_f64(&mut light), median_f64(&mut fenced))
 }
 
 /// Runs this binary with `args` (and the fence forced, if `fence`); its last line of output.
