@@ -180,13 +180,6 @@ pub fn membarrier_fallback() -> Option<std::io::Error> {
     None
 }
 
-/// Finds out, once per process, whether the asymmetric fence can be used. Called when a
-/// side attaches, before it declares itself or publishes.
-pub(crate) fn init() {
-    #[cfg(not(loom))]
-    process::init();
-}
-
 /// Whether the waker may skip its fence before looking at the sleeper of `words`, whose
 /// role's pid word is `holder`.
 #[inline]
@@ -269,21 +262,24 @@ pub(crate) enum SleepBarrier {
 
 impl SleepBarrier {
     /// Declares, for the holder of a role that just stored its pid, how it will announce
-    /// its sleeps on `words`.
+    /// its sleeps on `words`. The first call in a process finds out (and registers) what the
+    /// process can do, before any of its sides publishes.
     pub(crate) fn declare(region: &Region, words: &WaitWords) -> SleepBarrier {
         #[cfg(not(loom))]
         let can = {
             let _ = region;
+            process::init();
             process::can_issue()
         };
         #[cfg(loom)]
         let can = region.loom_barrier.config.sleeper_can;
         if can {
-            // Release: pairs with nothing in particular; the waker checks it against the pid
-            // word, which this side stored before.
+            // Relaxed: the word publishes no data. A waker that sees it (and our pid in the
+            // role's word) skips its fence, which is safe from the moment this side exists:
+            // every sleep of this `SleepBarrier` issues the membarrier.
             words
                 .membarrier_pid
-                .store(crate::sys::pid(), Ordering::Release);
+                .store(crate::sys::pid(), Ordering::Relaxed);
             SleepBarrier::Membarrier
         } else {
             Self::ask_for_fences(words)

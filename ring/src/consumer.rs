@@ -77,7 +77,6 @@ pub struct Consumer {
 impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
         let role = roles::acquire(&shared, Role::Consumer)?;
-        crate::barrier::init();
         let sleep_barrier = crate::barrier::SleepBarrier::declare(
             &shared.region,
             &shared.region.control().consumer_wait,

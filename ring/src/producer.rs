@@ -85,7 +85,6 @@ pub struct Producer {
 impl Producer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
         let role = roles::acquire(&shared, Role::Producer)?;
-        crate::barrier::init();
         let sleep_barrier = crate::barrier::SleepBarrier::declare(
             &shared.region,
             &shared.region.control().producer_wait,
