@@ -241,14 +241,14 @@ impl Producer {
             }
             // The consumer may be waiting for what we have written: publish before waiting.
             self.publish();
-            let shared = Arc::clone(&self.shared);
-            let mut wait = std::mem::take(&mut self.async_wait);
-            let mut sleep_barrier = self.sleep_barrier;
-            let woken = wait.poll(cx, &shared, Side::Producer, &mut sleep_barrier, || {
-                self.try_reserve(len, END_RESERVE)
-            });
-            self.sleep_barrier = sleep_barrier;
-            self.async_wait = wait;
+            // Disjoint borrows: the registration, the barrier and the free space, beside the
+            // ring (no `Arc` clone, no moving the wait out and back).
+            let (shared, space) = (&self.shared, &mut self.space);
+            let woken =
+                self.async_wait
+                    .poll(cx, shared, Side::Producer, &mut self.sleep_barrier, || {
+                        space.try_reserve(shared, len, END_RESERVE)
+                    });
             if let Some(pos) = ready!(woken)? {
                 return Poll::Ready(Ok(pos));
             }

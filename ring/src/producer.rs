@@ -59,18 +59,13 @@ pub struct Producer {
     role: RoleGuard,
     /// Our value of the shared producer state word (`epoch << 1 | attached`).
     state: u64,
-    /// End of the records written so far; `published <= write_pos <= cached_head + capacity`.
-    write_pos: u64,
+    /// Where the next record goes and how much room there is.
+    pub(crate) space: Space,
     /// The last value stored to the shared published tail.
     published: u64,
     /// Messages written so far, counted on from the file's `published_messages` (statistics
     /// only: see `layout::Control::published_messages`).
     messages: u64,
-    /// A copy of the consumer's released head. It can be stale (the real head may be
-    /// further on), which only ever makes the ring look fuller than it is.
-    cached_head: u64,
-    capacity: u64,
-    max_message: u64,
     wait: WaitStrategy,
     /// Set once the producer's state word needs no change on drop: it closed or aborted the
     /// stream (and said so), or it is abandoned (and must look dead).
@@ -128,7 +123,12 @@ impl Producer {
         Ok(Producer {
             role,
             state,
-            write_pos: tail,
+            space: Space {
+                write_pos: tail,
+                cached_head: head,
+                capacity,
+                max_message: crate::layout::max_message_len(capacity),
+            },
             published: tail,
             // Relaxed: statistics, never used to decide anything.
             messages: shared
@@ -136,9 +136,6 @@ impl Producer {
                 .control()
                 .published_messages
                 .load(Ordering::Relaxed),
-            cached_head: head,
-            capacity,
-            max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
             finished: false,
             sleep_barrier,
@@ -160,7 +157,7 @@ impl Producer {
 
     /// The largest message this ring carries.
     pub fn max_message_len(&self) -> usize {
-        self.max_message as usize
+        self.space.max_message as usize
     }
 
     /// Whether a consumer holds the consumer role right now (in any process): without one,
@@ -189,7 +186,7 @@ impl Producer {
 
     /// Data capacity of the ring.
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.space.capacity
     }
 
     /// Sends `msg` if there is room now; [`Error::Full`] if not, [`Error::TooLarge`] if it
@@ -320,7 +317,7 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn abort(self, reason: &str) -> Result<()> {
-        let mut cut = reason.len().min(self.max_message as usize);
+        let mut cut = reason.len().min(self.space.max_message as usize);
         while !reason.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -368,7 +365,7 @@ impl Producer {
                 .region
                 .write_record(pos, encode(kind, payload.len() as u32), payload)
         };
-        self.write_pos = pos + record_size(payload.len() as u64);
+        self.space.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
         self.detach();
         Ok(())
@@ -397,7 +394,7 @@ impl Producer {
         self.shared.sync()
     }
 
-    #[inline]
+    #[inline(always)]
     fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
         let pos = self.reserve(msg.len(), wait)?;
         self.write_message(pos, msg, publish);
@@ -406,7 +403,7 @@ impl Producer {
 
     /// Writes `msg` as a record at `pos`, which [`try_reserve`](Self::try_reserve) returned
     /// for a message of its length.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_message(&mut self, pos: u64, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
         // SAFETY: `reserve` returned `pos` with room for this record below the released head
@@ -416,7 +413,7 @@ impl Producer {
                 .region
                 .write_record(pos, encode(RECORD_DATA, len as u32), msg)
         };
-        self.write_pos = pos + record_size(len);
+        self.space.write_pos = pos + record_size(len);
         self.messages = self.messages.wrapping_add(1);
         if publish {
             self.publish();
@@ -435,11 +432,18 @@ impl Producer {
 
     /// Finds room for a record with `len` payload bytes, writing a padding record first if
     /// the record would cross the end of the data region. Returns the record's position.
-    #[inline]
+    #[inline(always)]
     fn reserve(&mut self, len: usize, wait: Wait) -> Result<u64> {
         if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
             return Ok(pos);
         }
+        self.reserve_waiting(len, wait)
+    }
+
+    /// [`reserve`](Self::reserve) once the ring is full: waits as `wait` says.
+    #[cold]
+    #[inline(never)]
+    fn reserve_waiting(&mut self, len: usize, wait: Wait) -> Result<u64> {
         let deadline = match wait {
             Wait::No => return Err(Error::Full),
             Wait::Forever => None,
@@ -448,27 +452,127 @@ impl Producer {
         };
         // The consumer may be waiting for what we have written: publish before waiting.
         self.publish();
-        let shared = Arc::clone(&self.shared);
-        let mut sleep_barrier = self.sleep_barrier;
-        let found = wait_until(
+        // The closure borrows only `space`, beside the ring and the barrier: no `Arc` clone (a
+        // locked increment) per wait.
+        let (shared, space) = (&self.shared, &mut self.space);
+        wait_until(
             self.wait,
             &shared.region,
             &shared.region.control().producer_wait,
-            &mut sleep_barrier,
+            &mut self.sleep_barrier,
             deadline,
             |probe| match probe {
-                Probe::Ready => self.try_reserve(len, END_RESERVE),
+                Probe::Ready => space.try_reserve(shared, len, END_RESERVE),
                 Probe::Idle => Ok(None),
             },
-        );
-        self.sleep_barrier = sleep_barrier;
-        found
+        )
     }
 
     /// As [`reserve`](Self::reserve) without waiting: `None` if the record (and any padding
     /// in front of it) would leave less than `keep_free` bytes of the ring free.
     #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<u64>> {
+        self.space.try_reserve(&self.shared, len, keep_free)
+    }
+
+    /// Completes the record at `pos` with `len` payload bytes already written.
+    #[inline]
+    fn commit(&mut self, pos: u64, len: u64, publish: bool) {
+        debug_assert_eq!(pos, self.space.write_pos);
+        self.shared
+            .region
+            .write_word(pos, encode(RECORD_DATA, len as u32));
+        self.space.write_pos = pos + record_size(len);
+        self.messages = self.messages.wrapping_add(1);
+        if publish {
+            self.publish();
+        }
+    }
+
+    /// Makes every record written so far visible to the consumer.
+    #[inline]
+    pub(crate) fn publish(&mut self) {
+        if self.space.write_pos != self.published {
+            let control = self.shared.region.control();
+            // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
+            // then sees a local tail at least as new (see `Shared::local_tail`).
+            self.shared
+                .local_tail
+                .store(self.space.write_pos, std::sync::atomic::Ordering::Release);
+            // Relaxed, before the tail: statistics, which a reader that Acquire-loads the tail
+            // sees at least this new.
+            control
+                .published_messages
+                .store(self.messages, Ordering::Relaxed);
+            let tail = self.space.write_pos;
+            store_and_wake(
+                &self.shared.region,
+                &control.consumer_wait,
+                &control.roles.consumer_pid,
+                // Release: every record byte written below `write_pos` is visible to a
+                // consumer that Acquire-loads this tail.
+                || control.published_tail.store(tail, Ordering::Release),
+            );
+            self.published = tail;
+        }
+    }
+}
+
+/// The producer's view of the free space: where its next record goes and a copy of the
+/// consumer's head. Apart from the rest of [`Producer`] so that a wait can borrow it mutably
+/// while it borrows the ring.
+#[derive(Debug)]
+pub(crate) struct Space {
+    /// End of the records written so far; `published <= write_pos <= cached_head + capacity`.
+    write_pos: u64,
+    /// A copy of the consumer's released head. It can be stale (the real head may be
+    /// further on), which only ever makes the ring look fuller than it is.
+    cached_head: u64,
+    capacity: u64,
+    max_message: u64,
+}
+
+impl Space {
+    /// As [`Producer::reserve`] without waiting: `None` if the record (and any padding
+    /// in front of it) would leave less than `keep_free` bytes of the ring free.
+    ///
+    /// The common case — the record fits before the end of the region and below the cached
+    /// head — is a few compares inlined into every send; the rest is out of line. That
+    /// matters more than it looks: a send that is a call of its own pushes and pops a frame,
+    /// a dozen stores that queue in the store buffer behind the record's stores, which wait
+    /// for their cache lines — with batches of 256-byte messages the producer spent most of
+    /// its time stalled on those pushes (perf, `report --one ringfile 256`).
+    #[inline(always)]
+    pub(crate) fn try_reserve(
+        &mut self,
+        shared: &Shared,
+        len: usize,
+        keep_free: u64,
+    ) -> Result<Option<u64>> {
+        let wide = len as u64;
+        if wide <= self.max_message {
+            let size = record_size(wide);
+            let offset = self.write_pos & (self.capacity - 1);
+            // No overflow: as in `try_reserve_slow`.
+            if size <= self.capacity - offset
+                && self.write_pos + size + keep_free <= self.cached_head + self.capacity
+            {
+                return Ok(Some(self.write_pos));
+            }
+        }
+        self.try_reserve_slow(shared, len, keep_free)
+    }
+
+    /// [`try_reserve`](Self::try_reserve) when the cached head says full, the record needs
+    /// padding in front, or it is too large.
+    #[cold]
+    #[inline(never)]
+    fn try_reserve_slow(
+        &mut self,
+        shared: &Shared,
+        len: usize,
+        keep_free: u64,
+    ) -> Result<Option<u64>> {
         let len = len as u64;
         if len > self.max_message {
             return Err(Error::TooLarge {
@@ -487,22 +591,17 @@ impl Producer {
             // Possibly full on the cached head: look at the real one. Acquire pairs with the
             // consumer's Release store of the head, so its reads of the bytes it released
             // happen before we overwrite them.
-            let head = self
-                .shared
+            let head = shared
                 .region
                 .control()
                 .released_head
                 .load(Ordering::Acquire);
             // A consumer of this ring in this process may hold messages below a head that
             // another process forged forward: never overwrite those.
-            let head = head.min(
-                self.shared
-                    .local_head
-                    .load(std::sync::atomic::Ordering::Acquire),
-            );
+            let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
             if head < self.cached_head || head > self.write_pos {
                 return Err(Error::BadPositions {
-                    path: self.shared.name.clone(),
+                    path: shared.name.clone(),
                     head,
                     tail: self.write_pos,
                     capacity: self.capacity,
@@ -514,55 +613,13 @@ impl Producer {
             }
         }
         if padding != 0 {
-            self.shared.region.write_word(
+            shared.region.write_word(
                 self.write_pos,
                 encode(RECORD_PADDING, (padding - RECORD_HEADER) as u32),
             );
             self.write_pos += padding;
         }
         Ok(Some(self.write_pos))
-    }
-
-    /// Completes the record at `pos` with `len` payload bytes already written.
-    #[inline]
-    fn commit(&mut self, pos: u64, len: u64, publish: bool) {
-        debug_assert_eq!(pos, self.write_pos);
-        self.shared
-            .region
-            .write_word(pos, encode(RECORD_DATA, len as u32));
-        self.write_pos = pos + record_size(len);
-        self.messages = self.messages.wrapping_add(1);
-        if publish {
-            self.publish();
-        }
-    }
-
-    /// Makes every record written so far visible to the consumer.
-    #[inline]
-    pub(crate) fn publish(&mut self) {
-        if self.write_pos != self.published {
-            let control = self.shared.region.control();
-            // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
-            // then sees a local tail at least as new (see `Shared::local_tail`).
-            self.shared
-                .local_tail
-                .store(self.write_pos, std::sync::atomic::Ordering::Release);
-            // Relaxed, before the tail: statistics, which a reader that Acquire-loads the tail
-            // sees at least this new.
-            control
-                .published_messages
-                .store(self.messages, Ordering::Relaxed);
-            let tail = self.write_pos;
-            store_and_wake(
-                &self.shared.region,
-                &control.consumer_wait,
-                &control.roles.consumer_pid,
-                // Release: every record byte written below `write_pos` is visible to a
-                // consumer that Acquire-loads this tail.
-                || control.published_tail.store(tail, Ordering::Release),
-            );
-            self.published = tail;
-        }
     }
 }
 
@@ -596,7 +653,7 @@ impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("ring", &self.shared.name)
-            .field("write_pos", &self.write_pos)
+            .field("write_pos", &self.space.write_pos)
             .field("published", &self.published)
             .finish()
     }
@@ -674,7 +731,7 @@ impl Claim<'_> {
 impl Deref for Claim<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        let offset = (self.pos & (self.producer.capacity - 1)) + RECORD_HEADER;
+        let offset = (self.pos & (self.producer.space.capacity - 1)) + RECORD_HEADER;
         // SAFETY: the claim's bytes were reserved for it (below the released head plus the
         // capacity) and are not published until it is committed; the claim borrows the
         // producer, so no other claim or send can touch them meanwhile.
@@ -684,7 +741,7 @@ impl Deref for Claim<'_> {
 
 impl DerefMut for Claim<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        let offset = (self.pos & (self.producer.capacity - 1)) + RECORD_HEADER;
+        let offset = (self.pos & (self.producer.space.capacity - 1)) + RECORD_HEADER;
         // SAFETY: as in `deref`; `&mut self` makes this the only slice of the claim.
         unsafe { self.producer.shared.region.bytes_mut(offset, self.len) }
     }

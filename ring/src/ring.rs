@@ -6,6 +6,7 @@ use crate::file::{self, OpenFile};
 use crate::layout::{max_message_len, HEADER_SIZE};
 use crate::producer::Producer;
 use crate::region::Region;
+use crossbeam_utils::CachePadded;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -23,26 +24,30 @@ pub(crate) struct Shared {
     pub(crate) file: Option<File>,
     /// The path, or a description such as `memfd:ringfile`.
     pub(crate) name: PathBuf,
+    // The four process-local words below are written by the consumer (`local_head`,
+    // `consumer_seen_tail`) or the producer (`local_tail`, `producer_left_tail`) of this
+    // process, often from two threads: each on its own cache line, so neither side's stores
+    // take the line the other reads (or the region's fields above) away from it.
     /// The head as this process's consumer of this `Ring` last released it, or `NO_LOCAL_HEAD`
     /// while there is none. The producer never writes below it, whatever the shared head in
     /// the file says: another process that forges the head forward cannot make our own
     /// producer overwrite a message our own consumer still borrows. (A plain std atomic, not
     /// part of the shared protocol, so not model-checked.)
-    pub(crate) local_head: std::sync::atomic::AtomicU64,
+    pub(crate) local_head: CachePadded<std::sync::atomic::AtomicU64>,
     /// The highest published tail this process's consumer of this `Ring` has accepted, and
     /// the tail this process's last producer of it left: records below them exist, so a tail
     /// below them is forged, and a producer attaching there would overwrite messages this
     /// process may still hold. (Plain std atomics, not part of the shared protocol.)
-    pub(crate) consumer_seen_tail: std::sync::atomic::AtomicU64,
+    pub(crate) consumer_seen_tail: CachePadded<std::sync::atomic::AtomicU64>,
     /// See `consumer_seen_tail`.
-    pub(crate) producer_left_tail: std::sync::atomic::AtomicU64,
+    pub(crate) producer_left_tail: CachePadded<std::sync::atomic::AtomicU64>,
     /// The tail this process's producer of this `Ring` has written and published up to, or
     /// `NO_LOCAL_TAIL` while there is none. While our producer holds the role, no record
     /// above it exists: a shared tail above it was forged by another process, and our
     /// consumer never reads past it — else our producer would write over a "message" our
     /// consumer holds. Stored before the shared tail (Release), so a consumer that sees a
     /// published tail sees a local tail at least as new.
-    pub(crate) local_tail: std::sync::atomic::AtomicU64,
+    pub(crate) local_tail: CachePadded<std::sync::atomic::AtomicU64>,
 }
 
 /// [`Shared::local_tail`] when no producer of the ring lives in this process.
@@ -57,10 +62,10 @@ impl Shared {
             region: opened.region,
             file: Some(opened.file),
             name,
-            local_head: NO_LOCAL_HEAD.into(),
-            consumer_seen_tail: 0.into(),
-            producer_left_tail: 0.into(),
-            local_tail: NO_LOCAL_TAIL.into(),
+            local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
+            consumer_seen_tail: CachePadded::new(0.into()),
+            producer_left_tail: CachePadded::new(0.into()),
+            local_tail: CachePadded::new(NO_LOCAL_TAIL.into()),
         })
     }
 
@@ -248,10 +253,10 @@ impl Ring {
             region: Region::heap(capacity, barrier),
             file: None,
             name: PathBuf::from("heap"),
-            local_head: NO_LOCAL_HEAD.into(),
-            consumer_seen_tail: 0.into(),
-            producer_left_tail: 0.into(),
-            local_tail: NO_LOCAL_TAIL.into(),
+            local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
+            consumer_seen_tail: CachePadded::new(0.into()),
+            producer_left_tail: CachePadded::new(0.into()),
+            local_tail: CachePadded::new(NO_LOCAL_TAIL.into()),
         }))
     }
 
