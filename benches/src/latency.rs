@@ -18,6 +18,11 @@ pub enum PingPong {
     RingfilePark,
     /// One cache line written by each side in turn, busy-spinning: the spin floor.
     CacheLine,
+    /// Each side writes the payload into one cache line, then a sequence number into another
+    /// (Release), and the other side spins on the second before it reads the first: the floor
+    /// of a protocol whose reader learns of a message from a word on another line than the
+    /// message's (ringfile's tail), two serial line transfers each way.
+    TwoLines,
     /// A futex word each, wake and sleep in turn: the sleeping floor.
     Futex,
     /// iceoryx2 publish-subscribe (lossless, see `peers`), both sides busy-polling.
@@ -28,10 +33,11 @@ pub enum PingPong {
 
 impl PingPong {
     /// All of them.
-    pub const ALL: [PingPong; 6] = [
+    pub const ALL: [PingPong; 7] = [
         PingPong::RingfileSpin,
         PingPong::RingfilePark,
         PingPong::CacheLine,
+        PingPong::TwoLines,
         PingPong::Futex,
         PingPong::Iceoryx2,
         PingPong::IpcChannel,
@@ -43,6 +49,7 @@ impl PingPong {
             PingPong::RingfileSpin => "ringfile, spin",
             PingPong::RingfilePark => "ringfile, park (futex)",
             PingPong::CacheLine => "floor: cache line, spin",
+            PingPong::TwoLines => "floor: flag line then data line, spin",
             PingPong::Futex => "floor: bare futex wake-up",
             PingPong::Iceoryx2 => "iceoryx2, spin (busy-poll)",
             PingPong::IpcChannel => "ipc-channel (sleeps)",
@@ -63,6 +70,7 @@ impl PingPong {
             PingPong::RingfileSpin => "latency-spin",
             PingPong::RingfilePark => "latency-park",
             PingPong::CacheLine => "latency-line",
+            PingPong::TwoLines => "latency-two-lines",
             PingPong::Futex => "latency-futex",
             PingPong::Iceoryx2 => "latency-iceoryx2",
             PingPong::IpcChannel => "latency-ipc-channel",
@@ -100,7 +108,7 @@ fn futex_wake(word: &AtomicU32) {
     };
 }
 
-/// Two words 128 bytes apart in a shared mapping.
+/// Two words 128 bytes apart in a shared mapping, and two 64-byte data lines.
 struct Words {
     map: memmap2::MmapRaw,
 }
@@ -125,6 +133,36 @@ impl Words {
         // SAFETY: offsets 0 and 128 are aligned words inside the 4096-byte mapping.
         unsafe { &*self.map.as_mut_ptr().add(i * 128).cast::<AtomicU32>() }
     }
+    /// Writes `msg` (at most 64 bytes) into data line `i` (0 or 1).
+    fn put(&self, i: usize, msg: &[u8]) {
+        assert!(msg.len() <= 64);
+        // SAFETY: lines at 1024 and 2048 are inside the 4096-byte mapping; the protocol (a
+        // flag stored after, read before) gives each line to one side at a time.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                msg.as_ptr(),
+                self.map.as_mut_ptr().add(1024 * (i + 1)),
+                msg.len(),
+            )
+        }
+    }
+    /// Reads data line `i` into `buf` (at most 64 bytes).
+    fn get(&self, i: usize, buf: &mut [u8]) {
+        assert!(buf.len() <= 64);
+        // SAFETY: as in `put`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(1024 * (i + 1)),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        }
+    }
+}
+
+/// The first eight bytes of `msg` as a sequence number.
+fn seq(msg: &[u8]) -> u64 {
+    u64::from_le_bytes(msg[..8].try_into().unwrap())
 }
 
 const WARMUP: u64 = 2_000;
@@ -255,6 +293,28 @@ pub fn round_trips(kind: PingPong, size: usize, iters: u64) -> Histogram<u64> {
             }
             child.wait().unwrap();
         }
+        PingPong::TwoLines => {
+            let words = Words::open(&a, true);
+            let mut child = spawn();
+            let (ping, pong) = (words.word(0), words.word(1));
+            let (mut msg, mut back) = (vec![1u8; size], vec![0u8; size]);
+            for i in 1..=total as u32 {
+                msg[..8].copy_from_slice(&u64::from(i).to_le_bytes());
+                let t = Instant::now();
+                words.put(0, &msg);
+                ping.store(i, Ordering::Release);
+                while pong.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                words.get(1, &mut back);
+                let ns = t.elapsed().as_nanos() as u64;
+                assert_eq!(seq(&back), u64::from(i), "lost or reordered");
+                if u64::from(i) > WARMUP {
+                    hist.saturating_record(ns.max(1));
+                }
+            }
+            child.wait().unwrap();
+        }
     }
     let _ = std::fs::remove_file(&a);
     let _ = std::fs::remove_file(&b);
@@ -334,6 +394,21 @@ pub(crate) fn child(parts: &[&str]) {
                     }
                     pong.store(i, Ordering::Release);
                 }
+            }
+        }
+        PingPong::TwoLines => {
+            let words = Words::open(&a, false);
+            let (ping, pong) = (words.word(0), words.word(1));
+            let mut msg = vec![0u8; parts[1].parse().unwrap()];
+            println!("ready");
+            for i in 1..=total as u32 {
+                while ping.load(Ordering::Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                words.get(0, &mut msg);
+                assert_eq!(seq(&msg), u64::from(i), "lost or reordered");
+                words.put(1, &msg);
+                pong.store(i, Ordering::Release);
             }
         }
     }
