@@ -93,10 +93,18 @@ impl FloorSender<'_> {
         let len = msg.len() as u64;
         let cap = self.ring.capacity;
         debug_assert!(cap.is_multiple_of(len));
-        while self.tail + len > self.head + cap {
+        if self.tail + len > self.head + cap {
+            // Full: publish once (the receiver may be waiting for it), then watch the head.
+            // (Storing the tail on every turn of this loop, as this used to, hammers the line
+            // the receiver polls and made the floor fall by 8x whenever the ring filled.)
             self.publish();
-            self.head = self.ring.word(HEAD).load(Ordering::Acquire);
-            std::hint::spin_loop();
+            loop {
+                self.head = self.ring.word(HEAD).load(Ordering::Acquire);
+                if self.tail + len <= self.head + cap {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
         }
         let offset = (self.tail & (cap - 1)) as usize;
         // SAFETY: `offset + len <= cap` because len divides cap; this range is the sender's
