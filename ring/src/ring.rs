@@ -58,9 +58,14 @@ pub(crate) const NO_LOCAL_HEAD: u64 = u64::MAX;
 
 impl Shared {
     fn from_open(opened: OpenFile, name: PathBuf) -> Arc<Shared> {
+        Shared::new(opened.region, Some(opened.file), name)
+    }
+
+    /// A ring's state in this process, with no role of it held here yet.
+    fn new(region: Region, file: Option<File>, name: PathBuf) -> Arc<Shared> {
         Arc::new(Shared {
-            region: opened.region,
-            file: Some(opened.file),
+            region,
+            file,
             name,
             local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
             consumer_seen_tail: CachePadded::new(0.into()),
@@ -249,15 +254,11 @@ impl Ring {
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64, barrier: crate::barrier::LoomConfig) -> Ring {
-        Ring::from_shared(Arc::new(Shared {
-            region: Region::heap(capacity, barrier),
-            file: None,
-            name: PathBuf::from("heap"),
-            local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
-            consumer_seen_tail: CachePadded::new(0.into()),
-            producer_left_tail: CachePadded::new(0.into()),
-            local_tail: CachePadded::new(NO_LOCAL_TAIL.into()),
-        }))
+        Ring::from_shared(Shared::new(
+            Region::heap(capacity, barrier),
+            None,
+            PathBuf::from("heap"),
+        ))
     }
 
     fn from_shared(shared: Arc<Shared>) -> Ring {
