@@ -468,6 +468,14 @@ fn run(s: &Settings) -> String {
     .unwrap();
     writeln!(
         md,
+        "  (each receiver here only touches one byte per message: at small sizes one faster than \
+         its sender catches up, and the two then fight over the lines being written, so these \
+         rates say which side is faster as much as what each costs; a ratio above 1 means the \
+         floor's receiver fell into that regime, not that ringfile beats the bare ring)"
+    )
+    .unwrap();
+    writeln!(
+        md,
         "- per message (`send`/`recv`) ÷ batched at {}: {} (target ≥ 0.5 at 8 and 64 B)",
         SIZES.map(|s| format!("{s} B")).join(" / "),
         ratios(each, shm).join(" / ")
