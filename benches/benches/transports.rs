@@ -23,6 +23,8 @@ fn cross(c: &mut Criterion) {
             Transport::Ringfile,
             Transport::RingfilePerMessage,
             Transport::Floor,
+            Transport::RingfileRead,
+            Transport::FloorRead,
             Transport::Pipe,
             Transport::UnixStream,
             Transport::Iceoryx2,

@@ -44,7 +44,7 @@ pub fn two_threads(queue: Queue, size: usize, capacity: u64, stop: Stop) -> Meas
                 let _ = ringfile_send(&mut producer, &msg, stop);
                 producer.close().unwrap();
             });
-            receiver = Box::new(move || ringfile_receive(&mut consumer));
+            receiver = Box::new(move || ringfile_receive(&mut consumer, false));
         }
         Queue::Crossbeam => {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(4096);

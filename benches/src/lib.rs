@@ -92,10 +92,18 @@ pub enum Transport {
     /// ringfile, the plain API: one `send` and one `recv` per message, each published and
     /// released alone.
     RingfilePerMessage,
+    /// [`Ringfile`](Self::Ringfile) with a receiver that reads and checks every byte of every
+    /// message (as `consumer --verify` does) rather than touching one.
+    RingfileRead,
+    /// [`RingfilePerMessage`](Self::RingfilePerMessage) with a receiver that reads and checks
+    /// every byte.
+    RingfilePerMessageRead,
     /// ringfile, ring file on a disk path (the target directory).
     RingfileDisk,
     /// A bare SPSC byte ring over a /dev/shm mapping: no framing, no checks, no API.
     Floor,
+    /// [`Floor`](Self::Floor) with a receiver that reads and checks every byte.
+    FloorRead,
     /// An anonymous pipe, one write(2) per message.
     Pipe,
     /// The same, with the pipe enlarged to 1 MiB.
@@ -114,11 +122,14 @@ pub enum Transport {
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 11] = [
+    pub const ALL: [Transport; 14] = [
         Transport::Ringfile,
         Transport::RingfilePerMessage,
         Transport::RingfileDisk,
         Transport::Floor,
+        Transport::RingfileRead,
+        Transport::RingfilePerMessageRead,
+        Transport::FloorRead,
         Transport::Pipe,
         Transport::PipeBig,
         Transport::UnixStream,
@@ -133,8 +144,11 @@ impl Transport {
         match self {
             Transport::Ringfile => "ringfile, batched",
             Transport::RingfilePerMessage => "ringfile, per message",
+            Transport::RingfileRead => "ringfile, batched, reading every byte",
+            Transport::RingfilePerMessageRead => "ringfile, per message, reading every byte",
             Transport::RingfileDisk => "ringfile (disk file)",
             Transport::Floor => "floor (bare ring)",
+            Transport::FloorRead => "floor, reading every byte",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe (1 MiB)",
             Transport::UnixStream => "unix stream",
@@ -150,8 +164,11 @@ impl Transport {
         match self {
             Transport::Ringfile => "ringfile",
             Transport::RingfilePerMessage => "ringfile-each",
+            Transport::RingfileRead => "ringfile-read",
+            Transport::RingfilePerMessageRead => "ringfile-each-read",
             Transport::RingfileDisk => "ringfile-disk",
             Transport::Floor => "floor",
+            Transport::FloorRead => "floor-read",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe-big",
             Transport::UnixStream => "unix-stream",
@@ -159,6 +176,26 @@ impl Transport {
             Transport::Ipmpsc => "ipmpsc",
             Transport::Iceoryx2 => "iceoryx2",
             Transport::IpcChannel => "ipc-channel",
+        }
+    }
+
+    /// Whether the receiver reads and checks every byte of every message; otherwise it touches
+    /// one byte per message (the byte-stream transports copy every byte out of the kernel
+    /// either way).
+    pub fn reads_every_byte(self) -> bool {
+        matches!(
+            self,
+            Transport::RingfileRead | Transport::RingfilePerMessageRead | Transport::FloorRead
+        )
+    }
+
+    /// The ringfile row this transport is compared with: batched ringfile with a receiver
+    /// that reads as this one's does.
+    pub fn ringfile_counterpart(self) -> Transport {
+        if self.reads_every_byte() {
+            Transport::RingfileRead
+        } else {
+            Transport::Ringfile
         }
     }
 
@@ -330,19 +367,40 @@ pub fn ringfile_send(producer: &mut ringfile::Producer, msg: &[u8], stop: Stop) 
     sent
 }
 
+/// The byte every benchmark message is filled with.
+pub const FILL: u8 = 0x5a;
+
+/// What a receiver does with each message: touch its first byte, or read and check every
+/// byte. Returns 1 for a message that fails the check (touching checks nothing).
+#[inline(always)]
+pub fn read(msg: &[u8], every_byte: bool) -> u64 {
+    if every_byte {
+        // An OR of differences rather than `all`, so that it has no early exit and vectorises.
+        u64::from(msg.iter().fold(0u8, |acc, &b| acc | (b ^ FILL)) != 0)
+    } else {
+        std::hint::black_box(msg[0]);
+        0
+    }
+}
+
 /// The ringfile receiving loop every benchmark uses: batches until the end of the stream,
-/// touching each message's first byte. Returns the count and when the first one arrived.
-pub fn ringfile_receive(consumer: &mut ringfile::Consumer) -> (u64, Option<Instant>) {
+/// [`read`]ing each message. Returns the count and when the first one arrived; panics if a
+/// message failed the check.
+pub fn ringfile_receive(
+    consumer: &mut ringfile::Consumer,
+    every_byte: bool,
+) -> (u64, Option<Instant>) {
     consumer.set_wait_strategy(ringfile::WaitStrategy::Spin);
-    let (mut messages, mut first) = (0u64, None);
+    let (mut messages, mut bad, mut first) = (0u64, 0u64, None);
     loop {
         let mut batch = consumer.recv_batch().unwrap();
         while let Some(msg) = batch.next().unwrap() {
             first.get_or_insert_with(Instant::now);
-            std::hint::black_box(msg[0]);
+            bad += read(msg, every_byte);
             messages += 1;
         }
         if batch.is_end() {
+            assert_eq!(bad, 0, "{bad} messages arrived changed");
             return (messages, first);
         }
     }
@@ -355,12 +413,12 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
     let _ = std::fs::remove_file(&path);
     let spec = format!("{}|{size}|{capacity}|{}", transport.tag(), path.display());
     pin(End::Sender);
-    let msg = vec![0x5au8; size];
+    let msg = vec![FILL; size];
     let mut sent = 0u64;
     let start = Instant::now();
     let more = |sent: u64| stop.more(sent, start);
     let measured = match transport {
-        Transport::Ringfile | Transport::RingfileDisk => {
+        Transport::Ringfile | Transport::RingfileRead | Transport::RingfileDisk => {
             let ring = ringfile::Ring::create(&path, capacity).expect("create ring");
             let rx = Receiver::spawn(&spec, None);
             let mut producer = ring.producer().unwrap();
@@ -368,7 +426,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             producer.close().unwrap();
             rx.finish()
         }
-        Transport::RingfilePerMessage => {
+        Transport::RingfilePerMessage | Transport::RingfilePerMessageRead => {
             let ring = ringfile::Ring::create(&path, capacity).expect("create ring");
             let rx = Receiver::spawn(&spec, None);
             let mut producer = ring.producer().unwrap();
@@ -380,7 +438,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             producer.close().unwrap();
             rx.finish()
         }
-        Transport::Floor => {
+        Transport::Floor | Transport::FloorRead => {
             let ring = floor::FloorRing::create(&path, capacity);
             let rx = Receiver::spawn(&spec, None);
             let mut tx = ring.sender();
@@ -495,33 +553,35 @@ pub fn child_main() -> bool {
     let size: usize = parts[1].parse().unwrap();
     let path = PathBuf::from(parts[3]);
     pin(End::Receiver);
+    let every_byte = transport.reads_every_byte();
     let mut messages = 0u64;
     let mut touched = 0u64;
+    let mut bad = 0u64;
     let mut first: Option<Instant> = None;
     let ready = || println!("ready");
     match transport {
-        Transport::Ringfile | Transport::RingfileDisk => {
+        Transport::Ringfile | Transport::RingfileRead | Transport::RingfileDisk => {
             let ring = ringfile::Ring::open(&path).unwrap();
             let mut consumer = ring.consumer().unwrap();
             ready();
-            (messages, first) = ringfile_receive(&mut consumer);
+            (messages, first) = ringfile_receive(&mut consumer, every_byte);
         }
-        Transport::RingfilePerMessage => {
+        Transport::RingfilePerMessage | Transport::RingfilePerMessageRead => {
             let ring = ringfile::Ring::open(&path).unwrap();
             let mut consumer = ring.consumer().unwrap();
             consumer.set_wait_strategy(ringfile::WaitStrategy::Spin);
             ready();
             while let Some(msg) = consumer.recv().unwrap() {
                 first.get_or_insert_with(Instant::now);
-                std::hint::black_box(msg[0]);
+                bad += read(&msg, every_byte);
                 messages += 1;
             }
         }
-        Transport::Floor => {
+        Transport::Floor | Transport::FloorRead => {
             let ring = floor::FloorRing::open(&path);
             let mut rx = ring.receiver();
             ready();
-            while let Some(n) = rx.recv(size, |msg| touched += u64::from(msg[0])) {
+            while let Some(n) = rx.recv(size, |msg| bad += read(msg, every_byte)) {
                 first.get_or_insert_with(Instant::now);
                 messages += n;
             }
@@ -593,6 +653,12 @@ pub fn child_main() -> bool {
         }
     }
     let elapsed = first.map_or(Duration::ZERO, |f| f.elapsed());
+    assert_eq!(
+        bad,
+        0,
+        "{}: {bad} messages arrived changed",
+        transport.name()
+    );
     std::hint::black_box(touched);
     println!(
         "{messages} {} {}",
