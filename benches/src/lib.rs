@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod awaiting;
+pub mod cost;
 pub mod floor;
 pub mod inprocess;
 pub mod latency;

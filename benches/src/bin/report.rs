@@ -13,6 +13,8 @@
 //! criterion benches read the same from `RINGFILE_BENCH_CORES=A,B`).
 //! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, two-lines, futex, iceoryx2,
 //! ipc-channel).
+//! `--cost` measures only the processor time per message on one thread (see
+//! `benches::cost`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-each, ringfile-disk, floor, and ringfile-read,
 //! ringfile-each-read, floor-read (receivers that read every byte), pipe, pipe-big, unix-stream,
@@ -70,13 +72,13 @@ fn main() {
             continue;
         }
         expect_values = match a.as_str() {
-            "--quick" | "--update" => 0,
+            "--quick" | "--update" | "--cost" => 0,
             "--cores" | "--out" => 1,
             "--one" | "--one-trip" => 2,
             other => {
                 eprintln!(
                     "report: unknown argument '{other}' (expected --quick, --update, --out DIR, \
-                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE)"
+                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost)"
                 );
                 std::process::exit(2);
             }
@@ -120,6 +122,12 @@ fn main() {
         );
         return;
     }
+    if args.iter().any(|a| a == "--cost") {
+        let mut md = String::new();
+        cost_section(&mut md, 5);
+        println!("{md}");
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--one") {
         let (Some(t), Some(size)) = (
             args.get(i + 1).and_then(|t| Transport::from_tag(t)),
@@ -128,14 +136,19 @@ fn main() {
             eprintln!("report: --one takes a transport and a size, e.g. --one ringfile 64");
             std::process::exit(2);
         };
-        let m = median(5, || {
-            cross_process(t, size, CAPACITY, Stop::Time(Duration::from_millis(400)))
-        });
+        let runs: Vec<Measured> = (0..5)
+            .map(|_| cross_process(t, size, CAPACITY, Stop::Time(Duration::from_millis(400))))
+            .collect();
+        let m = median_of(&runs);
         println!(
-            "{} {size} B: {} msg/s, {:.2} GB/s",
+            "{} {size} B: {} msg/s, {:.2} GB/s (runs: {})",
             t.name(),
             fmt_rate(m.rate()),
-            m.gbps()
+            m.gbps(),
+            runs.iter()
+                .map(|r| fmt_rate(r.rate()))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return;
     }
@@ -202,20 +215,36 @@ fn run(s: &Settings) -> String {
     )
     .unwrap();
 
-    // Cross-process throughput.
-    let mut results: Vec<(Transport, Vec<Measured>)> = Vec::new();
-    for t in Transport::ALL {
-        let row: Vec<Measured> = SIZES
-            .iter()
-            .map(|&size| {
-                eprintln!("cross-process {} {size} B", t.name());
-                median(s.runs, || {
-                    cross_process(t, size, CAPACITY, Stop::Time(s.budget))
-                })
-            })
-            .collect();
-        results.push((t, row));
+    // Cross-process throughput. Interleaved: each run measures every transport back to back
+    // at one size, so that a machine that changes speed between runs (a shared VM does)
+    // shifts all of them alike, and the ratios are medians of ratios taken back to back.
+    let mut samples: Vec<Vec<Vec<Measured>>> =
+        vec![vec![Vec::new(); SIZES.len()]; Transport::ALL.len()];
+    for (si, &size) in SIZES.iter().enumerate() {
+        for run in 0..s.runs {
+            for (ti, &t) in Transport::ALL.iter().enumerate() {
+                eprintln!("cross-process {size} B, run {}: {}", run + 1, t.name());
+                samples[ti][si].push(cross_process(t, size, CAPACITY, Stop::Time(s.budget)));
+            }
+        }
     }
+    let results: Vec<(Transport, Vec<Measured>)> = Transport::ALL
+        .into_iter()
+        .zip(&samples)
+        .map(|(t, per_size)| (t, per_size.iter().map(|runs| median_of(runs)).collect()))
+        .collect();
+    // The median over runs of `of`'s rate ÷ `to`'s rate in the same run, at each size.
+    let ratio = |of: Transport, to: Transport| -> Vec<f64> {
+        let index = |t: Transport| Transport::ALL.iter().position(|&x| x == t).unwrap();
+        let (a, b) = (&samples[index(of)], &samples[index(to)]);
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| {
+                let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x.rate() / y.rate()).collect();
+                median_f64(&mut r)
+            })
+            .collect()
+    };
     writeln!(md, "### Cross-process throughput\n").unwrap();
     write!(md, "| transport |").unwrap();
     for size in SIZES {
@@ -234,7 +263,8 @@ fn run(s: &Settings) -> String {
     writeln!(
         md,
         "\nringfile's throughput (batched) as a multiple of each (same run, same sizes; rows \
-         that read every byte against ringfile reading every byte):\n"
+         that read every byte against ringfile reading every byte; the median of the ratios \
+         of runs taken back to back):\n"
     )
     .unwrap();
     write!(md, "| ringfile ÷ |").unwrap();
@@ -243,15 +273,14 @@ fn run(s: &Settings) -> String {
     }
     writeln!(md).unwrap();
     writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
-    let row_of = |t: Transport| &results.iter().find(|(x, _)| *x == t).unwrap().1;
-    for (t, row) in &results {
+    for &t in &Transport::ALL {
         let ours = t.ringfile_counterpart();
-        if *t == ours {
+        if t == ours {
             continue;
         }
         write!(md, "| {} |", t.name()).unwrap();
-        for (a, b) in row_of(ours).iter().zip(row) {
-            write!(md, " {:.2}× |", a.rate() / b.rate()).unwrap();
+        for r in ratio(ours, t) {
+            write!(md, " {r:.2}× |").unwrap();
         }
         writeln!(md).unwrap();
     }
@@ -275,6 +304,8 @@ fn run(s: &Settings) -> String {
         }
         writeln!(md).unwrap();
     }
+
+    cost_section(&mut md, s.runs);
 
     // Latency.
     writeln!(
@@ -429,42 +460,39 @@ fn run(s: &Settings) -> String {
 
     // Targets.
     writeln!(md, "\n### Targets\n").unwrap();
-    let find = row_of;
-    let (floor, pipe, ipm, unix) = (
-        find(Transport::Floor),
-        find(Transport::Pipe),
-        find(Transport::Ipmpsc),
-        find(Transport::UnixStream),
+    let (of_floor, of_pipe, of_ipmpsc, of_unix) = (
+        ratio(Transport::Ringfile, Transport::Floor),
+        ratio(Transport::Ringfile, Transport::Pipe),
+        ratio(Transport::Ringfile, Transport::Ipmpsc),
+        ratio(Transport::Ringfile, Transport::UnixStream),
     );
     for (i, size) in SIZES.iter().enumerate() {
         if ![8, 64, 65536].contains(size) {
             continue;
         }
-        let of_floor = shm[i].rate() / floor[i].rate();
         if *size == 65536 {
             writeln!(
                 md,
                 "- {size} B: {:.0}% of the floor (target ≥ 70%); {:.1}× a Unix stream socket (target ≥ 5×)",
-                of_floor * 100.0,
-                shm[i].rate() / unix[i].rate()
+                of_floor[i] * 100.0,
+                of_unix[i]
             )
             .unwrap();
         } else {
             writeln!(
                 md,
                 "- {size} B: {:.0}% of the floor (target ≥ 70%); {:.1}× a pipe (target ≥ 60×); {:.1}× ipmpsc (target ≥ 30×)",
-                of_floor * 100.0,
-                shm[i].rate() / pipe[i].rate(),
-                shm[i].rate() / ipm[i].rate()
+                of_floor[i] * 100.0,
+                of_pipe[i],
+                of_ipmpsc[i]
             )
             .unwrap();
         }
     }
     let ratios = |of: Transport, to: Transport| -> String {
-        find(of)
+        ratio(of, to)
             .iter()
-            .zip(find(to))
-            .map(|(a, b)| format!("{:.2}", a.rate() / b.rate()))
+            .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
             .join(" / ")
     };
@@ -614,6 +642,43 @@ fn report_child(args: &[&str], fence: bool) -> String {
         .last()
         .unwrap_or_default()
         .to_string()
+}
+
+const COST_SIZES: [usize; 4] = [8, 64, 256, 1024];
+
+/// The single-thread cost table ([`benches::cost`]): ns per message for each path and size.
+fn cost_section(md: &mut String, runs: usize) {
+    writeln!(
+        md,
+        "\n### Processor time per message, one thread\n\n\
+         One thread sends runs of messages into a 256 KiB ring and receives them: the work of \
+         each code path with no cache line moving between cores (steady where cross-core \
+         rates are not). Nanoseconds per message sent and received, median of {runs} runs.\n"
+    )
+    .unwrap();
+    write!(md, "| path |").unwrap();
+    for size in COST_SIZES {
+        write!(md, " {size} B |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(COST_SIZES.len())).unwrap();
+    for path in benches::cost::Path::ALL {
+        write!(md, "| {} |", path.name()).unwrap();
+        for size in COST_SIZES {
+            eprintln!("cost {} {size} B", path.name());
+            let messages = (1u64 << 28) / size as u64;
+            let ns = benches::cost::per_message_ns(path, size, messages.min(4 << 20), runs);
+            write!(md, " {ns:.1} ns |").unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+}
+
+/// The run with the median message rate.
+fn median_of(runs: &[Measured]) -> Measured {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    sorted[sorted.len() / 2]
 }
 
 fn median_f64(values: &mut [f64]) -> f64 {
