@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::PRODUCER_ATTACHED;
-use crate::record::{decode, Decoded, Record};
+use crate::record::{decode, decode_data, Decoded, Record};
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
 use crate::sync::Ordering;
@@ -205,6 +205,7 @@ impl Consumer {
         Ok(copied(msg, buf))
     }
 
+    #[inline(always)]
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
         let found = match self.peek(self.read_pos)? {
             Some(found) => found,
@@ -265,6 +266,8 @@ impl Consumer {
         roles::holder_pid(&self.shared, Role::Producer)
     }
 
+    #[cold]
+    #[inline(never)]
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, u64)> {
         let shared = Arc::clone(&self.shared);
         let mut sleep_barrier = self.sleep_barrier;
@@ -284,7 +287,7 @@ impl Consumer {
     }
 
     /// Turns a record found at the read position into what `recv` returns.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn deliver(&mut self, (record, next): (Record, u64)) -> Result<Option<Message<'_>>> {
         match record {
             Record::Data {
@@ -314,6 +317,7 @@ impl Consumer {
 
     /// The error for an abort record (whose reason is at `payload_offset`), which ends the
     /// producer's stream as an end marker does.
+    #[cold]
     fn aborted(&mut self, payload_offset: u64, len: u64, next: u64) -> Error {
         self.end_seen(next);
         let mut reason = Vec::new();
@@ -328,8 +332,29 @@ impl Consumer {
 
     /// The first record at or after `pos` (skipping padding), and the position after it;
     /// `None` if nothing is published there yet.
-    #[inline]
-    pub(crate) fn peek(&mut self, mut pos: u64) -> Result<Option<(Record, u64)>> {
+    ///
+    /// The common case — a data record below the cached tail that fits — is a few inlined
+    /// compares; refreshing the tail, padding, other records and errors are out of line
+    /// ([`peek_slow`](Self::peek_slow)). Inlined, a `recv` returns its record in registers
+    /// rather than through the stack, and per-message receiving (one `recv` and one release
+    /// per message) keeps few enough instructions per message for the processor to run
+    /// ahead to the next record's line while this one is handled.
+    #[inline(always)]
+    pub(crate) fn peek(&mut self, pos: u64) -> Result<Option<(Record, u64)>> {
+        if pos != self.cached_tail {
+            let word = self.shared.region.read_word(pos);
+            let found = decode_data(word, pos, self.cached_tail, self.capacity, self.max_message);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        self.peek_slow(pos)
+    }
+
+    /// [`peek`](Self::peek)'s general case.
+    #[cold]
+    #[inline(never)]
+    fn peek_slow(&mut self, mut pos: u64) -> Result<Option<(Record, u64)>> {
         loop {
             if pos == self.cached_tail {
                 // Possibly empty on the cached tail: look at the real one. Acquire pairs

@@ -109,6 +109,35 @@ pub(crate) fn decode(
     }
 }
 
+/// [`decode`] for the common case only: a data record that is valid at `pos` (with the
+/// same checks), or `None` for anything else — another kind of record, or one that
+/// `decode` would reject — which the caller then hands to `decode`. A few compares, to be
+/// inlined into the receive path.
+#[inline(always)]
+pub(crate) fn decode_data(
+    word: u64,
+    pos: u64,
+    published: u64,
+    capacity: u64,
+    max_message: u64,
+) -> Option<(Record, u64)> {
+    let (len, kind) = (word & 0xffff_ffff, (word >> 32) as u32);
+    let size = record_size(len);
+    let offset = pos & (capacity - 1);
+    // `pos + size` cannot overflow: positions stay far below 2^63 and size below 2^33.
+    (kind == RECORD_DATA
+        && len <= max_message
+        && size <= capacity - offset
+        && pos + size <= published)
+        .then_some((
+            Record::Data {
+                payload_offset: offset + RECORD_HEADER,
+                len,
+            },
+            pos + size,
+        ))
+}
+
 /// Result of [`decode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decoded {
@@ -124,6 +153,45 @@ mod tests {
 
     const CAP: u64 = 1024;
     const MAX: u64 = CAP / 2 - 8;
+
+    /// `decode_data` accepts exactly the data records `decode` accepts, and says the same.
+    #[test]
+    fn fast_data_decoding_agrees_with_decode() {
+        let kinds = [RECORD_DATA, RECORD_PADDING, RECORD_END, RECORD_ABORT, 0, 7];
+        let lens = [
+            0,
+            1,
+            7,
+            8,
+            9,
+            100,
+            MAX - 1,
+            MAX,
+            MAX + 1,
+            CAP,
+            u32::MAX as u64,
+        ];
+        for kind in kinds {
+            for len in lens {
+                let word = encode(kind, len as u32);
+                for pos in (0..3 * CAP).step_by(8) {
+                    for published in [pos, pos + 8, pos + 16, pos + 120, pos + CAP / 2, pos + CAP] {
+                        let fast = decode_data(word, pos, published, CAP, MAX);
+                        let full = decode(word, pos, published, CAP, MAX);
+                        match fast {
+                            Some((record, next)) => {
+                                assert_eq!(full, Ok(Decoded::Record(record, next)))
+                            }
+                            None => assert!(
+                                kind != RECORD_DATA || full.is_err(),
+                                "{kind} {len} {pos} {published}: {full:?}"
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn sizes_round_up_to_eight() {

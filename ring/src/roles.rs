@@ -102,6 +102,7 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
 }
 
 #[cfg(not(loom))]
+#[inline]
 fn fork_generation() -> u32 {
     crate::fork::generation()
 }
