@@ -512,7 +512,8 @@ fn run(s: &Settings) -> String {
          its sender: it catches up, and the two then fight over the lines being written, so \
          those rates say which side is faster as much as what each costs; a ratio above 1 \
          there means the floor's receiver fell into that regime, not that ringfile beats the \
-         bare ring. Reading every byte, as real receivers do, the receiver stays behind.)"
+         bare ring. Receivers that read every byte are what real consumers do; the floor's 64 B row \
+         (one aligned line per message) can fall into that regime even so.)"
     )
     .unwrap();
     writeln!(
