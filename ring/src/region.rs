@@ -34,6 +34,9 @@ pub(crate) struct Region {
     control: NonNull<Control>,
     data: NonNull<u8>,
     capacity: u64,
+    /// `(capacity - 1) & !7`: a position to the offset of its header word in one `and`
+    /// (this is on the consumer's critical path, from one record's header to the next).
+    word_mask: u64,
     backing: Backing,
     /// Futex emulation for the model checker (which cannot run real system calls).
     #[cfg(loom)]
@@ -93,6 +96,7 @@ impl Region {
             control,
             data,
             capacity,
+            word_mask: (capacity - 1) & !7,
             backing: Backing::Map {
                 _sigbus: sigbus,
                 map,
@@ -125,6 +129,7 @@ impl Region {
             control: control_ptr,
             data: data_ptr,
             capacity,
+            word_mask: (capacity - 1) & !7,
             backing: Backing::Heap {
                 _control: control,
                 _data: data,
@@ -180,7 +185,7 @@ impl Region {
     /// in bounds and aligned for a header word whatever `pos` is.
     #[inline(always)]
     fn word_offset(&self, pos: u64) -> usize {
-        (pos & (self.capacity - 1) & !7) as usize
+        (pos & self.word_mask) as usize
     }
 
     /// The header word at data offset `offset` (in bounds and 8-aligned), as an atomic.
