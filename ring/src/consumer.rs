@@ -740,6 +740,7 @@ impl<'a> RecvBatch<'a> {
 
     /// Releases the messages read so far and goes on with the batch: for a long batch
     /// whose messages were handled (written out, say) before the end.
+    #[inline]
     pub fn release(&mut self) {
         if self.pos != self.consumer.read_pos {
             let messages = (self.count - self.released) as u64;
@@ -759,17 +760,20 @@ impl<'a> RecvBatch<'a> {
 
     /// Whether the batch reached the end of the stream (the end marker, or the abort record
     /// that [`next`](Self::next) reported), which it consumes.
+    #[inline]
     pub fn is_end(&self) -> bool {
         self.end
     }
 
     /// How many messages the batch has yielded so far.
+    #[inline]
     pub fn count(&self) -> usize {
         self.count
     }
 }
 
 impl Drop for RecvBatch<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.release();
     }
