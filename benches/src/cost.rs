@@ -22,11 +22,19 @@ pub enum Path {
     Batched,
     /// ringfile's plain API: one `send` and one `recv` per message.
     PerMessage,
+    /// As [`Batched`](Self::Batched), each message's length drawn at random between half the
+    /// size and the size (a receiver cannot guess where the next record starts).
+    BatchedMixed,
 }
 
 impl Path {
     /// All of them, floor first.
-    pub const ALL: [Path; 3] = [Path::Floor, Path::Batched, Path::PerMessage];
+    pub const ALL: [Path; 4] = [
+        Path::Floor,
+        Path::Batched,
+        Path::PerMessage,
+        Path::BatchedMixed,
+    ];
 
     /// Name for tables.
     pub fn name(self) -> &'static str {
@@ -34,6 +42,7 @@ impl Path {
             Path::Floor => "floor (bare ring)",
             Path::Batched => "ringfile, batched",
             Path::PerMessage => "ringfile, per message",
+            Path::BatchedMixed => "ringfile, batched, random lengths from ½ size to size",
         }
     }
 }
@@ -77,17 +86,31 @@ fn once(path: Path, size: usize, messages: u64) -> f64 {
                 }
             }
         }
-        Path::Batched | Path::PerMessage => {
+        Path::Batched | Path::PerMessage | Path::BatchedMixed => {
+            // Lengths for the mixed path (xorshift; drawn before the clock starts).
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let lens: Vec<usize> = (0..4096)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    match path {
+                        Path::BatchedMixed => size / 2 + (x % (size as u64 / 2 + 1)) as usize,
+                        _ => size,
+                    }
+                })
+                .collect();
             let ring = ringfile::Ring::memfd(CAPACITY).unwrap();
             let mut producer = ring.producer().unwrap();
             let mut consumer = ring.consumer().unwrap();
             start = Instant::now();
             for _ in 0..fills {
-                if path == Path::Batched {
-                    for _ in 0..per_fill / 64 {
+                if path != Path::PerMessage {
+                    for run in 0..per_fill / 64 {
                         let mut batch = producer.batch();
-                        for _ in 0..64 {
-                            batch.send(&msg).unwrap();
+                        for i in 0..64 {
+                            let len = lens[(run * 64 + i) as usize % lens.len()];
+                            batch.send(&msg[..len]).unwrap();
                         }
                     }
                     let mut got = 0;

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::PRODUCER_ATTACHED;
-use crate::record::{decode, decode_data, Decoded, Record};
+use crate::record::{decode, decode_data, Decoded, LastData, Record};
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
 use crate::sync::Ordering;
@@ -58,6 +58,8 @@ pub struct Consumer {
     /// A copy of the producer's published tail. It can be stale (the real tail may be
     /// further on), which only ever makes the ring look emptier than it is.
     cached_tail: u64,
+    /// The last data record's header, decoded (see `peek`).
+    last_data: LastData,
     capacity: u64,
     max_message: u64,
     wait: WaitStrategy,
@@ -90,6 +92,7 @@ impl Consumer {
             role,
             read_pos: head,
             cached_tail: head,
+            last_data: LastData::new(),
             // Relaxed: statistics, never used to decide anything.
             messages: shared
                 .region
@@ -338,14 +341,23 @@ impl Consumer {
     /// ([`peek_slow`](Self::peek_slow)). Inlined, a `recv` returns its record in registers
     /// rather than through the stack, and per-message receiving (one `recv` and one release
     /// per message) keeps few enough instructions per message for the processor to run
-    /// ahead to the next record's line while this one is handled.
+    /// ahead to the next record's line while this one is handled. A record whose header
+    /// repeats the last data record's is decoded by one compare ([`LastData`]), so that
+    /// finding the next record does not wait for this one's header.
     #[inline(always)]
     pub(crate) fn peek(&mut self, pos: u64) -> Result<Option<(Record, u64)>> {
         if pos != self.cached_tail {
             let word = self.shared.region.read_word(pos);
+            if let Some(found) = self
+                .last_data
+                .decode(word, pos, self.cached_tail, self.capacity)
+            {
+                return Ok(Some(found));
+            }
             let found = decode_data(word, pos, self.cached_tail, self.capacity, self.max_message);
-            if found.is_some() {
-                return Ok(found);
+            if let Some(found) = found {
+                self.last_data.remember(word, pos, found);
+                return Ok(Some(found));
             }
         }
         self.peek_slow(pos)

@@ -142,6 +142,66 @@ pub(crate) fn decode_data(
         ))
 }
 
+/// The header of the last data record a consumer found, decoded. Streams often repeat a
+/// length, and a record whose header word equals this one is decoded by comparing one word:
+/// its size is known before the word arrives, so the next record's position does not wait
+/// for this one's header (the processor predicts the compare and runs ahead), where decoding
+/// the length would chain each record's load to the one before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LastData {
+    /// Always a data header that [`decode_data`] accepted (or the empty message's, which it
+    /// always accepts when it fits), so a match decodes as `decode_data` would.
+    word: u64,
+    len: u64,
+    size: u64,
+}
+
+impl LastData {
+    /// The empty message's header, before any record is found.
+    pub(crate) const fn new() -> LastData {
+        LastData {
+            word: encode(RECORD_DATA, 0),
+            len: 0,
+            size: record_size(0),
+        }
+    }
+
+    /// [`decode_data`] for a `word` equal to the remembered one; `None` for any other word,
+    /// or if the record does not fit (the caller then decodes it in full).
+    #[inline(always)]
+    pub(crate) fn decode(
+        &self,
+        word: u64,
+        pos: u64,
+        published: u64,
+        capacity: u64,
+    ) -> Option<(Record, u64)> {
+        if word != self.word {
+            return None;
+        }
+        let offset = pos & (capacity - 1);
+        (self.size <= capacity - offset && pos + self.size <= published).then_some((
+            Record::Data {
+                payload_offset: offset + RECORD_HEADER,
+                len: self.len,
+            },
+            pos + self.size,
+        ))
+    }
+
+    /// Remembers the data record `decode_data` found at `pos` for `word`.
+    #[inline(always)]
+    pub(crate) fn remember(&mut self, word: u64, pos: u64, found: (Record, u64)) {
+        if let (Record::Data { len, .. }, next) = found {
+            *self = LastData {
+                word,
+                len,
+                size: next - pos,
+            };
+        }
+    }
+}
+
 /// Result of [`decode`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decoded {
@@ -190,6 +250,41 @@ mod tests {
                                 kind != RECORD_DATA || full.is_err(),
                                 "{kind} {len} {pos} {published}: {full:?}"
                             ),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A remembered header decodes a matching word exactly as `decode_data` does, and
+    /// nothing else.
+    #[test]
+    fn remembered_header_decodes_as_decode_data() {
+        let lens = [0, 1, 7, 8, 9, 100, MAX - 1, MAX];
+        let mut hints = vec![LastData::new()];
+        for len in lens {
+            let word = encode(RECORD_DATA, len as u32);
+            let found = decode_data(word, 0, CAP, CAP, MAX).expect("a valid record");
+            let mut hint = LastData::new();
+            hint.remember(word, 0, found);
+            hints.push(hint);
+        }
+        let words: Vec<u64> = [RECORD_DATA, RECORD_PADDING, RECORD_END, 0]
+            .iter()
+            .flat_map(|&kind| lens.iter().map(move |&len| encode(kind, len as u32)))
+            .chain([encode(RECORD_DATA, (MAX + 1) as u32), u64::MAX])
+            .collect();
+        for hint in &hints {
+            for &word in &words {
+                for pos in (0..3 * CAP).step_by(8) {
+                    for published in [pos, pos + 8, pos + 16, pos + 120, pos + CAP / 2, pos + CAP] {
+                        let fast = hint.decode(word, pos, published, CAP);
+                        let full = decode_data(word, pos, published, CAP, MAX);
+                        if word == hint.word {
+                            assert_eq!(fast, full, "{hint:?} {word:#x} {pos} {published}");
+                        } else {
+                            assert_eq!(fast, None);
                         }
                     }
                 }
