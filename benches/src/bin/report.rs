@@ -305,7 +305,7 @@ fn run(s: &Settings) -> String {
         writeln!(md).unwrap();
     }
 
-    cost_section(&mut md, s.runs);
+    let cost = cost_section(&mut md, s.runs);
 
     // Latency.
     writeln!(
@@ -525,6 +525,28 @@ fn run(s: &Settings) -> String {
         ratios(Transport::RingfilePerMessage, Transport::Ringfile),
     )
     .unwrap();
+    let ns = |p: benches::cost::Path| &cost.iter().find(|(x, _)| *x == p).unwrap().1;
+    let cost_ratio = |of: benches::cost::Path, to: benches::cost::Path| -> String {
+        // A rate ratio: time of `to` over time of `of`.
+        ns(to)
+            .iter()
+            .zip(ns(of))
+            .map(|(t, o)| format!("{:.2}", t / o))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    writeln!(
+        md,
+        "- the same two ratios from processor time on one thread (the code paths alone, no line \
+         moving between cores) at {}: batched ÷ floor {}; per message ÷ batched {}",
+        COST_SIZES.map(|s| format!("{s} B")).join(" / "),
+        cost_ratio(benches::cost::Path::Batched, benches::cost::Path::Floor),
+        cost_ratio(
+            benches::cost::Path::PerMessage,
+            benches::cost::Path::Batched
+        ),
+    )
+    .unwrap();
     let p50 = |k: PingPong, size: usize| {
         lat.iter()
             .find(|(kind, s, _, _)| *kind == k && *s == size)
@@ -538,12 +560,27 @@ fn run(s: &Settings) -> String {
         p50(PingPong::RingfilePark, 8),
         p50(PingPong::Futex, 8),
     );
+    // The p50 ratio again from back-to-back pairs: the table's rows were measured minutes
+    // apart, and this machine's line transfers change speed from minute to minute.
+    eprintln!("latency pairs: ringfile spin against the cache line, 8 B");
+    let mut pairs: Vec<f64> = (0..5)
+        .map(|_| {
+            let iters = s.latency_iters / 5;
+            let ours = round_trips(PingPong::RingfileSpin, 8, iters).value_at_quantile(0.5);
+            let line = round_trips(PingPong::CacheLine, 8, iters).value_at_quantile(0.5);
+            ours as f64 / line.max(1) as f64
+        })
+        .collect();
     writeln!(
         md,
-        "- busy-spin round trip (8 B): p50 {} ns = {:.2}× the bare cache-line round trip of {} ns (target ≤ 1.6×); p99 {} ns (target < 1000 ns); {:.2}× the flag-then-data floor of {} ns (two serial line transfers each way, as ringfile's tail-then-record)",
+        "- busy-spin round trip (8 B): p50 {} ns = {:.2}× the bare cache-line round trip of {} ns; \
+         {:.2}× as the median of 5 back-to-back pairs (target ≤ 1.6×); p99 {} ns (target < \
+         1000 ns); {:.2}× the flag-then-data floor of {} ns (two serial line transfers each way, \
+         as ringfile's tail-then-record)",
         spin.0,
         spin.0 as f64 / line.0 as f64,
         line.0,
+        median_f64(&mut pairs),
         spin.1,
         spin.0 as f64 / two.0 as f64,
         two.0,
@@ -648,7 +685,7 @@ fn report_child(args: &[&str], fence: bool) -> String {
 const COST_SIZES: [usize; 4] = [8, 64, 256, 1024];
 
 /// The single-thread cost table ([`benches::cost`]): ns per message for each path and size.
-fn cost_section(md: &mut String, runs: usize) {
+fn cost_section(md: &mut String, runs: usize) -> Vec<(benches::cost::Path, Vec<f64>)> {
     writeln!(
         md,
         "\n### Processor time per message, one thread\n\n\
@@ -663,16 +700,21 @@ fn cost_section(md: &mut String, runs: usize) {
     }
     writeln!(md).unwrap();
     writeln!(md, "|---|{}", "---:|".repeat(COST_SIZES.len())).unwrap();
+    let mut table = Vec::new();
     for path in benches::cost::Path::ALL {
         write!(md, "| {} |", path.name()).unwrap();
+        let mut row = Vec::new();
         for size in COST_SIZES {
             eprintln!("cost {} {size} B", path.name());
             let messages = (1u64 << 28) / size as u64;
             let ns = benches::cost::per_message_ns(path, size, messages.min(4 << 20), runs);
             write!(md, " {ns:.1} ns |").unwrap();
+            row.push(ns);
         }
         writeln!(md).unwrap();
+        table.push((path, row));
     }
+    table
 }
 
 /// The run with the median message rate.
