@@ -671,7 +671,13 @@ pub fn child_main() -> bool {
 
 /// Median of `runs` measurements of `f`, by message rate.
 pub fn median(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
-    let mut all: Vec<Measured> = (0..runs).map(|_| f()).collect();
-    all.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-    all[all.len() / 2]
+    let all: Vec<Measured> = (0..runs).map(|_| f()).collect();
+    median_of(&all)
+}
+
+/// The measurement with the median message rate.
+pub fn median_of(runs: &[Measured]) -> Measured {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    sorted[sorted.len() / 2]
 }

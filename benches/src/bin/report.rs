@@ -23,7 +23,7 @@
 use benches::awaiting::{self, idle_cpu_percent, steady_latency, Receiving};
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
-use benches::{cross_process, median, Measured, Stop, Transport};
+use benches::{cross_process, median, median_of, Measured, Stop, Transport};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -246,12 +246,7 @@ fn run(s: &Settings) -> String {
             .collect()
     };
     writeln!(md, "### Cross-process throughput\n").unwrap();
-    write!(md, "| transport |").unwrap();
-    for size in SIZES {
-        write!(md, " {size} B |").unwrap();
-    }
-    writeln!(md).unwrap();
-    writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
+    table_head(&mut md, "transport", &SIZES);
     for (t, row) in &results {
         write!(md, "| {} |", t.name()).unwrap();
         for m in row {
@@ -267,12 +262,7 @@ fn run(s: &Settings) -> String {
          of runs taken back to back):\n"
     )
     .unwrap();
-    write!(md, "| ringfile ÷ |").unwrap();
-    for size in SIZES {
-        write!(md, " {size} B |").unwrap();
-    }
-    writeln!(md).unwrap();
-    writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
+    table_head(&mut md, "ringfile ÷", &SIZES);
     for &t in &Transport::ALL {
         let ours = t.ringfile_counterpart();
         if t == ours {
@@ -287,12 +277,7 @@ fn run(s: &Settings) -> String {
 
     // In-process.
     writeln!(md, "\n### In-process, two threads\n").unwrap();
-    write!(md, "| queue |").unwrap();
-    for size in SIZES {
-        write!(md, " {size} B |").unwrap();
-    }
-    writeln!(md).unwrap();
-    writeln!(md, "|---|{}", "---:|".repeat(SIZES.len())).unwrap();
+    table_head(&mut md, "queue", &SIZES);
     for q in Queue::ALL {
         write!(md, "| {} |", q.name()).unwrap();
         for size in SIZES {
@@ -694,12 +679,7 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(benches::cost::Path, Vec<f
          rates are not). Nanoseconds per message sent and received, median of {runs} runs.\n"
     )
     .unwrap();
-    write!(md, "| path |").unwrap();
-    for size in COST_SIZES {
-        write!(md, " {size} B |").unwrap();
-    }
-    writeln!(md).unwrap();
-    writeln!(md, "|---|{}", "---:|".repeat(COST_SIZES.len())).unwrap();
+    table_head(md, "path", &COST_SIZES);
     let mut table = Vec::new();
     for path in benches::cost::Path::ALL {
         write!(md, "| {} |", path.name()).unwrap();
@@ -717,11 +697,14 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(benches::cost::Path, Vec<f
     table
 }
 
-/// The run with the median message rate.
-fn median_of(runs: &[Measured]) -> Measured {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-    sorted[sorted.len() / 2]
+/// A table's first two lines: `first`, then one column per size.
+fn table_head(md: &mut String, first: &str, sizes: &[usize]) {
+    write!(md, "| {first} |").unwrap();
+    for size in sizes {
+        write!(md, " {size} B |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(sizes.len())).unwrap();
 }
 
 fn median_f64(values: &mut [f64]) -> f64 {
