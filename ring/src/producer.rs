@@ -413,6 +413,13 @@ impl Producer {
                 .region
                 .write_record(pos, encode(RECORD_DATA, len as u32), msg)
         };
+        self.advance(pos, len, publish);
+    }
+
+    /// Counts the data record of `len` payload bytes just written at `pos` and moves past it,
+    /// publishing if asked.
+    #[inline(always)]
+    fn advance(&mut self, pos: u64, len: u64, publish: bool) {
         self.space.write_pos = pos + record_size(len);
         self.messages = self.messages.wrapping_add(1);
         if publish {
@@ -482,11 +489,7 @@ impl Producer {
         self.shared
             .region
             .write_word(pos, encode(RECORD_DATA, len as u32));
-        self.space.write_pos = pos + record_size(len);
-        self.messages = self.messages.wrapping_add(1);
-        if publish {
-            self.publish();
-        }
+        self.advance(pos, len, publish);
     }
 
     /// Makes every record written so far visible to the consumer.
