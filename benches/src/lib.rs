@@ -675,6 +675,15 @@ pub fn median(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
     median_of(&all)
 }
 
+/// The median of `values` (sorting them); NaN if there are none.
+pub fn median_f64(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// The measurement with the median message rate.
 pub fn median_of(runs: &[Measured]) -> Measured {
     let mut sorted = runs.to_vec();

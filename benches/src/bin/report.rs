@@ -23,7 +23,7 @@
 use benches::awaiting::{self, idle_cpu_percent, steady_latency, Receiving};
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
-use benches::{cross_process, median, median_of, Measured, Stop, Transport};
+use benches::{cross_process, median, median_f64, median_of, Measured, Stop, Transport};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -705,14 +705,6 @@ fn table_head(md: &mut String, first: &str, sizes: &[usize]) {
     }
     writeln!(md).unwrap();
     writeln!(md, "|---|{}", "---:|".repeat(sizes.len())).unwrap();
-}
-
-fn median_f64(values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn chart(results: &[(Transport, Vec<Measured>)], path: &std::path::Path) {
