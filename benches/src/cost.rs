@@ -5,7 +5,7 @@
 //! run to run even on a machine whose cross-core transfers are not; the cross-process rows
 //! add the transfers to it.
 
-use crate::floor::FloorRing;
+use crate::floor::{FloorRing, FramedFloor};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -17,6 +17,9 @@ const CAPACITY: u64 = 256 << 10;
 pub enum Path {
     /// The floor ring (copy in, publish per run; read, release per run).
     Floor,
+    /// The floor in ringfile's record format ([`FramedFloor`]): what the format costs
+    /// before any of ringfile's code.
+    Format,
     /// ringfile's batch API: `batch().send` and `recv_batch`, one publish and one release per
     /// 64 messages.
     Batched,
@@ -29,8 +32,9 @@ pub enum Path {
 
 impl Path {
     /// All of them, floor first.
-    pub const ALL: [Path; 4] = [
+    pub const ALL: [Path; 5] = [
         Path::Floor,
+        Path::Format,
         Path::Batched,
         Path::PerMessage,
         Path::BatchedMixed,
@@ -40,6 +44,7 @@ impl Path {
     pub fn name(self) -> &'static str {
         match self {
             Path::Floor => "floor (bare ring)",
+            Path::Format => "floor in ringfile's record format",
             Path::Batched => "ringfile, batched",
             Path::PerMessage => "ringfile, per message",
             Path::BatchedMixed => "ringfile, batched, random lengths from ½ size to size",
@@ -47,42 +52,109 @@ impl Path {
     }
 }
 
-/// Nanoseconds of one thread's time per message sent and received through `path`, over
-/// `messages` messages of `size` bytes (the median of `runs`).
-pub fn per_message_ns(path: Path, size: usize, messages: u64, runs: usize) -> f64 {
-    let mut all: Vec<f64> = (0..runs).map(|_| once(path, size, messages)).collect();
-    crate::median_f64(&mut all)
+/// One thread's time per message, split between sending and receiving.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cost {
+    /// Nanoseconds per message spent sending (copying in, framing, publishing).
+    pub send: f64,
+    /// Nanoseconds per message spent receiving (finding the message, reading one byte of it,
+    /// releasing).
+    pub recv: f64,
 }
 
-fn once(path: Path, size: usize, messages: u64) -> f64 {
+impl Cost {
+    /// Send and receive together.
+    pub fn total(self) -> f64 {
+        self.send + self.recv
+    }
+}
+
+/// One thread's time per message sent and received through `path`, over `messages`
+/// messages of `size` bytes: the run of median total among `runs`.
+pub fn per_message(path: Path, size: usize, messages: u64, runs: usize) -> Cost {
+    let mut all: Vec<Cost> = (0..runs).map(|_| once(path, size, messages)).collect();
+    all.sort_by(|a, b| a.total().total_cmp(&b.total()));
+    all[all.len() / 2]
+}
+
+/// Time the send and the receive phases of each fill apart (a clock read between them:
+/// about 20 ns per fill, under 0.5 ns per message at 1 KiB, the same for every path).
+struct Phases {
+    send: std::time::Duration,
+    recv: std::time::Duration,
+}
+
+impl Phases {
+    /// Times `send`, then `recv`, each given `ring` (the state both phases use, where one
+    /// value holds both ends).
+    fn fill<R>(&mut self, ring: &mut R, send: impl FnOnce(&mut R), recv: impl FnOnce(&mut R)) {
+        let start = Instant::now();
+        send(ring);
+        let sent = Instant::now();
+        recv(ring);
+        self.send += sent - start;
+        self.recv += sent.elapsed();
+    }
+}
+
+fn once(path: Path, size: usize, messages: u64) -> Cost {
     let msg = vec![crate::FILL; size];
     // Runs of 64 messages; as many runs at once as fill half the ring.
     let record = (size as u64 + 8).next_multiple_of(8);
     let per_fill = (CAPACITY / 2 / record / 64).max(1) * 64;
     let fills = messages.div_ceil(per_fill);
-    let start;
+    let mut t = Phases {
+        send: Default::default(),
+        recv: Default::default(),
+    };
     match path {
         Path::Floor => {
             let file = tempfile_in_shm();
             let ring = FloorRing::create(&file, CAPACITY);
             let _ = std::fs::remove_file(&file);
             let (mut tx, mut rx) = (ring.sender(), ring.receiver());
-            start = Instant::now();
             for _ in 0..fills {
-                for _ in 0..per_fill / 64 {
-                    for _ in 0..64 {
-                        tx.send(&msg);
-                    }
-                    tx.publish();
-                }
-                let mut got = 0;
-                while got < per_fill {
-                    got += rx
-                        .recv(size, |m| {
-                            black_box(m[0]);
-                        })
-                        .unwrap();
-                }
+                t.fill(
+                    &mut (),
+                    |_| {
+                        for _ in 0..per_fill / 64 {
+                            for _ in 0..64 {
+                                tx.send(&msg);
+                            }
+                            tx.publish();
+                        }
+                    },
+                    |_| {
+                        let mut got = 0;
+                        while got < per_fill {
+                            got += rx
+                                .recv(size, |m| {
+                                    black_box(m[0]);
+                                })
+                                .unwrap();
+                        }
+                    },
+                );
+            }
+        }
+        Path::Format => {
+            let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
+            for _ in 0..fills {
+                t.fill(
+                    &mut ring,
+                    |ring| {
+                        for _ in 0..per_fill {
+                            ring.send(&msg);
+                        }
+                    },
+                    |ring| {
+                        for _ in 0..per_fill {
+                            ring.recv(|m| {
+                                black_box(m[0]);
+                            });
+                        }
+                    },
+                );
             }
         }
         Path::Batched | Path::PerMessage | Path::BatchedMixed => {
@@ -102,43 +174,60 @@ fn once(path: Path, size: usize, messages: u64) -> f64 {
             let ring = ringfile::Ring::memfd(CAPACITY).unwrap();
             let mut producer = ring.producer().unwrap();
             let mut consumer = ring.consumer().unwrap();
-            start = Instant::now();
             for _ in 0..fills {
                 if path != Path::PerMessage {
-                    for run in 0..per_fill / 64 {
-                        let mut batch = producer.batch();
-                        for i in 0..64 {
-                            // The fixed-size row sends `msg` as the floor does, with no
-                            // table lookup per message.
-                            let len = if path == Path::BatchedMixed {
-                                lens[(run * 64 + i) as usize % lens.len()]
-                            } else {
-                                size
-                            };
-                            batch.send(&msg[..len]).unwrap();
-                        }
-                    }
-                    let mut got = 0;
-                    while got < per_fill {
-                        let mut batch = consumer.try_recv_batch().unwrap();
-                        while let Some(m) = batch.next().unwrap() {
-                            black_box(m[0]);
-                            got += 1;
-                        }
-                    }
+                    t.fill(
+                        &mut (),
+                        |_| {
+                            for run in 0..per_fill / 64 {
+                                let mut batch = producer.batch();
+                                for i in 0..64 {
+                                    // The fixed-size row sends `msg` as the floor does, with
+                                    // no table lookup per message.
+                                    let len = if path == Path::BatchedMixed {
+                                        lens[(run * 64 + i) as usize % lens.len()]
+                                    } else {
+                                        size
+                                    };
+                                    batch.send(&msg[..len]).unwrap();
+                                }
+                            }
+                        },
+                        |_| {
+                            let mut got = 0;
+                            while got < per_fill {
+                                let mut batch = consumer.try_recv_batch().unwrap();
+                                while let Some(m) = batch.next().unwrap() {
+                                    black_box(m[0]);
+                                    got += 1;
+                                }
+                            }
+                        },
+                    );
                 } else {
-                    for _ in 0..per_fill {
-                        producer.send(&msg).unwrap();
-                    }
-                    for _ in 0..per_fill {
-                        let m = consumer.try_recv().unwrap().unwrap();
-                        black_box(m[0]);
-                    }
+                    t.fill(
+                        &mut (),
+                        |_| {
+                            for _ in 0..per_fill {
+                                producer.send(&msg).unwrap();
+                            }
+                        },
+                        |_| {
+                            for _ in 0..per_fill {
+                                let m = consumer.try_recv().unwrap().unwrap();
+                                black_box(m[0]);
+                            }
+                        },
+                    );
                 }
             }
         }
     }
-    start.elapsed().as_nanos() as f64 / (fills * per_fill) as f64
+    let n = (fills * per_fill) as f64;
+    Cost {
+        send: t.send.as_nanos() as f64 / n,
+        recv: t.recv.as_nanos() as f64 / n,
+    }
 }
 
 /// A fresh path in /dev/shm for a floor ring (removed once mapped).

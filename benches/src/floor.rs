@@ -170,3 +170,74 @@ impl FloorReceiver<'_> {
         }
     }
 }
+
+/// The floor in ringfile's record format, for one thread's processor time only
+/// ([`crate::cost`]): each message is an 8-byte header (its length) followed by the payload,
+/// at positions rounded up to 8 bytes, a record that would cross the end preceded by a skip
+/// to the start — ringfile's layout with none of its code (no room checks against the other
+/// side, no validation, no API). What separates the floor from this is the format (a
+/// payload 8 bytes past its record's start, so rarely aligned as the floor's is); what
+/// separates this from ringfile is ringfile's code.
+pub struct FramedFloor {
+    map: memmap2::MmapMut,
+    write: usize,
+    read: usize,
+}
+
+/// A [`FramedFloor`] header that says "the rest of the ring is skipped".
+const SKIP: u64 = u64::MAX;
+
+impl FramedFloor {
+    /// A framed ring of `capacity` bytes (a power of two) in a /dev/shm file mapped shared,
+    /// as the floor's; the file is removed once mapped.
+    pub fn new(path: &Path, capacity: usize) -> FramedFloor {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .expect("create framed floor ring");
+        file.set_len(capacity as u64).unwrap();
+        // SAFETY: a new file of this length that nothing else maps or truncates.
+        let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        let _ = std::fs::remove_file(path);
+        FramedFloor {
+            map,
+            write: 0,
+            read: 0,
+        }
+    }
+
+    /// Writes `msg` as a record after the last one (the caller keeps the ring from
+    /// overflowing: one thread, half a ring at a time).
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) {
+        let size = (msg.len() + 15) & !7;
+        if self.write + size > self.map.len() {
+            if self.write < self.map.len() {
+                self.map[self.write..self.write + 8].copy_from_slice(&SKIP.to_ne_bytes());
+            }
+            self.write = 0;
+        }
+        let record = &mut self.map[self.write..self.write + size];
+        record[..8].copy_from_slice(&(msg.len() as u64).to_ne_bytes());
+        record[8..8 + msg.len()].copy_from_slice(msg);
+        self.write += size;
+    }
+
+    /// Reads the next record's header and passes its payload to `f`.
+    #[inline]
+    pub fn recv(&mut self, f: impl FnOnce(&[u8])) {
+        if self.read == self.map.len() {
+            self.read = 0;
+        }
+        let mut len = u64::from_ne_bytes(self.map[self.read..self.read + 8].try_into().unwrap());
+        if len == SKIP {
+            self.read = 0;
+            len = u64::from_ne_bytes(self.map[..8].try_into().unwrap());
+        }
+        let size = (len as usize + 15) & !7;
+        f(&self.map[self.read + 8..self.read + 8 + len as usize]);
+        self.read += size;
+    }
+}

@@ -10,6 +10,7 @@ use crate::layout::{
     RECORD_PADDING,
 };
 use crate::record::{encode, record_size};
+use crate::region::RecordWriter;
 use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
 use crate::sync::Ordering;
@@ -61,6 +62,9 @@ pub struct Producer {
     state: u64,
     /// Where the next record goes and how much room there is.
     pub(crate) space: Space,
+    /// Where records are written: the data region of `shared`, which this producer keeps
+    /// alive.
+    writer: RecordWriter,
     /// The last value stored to the shared published tail.
     published: u64,
     /// Messages written so far, counted on from the file's `published_messages` (statistics
@@ -130,6 +134,7 @@ impl Producer {
                 max_message: crate::layout::max_message_len(capacity),
             },
             published: tail,
+            writer: shared.region.record_writer(),
             // Relaxed: statistics, never used to decide anything.
             messages: shared
                 .region
@@ -406,11 +411,11 @@ impl Producer {
     #[inline(always)]
     pub(crate) fn write_message(&mut self, pos: u64, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
-        // SAFETY: `reserve` returned `pos` with room for this record below the released head
-        // plus the capacity, and we have not published it: the bytes are ours alone.
+        // SAFETY: the writer's region is `self.shared`'s, alive as long as we are; `reserve`
+        // returned `pos` with room for this record below the released head plus the capacity,
+        // and we have not published it: the bytes are ours alone.
         unsafe {
-            self.shared
-                .region
+            self.writer
                 .write_record(pos, encode(RECORD_DATA, len as u32), msg)
         };
         self.advance(pos, len, publish);

@@ -516,7 +516,7 @@ fn run(s: &Settings) -> String {
         ns(to)
             .iter()
             .zip(ns(of))
-            .map(|(t, o)| format!("{:.2}", t / o))
+            .map(|(t, o)| format!("{:.2}", t.total() / o.total()))
             .collect::<Vec<_>>()
             .join(" / ")
     };
@@ -532,6 +532,35 @@ fn run(s: &Settings) -> String {
         ),
     )
     .unwrap();
+    {
+        use benches::cost::Path;
+        let steps = (0..COST_SIZES.len())
+            .map(|i| {
+                let (floor, format, ours) = (
+                    ns(Path::Floor)[i],
+                    ns(Path::Format)[i],
+                    ns(Path::Batched)[i],
+                );
+                format!(
+                    "{} B {:.1} → {:.1} → {:.1} (sending {:.1} → {:.1} → {:.1})",
+                    COST_SIZES[i],
+                    floor.total(),
+                    format.total(),
+                    ours.total(),
+                    floor.send,
+                    format.send,
+                    ours.send
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        writeln!(
+            md,
+            "- where batched ÷ floor goes on one thread, ns per message, floor → the floor in \
+             ringfile's record format → ringfile batched: {steps}"
+        )
+        .unwrap();
+    }
     let p50 = |k: PingPong, size: usize| {
         lat.iter()
             .find(|(kind, s, _, _)| *kind == k && *s == size)
@@ -669,14 +698,21 @@ fn report_child(args: &[&str], fence: bool) -> String {
 
 const COST_SIZES: [usize; 4] = [8, 64, 256, 1024];
 
-/// The single-thread cost table ([`benches::cost`]): ns per message for each path and size.
-fn cost_section(md: &mut String, runs: usize) -> Vec<(benches::cost::Path, Vec<f64>)> {
+/// The single-thread cost table ([`benches::cost`]): time per message for each path and size.
+fn cost_section(
+    md: &mut String,
+    runs: usize,
+) -> Vec<(benches::cost::Path, Vec<benches::cost::Cost>)> {
     writeln!(
         md,
         "\n### Processor time per message, one thread\n\n\
          One thread sends runs of messages into a 256 KiB ring and receives them: the work of \
          each code path with no cache line moving between cores (steady where cross-core \
-         rates are not). Nanoseconds per message sent and received, median of {runs} runs.\n"
+         rates are not). Nanoseconds per message sent and received (in brackets: sending + \
+         receiving, timed apart), the run of median total of {runs}. The second row is the \
+         floor's loop writing ringfile's record layout (8-byte length header, payload 8 bytes \
+         past an 8-aligned start, skip at the end) with none of ringfile's code: the floor to \
+         it is what the format costs, it to ringfile what the code costs.\n"
     )
     .unwrap();
     table_head(md, "path", &COST_SIZES);
@@ -687,9 +723,16 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(benches::cost::Path, Vec<f
         for size in COST_SIZES {
             eprintln!("cost {} {size} B", path.name());
             let messages = (1u64 << 28) / size as u64;
-            let ns = benches::cost::per_message_ns(path, size, messages.min(4 << 20), runs);
-            write!(md, " {ns:.1} ns |").unwrap();
-            row.push(ns);
+            let cost = benches::cost::per_message(path, size, messages.min(4 << 20), runs);
+            write!(
+                md,
+                " {:.1} ns ({:.1} + {:.1}) |",
+                cost.total(),
+                cost.send,
+                cost.recv
+            )
+            .unwrap();
+            row.push(cost);
         }
         writeln!(md).unwrap();
         table.push((path, row));
