@@ -172,13 +172,14 @@ impl Region {
         self.capacity
     }
 
+    /// Panics unless `offset .. offset + len` lies in the data region (a bug in the caller:
+    /// no value from the file reaches here unchecked). The panic is out of line, so that the
+    /// check costs the hot paths two compares and no argument set-up.
     #[inline]
     fn check(&self, offset: u64, len: u64) {
-        assert!(
-            offset <= self.capacity && len <= self.capacity - offset,
-            "data region access {offset}+{len} outside capacity {}",
-            self.capacity
-        );
+        if offset > self.capacity || len > self.capacity - offset {
+            outside(offset, len, self.capacity);
+        }
     }
 
     /// The offset in the data region of position `pos`, rounded down to a multiple of 8:
@@ -406,6 +407,13 @@ impl RecordWriter {
             copy_small(payload.as_ptr(), header.add(8), len);
         }
     }
+}
+
+/// The panic of an access outside the data region (see [`Region::check`]).
+#[cold]
+#[inline(never)]
+fn outside(offset: u64, len: u64, capacity: u64) -> ! {
+    panic!("data region access {offset}+{len} outside capacity {capacity}")
 }
 
 /// The panic of a record write outside the data region (a bug in the caller), out of line so
