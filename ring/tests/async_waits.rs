@@ -78,6 +78,48 @@ fn tasks_stream_through_a_small_ring_on_the_multi_threaded_runtime() {
         .expect("lost wake-up");
 }
 
+/// A batch that mixes blocking and async sends, and claims, on a small ring drained by a
+/// blocking consumer thread: each kind of send waits for room many times, and every message
+/// arrives once, in order (the batch's own view of the free space is never stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixes_blocking_async_and_claimed_sends() {
+    const COUNT: u64 = 20_000;
+    let ring = Ring::memfd(1024).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    let blocking = std::thread::spawn(move || {
+        let mut next = 0;
+        while let Some(msg) = consumer.recv().unwrap() {
+            assert_eq!(seq_of(&msg), next);
+            next += 1;
+        }
+        next
+    });
+    let mut producer = ring.producer().unwrap();
+    timeout(PATIENCE, async {
+        let mut seq = 0;
+        while seq < COUNT {
+            let mut batch = producer.batch();
+            for _ in 0..10 {
+                let msg = message(seq);
+                match seq % 3 {
+                    0 => batch.send_async(&msg).await.unwrap(),
+                    1 => batch.send(&msg).unwrap(),
+                    _ => {
+                        let mut claim = batch.claim(msg.len()).unwrap();
+                        claim.copy_from_slice(&msg);
+                        claim.commit();
+                    }
+                }
+                seq += 1;
+            }
+        }
+    })
+    .await
+    .expect("lost wake-up");
+    producer.close().unwrap();
+    assert_eq!(blocking.join().unwrap(), COUNT);
+}
+
 /// An async consumer fed by a blocking producer thread, and an async producer read by a
 /// blocking consumer thread: the two kinds of waiter wake each other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,8 +26,10 @@ enum Op {
     Recv(u8),
     /// Receive everything available as one batch.
     Batch,
-    /// Send several messages in one batch.
-    SendBatch(u8, u16),
+    /// Send several messages in one batch, of this length; in the pattern's bit `i`, whether
+    /// message `i` goes by claim instead; bit 6: try a message one byte too large first; bit
+    /// 7: leak the batch (`mem::forget`) instead of dropping it, then publish from a new one.
+    SendBatch(u8, u16, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -37,7 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u16..=1000, 0u16..=1000).prop_map(|(a, b)| Op::Claim(a, b)),
         3 => (1u8..8).prop_map(Op::Recv),
         2 => Just(Op::Batch),
-        1 => (1u8..6, 0u16..=1000).prop_map(|(n, l)| Op::SendBatch(n, l)),
+        2 => (1u8..6, 0u16..=1000, any::<u8>()).prop_map(|(n, l, p)| Op::SendBatch(n, l, p)),
     ]
 }
 
@@ -69,7 +71,7 @@ proptest! {
         };
         for op in ops {
             match op {
-                Op::Send(f) | Op::SendBatch(1, f) => {
+                Op::Send(f) | Op::SendBatch(1, f, 0) => {
                     let m = message(seq, scaled(f));
                     match producer.try_send(&m) {
                         Ok(()) => { model.push_back(m); seq += 1; }
@@ -102,15 +104,32 @@ proptest! {
                         Err(e) => prop_assert!(false, "claim failed: {e}"),
                     }
                 }
-                Op::SendBatch(n, f) => {
+                Op::SendBatch(n, f, pattern) => {
                     let mut batch = producer.batch();
-                    for _ in 0..n {
+                    if pattern & 0x40 != 0 {
+                        let too_large = matches!(batch.try_send(&vec![0; max + 1]), Err(Error::TooLarge { .. }));
+                        prop_assert!(too_large);
+                    }
+                    for i in 0..n {
                         let m = message(seq, scaled(f));
-                        match batch.try_send(&m) {
+                        let sent = if pattern & (1 << i) != 0 {
+                            batch.try_claim(m.len()).map(|mut claim| {
+                                claim.copy_from_slice(&m);
+                                claim.commit();
+                            })
+                        } else {
+                            batch.try_send(&m)
+                        };
+                        match sent {
                             Ok(()) => { model.push_back(m); seq += 1; }
                             Err(Error::Full) => break,
                             Err(e) => prop_assert!(false, "send failed: {e}"),
                         }
+                    }
+                    if pattern & 0x80 != 0 {
+                        // What a leaked batch sent is the producer's: the next publish carries it.
+                        std::mem::forget(batch);
+                        drop(producer.batch());
                     }
                 }
                 Op::Recv(n) => {
