@@ -709,21 +709,33 @@ fn cost_section(
          One thread sends runs of messages into a 256 KiB ring and receives them: the work of \
          each code path with no cache line moving between cores (steady where cross-core \
          rates are not). Nanoseconds per message sent and received (in brackets: sending + \
-         receiving, timed apart), the run of median total of {runs}. The second row is the \
+         receiving, timed apart), the run of median total of {runs} rounds (each round measures \
+         every path at every size, so that the machine changing speed falls on all alike). \
+         The second row is the \
          floor's loop writing ringfile's record layout (8-byte length header, payload 8 bytes \
          past an 8-aligned start, skip at the end) with none of ringfile's code: the floor to \
          it is what the format costs, it to ringfile what the code costs.\n"
     )
     .unwrap();
     table_head(md, "path", &COST_SIZES);
+    // Rounds of every path at every size, so that a change of the machine's speed during the
+    // table falls on all paths alike; each cell is the median of its rounds.
+    let paths = benches::cost::Path::ALL;
+    let mut measured = vec![vec![Vec::new(); COST_SIZES.len()]; paths.len()];
+    for round in 0..runs {
+        for (s, size) in COST_SIZES.into_iter().enumerate() {
+            for (p, path) in paths.into_iter().enumerate() {
+                eprintln!("cost {} {size} B, round {}", path.name(), round + 1);
+                let messages = ((1u64 << 28) / size as u64).min(4 << 20);
+                measured[p][s].push(benches::cost::per_message(path, size, messages));
+            }
+        }
+    }
     let mut table = Vec::new();
-    for path in benches::cost::Path::ALL {
+    for (path, cells) in paths.into_iter().zip(measured) {
         write!(md, "| {} |", path.name()).unwrap();
-        let mut row = Vec::new();
-        for size in COST_SIZES {
-            eprintln!("cost {} {size} B", path.name());
-            let messages = (1u64 << 28) / size as u64;
-            let cost = benches::cost::per_message(path, size, messages.min(4 << 20), runs);
+        let row: Vec<_> = cells.into_iter().map(benches::cost::median).collect();
+        for cost in &row {
             write!(
                 md,
                 " {:.1} ns ({:.1} + {:.1}) |",
@@ -732,7 +744,6 @@ fn cost_section(
                 cost.recv
             )
             .unwrap();
-            row.push(cost);
         }
         writeln!(md).unwrap();
         table.push((path, row));
