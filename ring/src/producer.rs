@@ -768,8 +768,9 @@ impl DerefMut for Claim<'_> {
 /// A batch keeps copies of what its sends read — where the next record goes, how far the
 /// ring is free, the data region — so that a send finds them in the batch (on the caller's
 /// stack, or in registers) rather than through the producer. Each send still writes the
-/// producer's position and count back at once: the producer is always current, so a batch
-/// that is leaked (`mem::forget`) loses nothing that a later publish does not publish.
+/// producer's position and count back at once, so the producer is always current: a batch
+/// that is leaked (`mem::forget`) loses nothing, and the producer's next publish carries
+/// what it sent.
 /// Measured with one thread (`report --cost`): sending 8 B 2.9 → 2.3 ns, 256 B 5.9 → 5.4,
 /// 1 KiB 17.2 → 15.9.
 #[must_use = "a batch publishes when it is dropped: dropping it at once does nothing useful"]

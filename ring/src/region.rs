@@ -395,7 +395,7 @@ impl RecordWriter {
         let offset = (pos & self.word_mask) as usize;
         let len = payload.len();
         if len as u64 > self.capacity - 8 - offset as u64 {
-            record_outside(offset, len, self.capacity);
+            outside(offset as u64, 8 + len as u64, self.capacity);
         }
         #[cfg(loom)]
         {
@@ -415,19 +415,12 @@ impl RecordWriter {
     }
 }
 
-/// The panic of an access outside the data region (see [`Region::check`]).
+/// The panic of an access outside the data region (a bug in the caller), out of line so that
+/// a bounds check costs the hot paths a compare or two and no argument set-up.
 #[cold]
 #[inline(never)]
 fn outside(offset: u64, len: u64, capacity: u64) -> ! {
     panic!("data region access {offset}+{len} outside capacity {capacity}")
-}
-
-/// The panic of a record write outside the data region (a bug in the caller), out of line so
-/// that the check costs a send one compare and no argument set-up.
-#[cold]
-#[inline(never)]
-fn record_outside(offset: usize, len: usize, capacity: u64) -> ! {
-    panic!("record at {offset} of {len} bytes outside capacity {capacity}")
 }
 
 /// Copies `len` bytes from `src` to `dst`, inline for up to 64 bytes (overlapping unaligned

@@ -78,6 +78,20 @@ fn tasks_stream_through_a_small_ring_on_the_multi_threaded_runtime() {
         .expect("lost wake-up");
 }
 
+/// A thread that receives from `ring` with the blocking API until the end of the stream,
+/// checking that messages arrive in order; it returns how many arrived.
+fn blocking_reader(ring: &Ring) -> std::thread::JoinHandle<u64> {
+    let mut consumer = ring.consumer().unwrap();
+    std::thread::spawn(move || {
+        let mut next = 0;
+        while let Some(msg) = consumer.recv().unwrap() {
+            assert_eq!(seq_of(&msg), next);
+            next += 1;
+        }
+        next
+    })
+}
+
 /// A batch that mixes blocking and async sends, and claims, on a small ring drained by a
 /// blocking consumer thread: each kind of send waits for room many times, and every message
 /// arrives once, in order (the batch's own view of the free space is never stale).
@@ -85,15 +99,7 @@ fn tasks_stream_through_a_small_ring_on_the_multi_threaded_runtime() {
 async fn a_batch_mixes_blocking_async_and_claimed_sends() {
     const COUNT: u64 = 20_000;
     let ring = Ring::memfd(1024).unwrap();
-    let mut consumer = ring.consumer().unwrap();
-    let blocking = std::thread::spawn(move || {
-        let mut next = 0;
-        while let Some(msg) = consumer.recv().unwrap() {
-            assert_eq!(seq_of(&msg), next);
-            next += 1;
-        }
-        next
-    });
+    let blocking = blocking_reader(&ring);
     let mut producer = ring.producer().unwrap();
     timeout(PATIENCE, async {
         let mut seq = 0;
@@ -147,15 +153,7 @@ async fn async_and_blocking_sides_wake_each_other() {
     drop(consumer);
 
     let ring = Ring::memfd(1024).unwrap();
-    let mut consumer = ring.consumer().unwrap();
-    let blocking = std::thread::spawn(move || {
-        let mut next = 0;
-        while let Some(msg) = consumer.recv().unwrap() {
-            assert_eq!(seq_of(&msg), next);
-            next += 1;
-        }
-        next
-    });
+    let blocking = blocking_reader(&ring);
     let mut producer = ring.producer().unwrap();
     timeout(PATIENCE, async {
         for seq in 0..20_000 {
