@@ -260,9 +260,8 @@ impl SendBatch<'_> {
     /// As [`Producer::send_async`], unpublished until the batch ends (what the batch holds
     /// is published before it waits for room, as [`send`](Self::send) does).
     pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
-        let producer = self.producer_for_change();
-        let pos = poll_fn(|cx| producer.poll_reserve(msg.len(), cx)).await?;
-        producer.write_message(pos, msg, false);
+        let pos = poll_fn(|cx| self.producer.poll_reserve(msg.len(), cx)).await?;
+        self.producer.write_message(pos, msg, false);
         Ok(())
     }
 }

@@ -282,15 +282,7 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn batch(&mut self) -> SendBatch<'_> {
-        let mut batch = SendBatch {
-            pos: 0,
-            limit: 0,
-            max_message: self.space.max_message,
-            writer: self.writer,
-            producer: self,
-        };
-        batch.reload();
-        batch
+        SendBatch { producer: self }
     }
 
     /// Ends the stream: writes the end-of-stream marker, publishes it, and gives up the
@@ -426,14 +418,14 @@ impl Producer {
             self.writer
                 .write_record(pos, encode(RECORD_DATA, len as u32), msg)
         };
-        self.advance(pos + record_size(len), publish);
+        self.advance(pos, len, publish);
     }
 
-    /// Counts the data record just written, which ends at `end`, and moves past it,
+    /// Counts the data record of `len` payload bytes just written at `pos` and moves past it,
     /// publishing if asked.
     #[inline(always)]
-    fn advance(&mut self, end: u64, publish: bool) {
-        self.space.write_pos = end;
+    fn advance(&mut self, pos: u64, len: u64, publish: bool) {
+        self.space.write_pos = pos + record_size(len);
         self.messages = self.messages.wrapping_add(1);
         if publish {
             self.publish();
@@ -502,7 +494,7 @@ impl Producer {
         self.shared
             .region
             .write_word(pos, encode(RECORD_DATA, len as u32));
-        self.advance(pos + record_size(len), publish);
+        self.advance(pos, len, publish);
     }
 
     /// Makes every record written so far visible to the consumer.
@@ -764,87 +756,12 @@ impl DerefMut for Claim<'_> {
 }
 
 /// Several sends published together; see [`Producer::batch`].
-///
-/// A batch keeps copies of what its sends read — where the next record goes, how far the
-/// ring is free, the data region — so that a send finds them in the batch (on the caller's
-/// stack, or in registers) rather than through the producer. Each send still writes the
-/// producer's position and count back at once, so the producer is always current: a batch
-/// that is leaked (`mem::forget`) loses nothing, and the producer's next publish carries
-/// what it sent.
-/// Measured with one thread (`report --cost`): sending 8 B 2.9 → 2.3 ns, 256 B 5.9 → 5.4,
-/// 1 KiB 17.2 → 15.9.
 #[must_use = "a batch publishes when it is dropped: dropping it at once does nothing useful"]
 pub struct SendBatch<'a> {
     pub(crate) producer: &'a mut Producer,
-    /// The producer's `space.write_pos`, while `limit` is not 0.
-    pos: u64,
-    /// Records may be written below this position: the producer's cached head plus the
-    /// capacity, less the room kept for the end of the stream. 0 while the copies may be
-    /// stale (after a claim or an async send went through the producer): the next send
-    /// then takes the general path, which reloads them.
-    limit: u64,
-    /// The producer's largest message.
-    max_message: u64,
-    /// The producer's data region.
-    writer: RecordWriter,
 }
 
 impl SendBatch<'_> {
-    /// Copies the producer's position and free room into the batch.
-    #[inline]
-    fn reload(&mut self) {
-        let space = &self.producer.space;
-        self.pos = space.write_pos;
-        // No overflow: positions are below MAX_POSITION; never below END_RESERVE (the
-        // capacity is at least 64).
-        self.limit = space.cached_head + space.capacity - END_RESERVE;
-    }
-
-    /// Marks the copies stale: the producer's state is about to change through it.
-    #[inline]
-    fn forget_copies(&mut self) -> &mut Producer {
-        self.limit = 0;
-        self.producer
-    }
-
-    /// A send that waits as `wait` says: the common case (the record fits below the copied
-    /// limit and before the end of the region, as [`Space::try_reserve`]'s first test) from
-    /// the batch's copies; anything else through the producer, and the copies reloaded.
-    #[inline(always)]
-    fn send_with(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
-        let (len, pos) = (msg.len() as u64, self.pos);
-        let size = record_size(len);
-        // `limit` is 0 or the producer's own bound, so this admits nothing that the
-        // producer's `try_reserve` would refuse (a stale batch has `limit` 0: size >= 8).
-        if len <= self.max_message
-            && size <= self.writer.room_to_end(pos)
-            && pos + size <= self.limit
-        {
-            // SAFETY: the writer's region is the producer's, alive while we borrow it;
-            // `pos` is the producer's write position (the copies are current: `limit` is not
-            // 0), and the record fits below the released head plus the capacity, unpublished:
-            // the bytes are the producer's alone.
-            unsafe {
-                self.writer
-                    .write_record(pos, encode(RECORD_DATA, len as u32), msg)
-            };
-            self.pos = pos + size;
-            self.producer.advance(self.pos, false);
-            return Ok(());
-        }
-        self.send_slow(msg, wait)
-    }
-
-    /// [`send_with`](Self::send_with) when the copies say the record does not fit (or are
-    /// stale, or the message is too large).
-    #[cold]
-    #[inline(never)]
-    fn send_slow(&mut self, msg: &[u8], wait: Wait) -> Result<()> {
-        let sent = self.producer.send_inner(msg, wait, false);
-        self.reload();
-        sent
-    }
-
     /// As [`Producer::send_value`], unpublished until the batch ends.
     #[inline]
     pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
@@ -854,46 +771,38 @@ impl SendBatch<'_> {
     /// As [`Producer::try_send`], unpublished until the batch ends.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_with(msg, Wait::No)
+        self.producer.send_inner(msg, Wait::No, false)
     }
 
     /// As [`Producer::send`]; publishes the batch so far if it has to wait.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_with(msg, Wait::Forever)
+        self.producer.send_inner(msg, Wait::Forever, false)
     }
 
     /// As [`Producer::send_timeout`]; publishes the batch so far if it has to wait.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_with(msg, Wait::For(timeout))
+        self.producer.send_inner(msg, Wait::For(timeout), false)
     }
 
     /// As [`Producer::try_claim`], unpublished until the batch ends.
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
-        self.forget_copies().claim_inner(len, Wait::No, false)
+        self.producer.claim_inner(len, Wait::No, false)
     }
 
     /// As [`Producer::claim`]; publishes the batch so far if it has to wait.
     pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
-        self.forget_copies().claim_inner(len, Wait::Forever, false)
+        self.producer.claim_inner(len, Wait::Forever, false)
     }
 
     /// As [`Producer::claim_timeout`]; publishes the batch so far if it has to wait.
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
-        self.forget_copies()
-            .claim_inner(len, Wait::For(timeout), false)
+        self.producer.claim_inner(len, Wait::For(timeout), false)
     }
 
     /// Publishes the messages sent so far and goes on batching.
     pub fn publish(&mut self) {
         self.producer.publish();
-    }
-
-    /// The producer, for a send that changes its state by another way (the copies are
-    /// reloaded at the next send).
-    #[cfg(all(feature = "tokio", not(loom)))]
-    pub(crate) fn producer_for_change(&mut self) -> &mut Producer {
-        self.forget_copies()
     }
 }
 

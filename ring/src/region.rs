@@ -372,12 +372,6 @@ unsafe impl Send for RecordWriter {}
 unsafe impl Sync for RecordWriter {}
 
 impl RecordWriter {
-    /// Bytes from the record position `pos` (a multiple of 8) to the end of the data region.
-    #[inline(always)]
-    pub(crate) fn room_to_end(&self, pos: u64) -> u64 {
-        self.capacity - (pos & self.word_mask)
-    }
-
     /// Writes a whole record at position `pos` (a multiple of 8): its header word, then
     /// `payload`. One bounds check for both (a bug in the caller panics; no value from the
     /// file reaches here unchecked); small payloads are copied inline rather than through a
