@@ -69,13 +69,6 @@ impl Cost {
     }
 }
 
-/// One thread's time per message sent and received through `path`, over `messages`
-/// messages of `size` bytes (one run; [`median`] of several, interleaved with the other
-/// paths, is what the report shows).
-pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
-    once(path, size, messages)
-}
-
 /// The run of median total among `runs` (not empty).
 pub fn median(mut runs: Vec<Cost>) -> Cost {
     runs.sort_by(|a, b| a.total().total_cmp(&b.total()));
@@ -102,7 +95,10 @@ impl Phases {
     }
 }
 
-fn once(path: Path, size: usize, messages: u64) -> Cost {
+/// One thread's time per message sent and received through `path`, over `messages`
+/// messages of `size` bytes (one run; [`median`] of several, interleaved with the other
+/// paths, is what the report shows).
+pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
     let msg = vec![crate::FILL; size];
     // Runs of 64 messages; as many runs at once as fill half the ring.
     let record = (size as u64 + 8).next_multiple_of(8);
