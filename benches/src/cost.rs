@@ -71,8 +71,7 @@ impl Cost {
 
 /// The run of median total among `runs` (not empty).
 pub fn median(mut runs: Vec<Cost>) -> Cost {
-    runs.sort_by(|a, b| a.total().total_cmp(&b.total()));
-    runs[runs.len() / 2]
+    crate::median_by(&mut runs, |c| c.total())
 }
 
 /// Time the send and the receive phases of each fill apart (a clock read between them:

@@ -680,13 +680,16 @@ pub fn median_f64(values: &mut [f64]) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
+    median_by(values, |v| *v)
 }
 
 /// The measurement with the median message rate.
 pub fn median_of(runs: &[Measured]) -> Measured {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-    sorted[sorted.len() / 2]
+    median_by(&mut runs.to_vec(), Measured::rate)
+}
+
+/// The value of median `key` among `values` (not empty), sorting them by it.
+pub fn median_by<T: Copy>(values: &mut [T], key: impl Fn(&T) -> f64) -> T {
+    values.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    values[values.len() / 2]
 }
