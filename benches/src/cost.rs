@@ -100,7 +100,7 @@ impl Phases {
 pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
     let msg = vec![crate::FILL; size];
     // Runs of 64 messages; as many runs at once as fill half the ring.
-    let record = (size as u64 + 8).next_multiple_of(8);
+    let record = crate::record_size(size) as u64;
     let per_fill = (CAPACITY / 2 / record / 64).max(1) * 64;
     let fills = messages.div_ceil(per_fill);
     let mut t = Phases {
@@ -112,7 +112,7 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
             let file = tempfile_in_shm();
             let ring = FloorRing::create(&file, CAPACITY);
             let _ = std::fs::remove_file(&file);
-            let (mut tx, mut rx) = (ring.sender(), ring.receiver());
+            let (mut tx, mut rx) = (ring.sender(size), ring.receiver(size));
             for _ in 0..fills {
                 t.fill(
                     &mut (),
@@ -128,7 +128,7 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
                         let mut got = 0;
                         while got < per_fill {
                             got += rx
-                                .recv(size, |m| {
+                                .recv(|m| {
                                     black_box(m[0]);
                                 })
                                 .unwrap();

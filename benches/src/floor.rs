@@ -1,6 +1,7 @@
 //! The floor: the least a shared-memory SPSC transfer can do on this machine. A byte ring in a
-//! `MAP_SHARED` mapping of a /dev/shm file, fixed-size messages that divide the capacity (so
-//! none wraps), no framing, no validation, no waiting strategy but spinning, no API. The
+//! `MAP_SHARED` mapping of a /dev/shm file, fixed-size messages packed end to end (the ring
+//! uses the largest multiple of the message size that fits, so none wraps), no framing, no
+//! validation, no waiting strategy but spinning, no API. The
 //! producer publishes its tail once per batch and the consumer its head once per batch, as
 //! ringfile does in batch mode. ringfile's speed is reported as a fraction of this.
 //!
@@ -69,38 +70,71 @@ impl FloorRing {
         unsafe { self.map.as_mut_ptr().add(DATA) }
     }
 
-    /// The sending side.
-    pub fn sender(&self) -> FloorSender<'_> {
+    /// The bytes of the ring that messages of `size` bytes use: the largest multiple of
+    /// `size` that fits.
+    fn used(&self, size: usize) -> u64 {
+        assert!(
+            size > 0 && size as u64 <= self.capacity,
+            "floor message size {size}"
+        );
+        self.capacity - self.capacity % size as u64
+    }
+
+    /// The sending side, for messages of `size` bytes.
+    pub fn sender(&self, size: usize) -> FloorSender<'_> {
         FloorSender {
             ring: self,
+            size,
+            used: self.used(size),
             tail: 0,
+            offset: 0,
             head: 0,
         }
     }
 
-    /// The receiving side.
-    pub fn receiver(&self) -> FloorReceiver<'_> {
+    /// The receiving side, for messages of `size` bytes.
+    pub fn receiver(&self, size: usize) -> FloorReceiver<'_> {
         FloorReceiver {
             ring: self,
+            size,
+            used: self.used(size),
             head: 0,
+            offset: 0,
         }
+    }
+}
+
+/// Where the message after one at `offset` starts, in a ring of `used` bytes of `size`-byte
+/// messages.
+#[inline(always)]
+fn step(offset: usize, size: usize, used: u64) -> usize {
+    let next = offset + size;
+    if next as u64 == used {
+        0
+    } else {
+        next
     }
 }
 
 /// Sends into a [`FloorRing`].
 pub struct FloorSender<'a> {
     ring: &'a FloorRing,
+    size: usize,
+    used: u64,
+    /// Bytes sent, ever (the published count is the tail word).
     tail: u64,
+    /// Where the next message goes.
+    offset: usize,
     head: u64,
 }
 
 impl FloorSender<'_> {
-    /// Copies `msg` in, spinning while the ring is full.
+    /// Copies `msg` (of the sender's size) in, spinning while the ring is full.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) {
         let len = msg.len() as u64;
-        let cap = self.ring.capacity;
-        debug_assert!(cap.is_multiple_of(len));
+        let cap = self.used;
+        debug_assert_eq!(msg.len(), self.size);
         if self.tail + len > self.head + cap {
             // Full: publish once (the receiver may be waiting for it), then watch the head.
             // (Storing the tail on every turn of this loop, as this used to, hammers the line
@@ -114,13 +148,17 @@ impl FloorSender<'_> {
                 std::hint::spin_loop();
             }
         }
-        let offset = (self.tail & (cap - 1)) as usize;
-        // SAFETY: `offset + len <= cap` because len divides cap; this range is the sender's
-        // until published.
+        // SAFETY: `offset + len <= used <= capacity` because len divides `used`; this range is
+        // the sender's until published.
         unsafe {
-            std::ptr::copy_nonoverlapping(msg.as_ptr(), self.ring.data().add(offset), msg.len())
+            std::ptr::copy_nonoverlapping(
+                msg.as_ptr(),
+                self.ring.data().add(self.offset),
+                msg.len(),
+            )
         };
         self.tail += len;
+        self.offset = step(self.offset, self.size, self.used);
     }
 
     /// Publishes what was sent.
@@ -139,24 +177,29 @@ impl FloorSender<'_> {
 /// Receives from a [`FloorRing`].
 pub struct FloorReceiver<'a> {
     ring: &'a FloorRing,
+    size: usize,
+    used: u64,
     head: u64,
+    offset: usize,
 }
 
 impl FloorReceiver<'_> {
-    /// Waits (spinning) for messages of `size` bytes, passes each to `f`, releases them all
-    /// at once; returns how many, or `None` at the end.
+    /// Waits (spinning) for messages, passes each to `f`, releases them all at once; returns
+    /// how many, or `None` at the end.
     #[inline]
-    pub fn recv(&mut self, size: usize, mut f: impl FnMut(&[u8])) -> Option<u64> {
-        let cap = self.ring.capacity;
+    pub fn recv(&mut self, mut f: impl FnMut(&[u8])) -> Option<u64> {
+        let size = self.size;
         loop {
             let tail = self.ring.word(TAIL).load(Ordering::Acquire);
             let n = (tail - self.head) / size as u64;
             if n > 0 {
                 for _ in 0..n {
-                    let offset = (self.head & (cap - 1)) as usize;
-                    // SAFETY: published, within the mapping (size divides cap).
-                    f(unsafe { std::slice::from_raw_parts(self.ring.data().add(offset), size) });
+                    // SAFETY: published, within the mapping (size divides `used`).
+                    f(unsafe {
+                        std::slice::from_raw_parts(self.ring.data().add(self.offset), size)
+                    });
                     self.head += size as u64;
+                    self.offset = step(self.offset, size, self.used);
                 }
                 self.ring.word(HEAD).store(self.head, Ordering::Release);
                 return Some(n);
@@ -212,7 +255,7 @@ impl FramedFloor {
     /// overflowing: one thread, half a ring at a time).
     #[inline]
     pub fn send(&mut self, msg: &[u8]) {
-        let size = (msg.len() + 15) & !7;
+        let size = crate::record_size(msg.len());
         if self.write + size > self.map.len() {
             if self.write < self.map.len() {
                 self.map[self.write..self.write + 8].copy_from_slice(&SKIP.to_ne_bytes());
@@ -231,13 +274,19 @@ impl FramedFloor {
         if self.read == self.map.len() {
             self.read = 0;
         }
-        let mut len = u64::from_ne_bytes(self.map[self.read..self.read + 8].try_into().unwrap());
+        let mut len = self.header_at(self.read);
         if len == SKIP {
             self.read = 0;
-            len = u64::from_ne_bytes(self.map[..8].try_into().unwrap());
+            len = self.header_at(0);
         }
-        let size = (len as usize + 15) & !7;
-        f(&self.map[self.read + 8..self.read + 8 + len as usize]);
-        self.read += size;
+        let len = len as usize;
+        f(&self.map[self.read + 8..self.read + 8 + len]);
+        self.read += crate::record_size(len);
+    }
+
+    /// The header word at `offset`.
+    #[inline]
+    fn header_at(&self, offset: usize) -> u64 {
+        u64::from_ne_bytes(self.map[offset..offset + 8].try_into().unwrap())
     }
 }

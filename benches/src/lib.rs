@@ -105,6 +105,14 @@ pub enum Transport {
     Floor,
     /// [`Floor`](Self::Floor) with a receiver that reads and checks every byte.
     FloorRead,
+    /// The floor moving messages of ringfile's record size for the payload size (8 header
+    /// bytes more, rounded up to 8: [`record_size`]), so that messages lie at ringfile's
+    /// stride. The floor to this is what ringfile's format costs across processes; this to
+    /// ringfile is what its code costs. (Which lines a receiver leaves in its cache depends
+    /// on the stride: see the report's Targets.)
+    FloorRecord,
+    /// [`FloorRecord`](Self::FloorRecord) with a receiver that reads and checks every byte.
+    FloorRecordRead,
     /// An anonymous pipe, one write(2) per message.
     Pipe,
     /// The same, with the pipe enlarged to 1 MiB.
@@ -123,14 +131,16 @@ pub enum Transport {
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 14] = [
+    pub const ALL: [Transport; 16] = [
         Transport::Ringfile,
         Transport::RingfilePerMessage,
         Transport::RingfileDisk,
         Transport::Floor,
+        Transport::FloorRecord,
         Transport::RingfileRead,
         Transport::RingfilePerMessageRead,
         Transport::FloorRead,
+        Transport::FloorRecordRead,
         Transport::Pipe,
         Transport::PipeBig,
         Transport::UnixStream,
@@ -150,6 +160,8 @@ impl Transport {
             Transport::RingfileDisk => "ringfile (disk file)",
             Transport::Floor => "floor (bare ring)",
             Transport::FloorRead => "floor, reading every byte",
+            Transport::FloorRecord => "floor at ringfile's record size",
+            Transport::FloorRecordRead => "floor at ringfile's record size, reading every byte",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe (1 MiB)",
             Transport::UnixStream => "unix stream",
@@ -170,6 +182,8 @@ impl Transport {
             Transport::RingfileDisk => "ringfile-disk",
             Transport::Floor => "floor",
             Transport::FloorRead => "floor-read",
+            Transport::FloorRecord => "floor-record",
+            Transport::FloorRecordRead => "floor-record-read",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe-big",
             Transport::UnixStream => "unix-stream",
@@ -186,7 +200,10 @@ impl Transport {
     pub fn reads_every_byte(self) -> bool {
         matches!(
             self,
-            Transport::RingfileRead | Transport::RingfilePerMessageRead | Transport::FloorRead
+            Transport::RingfileRead
+                | Transport::RingfilePerMessageRead
+                | Transport::FloorRead
+                | Transport::FloorRecordRead
         )
     }
 
@@ -200,10 +217,25 @@ impl Transport {
         }
     }
 
+    /// The bytes this transport moves per message of `size` payload bytes, where it is not
+    /// `size`: the record-size floors.
+    pub fn wire_size(self, size: usize) -> usize {
+        match self {
+            Transport::FloorRecord | Transport::FloorRecordRead => record_size(size),
+            _ => size,
+        }
+    }
+
     /// The transport with this [`tag`](Self::tag).
     pub fn from_tag(tag: &str) -> Option<Transport> {
         Transport::ALL.into_iter().find(|t| t.tag() == tag)
     }
+}
+
+/// The bytes of ringfile's record for a payload of `size` bytes: an 8-byte header, then the
+/// payload, rounded up to 8 bytes (FORMAT.md).
+pub fn record_size(size: usize) -> usize {
+    (size + 8).next_multiple_of(8)
 }
 
 /// When the sender stops.
@@ -439,10 +471,14 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             producer.close().unwrap();
             rx.finish()
         }
-        Transport::Floor | Transport::FloorRead => {
+        Transport::Floor
+        | Transport::FloorRead
+        | Transport::FloorRecord
+        | Transport::FloorRecordRead => {
             let ring = floor::FloorRing::create(&path, capacity);
             let rx = Receiver::spawn(&spec, None);
-            let mut tx = ring.sender();
+            let msg = vec![FILL; transport.wire_size(size)];
+            let mut tx = ring.sender(msg.len());
             while more(sent) {
                 for _ in 0..64 {
                     tx.send(&msg);
@@ -578,11 +614,14 @@ pub fn child_main() -> bool {
                 messages += 1;
             }
         }
-        Transport::Floor | Transport::FloorRead => {
+        Transport::Floor
+        | Transport::FloorRead
+        | Transport::FloorRecord
+        | Transport::FloorRecordRead => {
             let ring = floor::FloorRing::open(&path);
-            let mut rx = ring.receiver();
+            let mut rx = ring.receiver(transport.wire_size(size));
             ready();
-            while let Some(n) = rx.recv(size, |msg| bad += read(msg, every_byte)) {
+            while let Some(n) = rx.recv(|msg| bad += read(msg, every_byte)) {
                 first.get_or_insert_with(Instant::now);
                 messages += n;
             }
