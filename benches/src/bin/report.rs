@@ -510,13 +510,12 @@ fn run(s: &Settings) -> String {
          format costs), at {sizes}:\n  \
          - receivers reading every byte: {}\n  \
          - receivers touching one byte per message: {}\n  \
-         (where the floor is well ahead at 256 B and 1 KiB, this row shows why: a power-of-two \
-         stride is much cheaper on this machine than the floor's own messages 8 bytes longer. \
-         One scratch measurement behind it (two threads, 1 KiB payloads, touching receiver): \
-         stride 1024 B 52 M msg/s, stride 1032 B 22 M; with the receiver's cache flushed by \
-         reading other memory between batches, 1032 B rose to 52 M — the lines a receiver has \
-         read stay in its cache, and the sender pays to take them back a lap later, unless a \
-         power-of-two stride packs them into a few cache sets that evict them first.)",
+         (where the floor is well ahead at 256 B and 1 KiB, this row shows why: the floor's \
+         messages are powers of two, and on this machine that stride is much cheaper than the \
+         same floor's messages 8 bytes longer. The likely mechanism: the lines a receiver has \
+         read stay in its cache, and a lap later the sender must take each back before writing \
+         it, unless a power-of-two stride packed them into a few cache sets that evicted them \
+         first.)",
         ratios(Transport::RingfileRead, Transport::FloorRecordRead),
         ratios(Transport::Ringfile, Transport::FloorRecord),
     )
