@@ -446,7 +446,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
     let _ = std::fs::remove_file(&path);
     let spec = format!("{}|{size}|{capacity}|{}", transport.tag(), path.display());
     pin(End::Sender);
-    let msg = vec![FILL; size];
+    let msg = vec![FILL; transport.wire_size(size)];
     let mut sent = 0u64;
     let start = Instant::now();
     let more = |sent: u64| stop.more(sent, start);
@@ -477,7 +477,6 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
         | Transport::FloorRecordRead => {
             let ring = floor::FloorRing::create(&path, capacity);
             let rx = Receiver::spawn(&spec, None);
-            let msg = vec![FILL; transport.wire_size(size)];
             let mut tx = ring.sender(msg.len());
             while more(sent) {
                 for _ in 0..64 {
