@@ -5,7 +5,7 @@
 //! run to run even on a machine whose cross-core transfers are not; the cross-process rows
 //! add the transfers to it.
 
-use crate::floor::{FloorRing, FramedFloor};
+use crate::floor::{tempfile_in_shm, FloorRing, FramedFloor};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -228,15 +228,4 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
         send: t.send.as_nanos() as f64 / n,
         recv: t.recv.as_nanos() as f64 / n,
     }
-}
-
-/// A fresh path in /dev/shm for a floor ring (removed once mapped).
-fn tempfile_in_shm() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::path::PathBuf::from(format!(
-        "/dev/shm/ringfile-bench-cost-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ))
 }

@@ -291,19 +291,27 @@ impl FramedFloor {
     }
 }
 
+/// A fresh path in /dev/shm for a floor ring in this process (the caller removes it once
+/// mapped).
+pub(crate) fn tempfile_in_shm() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::path::PathBuf::from(format!(
+        "/dev/shm/ringfile-bench-floor-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::FloorRing;
+    use super::{tempfile_in_shm, FloorRing};
 
     /// Messages whose size does not divide the capacity (ringfile's record size for 1 KiB)
     /// go round the ring several times unchanged and in order.
     #[test]
     fn any_message_size_goes_round_the_ring_unchanged() {
-        let path = std::path::PathBuf::from(format!(
-            "/dev/shm/ringfile-floor-test-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&path);
+        let path = tempfile_in_shm();
         let ring = FloorRing::create(&path, 64 << 10);
         let _ = std::fs::remove_file(&path);
         let size = crate::record_size(1024);
