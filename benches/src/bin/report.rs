@@ -334,7 +334,7 @@ fn run(s: &Settings) -> String {
     )
     .unwrap();
 
-    stride_section(&mut md, s, &mut gate, &mut redo);
+    stride_section(&mut md, s, &mut gate, &mut Redo::new(s.redo_budget / 2));
 
     // In-process.
     writeln!(md, "\n### In-process, two threads\n").unwrap();
@@ -686,7 +686,7 @@ fn run(s: &Settings) -> String {
     )
     .unwrap();
 
-    barrier_section(&mut md, s);
+    barrier_section(&mut md, s, &mut gate, &mut Redo::new(s.redo_budget / 2));
 
     chart(&results, &s.out.join("throughput.svg"));
     md
@@ -696,10 +696,14 @@ fn run(s: &Settings) -> String {
 /// it turned off (`RINGFILE_NO_MEMBARRIER=1`: a full fence per publish and per release), each
 /// in fresh processes (the choice is made once per process), interleaved.
 /// The time a report may spend redoing runs taken while the machine changed speed.
+/// Each section of the report has its own, so that a long slow spell in one does not leave
+/// the next with none.
 struct Redo {
     budget: Duration,
     used: Duration,
     redone: usize,
+    /// Runs kept although the gate did not accept them (the budget or the attempts ran out).
+    unsteady: usize,
 }
 
 impl Redo {
@@ -708,11 +712,33 @@ impl Redo {
             budget,
             used: Duration::ZERO,
             redone: 0,
+            unsteady: 0,
         }
     }
 
     fn spent(&self) -> bool {
         self.used >= self.budget
+    }
+
+    /// One sentence for a section's text: how many runs were redone, how many kept unsteady.
+    fn summary(&self) -> String {
+        let runs = |n: usize| {
+            if n == 1 {
+                "1 run".to_string()
+            } else {
+                format!("{n} runs")
+            }
+        };
+        if self.unsteady == 0 {
+            format!("{} redone; every run kept was steady.", runs(self.redone))
+        } else {
+            format!(
+                "{} redone; {} kept although not steady (the redo budget ran out): read those \
+                 figures with care.",
+                runs(self.redone),
+                runs(self.unsteady)
+            )
+        }
     }
 }
 
@@ -762,6 +788,7 @@ fn stride_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &mu
         };
         writeln!(md, "| {stride} B | {} | {} |", cell(2 * i), cell(2 * i + 1)).unwrap();
     }
+    writeln!(md, "\nSpeed probe: {}", redo.summary()).unwrap();
 }
 
 /// The speed probe: the bare floor at 8 B for a moment (the same fixed work every time).
@@ -827,19 +854,21 @@ fn steady_run(
         std::thread::sleep(REDO_PAUSE);
         redo.used += REDO_PAUSE;
     }
+    redo.unsteady += 1;
     kept.expect("at least one attempt")
 }
 
 /// The pause before redoing a run (a slow spell lasts seconds to a minute).
 const REDO_PAUSE: Duration = Duration::from_secs(3);
 
-fn barrier_section(md: &mut String, s: &Settings) {
+fn barrier_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &mut Redo) {
     writeln!(
         md,
         "\n### The per-message barrier: membarrier against a fence per publish\n\n\
          Fresh processes of this binary, interleaved, median of {} (each itself a median of \
          5 runs of 400 ms, or of 100 000 round trips); \"fence\" sets \
-         `RINGFILE_NO_MEMBARRIER=1`.\n",
+         `RINGFILE_NO_MEMBARRIER=1`. Each pair is taken between speed probes and redone as \
+         the throughput table's runs are.\n",
         s.runs
     )
     .unwrap();
@@ -856,6 +885,8 @@ fn barrier_section(md: &mut String, s: &Settings) {
             s.runs,
             &["--one", "ringfile-each", &size.to_string()],
             |l| l.split(": ").nth(1)?.split(" M msg/s").next()?.parse().ok(),
+            gate,
+            redo,
         );
         writeln!(
             md,
@@ -866,9 +897,13 @@ fn barrier_section(md: &mut String, s: &Settings) {
     }
     eprintln!("barrier: round trip 8 B");
     // "… 8 B: p50 181 ns, p99 300 ns, p99.9 541 ns"
-    let (a, b) = interleaved(s.runs, &["--one-trip", "spin", "8"], |l| {
-        l.split("p50 ").nth(1)?.split(" ns").next()?.parse().ok()
-    });
+    let (a, b) = interleaved(
+        s.runs,
+        &["--one-trip", "spin", "8"],
+        |l| l.split("p50 ").nth(1)?.split(" ns").next()?.parse().ok(),
+        gate,
+        redo,
+    );
     writeln!(
         md,
         "| busy-spin round trip p50, 8 B | {a:.0} ns | {b:.0} ns | {:.2}× |",
@@ -877,18 +912,48 @@ fn barrier_section(md: &mut String, s: &Settings) {
     .unwrap();
     writeln!(
         md,
-        "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier)."
+        "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier). \
+         Speed probe: {}",
+        redo.summary()
     )
     .unwrap();
 }
 
 /// Runs this binary with `args` `runs` times with the asymmetric fence and as many with the
-/// fence forced, interleaved; the medians of what `parse` reads from their last lines.
-fn interleaved(runs: usize, args: &[&str], parse: impl Fn(&str) -> Option<f64>) -> (f64, f64) {
+/// fence forced, interleaved; the medians of what `parse` reads from their last lines. Each
+/// pair is taken between speed probes and redone (within `redo`'s budget) while `gate` does
+/// not accept them.
+fn interleaved(
+    runs: usize,
+    args: &[&str],
+    parse: impl Fn(&str) -> Option<f64>,
+    gate: &mut SpeedGate,
+    redo: &mut Redo,
+) -> (f64, f64) {
     let (mut light, mut fenced) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        for (fence, into) in [(false, &mut light), (true, &mut fenced)] {
-            into.extend(parse(&report_child(args, fence)));
+        for attempt in 1..=ATTEMPTS {
+            let started = Instant::now();
+            let mut probes = vec![speed_probe()];
+            let a = parse(&report_child(args, false));
+            probes.push(speed_probe());
+            let b = parse(&report_child(args, true));
+            probes.push(speed_probe());
+            let probed = Probed::of(&probes);
+            gate.note(&probed);
+            if attempt > 1 {
+                redo.used += started.elapsed();
+            }
+            let accepted = gate.accepts(&probed);
+            if accepted || attempt == ATTEMPTS || redo.spent() {
+                redo.unsteady += usize::from(!accepted);
+                light.extend(a);
+                fenced.extend(b);
+                break;
+            }
+            redo.redone += 1;
+            std::thread::sleep(REDO_PAUSE);
+            redo.used += REDO_PAUSE;
         }
     }
     (median_f64(&mut light), median_f64(&mut fenced))
