@@ -805,9 +805,8 @@ fn speed_probe() -> f64 {
 /// At most this many attempts at one run of a column.
 const ATTEMPTS: usize = 5;
 
-/// One run: each `(transport, size)` of `jobs` back to back, between two speed probes. While
-/// the gate does not accept the probes, the run is redone after a pause (slow spells pass),
-/// within `redo`'s budget; then the attempt whose slower probe was fastest is kept.
+/// One run: each `(transport, size)` of `jobs` back to back, a speed probe before each and
+/// one after the last (slow spells can be shorter than a run), redone as [`gated`] says.
 fn steady_run(
     jobs: &[(Transport, usize)],
     run: usize,
@@ -815,20 +814,32 @@ fn steady_run(
     gate: &mut SpeedGate,
     redo: &mut Redo,
 ) -> (Vec<Measured>, Probed) {
-    let mut kept: Option<(Vec<Measured>, Probed)> = None;
-    for attempt in 1..=ATTEMPTS {
-        let started = Instant::now();
-        // A probe before each measurement and one after the last: slow spells can be
-        // shorter than a run.
-        let mut probes = Vec::with_capacity(jobs.len() + 1);
-        let by_transport: Vec<Measured> = jobs
-            .iter()
+    gated(gate, redo, |probes| {
+        jobs.iter()
             .map(|&(t, size)| {
                 probes.push(speed_probe());
                 eprintln!("cross-process {size} B, run {}: {}", run + 1, t.name());
                 cross_process(t, size, CAPACITY, Stop::Time(s.budget))
             })
-            .collect();
+            .collect()
+    })
+}
+
+/// Takes `measure` (which pushes a speed probe onto its argument before each measurement it
+/// makes; one more follows the last) until the gate accepts its probes: while it does not, the
+/// attempt is redone after a pause (slow spells pass), within `redo`'s budget and
+/// [`ATTEMPTS`]; then the attempt whose slowest probe was fastest is kept, and counted as
+/// unsteady.
+fn gated<T>(
+    gate: &mut SpeedGate,
+    redo: &mut Redo,
+    mut measure: impl FnMut(&mut Vec<f64>) -> T,
+) -> (T, Probed) {
+    let mut kept: Option<(T, Probed)> = None;
+    for attempt in 1..=ATTEMPTS {
+        let started = Instant::now();
+        let mut probes = Vec::new();
+        let measured = measure(&mut probes);
         probes.push(speed_probe());
         let probed = Probed::of(&probes);
         gate.note(&probed);
@@ -836,10 +847,10 @@ fn steady_run(
             redo.used += started.elapsed();
         }
         if gate.accepts(&probed) {
-            return (by_transport, probed);
+            return (measured, probed);
         }
         if kept.as_ref().is_none_or(|(_, k)| probed.low > k.low) {
-            kept = Some((by_transport, probed));
+            kept = Some((measured, probed));
         }
         if attempt == ATTEMPTS || redo.spent() {
             break;
@@ -921,8 +932,7 @@ fn barrier_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &m
 
 /// Runs this binary with `args` `runs` times with the asymmetric fence and as many with the
 /// fence forced, interleaved; the medians of what `parse` reads from their last lines. Each
-/// pair is taken between speed probes and redone (within `redo`'s budget) while `gate` does
-/// not accept them.
+/// pair is taken between speed probes and redone as [`gated`] says.
 fn interleaved(
     runs: usize,
     args: &[&str],
@@ -932,29 +942,14 @@ fn interleaved(
 ) -> (f64, f64) {
     let (mut light, mut fenced) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        for attempt in 1..=ATTEMPTS {
-            let started = Instant::now();
-            let mut probes = vec![speed_probe()];
+        let ((a, b), _) = gated(gate, redo, |probes| {
+            probes.push(speed_probe());
             let a = parse(&report_child(args, false));
             probes.push(speed_probe());
-            let b = parse(&report_child(args, true));
-            probes.push(speed_probe());
-            let probed = Probed::of(&probes);
-            gate.note(&probed);
-            if attempt > 1 {
-                redo.used += started.elapsed();
-            }
-            let accepted = gate.accepts(&probed);
-            if accepted || attempt == ATTEMPTS || redo.spent() {
-                redo.unsteady += usize::from(!accepted);
-                light.extend(a);
-                fenced.extend(b);
-                break;
-            }
-            redo.redone += 1;
-            std::thread::sleep(REDO_PAUSE);
-            redo.used += REDO_PAUSE;
-        }
+            (a, parse(&report_child(args, true)))
+        });
+        light.extend(a);
+        fenced.extend(b);
     }
     (median_f64(&mut light), median_f64(&mut fenced))
 }
