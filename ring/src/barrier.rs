@@ -45,7 +45,8 @@
 //!
 //! Both conditions are needed, and each side can check them:
 //!
-//! - the waker's own process registered ([`registered`]): otherwise no interrupt reaches it;
+//! - the waker's own process registered ([`registered`](process::registered)): otherwise no
+//!   interrupt reaches it;
 //! - the sleeper issues the membarrier. It says so in the ring: after taking its role it
 //!   stores its pid in its `membarrier_pid` word (`layout::WaitWords`), and the waker skips the
 //!   fence only while that word equals the role's `*_pid` word. A holder that cannot issue

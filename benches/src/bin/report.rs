@@ -2,9 +2,13 @@
 //! tables with ringfile's ratio to each, the latency table, the targets, and an SVG chart.
 //!
 //! ```text
-//! cargo run --release -p benches --bin report            # full: a few minutes
-//! cargo run --release -p benches --bin report -- --quick # under 2 minutes
+//! cargo run --release -p benches --bin report            # full: 5 to 10 minutes
+//! cargo run --release -p benches --bin report -- --quick # 2 to 3 minutes
 //! ```
+//!
+//! The cross-process measurements are taken between speed probes and redone, within a budget,
+//! when the machine changed speed meanwhile ([`benches::steady`]); the longer times are those
+//! of a machine with slow spells (this project's VM), which wait them out.
 //!
 //! Writes `report.md` and `throughput.svg` under `target/bench-report/` (or `--out DIR`), so
 //! a run never changes the repository; `--update` writes the committed `benches/report/`
