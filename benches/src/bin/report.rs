@@ -227,7 +227,7 @@ fn run(s: &Settings) -> String {
     // Cross-process throughput. Interleaved: each run measures every transport back to back
     // at one size, so that a machine that changes speed between runs (a shared VM does)
     // shifts all of them alike, and the ratios are medians of ratios taken back to back.
-    // Each run is bracketed by a speed probe and redone if the machine changed speed during
+    // Each run is taken between speed probes and redone if the machine changed speed during
     // it or was in a slow spell (`benches::steady`).
     let mut gate = SpeedGate::default();
     let mut columns: Vec<Vec<Probed>> = vec![Vec::new(); SIZES.len()];
@@ -323,10 +323,7 @@ fn run(s: &Settings) -> String {
         fmt_rate(gate.best()),
         STEADY_WITHIN * 100.0,
         SLOW_BELOW * 100.0,
-        match redo.redone {
-            1 => "1 run".to_string(),
-            n => format!("{n} runs"),
-        },
+        runs(redo.redone),
         if unsteady.is_empty() {
             "every run kept was steady".to_string()
         } else {
@@ -696,9 +693,6 @@ fn run(s: &Settings) -> String {
     md
 }
 
-/// The per-message path with the asymmetric fence (membarrier) against the same binary with
-/// it turned off (`RINGFILE_NO_MEMBARRIER=1`: a full fence per publish and per release), each
-/// in fresh processes (the choice is made once per process), interleaved.
 /// The time a report may spend redoing runs taken while the machine changed speed.
 /// Each section of the report has its own, so that a long slow spell in one does not leave
 /// the next with none.
@@ -726,13 +720,6 @@ impl Redo {
 
     /// One sentence for a section's text: how many runs were redone, how many kept unsteady.
     fn summary(&self) -> String {
-        let runs = |n: usize| {
-            if n == 1 {
-                "1 run".to_string()
-            } else {
-                format!("{n} runs")
-            }
-        };
         if self.unsteady == 0 {
             format!("{} redone; every run kept was steady.", runs(self.redone))
         } else {
@@ -743,6 +730,15 @@ impl Redo {
                 runs(self.unsteady)
             )
         }
+    }
+}
+
+/// "1 run", "2 runs".
+fn runs(n: usize) -> String {
+    if n == 1 {
+        "1 run".to_string()
+    } else {
+        format!("{n} runs")
     }
 }
 
@@ -806,7 +802,7 @@ fn speed_probe() -> f64 {
     .rate()
 }
 
-/// At most this many attempts at one run of a column.
+/// At most this many attempts at one run.
 const ATTEMPTS: usize = 5;
 
 /// One run: each `(transport, size)` of `jobs` back to back, a speed probe before each and
@@ -876,6 +872,9 @@ fn gated<T>(
 /// The pause before redoing a run (a slow spell lasts seconds to a minute).
 const REDO_PAUSE: Duration = Duration::from_secs(3);
 
+/// The per-message path with the asymmetric fence (membarrier) against the same binary with
+/// it turned off (`RINGFILE_NO_MEMBARRIER=1`: a full fence per publish and per release), each
+/// in fresh processes (the choice is made once per process), interleaved.
 fn barrier_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &mut Redo) {
     writeln!(
         md,
