@@ -3,10 +3,11 @@
 //! A shared virtual machine (this project's 2-core one) switches every few minutes between a
 //! fast mode and one about four times slower (the bare floor at 8 B: ~185 against ~50 M msg/s),
 //! and the slow mode moves the bottleneck (memory bandwidth), so ratios taken in it are ratios
-//! of another machine. The report brackets each run of a column with a short *speed probe*, the
-//! same fixed workload each time, taken before, between and after its measurements, and redoes
-//! a run whose probes disagree (the machine changed speed during it, if only for a moment) or fall well below the fastest probe of the report (the run was
-//! taken in a slow spell). What is kept and what was redone is said in the report.
+//! of another machine. The report takes a short *speed probe*, the same fixed workload each
+//! time, before each measurement of a run and after the last, and redoes a run whose probes
+//! disagree (the machine changed speed during it, if only for a moment) or fall well below the
+//! fastest probe of the report (the run was taken in a slow spell). What is kept and what was
+//! redone is said in the report.
 
 /// A run is steady when its slowest probe is at least this fraction of its fastest. The fast
 /// mode's own spread is about 1.5× (the floor at 8 B: 155 to 245 M msg/s), the slow mode
