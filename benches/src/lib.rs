@@ -109,8 +109,8 @@ pub enum Transport {
     /// The floor moving messages of ringfile's record size for the payload size (8 header
     /// bytes more, rounded up to 8: [`record_size`]), so that messages lie at ringfile's
     /// stride. The floor to this is what ringfile's format costs across processes; this to
-    /// ringfile is what its code costs. (Which lines a receiver leaves in its cache depends
-    /// on the stride: see the report's Targets.)
+    /// ringfile is what its code costs. (What a stride alone costs: the report's table "What a
+    /// message's stride costs the floor".)
     FloorRecord,
     /// [`FloorRecord`](Self::FloorRecord) with a receiver that reads and checks every byte.
     FloorRecordRead,
