@@ -10,6 +10,11 @@
 //! guards compare with the one they were taken in: a guard inherited through `fork` has no
 //! effect on the ring when dropped.
 //!
+//! Until the child first runs, its copies still share the parent's descriptions. A role the
+//! parent drops in that window is freed anyway, because the role guard unlocks through the
+//! description before closing it (see `roles`); only a parent that *dies* in that window
+//! (killed, so no guard runs) leaves its roles taken until the child runs its handler.
+//!
 //! The registry is a fixed table of atomics, so the handler (which runs in a child that may
 //! have been forked while another thread held any lock) takes no lock and allocates nothing.
 //! Roles beyond [`SLOTS`] held at once by one process are not redirected in a child (their

@@ -95,8 +95,13 @@
 //! that side): [`Producer::close`] and [`Producer::abort`] fail there with
 //! [`Error::Inherited`], and dropping the producer, the consumer or a message in the child
 //! changes nothing in the ring. The child does not keep the parent's roles taken either:
-//! its copies of the role locks' descriptors are pointed elsewhere as it is forked. A child
-//! that needs a role takes its own, from a [`Ring`] it opens. Descriptors are close-on-exec.
+//! its copies of the role locks' descriptors are pointed elsewhere when it first runs, and a
+//! role the parent drops is unlocked explicitly, so it is free at once even while a child
+//! that has not run yet still shares the lock's descriptor. One window remains: a parent
+//! *killed* between `fork` and its child's first run leaves its roles taken until that child
+//! runs (a child stopped there, with SIGSTOP say, keeps them until it continues or dies). A
+//! child that needs a role takes its own, from a [`Ring`] it opens. Descriptors are
+//! close-on-exec.
 
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]

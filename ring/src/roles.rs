@@ -31,6 +31,8 @@ pub(crate) struct RoleGuard {
     file: Option<File>,
     /// The fork generation the role was taken in (see [`RoleGuard::inherited`]).
     generation: u32,
+    /// The byte whose lock is the role.
+    byte: u64,
 }
 
 fn lock_byte(role: Role) -> u64 {
@@ -66,6 +68,7 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
             _fork: None,
             file: None,
             generation: fork_generation(),
+            byte: lock_byte(role),
         });
     };
     let io = |op, error| Error::Io {
@@ -98,6 +101,7 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
         _fork: Some(registration),
         file: Some(own),
         generation: fork_generation(),
+        byte: lock_byte(role),
     })
 }
 
@@ -110,6 +114,26 @@ fn fork_generation() -> u32 {
 #[cfg(loom)]
 fn fork_generation() -> u32 {
     0
+}
+
+impl Drop for RoleGuard {
+    fn drop(&mut self) {
+        // Closing our descriptor alone is not enough to free the role at once: a child
+        // forked since the role was taken shares the open file description (and so the
+        // lock) until its atfork handler redirects its copy, which it does only when it
+        // first runs, and never if it is stopped before that. Unlocking through the
+        // description frees the role for every copy of it, now. An inherited guard must
+        // not unlock: its descriptor was redirected to a description of its own, and the
+        // role is the parent's.
+        if self.inherited() {
+            return;
+        }
+        if let Some(file) = &self.file {
+            // A failure here leaves the role to be freed when the descriptor closes, just
+            // after, as before; nothing better can be done in a destructor.
+            let _ = sys::ofd_unlock(file, self.byte);
+        }
+    }
 }
 
 impl RoleGuard {
