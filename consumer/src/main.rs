@@ -316,11 +316,9 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
                 progress.finish();
                 return Err(anyhow::anyhow!(problem));
             }
-            Some(Stop::Ring(Error::StreamAborted { reason, .. })) => {
-                eprintln!(
-                    "consumer: {}: the producer stopped on an error: {reason}; every message it sent before was received",
-                    ring.path().display()
-                );
+            Some(Stop::Ring(aborted @ Error::StreamAborted { .. })) => {
+                // The error names the ring and the reason ("no reason recorded" if none fitted).
+                eprintln!("consumer: {aborted}; every message it sent before was received");
                 if cli.follow {
                     continue;
                 }

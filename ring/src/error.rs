@@ -204,11 +204,13 @@ pub enum Error {
     /// The producer stopped on an error ([`Producer::abort`](crate::Producer::abort)): the
     /// stream ended there, and every message before it has been received. Reported once;
     /// receiving again waits for the next producer.
-    #[error("{}: the producer stopped on an error: {reason}", path.display())]
+    #[error("{}: the producer stopped on an error: {}", path.display(), shown_reason(reason))]
     StreamAborted {
         /// The path.
         path: PathBuf,
-        /// The producer's reason (empty if it gave none or it did not fit).
+        /// The producer's reason, as much of it as fitted in the ring (empty if it gave none
+        /// or the ring had no room for any of it; the error's text then says "no reason
+        /// recorded"). Bytes that are not UTF-8 are replaced with U+FFFD.
         reason: String,
     },
     /// A file mode that would create a ring its creator cannot use.
@@ -302,3 +304,12 @@ fn pid_suffix(pid: Option<u32>) -> String {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How an abort's reason reads in a message: never empty.
+pub(crate) fn shown_reason(reason: &str) -> &str {
+    if reason.is_empty() {
+        "no reason recorded"
+    } else {
+        reason
+    }
+}

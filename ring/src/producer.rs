@@ -6,8 +6,8 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{
-    END_RESERVE, PRODUCER_ATTACHED, RECORD_ABORT, RECORD_DATA, RECORD_END, RECORD_HEADER,
-    RECORD_PADDING,
+    END_RESERVE, PRODUCER_ATTACHED, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END,
+    RECORD_HEADER, RECORD_PADDING,
 };
 use crate::record::{encode, record_size};
 use crate::region::RecordWriter;
@@ -289,20 +289,26 @@ impl Producer {
     /// producer role. The consumer receives every message before the marker, then the end. A
     /// later producer may start a new stream on the same ring.
     ///
-    /// Never waits: the producer keeps room for the marker. It fails only if the ring's
-    /// positions turn out to be corrupt, or another writer of the file ignored that rule and
-    /// left no room ([`Error::Full`]); the producer is then [abandoned](Self::abandon), so
-    /// that the consumer reports it as died rather than seeing a clean detach.
+    /// Does not wait: the producer keeps 8 bytes free for the marker after every message.
+    /// The one exception is a ring that another writer of the file left without that room
+    /// (its tail a whole capacity past the head, which FORMAT.md allows): the producer then
+    /// publishes everything and waits, with its [wait strategy](Self::set_wait_strategy),
+    /// until the consumer releases a record, then writes the marker. It fails only if the
+    /// ring's positions turn out to be corrupt; the producer is then
+    /// [abandoned](Self::abandon), so that the consumer reports it as died rather than
+    /// seeing a clean detach.
     pub fn close(self) -> Result<()> {
-        self.finish(RECORD_END, b"")
+        self.finish(RECORD_END, "")
     }
 
     /// Ends the stream because the producer stopped on an error: the consumer receives every
-    /// message sent before, then [`Error::StreamAborted`] with `reason` (cut to the ring's
-    /// maximum message size). A later producer may start a new stream on the same ring.
+    /// message sent before, then [`Error::StreamAborted`] with `reason`. A later producer
+    /// may start a new stream on the same ring.
     ///
-    /// Never waits: if the reason does not fit in the ring now, the stream is aborted with
-    /// an empty reason. Fails as [`close`](Self::close) does.
+    /// Waits as [`close`](Self::close) does (only on a ring left without room for the marker
+    /// by another writer). The reason is cut, at a character boundary, to what fits in the
+    /// ring now (at most the ring's maximum message size): a full ring may record only its
+    /// first bytes, or none. Fails as [`close`](Self::close) does.
     ///
     /// ```
     /// # fn main() -> Result<(), ringfile::Error> {
@@ -322,11 +328,7 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn abort(self, reason: &str) -> Result<()> {
-        let mut cut = reason.len().min(self.space.max_message as usize);
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        self.finish(RECORD_ABORT, &reason.as_bytes()[..cut])
+        self.finish(RECORD_ABORT, reason)
     }
 
     /// Gives up the producer role without ending the stream and without a clean detach: the
@@ -337,9 +339,10 @@ impl Producer {
         self.finished = true;
     }
 
-    /// Writes the record that ends the stream (`kind` END or ABORT) without waiting, using the
-    /// room kept free for it.
-    fn finish(mut self, kind: u32, payload: &[u8]) -> Result<()> {
+    /// Writes the record that ends the stream (`kind` END, or ABORT with as much of `reason`
+    /// as fits), in the room kept free for it — or, where another writer left none, in the
+    /// first room the consumer releases.
+    fn finish(mut self, kind: u32, reason: &str) -> Result<()> {
         if self.role.inherited() {
             self.finished = true;
             return Err(Error::Inherited {
@@ -347,22 +350,34 @@ impl Producer {
                 role: Role::Producer,
             });
         }
-        let mut payload = payload;
-        let pos = match self.try_reserve(payload.len(), 0) {
-            Ok(Some(pos)) => Ok(pos),
-            // No room for the reason: an empty one always fits the reserve (and needs no
-            // padding: 8 bytes always fit before the end of the region).
-            Ok(None) if !payload.is_empty() => {
-                payload = b"";
-                self.try_reserve(0, 0)
-                    .and_then(|pos| pos.ok_or(Error::Full))
-            }
-            Ok(None) => Err(Error::Full),
-            Err(e) => Err(e),
-        };
-        // Whatever happens now, the state word must not say "detached cleanly".
+        let written = self.write_final(kind, reason);
+        // Whatever happened, the state word must not say "detached cleanly" unless the
+        // record that ends the stream is published.
         self.finished = true;
-        let pos = pos?;
+        written?;
+        self.detach();
+        Ok(())
+    }
+
+    /// [`finish`](Self::finish)'s record: waits for room if there is none, cuts the reason
+    /// to the room there is, writes the record and publishes it.
+    fn write_final(&mut self, kind: u32, reason: &str) -> Result<()> {
+        let room = match self.space.final_room(&self.shared)? {
+            Some(room) => room,
+            None => {
+                // No room even for an END record: another writer ignored the reserve. The
+                // consumer frees room by releasing anything, so wait for it as for a full
+                // ring (publishing first, in `reserve_waiting`), then measure again.
+                self.reserve_waiting(0, 0, Wait::Forever)?;
+                self.space.final_room(&self.shared)?.ok_or(Error::Full)?
+            }
+        };
+        let mut cut = reason.len().min(room as usize);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let payload = &reason.as_bytes()[..cut];
+        let pos = self.try_reserve(payload.len(), 0)?.ok_or(Error::Full)?;
         // SAFETY: `try_reserve` returned `pos` with room for this record below the released
         // head plus the capacity, and we have not published it: the bytes are ours alone.
         unsafe {
@@ -372,7 +387,6 @@ impl Producer {
         };
         self.space.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
-        self.detach();
         Ok(())
     }
 
@@ -449,13 +463,14 @@ impl Producer {
         if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
             return Ok(pos);
         }
-        self.reserve_waiting(len, wait)
+        self.reserve_waiting(len, END_RESERVE, wait)
     }
 
-    /// [`reserve`](Self::reserve) once the ring is full: waits as `wait` says.
+    /// [`reserve`](Self::reserve) once the ring is full: waits as `wait` says for room for
+    /// the record with `keep_free` bytes left after it.
     #[cold]
     #[inline(never)]
-    fn reserve_waiting(&mut self, len: usize, wait: Wait) -> Result<u64> {
+    fn reserve_waiting(&mut self, len: usize, keep_free: u64, wait: Wait) -> Result<u64> {
         let deadline = match wait {
             Wait::No => return Err(Error::Full),
             Wait::Forever => None,
@@ -474,7 +489,7 @@ impl Producer {
             &mut self.sleep_barrier,
             deadline,
             |probe| match probe {
-                Probe::Ready => space.try_reserve(shared, len, END_RESERVE),
+                Probe::Ready => space.try_reserve(shared, len, keep_free),
                 Probe::Idle => Ok(None),
             },
         )
@@ -596,26 +611,8 @@ impl Space {
         // checked against our own write position below), sizes below 2^33.
         let end = self.write_pos + padding + size + keep_free;
         if end > self.cached_head + self.capacity {
-            // Possibly full on the cached head: look at the real one. Acquire pairs with the
-            // consumer's Release store of the head, so its reads of the bytes it released
-            // happen before we overwrite them.
-            let head = shared
-                .region
-                .control()
-                .released_head
-                .load(Ordering::Acquire);
-            // A consumer of this ring in this process may hold messages below a head that
-            // another process forged forward: never overwrite those.
-            let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
-            if head < self.cached_head || head > self.write_pos {
-                return Err(Error::BadPositions {
-                    path: shared.name.clone(),
-                    head,
-                    tail: self.write_pos,
-                    capacity: self.capacity,
-                });
-            }
-            self.cached_head = head;
+            // Possibly full on the cached head: look at the real one.
+            let head = self.refresh_head(shared)?;
             if end > head + self.capacity {
                 return Ok(None); // really full
             }
@@ -628,6 +625,54 @@ impl Space {
             self.write_pos += padding;
         }
         Ok(Some(self.write_pos))
+    }
+}
+
+impl Space {
+    /// Reads the consumer's released head into `cached_head`, refusing one that moved
+    /// backwards or past our own write position.
+    fn refresh_head(&mut self, shared: &Shared) -> Result<u64> {
+        // SYNC POINT (released_head): Acquire pairs with the consumer's Release store of the
+        // head, so its reads of the bytes it released happen before we overwrite them.
+        let head = shared
+            .region
+            .control()
+            .released_head
+            .load(Ordering::Acquire);
+        // A consumer of this ring in this process may hold messages below a head that
+        // another process forged forward: never overwrite those.
+        let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
+        if head < self.cached_head || head > self.write_pos {
+            return Err(Error::BadPositions {
+                path: shared.name.clone(),
+                head,
+                tail: self.write_pos,
+                capacity: self.capacity,
+            });
+        }
+        self.cached_head = head;
+        Ok(head)
+    }
+
+    /// The longest payload (at most the maximum message size) a record that ends the stream
+    /// can carry in the room free now, placed where [`try_reserve`](Self::try_reserve) with
+    /// `keep_free` 0 would put it; `None` if not even an empty record fits (the ring was left
+    /// without the reserve by another writer and the consumer has not released since).
+    #[cold]
+    fn final_room(&mut self, shared: &Shared) -> Result<Option<u64>> {
+        let head = self.refresh_head(shared)?;
+        // No overflow: head <= write_pos <= head + capacity (refresh_head, attach).
+        let free = (head + self.capacity).saturating_sub(self.write_pos);
+        let room_to_end = self.capacity - (self.write_pos & (self.capacity - 1));
+        // In place, before the end of the region; or after a padding record, at its start.
+        let in_place = room_to_end.min(free);
+        let wrapped = free.saturating_sub(room_to_end).min(self.capacity);
+        // Whole records only (a forged, unaligned head must not make a record overlap it).
+        let best = in_place.max(wrapped) & !(RECORD_ALIGN - 1);
+        if best < RECORD_HEADER {
+            return Ok(None);
+        }
+        Ok(Some((best - RECORD_HEADER).min(self.max_message)))
     }
 }
 

@@ -1,4 +1,5 @@
-//! How a stream ends, and releasing exactly what was handled: close and abort never wait,
+//! How a stream ends, and releasing exactly what was handled: close and abort never wait
+//! (unless another writer left no room for the end), reasons are cut to what fits,
 //! abandon looks like a death, unread batches and messages come back, long timeouts work,
 //! memfd rings cannot be resized.
 
@@ -38,11 +39,92 @@ fn close_and_abort_never_wait_even_on_a_full_ring() {
         drop(consumer.recv().unwrap().unwrap());
     }
     match consumer.recv() {
-        Err(Error::StreamAborted { reason, .. }) => assert_eq!(reason, ""),
+        Err(e @ Error::StreamAborted { .. }) => {
+            let Error::StreamAborted { reason, .. } = &e else {
+                unreachable!()
+            };
+            assert_eq!(reason, "");
+            // The text never shows an empty reason.
+            assert!(e.to_string().ends_with("no reason recorded"), "{e}");
+        }
         other => panic!("{other:?}"),
     }
     // Reported once; the ring is empty and open for the next producer.
     assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+}
+
+#[test]
+fn an_abort_reason_is_cut_to_what_fits_at_a_character_boundary() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    // Records of 2048 and 2032 bytes: 16 bytes left free, room for an 8-byte reason.
+    producer.send(&[1; 2040]).unwrap();
+    producer.send(&[2; 2024]).unwrap();
+    assert!(matches!(producer.try_send(&[0]), Err(Error::Full)));
+    // 9 bytes, the 8th inside the last 'é': cut before it.
+    producer.abort("aéééé").unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    assert_eq!(consumer.recv().unwrap().unwrap().len(), 2040);
+    assert_eq!(consumer.recv().unwrap().unwrap().len(), 2024);
+    match consumer.recv() {
+        Err(Error::StreamAborted { reason, .. }) => assert_eq!(reason, "aééé"),
+        other => panic!("{other:?}"),
+    };
+}
+
+/// A file ring whose tail is exactly a capacity past its head (three messages, no byte
+/// free), as a writer that ignores the 8-byte reserve can leave it. Returns the directory
+/// and the ring's path.
+pub fn exactly_full_ring() -> (tempfile::TempDir, std::path::PathBuf) {
+    use ringfile::format::{HEADER_SIZE, PUBLISHED_TAIL_OFFSET, RECORD_DATA};
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let ring = Ring::create(&path, 4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.send(&[1; 2040]).unwrap(); // a 2048-byte record
+    producer.send(&[2; 2032]).unwrap(); // 2040 bytes: 8 left, the reserve
+    drop(producer); // detached, the stream left open
+    drop(ring);
+    // The other writer: an empty DATA record in the reserve, published.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let mut header = [0u8; 8];
+    header[4..].copy_from_slice(&RECORD_DATA.to_le_bytes());
+    file.write_all_at(&header, HEADER_SIZE + 4088).unwrap();
+    file.write_all_at(&4096u64.to_le_bytes(), PUBLISHED_TAIL_OFFSET)
+        .unwrap();
+    (dir, path)
+}
+
+#[test]
+fn a_ring_left_without_the_reserve_is_closed_once_the_consumer_makes_room() {
+    let (_dir, path) = exactly_full_ring();
+    let producer = Ring::open(&path).unwrap().producer().unwrap();
+    // Not even an END fits: close waits for the consumer (it used to fail with Full and
+    // leave the producer looking dead).
+    let closer = std::thread::spawn(move || producer.close());
+    let mut consumer = Ring::open(&path).unwrap().consumer().unwrap();
+    let mut lengths = Vec::new();
+    for _ in 0..3 {
+        lengths.push(consumer.recv().unwrap().unwrap().len());
+    }
+    assert_eq!(lengths, [2040, 2032, 0]);
+    assert!(consumer.recv().unwrap().is_none(), "no end of stream");
+    closer.join().unwrap().unwrap();
+
+    // The same ring, aborted: the reason takes what the consumer freed.
+    let (_dir, path) = exactly_full_ring();
+    let producer = Ring::open(&path).unwrap().producer().unwrap();
+    let mut consumer = Ring::open(&path).unwrap().consumer().unwrap();
+    drop(consumer.recv().unwrap().unwrap()); // 2048 bytes free
+    producer.abort("input failed").unwrap();
+    for _ in 0..2 {
+        drop(consumer.recv().unwrap().unwrap());
+    }
+    match consumer.recv() {
+        Err(Error::StreamAborted { reason, .. }) => assert_eq!(reason, "input failed"),
+        other => panic!("{other:?}"),
+    };
 }
 
 #[test]

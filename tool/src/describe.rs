@@ -152,12 +152,21 @@ fn short_holder(h: &Holder) -> String {
     }
 }
 
+/// An abort's reason as it reads in a line: never empty (a full ring may have kept none).
+pub fn reason_text(reason: &str) -> &str {
+    if reason.is_empty() {
+        "no reason recorded"
+    } else {
+        reason
+    }
+}
+
 /// The stream state in words.
 pub fn stream(state: &StreamState) -> String {
     match state {
         StreamState::Open => "open".to_string(),
         StreamState::Closed => "closed (end of stream not yet read)".to_string(),
-        StreamState::Aborted(reason) => format!("failed: {reason} (not yet read)"),
+        StreamState::Aborted(reason) => format!("failed: {} (not yet read)", reason_text(reason)),
         StreamState::ProducerDied { pid: Some(pid) } => {
             format!("producer (pid {pid}) died without closing it")
         }

@@ -330,7 +330,9 @@ fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
         }
         Peeked::Message { .. } => {}
         Peeked::End => ended = Some("end of stream".to_string()),
-        Peeked::Aborted(reason) => ended = Some(format!("stream failed: {reason}")),
+        Peeked::Aborted(reason) => {
+            ended = Some(format!("stream failed: {}", describe::reason_text(&reason)))
+        }
         _ => {}
     })?;
     if let Some(e) = write_error.or_else(|| out.flush().err()) {
