@@ -385,6 +385,21 @@ fn validate_header(file: &File, name: &Path) -> Result<Header> {
             max_message_len(header.capacity)
         )));
     }
+    // Nothing in version 1 sets them: a file that does was written by something this
+    // reader does not understand, and guessing could misread the ring.
+    if header.flags != 0 {
+        return Err(bad(format!(
+            "flags (offset 44) is {:#010x}; no flag is defined in format version {FORMAT_VERSION}, so it must be 0",
+            header.flags
+        )));
+    }
+    if let Some(i) = header.reserved.iter().position(|&word| word != 0) {
+        return Err(bad(format!(
+            "reserved bytes 48-127 are not zero (the 8 at offset {} hold {:#x}); format version {FORMAT_VERSION} requires zero",
+            48 + 8 * i,
+            header.reserved[i]
+        )));
+    }
     let expected = HEADER_SIZE + header.capacity;
     if len != expected {
         return Err(Error::SizeMismatch {

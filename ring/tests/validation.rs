@@ -442,3 +442,27 @@ fn an_os_error_is_shown_once_and_not_repeated_as_a_source() {
     assert!(std::error::Error::source(&err).is_none());
     assert_eq!(err.io_error().unwrap().raw_os_error(), Some(2));
 }
+
+#[test]
+fn reserved_flags_and_bytes_are_refused_naming_the_field() {
+    let (_dir, path) = fresh();
+    poke(&path, 44, &4u32.to_le_bytes());
+    let err = open_err(&path);
+    assert!(matches!(err, Error::BadHeader { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("flags (offset 44) is 0x00000004"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+
+    for offset in [48u64, 120, 127] {
+        let (_dir, path) = fresh();
+        poke(&path, offset, &[1]);
+        let err = open_err(&path);
+        assert!(matches!(err, Error::BadHeader { .. }), "{err}");
+        let word = offset / 8 * 8;
+        assert!(
+            err.to_string()
+                .contains(&format!("reserved bytes 48-127 are not zero (the 8 at offset {word}")),
+            "{err}"
+        );
+    }
+}

@@ -420,3 +420,26 @@ fn watch_rates_count_what_flowed_in_and_out_between_two_refreshes() {
     );
     assert_eq!(second["messages"], 1000 - 300 + 500);
 }
+
+#[test]
+fn a_header_with_reserved_fields_set_is_refused_by_every_program_naming_the_field() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_with_1000(dir.path());
+    let file = std::fs::OpenOptions::new().write(true).open(&ring).unwrap();
+    file.write_all_at(&1u32.to_le_bytes(), 44).unwrap();
+    let runs: [(&str, &[&str]); 4] = [
+        ("ringfile", &["stat"]),
+        ("ringfile", &["peek"]),
+        ("consumer", &["--quiet"]),
+        ("producer", &["--quiet"]),
+    ];
+    for (name, args) in runs {
+        let out = run(name, args, &ring);
+        assert_eq!(out.status.code(), Some(1), "{name} {args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{name} {args:?}: {err}");
+        assert!(err.contains(ring.to_str().unwrap()), "{err}");
+        assert!(err.contains("flags (offset 44)"), "{name}: {err}");
+    }
+}
