@@ -119,6 +119,10 @@ pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> 
             error: io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"),
         });
     }
+    // Best effort, on either path: a leftover may come from a creator that fell back (on
+    // this file system earlier, or from another program), and a directory we cannot sweep
+    // still lets us create.
+    let _ = remove_leftovers(&dir);
     match sys::open_tmpfile(&dir, mode).map_err(io_err(path, "create the ring file"))? {
         Some(file) => {
             let opened = initialise(file, capacity, path)?;
@@ -154,8 +158,6 @@ const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 /// hard-link, unlink the temporary name.
 fn create_with_temp_name(dir: &Path, path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // Best effort: a directory we cannot sweep still lets us create.
-    let _ = remove_leftovers(dir);
     let tmp = dir.join(format!(
         "{TEMP_PREFIX}{}-{}{TEMP_SUFFIX}",
         sys::pid(),
@@ -184,7 +186,7 @@ fn create_with_temp_name(dir: &Path, path: &Path, capacity: u64, mode: u32) -> R
 }
 
 /// Removes the temporary files that creators which died left in `dir` (only the fallback
-/// creation scheme can leave any). Returns the paths removed.
+/// creation scheme can leave any, but every creation sweeps). Returns the paths removed.
 pub(crate) fn remove_leftovers(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(dir)? {

@@ -460,9 +460,35 @@ fn reserved_flags_and_bytes_are_refused_naming_the_field() {
         assert!(matches!(err, Error::BadHeader { .. }), "{err}");
         let word = offset / 8 * 8;
         assert!(
-            err.to_string()
-                .contains(&format!("reserved bytes 48-127 are not zero (the 8 at offset {word}")),
+            err.to_string().contains(&format!(
+                "reserved bytes 48-127 are not zero (the 8 at offset {word}"
+            )),
             "{err}"
+        );
+    }
+}
+
+#[test]
+fn every_creation_removes_dead_creators_leftovers() {
+    // Two rings: the first made by whichever scheme the file system allows (O_TMPFILE on
+    // tmpfs and ext4, which used to skip the sweep), the second through the open-or-create
+    // builder.
+    for open_or_create in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = dir.path().join(".ringfile-999999-0.tmp");
+        let file = std::fs::File::create(&leftover).unwrap();
+        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+            .unwrap();
+        drop(file);
+        let path = dir.path().join("ring");
+        if open_or_create {
+            Ring::options().capacity(CAP).open_or_create(&path).unwrap();
+        } else {
+            Ring::create(&path, CAP).unwrap();
+        }
+        assert!(
+            !leftover.exists(),
+            "a dead creator's unlocked, 60-second-old leftover was kept"
         );
     }
 }
