@@ -107,9 +107,22 @@ fn warn_futex_fallback(program: &str, warned: &AtomicBool) {
     }
 }
 
+/// How often the progress line is redrawn.
+const REFRESH: Duration = Duration::from_millis(200);
+
 impl Progress {
     /// Starts displaying `counters` for `program` (if stderr is a terminal and not `quiet`).
     pub fn start(program: &'static str, counters: Arc<Counters>, quiet: bool) -> Progress {
+        Self::start_every(program, counters, quiet, REFRESH)
+    }
+
+    /// [`start`](Self::start), refreshing the line every `interval`.
+    fn start_every(
+        program: &'static str,
+        counters: Arc<Counters>,
+        quiet: bool,
+        interval: Duration,
+    ) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
         let warned = Arc::new(AtomicBool::new(false));
         let show = !quiet && std::io::stderr().is_terminal();
@@ -140,7 +153,9 @@ impl Progress {
                     ));
                     bar.tick();
                 }
-                std::thread::sleep(Duration::from_millis(200));
+                // Parked, not asleep: `finish` unparks us, so a program exits as soon as
+                // its work is done instead of up to one interval later.
+                std::thread::park_timeout(interval);
             }
             if let Some(bar) = bar {
                 bar.finish_and_clear();
@@ -158,9 +173,35 @@ impl Progress {
     pub fn finish(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
+            // The flag is set before the unpark, so the thread sees it when it wakes (an
+            // unpark before it parks makes that park return at once).
+            thread.thread().unpark();
             let _ = thread.join();
         }
         // A run shorter than one display interval still says it.
         warn_futex_fallback(self.program, &self.warned);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finishing_does_not_wait_out_the_refresh_interval() {
+        // An hour between refreshes: finish must wake the thread, not wait for it (a
+        // producer used to take up to 200 ms to exit at the end of its input).
+        let progress =
+            Progress::start_every("test", Arc::default(), true, Duration::from_secs(3600));
+        std::thread::sleep(Duration::from_millis(20)); // let the thread park
+        let finisher = std::thread::spawn(move || progress.finish());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !finisher.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "finish waited for the next refresh"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
