@@ -84,8 +84,9 @@ pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "lines", value_name = "FRAMING")]
     pub framing: Framing,
 
-    /// Permission bits (octal) of the ring file if this program creates it, e.g. 0640 to let
-    /// the group attach. Applied through the umask.
+    /// Permission bits (octal) of the ring file if this program creates it, applied exactly
+    /// (the umask does not apply). Attaching needs read and write: 0600 the owner only, 0660
+    /// the file's group too, 0666 everyone; read alone (0640) lets `ringfile stat`/`peek` look.
     #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = parse_mode)]
     pub mode: u32,
 

@@ -125,12 +125,21 @@ pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> 
     let _ = remove_leftovers(&dir);
     match sys::open_tmpfile(&dir, mode).map_err(io_err(path, "create the ring file"))? {
         Some(file) => {
+            exact_mode(&file, mode, path)?;
             let opened = initialise(file, capacity, path)?;
             sys::link_fd(&opened.file, path).map_err(|e| link_error(path, e))?;
             Ok(opened)
         }
         None => create_with_temp_name(&dir, path, capacity, mode),
     }
+}
+
+/// Gives a new file exactly the permission bits `mode`: `open(2)` applied the umask to them,
+/// which can take away the very bits (group read and write, say) that were asked for.
+fn exact_mode(file: &File, mode: u32, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io_err(path, "set the new ring file's mode"))
 }
 
 fn link_error(path: &Path, e: io::Error) -> Error {
@@ -173,6 +182,7 @@ fn create_with_temp_name(dir: &Path, path: &Path, capacity: u64, mode: u32) -> R
         .map_err(io_err(path, "create the ring file"))?;
     let result = sys::ofd_try_lock(&file, CREATOR_LOCK_BYTE)
         .map_err(io_err(path, "lock the new ring file"))
+        .and_then(|_| exact_mode(&file, mode, path))
         .and_then(|_| initialise(file, capacity, path))
         .and_then(|opened| match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(opened),

@@ -361,9 +361,11 @@ impl RingOptions {
         self
     }
 
-    /// The permission bits of a new file (before the umask); default 0600. They must include
-    /// 0600 (the creator needs read and write access to use the ring): creating fails with
-    /// [`Error::InvalidMode`] otherwise.
+    /// The permission bits of a new file, exactly (the umask does not apply: they are set
+    /// with `fchmod` before the file gets its name); default 0600. Read and write permission
+    /// both let a process attach (either role needs both); 0660 lets the file's group attach,
+    /// 0666 everyone. They must include 0600 (the creator needs read and write access to use
+    /// the ring): creating fails with [`Error::InvalidMode`] otherwise.
     pub fn mode(mut self, mode: u32) -> RingOptions {
         self.mode = mode;
         self

@@ -288,14 +288,24 @@ fn new_file_mode_is_0600_unless_asked() {
     let (dir, path) = fresh();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    let shared = dir.path().join("shared");
-    Ring::options()
-        .capacity(CAP)
-        .mode(0o640)
-        .create(&shared)
-        .unwrap();
-    let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode & 0o640, mode); // umask may clear bits, never add them
+    // Exactly what was asked, whatever the umask (it used to clear the group's write bit
+    // of 0660 under the usual 0022, so the group could never attach). The umask is the
+    // process's: only bits that 0600 does not need are masked, so tests creating rings
+    // beside this one are unaffected.
+    // SAFETY: umask(2) only sets the process's file mode creation mask.
+    let old = unsafe { libc::umask(0o022) };
+    for asked in [0o640, 0o660, 0o666, 0o600] {
+        let shared = dir.path().join(format!("shared-{asked:o}"));
+        Ring::options()
+            .capacity(CAP)
+            .mode(asked)
+            .create(&shared)
+            .unwrap();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, asked, "asked {asked:o}, got {mode:o}");
+    }
+    // SAFETY: as above, restoring the mask.
+    unsafe { libc::umask(old) };
 }
 
 #[test]

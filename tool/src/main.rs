@@ -101,7 +101,9 @@ enum Command {
         /// Data capacity: a power of two such as 64KiB, 16MiB, 1GiB.
         #[arg(long, value_name = "SIZE", value_parser = ringfile_cli::size::parse_capacity)]
         capacity: u64,
-        /// Permission bits (octal), e.g. 0660 to let the group attach.
+        /// Permission bits (octal), applied exactly (the umask does not apply). Attaching
+        /// needs read and write: 0600 the owner only, 0660 the file's group too, 0666
+        /// everyone; read alone (0640) lets `stat`/`peek` look.
         #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = ringfile_cli::options::parse_mode)]
         mode: u32,
     },

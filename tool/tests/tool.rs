@@ -267,14 +267,24 @@ fn ls_lists_rings_skips_other_files_and_flags_damaged_ones() {
 fn rm_refuses_a_ring_in_use_naming_the_pid_and_removes_it_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ring");
-    run_ok(
-        "ringfile",
-        &["create", "--capacity", "64KiB", "--mode", "0644"],
-        &path,
-    );
+    let mut create = Command::new(exe("ringfile"));
+    create
+        .args(["create", "--capacity", "64KiB", "--mode", "0660"])
+        .arg(&path);
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: umask(2) is async-signal-safe and touches only the child's mask.
+        unsafe {
+            create.pre_exec(|| {
+                libc::umask(0o022);
+                Ok(())
+            })
+        };
+    }
+    assert!(create.status().unwrap().success());
     let s = stat_json(&path);
     assert_eq!(s["capacity"], 65536);
-    assert_eq!(s["mode"], "0644"); // through the umask, as open(2) applies it
+    assert_eq!(s["mode"], "0660"); // exactly, whatever the umask
 
     // create refuses an existing path.
     let again = run("ringfile", &["create", "--capacity", "64KiB"], &path);
