@@ -293,12 +293,33 @@ impl Producer {
     /// The one exception is a ring that another writer of the file left without that room
     /// (its tail a whole capacity past the head, which FORMAT.md allows): the producer then
     /// publishes everything and waits, with its [wait strategy](Self::set_wait_strategy),
-    /// until the consumer releases a record, then writes the marker. It fails only if the
-    /// ring's positions turn out to be corrupt; the producer is then
+    /// until the consumer releases a record, then writes the marker — so a thread that is
+    /// also the ring's consumer should use [`close_timeout`](Self::close_timeout). It fails
+    /// only if the ring's positions turn out to be corrupt; the producer is then
     /// [abandoned](Self::abandon), so that the consumer reports it as died rather than
     /// seeing a clean detach.
     pub fn close(self) -> Result<()> {
-        self.finish(RECORD_END, "")
+        self.finish(RECORD_END, "", Wait::Forever)
+    }
+
+    /// [`close`](Self::close), waiting at most `timeout` for room for the marker (which only
+    /// a ring left without the reserve makes it do; `Duration::ZERO` never waits). On
+    /// [`Error::Timeout`] the stream is not ended: the producer detaches cleanly, leaving it
+    /// open for a later producer, as dropping it does.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"last")?;
+    /// producer.close_timeout(std::time::Duration::ZERO)?; // room was kept: no wait
+    /// let mut consumer = ring.consumer()?;
+    /// assert_eq!(&*consumer.recv()?.unwrap(), b"last");
+    /// assert!(consumer.recv()?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn close_timeout(self, timeout: Duration) -> Result<()> {
+        self.finish(RECORD_END, "", Wait::For(timeout))
     }
 
     /// Ends the stream because the producer stopped on an error: the consumer receives every
@@ -328,7 +349,14 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn abort(self, reason: &str) -> Result<()> {
-        self.finish(RECORD_ABORT, reason)
+        self.finish(RECORD_ABORT, reason, Wait::Forever)
+    }
+
+    /// [`abort`](Self::abort), waiting at most `timeout` for room, as
+    /// [`close_timeout`](Self::close_timeout) does (and on [`Error::Timeout`] detaching
+    /// cleanly, the stream left open).
+    pub fn abort_timeout(self, reason: &str, timeout: Duration) -> Result<()> {
+        self.finish(RECORD_ABORT, reason, Wait::For(timeout))
     }
 
     /// Gives up the producer role without ending the stream and without a clean detach: the
@@ -342,7 +370,7 @@ impl Producer {
     /// Writes the record that ends the stream (`kind` END, or ABORT with as much of `reason`
     /// as fits), in the room kept free for it — or, where another writer left none, in the
     /// first room the consumer releases.
-    fn finish(mut self, kind: u32, reason: &str) -> Result<()> {
+    fn finish(mut self, kind: u32, reason: &str, wait: Wait) -> Result<()> {
         if self.role.inherited() {
             self.finished = true;
             return Err(Error::Inherited {
@@ -350,25 +378,31 @@ impl Producer {
                 role: Role::Producer,
             });
         }
-        let written = self.write_final(kind, reason);
-        // Whatever happened, the state word must not say "detached cleanly" unless the
-        // record that ends the stream is published.
-        self.finished = true;
-        written?;
-        self.detach();
-        Ok(())
+        match self.write_final(kind, reason, wait) {
+            // No room came in time: nothing is lost and nothing is wrong with the ring, so
+            // this is a clean detach (the drop that follows), the stream left open.
+            Err(Error::Timeout) => Err(Error::Timeout),
+            written => {
+                // Otherwise the state word must not say "detached cleanly" unless the record
+                // that ends the stream is published.
+                self.finished = true;
+                written?;
+                self.detach();
+                Ok(())
+            }
+        }
     }
 
     /// [`finish`](Self::finish)'s record: waits for room if there is none, cuts the reason
     /// to the room there is, writes the record and publishes it.
-    fn write_final(&mut self, kind: u32, reason: &str) -> Result<()> {
+    fn write_final(&mut self, kind: u32, reason: &str, wait: Wait) -> Result<()> {
         let room = match self.space.final_room(&self.shared)? {
             Some(room) => room,
             None => {
                 // No room even for an END record: another writer ignored the reserve. The
                 // consumer frees room by releasing anything, so wait for it as for a full
                 // ring (publishing first, in `reserve_waiting`), then measure again.
-                self.reserve_waiting(0, 0, Wait::Forever)?;
+                self.reserve_waiting(0, 0, wait)?;
                 self.space.final_room(&self.shared)?.ok_or(Error::Full)?
             }
         };

@@ -112,6 +112,30 @@ fn a_ring_left_without_the_reserve_is_closed_once_the_consumer_makes_room() {
     assert!(consumer.recv().unwrap().is_none(), "no end of stream");
     closer.join().unwrap().unwrap();
 
+    // With a timeout (one thread being both sides, say): no room in time leaves the stream
+    // open, with a clean detach, never a producer that looks dead.
+    let (_dir, path) = exactly_full_ring();
+    let ring = Ring::open(&path).unwrap();
+    let producer = ring.producer().unwrap();
+    assert!(matches!(
+        producer.close_timeout(Duration::from_millis(1)),
+        Err(Error::Timeout)
+    ));
+    let mut consumer = ring.consumer().unwrap();
+    for _ in 0..3 {
+        drop(consumer.recv().unwrap().unwrap());
+    }
+    assert!(
+        matches!(consumer.try_recv(), Err(Error::Empty)),
+        "detached cleanly"
+    );
+    ring.producer()
+        .unwrap()
+        .close_timeout(Duration::ZERO)
+        .unwrap();
+    assert!(consumer.recv().unwrap().is_none());
+    drop(consumer);
+
     // The same ring, aborted: the reason takes what the consumer freed.
     let (_dir, path) = exactly_full_ring();
     let producer = Ring::open(&path).unwrap().producer().unwrap();

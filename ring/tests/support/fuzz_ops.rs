@@ -79,7 +79,8 @@ pub fn open_bytes(data: &[u8]) {
                 break;
             }
         }
-        let _ = producer.close();
+        // The consumer is gone and this thread is the only one: never wait for room.
+        let _ = producer.close_timeout(std::time::Duration::ZERO);
     }
 }
 
@@ -184,10 +185,11 @@ impl Writers {
             3 => {
                 // End this producer's stream (close or abort) and attach a new one.
                 if let Some(p) = self.producer.take() {
+                    // The consumer is this thread: waiting for it to make room would never end.
                     let _ = if self.counter.is_multiple_of(2) {
-                        p.close()
+                        p.close_timeout(std::time::Duration::ZERO)
                     } else {
-                        p.abort("fuzz")
+                        p.abort_timeout("fuzz", std::time::Duration::ZERO)
                     };
                 }
                 self.producer = ring.producer().ok();
