@@ -10,8 +10,8 @@
 use crate::error::{Error, Result, Role};
 use crate::layout::PRODUCER_ATTACHED;
 use crate::record::{decode, decode_data, Decoded, LastData, Record};
-use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
+use crate::shared::Shared;
 use crate::sync::Ordering;
 use crate::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
 use std::ops::Deref;
@@ -492,7 +492,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         if !self.role.inherited() {
             self.shared.local_head.store(
-                crate::ring::NO_LOCAL_HEAD,
+                crate::shared::NO_LOCAL_HEAD,
                 std::sync::atomic::Ordering::Release,
             );
         }

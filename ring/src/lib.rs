@@ -125,6 +125,7 @@ mod record;
 mod region;
 mod ring;
 mod roles;
+mod shared;
 #[cfg(not(loom))]
 mod sigbus;
 mod sync;

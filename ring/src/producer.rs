@@ -11,8 +11,8 @@ use crate::layout::{
 };
 use crate::record::{encode, record_size};
 use crate::region::RecordWriter;
-use crate::ring::Shared;
 use crate::roles::{self, RoleGuard};
+use crate::shared::Shared;
 use crate::sync::Ordering;
 use crate::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
 use std::ops::{Deref, DerefMut};
@@ -727,7 +727,7 @@ impl Drop for Producer {
             .store(self.published, std::sync::atomic::Ordering::Relaxed);
         // No longer writing: records above our tail may be a later producer's.
         self.shared.local_tail.store(
-            crate::ring::NO_LOCAL_TAIL,
+            crate::shared::NO_LOCAL_TAIL,
             std::sync::atomic::Ordering::Release,
         );
         if !self.finished && !std::thread::panicking() {

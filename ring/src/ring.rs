@@ -2,11 +2,10 @@
 
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
-use crate::file::{self, OpenFile};
+use crate::file;
 use crate::layout::{max_message_len, HEADER_SIZE};
 use crate::producer::Producer;
-use crate::region::Region;
-use crossbeam_utils::CachePadded;
+use crate::shared::Shared;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -16,104 +15,6 @@ use std::sync::Arc;
 pub const DEFAULT_CAPACITY: u64 = 1 << 20;
 /// File mode of a new ring file unless [`RingOptions::mode`] says otherwise.
 pub const DEFAULT_MODE: u32 = 0o600;
-
-/// What a ring's producer and consumer share: the mapping, the file and the name errors use.
-pub(crate) struct Shared {
-    pub(crate) region: Region,
-    /// `None` only for heap rings (model checking).
-    pub(crate) file: Option<File>,
-    /// The path, or a description such as `memfd:ringfile`.
-    pub(crate) name: PathBuf,
-    // The four process-local words below are written by the consumer (`local_head`,
-    // `consumer_seen_tail`) or the producer (`local_tail`, `producer_left_tail`) of this
-    // process, often from two threads: each on its own cache line, so neither side's stores
-    // take the line the other reads (or the region's fields above) away from it.
-    /// The head as this process's consumer of this `Ring` last released it, or `NO_LOCAL_HEAD`
-    /// while there is none. The producer never writes below it, whatever the shared head in
-    /// the file says: another process that forges the head forward cannot make our own
-    /// producer overwrite a message our own consumer still borrows. (A plain std atomic, not
-    /// part of the shared protocol, so not model-checked.)
-    pub(crate) local_head: CachePadded<std::sync::atomic::AtomicU64>,
-    /// The highest published tail this process's consumer of this `Ring` has accepted, and
-    /// the tail this process's last producer of it left: records below them exist, so a tail
-    /// below them is forged, and a producer attaching there would overwrite messages this
-    /// process may still hold. (Plain std atomics, not part of the shared protocol.)
-    pub(crate) consumer_seen_tail: CachePadded<std::sync::atomic::AtomicU64>,
-    /// See `consumer_seen_tail`.
-    pub(crate) producer_left_tail: CachePadded<std::sync::atomic::AtomicU64>,
-    /// The tail this process's producer of this `Ring` has written and published up to, or
-    /// `NO_LOCAL_TAIL` while there is none. While our producer holds the role, no record
-    /// above it exists: a shared tail above it was forged by another process, and our
-    /// consumer never reads past it — else our producer would write over a "message" our
-    /// consumer holds. Stored before the shared tail (Release), so a consumer that sees a
-    /// published tail sees a local tail at least as new.
-    pub(crate) local_tail: CachePadded<std::sync::atomic::AtomicU64>,
-}
-
-/// [`Shared::local_tail`] when no producer of the ring lives in this process.
-pub(crate) const NO_LOCAL_TAIL: u64 = u64::MAX;
-
-/// [`Shared::local_head`] when no consumer of the ring lives in this process.
-pub(crate) const NO_LOCAL_HEAD: u64 = u64::MAX;
-
-impl Shared {
-    fn from_open(opened: OpenFile, name: PathBuf) -> Arc<Shared> {
-        Shared::new(opened.region, Some(opened.file), name)
-    }
-
-    /// A ring's state in this process, with no role of it held here yet.
-    fn new(region: Region, file: Option<File>, name: PathBuf) -> Arc<Shared> {
-        Arc::new(Shared {
-            region,
-            file,
-            name,
-            local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
-            consumer_seen_tail: CachePadded::new(0.into()),
-            producer_left_tail: CachePadded::new(0.into()),
-            local_tail: CachePadded::new(NO_LOCAL_TAIL.into()),
-        })
-    }
-
-    /// The released head and published tail, validated.
-    pub(crate) fn positions(&self) -> Result<(u64, u64)> {
-        file::positions(&self.region, &self.name)
-    }
-
-    /// Fails with [`Error::SizeMismatch`] if the file is no longer as long as the ring (another
-    /// process truncated or extended it).
-    pub(crate) fn check_len(&self) -> Result<()> {
-        let Some(file) = &self.file else {
-            return Ok(());
-        };
-        let expected = HEADER_SIZE + self.region.capacity();
-        let actual = file
-            .metadata()
-            .map_err(|error| Error::Io {
-                path: self.name.clone(),
-                op: "stat",
-                error,
-            })?
-            .len();
-        if actual == expected {
-            Ok(())
-        } else {
-            Err(Error::SizeMismatch {
-                path: self.name.clone(),
-                expected,
-                actual,
-            })
-        }
-    }
-
-    /// Flushes the mapping to storage (`msync`).
-    pub(crate) fn sync(&self) -> Result<()> {
-        self.region.sync().map_err(|error| Error::Io {
-            path: self.name.clone(),
-            op: "msync",
-            error,
-        })
-    }
-}
 
 /// An open ring: a file (or memfd) mapped into this process.
 ///
@@ -255,7 +156,7 @@ impl Ring {
     #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64, barrier: crate::barrier::LoomConfig) -> Ring {
         Ring::from_shared(Shared::new(
-            Region::heap(capacity, barrier),
+            crate::region::Region::heap(capacity, barrier),
             None,
             PathBuf::from("heap"),
         ))

@@ -14,7 +14,7 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
-use crate::ring::Shared;
+use crate::shared::Shared;
 use crate::sync::Ordering;
 use crate::sys;
 use std::fs::{File, OpenOptions};

@@ -39,7 +39,7 @@
 
 use crate::barrier::SleepBarrier;
 use crate::layout::WaitWords;
-use crate::ring::Shared;
+use crate::shared::Shared;
 use crate::sys::{self, WaitOn};
 use crate::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
 use crate::{Error, Result};
