@@ -78,8 +78,14 @@
 use crate::layout::WaitWords;
 use crate::region::Region;
 use crate::sync::{fence, AtomicU32, Ordering};
-use crate::wait::LONGEST_NAP;
 use std::time::Duration;
+
+/// First and longest nap of a side whose wake-up may not come: one that cannot sleep on a
+/// futex, a side whose peer may still skip its fence (this module), an async watcher without
+/// `futex_waitv`. Each nap doubles the last.
+pub(crate) const FIRST_NAP: Duration = Duration::from_micros(50);
+/// See [`FIRST_NAP`].
+pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(1);
 
 #[cfg(not(loom))]
 mod process {
@@ -191,7 +197,7 @@ fn light(region: &Region, words: &WaitWords, holder: &AtomicU32) -> bool {
         process::registered()
     };
     #[cfg(loom)]
-    let registered = region.loom_barrier.config.registered;
+    let registered = region.model.barrier.config.registered;
     // Relaxed: the values only choose between fencing and not; a stale one is covered by
     // the acknowledgement (module docs).
     let declared = words.membarrier_pid.load(Ordering::Relaxed);
@@ -222,10 +228,10 @@ pub(crate) fn store_then_look(
         // after, which is what the interrupt guarantees (module docs).
         #[cfg(loom)]
         {
-            region.loom_barrier.lock();
+            region.model.barrier.lock();
             store();
             let sleeping = words.sleeping.load(Ordering::Relaxed) != 0;
-            region.loom_barrier.unlock();
+            region.model.barrier.unlock();
             sleeping
         }
     } else {
@@ -273,7 +279,7 @@ impl SleepBarrier {
             process::can_issue()
         };
         #[cfg(loom)]
-        let can = region.loom_barrier.config.sleeper_can;
+        let can = region.model.barrier.config.sleeper_can;
         if can {
             // Relaxed: the word publishes no data. A waker that sees it (and our pid in the
             // role's word) skips its fence, which is safe from the moment this side exists:
@@ -345,49 +351,10 @@ fn issue(_region: &Region) -> std::io::Result<()> {
 
 #[cfg(loom)]
 fn issue(region: &Region) -> std::io::Result<()> {
-    if region.loom_barrier.config.fails {
+    if region.model.barrier.config.fails {
         return Err(std::io::Error::from_raw_os_error(libc::EPERM));
     }
-    region.loom_barrier.lock();
-    region.loom_barrier.unlock();
+    region.model.barrier.lock();
+    region.model.barrier.unlock();
     Ok(())
-}
-
-/// The model checker's stand-in for membarrier: a lock whose critical sections are the
-/// waker's store-and-load steps, and the configuration of a model. An Acquire/Release spin
-/// lock, not `loom::sync::Mutex`: loom makes that one's operations `SeqCst` fences, which
-/// would fence the waker's step and hide what skipping its fence does.
-#[cfg(loom)]
-pub(crate) struct LoomBarrier {
-    pub(crate) held: loom::sync::atomic::AtomicBool,
-    pub(crate) config: LoomConfig,
-}
-
-#[cfg(loom)]
-impl LoomBarrier {
-    fn lock(&self) {
-        while self
-            .held
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            loom::thread::yield_now();
-        }
-    }
-
-    fn unlock(&self) {
-        self.held.store(false, Ordering::Release);
-    }
-}
-
-/// What the processes of a model can do.
-#[cfg(loom)]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct LoomConfig {
-    /// The wakers' process registered.
-    pub(crate) registered: bool,
-    /// The sleepers' process can issue membarriers (when they declare).
-    pub(crate) sleeper_can: bool,
-    /// Every membarrier call fails (after the declaration: the switch back to fences).
-    pub(crate) fails: bool,
 }

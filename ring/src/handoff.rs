@@ -9,7 +9,7 @@
 //! same moment, sees it), and sets the variable. The program then opens the ring with
 //! [`Ring::from_env`](crate::Ring::from_env), which takes ownership of the descriptor.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;

@@ -5,11 +5,11 @@
 //! role, writes nothing, and cannot disturb the producer or the consumer. What it reports is a
 //! snapshot; the ring may change while (and after) it looks.
 
+use crate::error::{Error, Result};
 use crate::file::{self, OpenFile};
 use crate::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_ATTACHED, PRODUCER_LOCK_BYTE};
 use crate::record::{decode, Decoded, Record};
 use crate::region::Region;
-use crate::{Error, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};

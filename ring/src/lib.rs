@@ -120,6 +120,8 @@ mod handoff;
 #[cfg(not(loom))]
 mod inspect;
 mod layout;
+#[cfg(loom)]
+mod model;
 mod producer;
 mod record;
 mod region;

@@ -186,7 +186,7 @@ impl Producer {
     /// tells a consumer that is gone from one that never came. The file says it, so a peer
     /// can write any value here: use it for messages, not to signal a process.
     pub fn consumer_pid(&self) -> Option<u32> {
-        crate::roles::holder_pid(&self.shared, crate::Role::Consumer)
+        crate::roles::holder_pid(&self.shared, Role::Consumer)
     }
 
     /// Data capacity of the ring.

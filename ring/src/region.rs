@@ -38,12 +38,9 @@ pub(crate) struct Region {
     /// (this is on the consumer's critical path, from one record's header to the next).
     word_mask: u64,
     backing: Backing,
-    /// Futex emulation for the model checker (which cannot run real system calls).
+    /// The model checker's futex and membarrier (`model`).
     #[cfg(loom)]
-    pub(crate) parker: crate::wait::LoomParker,
-    /// Membarrier emulation for the model checker.
-    #[cfg(loom)]
-    pub(crate) loom_barrier: crate::barrier::LoomBarrier,
+    pub(crate) model: crate::model::Model,
     /// One model-checked cell per 8 bytes of the data region: loom checks every access to
     /// the region against the others through them (see `shadow_read`).
     #[cfg(loom)]
@@ -120,7 +117,7 @@ impl Region {
 
     /// A ring in heap memory, for in-process model checking of the algorithm.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: u64, barrier: crate::barrier::LoomConfig) -> Region {
+    pub(crate) fn heap(capacity: u64, barrier: crate::model::LoomConfig) -> Region {
         let control = Box::<Control>::default();
         let mut data = vec![0u64; (capacity / 8) as usize].into_boxed_slice();
         let data_ptr = NonNull::new(data.as_mut_ptr().cast::<u8>()).expect("non-null box");
@@ -135,12 +132,7 @@ impl Region {
                 _data: data,
             },
             #[cfg(loom)]
-            parker: Default::default(),
-            #[cfg(loom)]
-            loom_barrier: crate::barrier::LoomBarrier {
-                held: Default::default(),
-                config: barrier,
-            },
+            model: crate::model::Model::new(barrier),
             #[cfg(loom)]
             shadow: (0..capacity / 8)
                 .map(|_| loom::cell::UnsafeCell::new(()))

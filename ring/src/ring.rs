@@ -154,7 +154,7 @@ impl Ring {
 
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: u64, barrier: crate::barrier::LoomConfig) -> Ring {
+    pub(crate) fn heap(capacity: u64, barrier: crate::model::LoomConfig) -> Ring {
         Ring::from_shared(Shared::new(
             crate::region::Region::heap(capacity, barrier),
             None,

@@ -53,8 +53,8 @@
 //!
 //! [`Message`]: crate::Message
 
+use crate::error::{Error, Result};
 use crate::format::PAYLOAD_ALIGN;
-use crate::{Error, Result};
 use bytemuck::{AnyBitPattern, NoUninit, Pod};
 use std::mem::{align_of, size_of};
 

@@ -88,12 +88,7 @@ fn futex_broken() -> bool {
     FUTEX_ERRNO.load(Ordering::Relaxed) != 0
 }
 
-/// First and longest nap of a side whose wake-up may not come: one that cannot sleep on a
-/// futex, a side whose peer may still skip its fence (`barrier`), an async watcher without
-/// `futex_waitv`. Each nap doubles the last.
-pub(crate) const FIRST_NAP: Duration = Duration::from_micros(50);
-/// See [`FIRST_NAP`].
-pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(1);
+pub(crate) use crate::barrier::{FIRST_NAP, LONGEST_NAP};
 
 /// How a producer waits for space and a consumer waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -384,16 +379,6 @@ fn futex_wake(_region: &Region, word: &AtomicU32) {
     }
 }
 
-/// A futex stand-in the model checker understands: the compare-and-sleep happens under a
-/// mutex that the waker also takes, which gives it the kernel's atomicity. Timeouts are not
-/// modelled (a lost wake-up shows up as a deadlock, which loom reports).
-#[cfg(loom)]
-#[derive(Default)]
-pub(crate) struct LoomParker {
-    lock: loom::sync::Mutex<()>,
-    cond: loom::sync::Condvar,
-}
-
 #[cfg(loom)]
 fn futex_wait(
     region: &Region,
@@ -401,15 +386,15 @@ fn futex_wait(
     expected: u32,
     _timeout: Duration,
 ) -> Option<Slept> {
-    let guard = region.parker.lock.lock().unwrap();
+    let guard = region.model.parker.lock.lock().unwrap();
     if word.load(Ordering::SeqCst) == expected {
-        drop(region.parker.cond.wait(guard).unwrap());
+        drop(region.model.parker.cond.wait(guard).unwrap());
     }
     Some(Slept::Woken)
 }
 
 #[cfg(loom)]
 fn futex_wake(region: &Region, _word: &AtomicU32) {
-    let _guard = region.parker.lock.lock().unwrap();
-    region.parker.cond.notify_all();
+    let _guard = region.model.parker.lock.lock().unwrap();
+    region.model.parker.cond.notify_all();
 }

@@ -38,11 +38,11 @@
 //! latency per wake-up.
 
 use crate::barrier::SleepBarrier;
+use crate::error::{Error, Result};
 use crate::layout::WaitWords;
 use crate::shared::Shared;
 use crate::sys::{self, WaitOn};
 use crate::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
-use crate::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
