@@ -8,7 +8,7 @@
 //! the data region.
 
 use crate::error::{Error, Result, Role};
-use crate::layout::PRODUCER_ATTACHED;
+use crate::lifecycle::Watch;
 use crate::record::{decode, decode_data, Decoded, LastData, Record};
 use crate::roles::{self, RoleGuard};
 use crate::shared::Shared;
@@ -66,9 +66,8 @@ pub struct Consumer {
     /// Messages released so far, counted on from the file's `released_messages` (statistics
     /// only: see `layout::Control::published_messages`).
     messages: u64,
-    /// The producer state word (`epoch << 1 | attached`) whose end was already reported:
-    /// its death, or the end of its stream. Never reported as died again.
-    settled_state: u64,
+    /// Which producer's end (its death, or the end of its stream) this consumer has learnt.
+    watch: Watch,
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
     pub(crate) sleep_barrier: crate::barrier::SleepBarrier,
     /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
@@ -102,7 +101,7 @@ impl Consumer {
             capacity,
             max_message: crate::layout::max_message_len(capacity),
             wait: WaitStrategy::default(),
-            settled_state: 0,
+            watch: Watch::default(),
             sleep_barrier,
             #[cfg(all(feature = "tokio", not(loom)))]
             async_wait: Default::default(),
@@ -448,14 +447,8 @@ impl Consumer {
     /// properly: never report it as died, even if it dies before clearing its attached bit.
     /// If it is an earlier producer's, a producer that attached since is judged on its own.
     fn end_seen(&mut self, next: u64) {
-        let roles = &self.shared.region.control().roles;
-        // State first, then start: the producer writes them in the other order (start, then
-        // a Release update of the state), so the start read is at least as new as the state.
-        let state = roles.producer_state.load(Ordering::Acquire);
-        let start = roles.producer_start.load(Ordering::Relaxed);
-        if state & PRODUCER_ATTACHED != 0 && start < next {
-            self.settled_state = state;
-        }
+        self.watch
+            .end_seen(&self.shared.region.control().roles, next);
     }
 
     /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
@@ -466,21 +459,17 @@ impl Consumer {
         self.shared.check_len()?;
         let shared = Arc::clone(&self.shared);
         let roles = &shared.region.control().roles;
-        let state = roles.producer_state.load(Ordering::Acquire);
-        if state & PRODUCER_ATTACHED == 0 || state == self.settled_state {
+        let Some(suspect) = self.watch.suspect(roles) else {
             return Ok(());
-        }
+        };
         if self.role.is_live(&self.shared, Role::Producer)? {
             return Ok(());
         }
         // The lock is free. Report only once everything published has been received, and
         // only if no new producer attached meanwhile.
-        if self.peek(self.read_pos)?.is_some()
-            || roles.producer_state.load(Ordering::Acquire) != state
-        {
+        if self.peek(self.read_pos)?.is_some() || !self.watch.confirm_death(roles, suspect) {
             return Ok(());
         }
-        self.settled_state = state;
         Err(Error::ProducerDied {
             path: self.shared.name.clone(),
             pid: roles::holder_pid(&self.shared, Role::Producer),

@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::file::{self, OpenFile};
-use crate::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_ATTACHED, PRODUCER_LOCK_BYTE};
+use crate::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
 use crate::record::{decode, Decoded, Record};
 use crate::region::Region;
 use std::fs::File;
@@ -188,7 +188,7 @@ impl Inspector {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let (producer, consumer) = self.holders()?;
         let roles = &self.region.control().roles.0;
-        let attached = roles.producer_state.load(Ordering::Acquire) & PRODUCER_ATTACHED != 0;
+        let attached = crate::lifecycle::ProducerState::load(roles).attached();
         let mut walk = Walk::default();
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();

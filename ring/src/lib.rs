@@ -120,6 +120,7 @@ mod handoff;
 #[cfg(not(loom))]
 mod inspect;
 mod layout;
+mod lifecycle;
 #[cfg(loom)]
 mod model;
 mod producer;

@@ -6,9 +6,9 @@
 
 use crate::error::{Error, Result, Role};
 use crate::layout::{
-    END_RESERVE, PRODUCER_ATTACHED, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END,
-    RECORD_HEADER, RECORD_PADDING,
+    END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
+use crate::lifecycle::Attachment;
 use crate::record::{encode, record_size};
 use crate::region::RecordWriter;
 use crate::roles::{self, RoleGuard};
@@ -58,8 +58,8 @@ use std::time::{Duration, Instant};
 pub struct Producer {
     pub(crate) shared: Arc<Shared>,
     role: RoleGuard,
-    /// Our value of the shared producer state word (`epoch << 1 | attached`).
-    state: u64,
+    /// Our attachment in the file's lifecycle words, and what dropping us does to them.
+    attachment: Attachment,
     /// Where the next record goes and how much room there is.
     pub(crate) space: Space,
     /// Where records are written: the data region of `shared`, which this producer keeps
@@ -71,9 +71,6 @@ pub struct Producer {
     /// only: see `layout::Control::published_messages`).
     messages: u64,
     wait: WaitStrategy,
-    /// Set once the producer's state word needs no change on drop: it closed or aborted the
-    /// stream (and said so), or it is abandoned (and must look dead).
-    finished: bool,
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
     pub(crate) sleep_barrier: crate::barrier::SleepBarrier,
     /// The wait of an async send, kept here so that a dropped future leaves nothing behind.
@@ -108,17 +105,7 @@ impl Producer {
         shared
             .local_tail
             .store(tail, std::sync::atomic::Ordering::Release);
-        let roles = &shared.region.control().roles;
-        // The start first: a consumer that reads our state (Acquire) then reads a start at
-        // least this new (the Release below).
-        roles.producer_start.store(tail, Ordering::Relaxed);
-        let mut state = 0;
-        let _ = roles
-            .producer_state
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
-                state = ((old >> 1).wrapping_add(1) << 1) | PRODUCER_ATTACHED;
-                Some(state)
-            });
+        let attachment = Attachment::attach(&shared.region.control().roles, tail);
         let capacity = shared.region.capacity();
         // A consumer of this ring in this process may hold messages below a head that another
         // process forged forward: start from the lower of the two, as `try_reserve` does, or
@@ -126,7 +113,7 @@ impl Producer {
         let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
         Ok(Producer {
             role,
-            state,
+            attachment,
             space: Space {
                 write_pos: tail,
                 cached_head: head,
@@ -142,7 +129,6 @@ impl Producer {
                 .published_messages
                 .load(Ordering::Relaxed),
             wait: WaitStrategy::default(),
-            finished: false,
             sleep_barrier,
             #[cfg(all(feature = "tokio", not(loom)))]
             async_wait: Default::default(),
@@ -364,7 +350,7 @@ impl Producer {
     /// if this process had been killed. For a program that must stop and cannot say why in the
     /// ring. What was sent is published first.
     pub fn abandon(mut self) {
-        self.finished = true;
+        self.attachment.leave();
     }
 
     /// Writes the record that ends the stream (`kind` END, or ABORT with as much of `reason`
@@ -372,7 +358,7 @@ impl Producer {
     /// first room the consumer releases.
     fn finish(mut self, kind: u32, reason: &str, wait: Wait) -> Result<()> {
         if self.role.inherited() {
-            self.finished = true;
+            self.attachment.leave();
             return Err(Error::Inherited {
                 path: self.shared.name.clone(),
                 role: Role::Producer,
@@ -385,9 +371,9 @@ impl Producer {
             written => {
                 // Otherwise the state word must not say "detached cleanly" unless the record
                 // that ends the stream is published.
-                self.finished = true;
+                self.attachment.leave();
                 written?;
-                self.detach();
+                self.attachment.detach(&self.shared.region.control().roles);
                 Ok(())
             }
         }
@@ -422,24 +408,6 @@ impl Producer {
         self.space.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
         Ok(())
-    }
-
-    /// Clears the attached bit of our state word — if it is still ours: a word another
-    /// producer has replaced since (after ours died, say) is left alone.
-    fn detach(&self) {
-        // Release: a consumer that sees the bit clear also sees every record we published.
-        let _ = self
-            .shared
-            .region
-            .control()
-            .roles
-            .producer_state
-            .compare_exchange(
-                self.state,
-                self.state & !PRODUCER_ATTACHED,
-                Ordering::Release,
-                Ordering::Relaxed,
-            );
     }
 
     /// Flushes the ring to storage (`msync`): see [`Ring::sync`](crate::Ring::sync).
@@ -730,9 +698,7 @@ impl Drop for Producer {
             crate::shared::NO_LOCAL_TAIL,
             std::sync::atomic::Ordering::Release,
         );
-        if !self.finished && !std::thread::panicking() {
-            self.detach();
-        }
+        self.attachment.depart(&self.shared.region.control().roles);
     }
 }
 

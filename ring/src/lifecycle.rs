@@ -1,0 +1,178 @@
+//! The producer's lifecycle as the file records it: which producer is attached, whether it
+//! ended its stream, and whether it died.
+//!
+//! This module alone reads and writes the two words of the roles block that carry it:
+//! `producer_state` (`epoch << 1 | attached`, a [`ProducerState`]) and `producer_start` (the
+//! published tail when that producer attached). The producer attaches and departs through
+//! an [`Attachment`]; a consumer judges endings and deaths with a [`Watch`]; the inspector
+//! decodes with [`ProducerState::load`]. FORMAT.md, "Roles and liveness", is the contract.
+//!
+//! The shape `epoch << 1 | attached` is not the producer's alone: a role that can be held by
+//! one process after another, and must tell one holder's life from the next, needs exactly
+//! this word. Consumer slots (several consumers per ring) will hold one each, with an
+//! attachment and a watch of their own beside these.
+
+use crate::layout::{Roles, PRODUCER_ATTACHED};
+use crate::sync::Ordering;
+
+/// A producer state word: the epoch counts the producers that ever attached (it tells one
+/// producer's life from the next); the low bit says whether the last one to attach still is.
+/// The epoch wraps after 2^63 attaches, which is harmless: states are only compared for
+/// equality.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct ProducerState(u64);
+
+impl ProducerState {
+    /// The word as it is now. Acquire: pairs with the Release of [`Attachment::attach`] (a
+    /// reader then sees a `producer_start` at least as new) and of [`Attachment::detach`] (a
+    /// reader that sees the bit clear sees every record the producer published).
+    pub(crate) fn load(roles: &Roles) -> ProducerState {
+        ProducerState(roles.producer_state.load(Ordering::Acquire))
+    }
+
+    /// Whether the producer that attached last is still attached (or died attached).
+    #[inline]
+    pub(crate) fn attached(self) -> bool {
+        self.0 & PRODUCER_ATTACHED != 0
+    }
+
+    /// The state of the next producer to attach after this one.
+    fn next(self) -> ProducerState {
+        ProducerState(((self.0 >> 1).wrapping_add(1) << 1) | PRODUCER_ATTACHED)
+    }
+
+    /// This state with the attached bit clear.
+    fn detached(self) -> ProducerState {
+        ProducerState(self.0 & !PRODUCER_ATTACHED)
+    }
+}
+
+/// What dropping a producer does to its state word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Departure {
+    /// A clean detach: the bit is cleared, the stream stays open for a successor.
+    Detach,
+    /// The word is left as it is: the stream's end is published (and the bit already
+    /// cleared), or the producer was abandoned (the consumer is to learn it died), or it
+    /// could not end its stream properly.
+    Leave,
+}
+
+/// A producer's hold on the lifecycle words, from attach to departure.
+#[derive(Debug)]
+pub(crate) struct Attachment {
+    /// The state this producer wrote when it attached: its own, for as long as the word
+    /// still holds it.
+    state: ProducerState,
+    departure: Departure,
+}
+
+impl Attachment {
+    /// Records that a producer attached at the published tail `tail`: the start first, then
+    /// the state (Release), so that a reader of the state (Acquire) then reads a start at
+    /// least this new.
+    pub(crate) fn attach(roles: &Roles, tail: u64) -> Attachment {
+        roles.producer_start.store(tail, Ordering::Relaxed);
+        let mut state = ProducerState::default();
+        // A read-modify-write, so that the epoch is derived from the word as it is at this
+        // instant whatever else writes it (every well-behaved write happens under the
+        // producer lock, which we hold; FORMAT.md says a load and a store would do).
+        let _ = roles
+            .producer_state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |old| {
+                state = ProducerState(old).next();
+                Some(state.0)
+            });
+        Attachment {
+            state,
+            departure: Departure::Detach,
+        }
+    }
+
+    /// From now on, dropping the producer leaves the state word as it is.
+    pub(crate) fn leave(&mut self) {
+        self.departure = Departure::Leave;
+    }
+
+    /// Clears the attached bit of the state word — if it is still ours: a word another
+    /// producer has replaced since (after ours died, say) is left alone.
+    pub(crate) fn detach(&self, roles: &Roles) {
+        // Release: a consumer that sees the bit clear also sees every record we published.
+        let _ = roles.producer_state.compare_exchange(
+            self.state.0,
+            self.state.detached().0,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// What a dropped producer does: a clean detach unless told to [leave](Self::leave) —
+    /// or unless its thread is panicking, which the consumer is to learn as a death.
+    pub(crate) fn depart(&self, roles: &Roles) {
+        if self.departure == Departure::Detach && !std::thread::panicking() {
+            self.detach(roles);
+        }
+    }
+}
+
+/// A consumer's view of the producers' lifecycles: the state whose end it has already
+/// learnt (the end of its stream, or its death), which is never reported as died again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Watch {
+    settled: ProducerState,
+}
+
+impl Watch {
+    /// On an END or ABORT record that ends at `next`. If it is the current producer's own
+    /// (it attached at or before the record: `producer_start < next`), that producer ended
+    /// its stream properly and is never reported as died, even if it dies before clearing
+    /// its attached bit. An earlier producer's record says nothing of a producer that
+    /// attached since, which is judged on its own.
+    pub(crate) fn end_seen(&mut self, roles: &Roles, next: u64) {
+        // State first, then start: the producer writes them in the other order (start, then
+        // a Release update of the state), so the start read is at least as new as the state.
+        let state = ProducerState::load(roles);
+        let start = roles.producer_start.load(Ordering::Relaxed);
+        if state.attached() && start < next {
+            self.settled = state;
+        }
+    }
+
+    /// The first step of telling whether the producer attached now died without ending
+    /// its stream: its state, if the word says attached and this consumer has not settled
+    /// it. The caller then checks that the producer's role lock is free and that everything
+    /// it published was received, and [confirms](Self::confirm_death).
+    pub(crate) fn suspect(&self, roles: &Roles) -> Option<ProducerState> {
+        let state = ProducerState::load(roles);
+        (state.attached() && state != self.settled).then_some(state)
+    }
+
+    /// The last step: `suspect` died if no producer attached meanwhile; it is then settled,
+    /// so each producer's death is reported once.
+    pub(crate) fn confirm_death(&mut self, roles: &Roles, suspect: ProducerState) -> bool {
+        if ProducerState::load(roles) != suspect {
+            return false;
+        }
+        self.settled = suspect;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_count_attachments_and_say_whether_the_last_one_is_attached() {
+        let never = ProducerState::default();
+        assert!(!never.attached());
+        let first = never.next();
+        assert!(first.attached());
+        assert_eq!(first.0, 0b11);
+        assert!(!first.detached().attached());
+        assert_eq!(first.detached().next().0, 0b101);
+        // The epoch wraps, the bit stays meaningful.
+        let last = ProducerState(u64::MAX);
+        assert_eq!(last.next().0, PRODUCER_ATTACHED);
+    }
+}
