@@ -7,6 +7,7 @@
 //! is validated before use, so a corrupt file yields [`Error::Corrupt`], never a read outside
 //! the data region.
 
+use crate::capacity::Capacity;
 use crate::error::{Error, Result, Role};
 use crate::lifecycle::Watch;
 use crate::record::{decode, decode_data, Decoded, LastData, Record};
@@ -60,7 +61,7 @@ pub struct Consumer {
     cached_tail: u64,
     /// The last data record's header, decoded (see `peek`).
     last_data: LastData,
-    capacity: u64,
+    capacity: Capacity,
     max_message: u64,
     wait: WaitStrategy,
     /// Messages released so far, counted on from the file's `released_messages` (statistics
@@ -99,7 +100,7 @@ impl Consumer {
                 .released_messages
                 .load(Ordering::Relaxed),
             capacity,
-            max_message: crate::layout::max_message_len(capacity),
+            max_message: capacity.max_message(),
             wait: WaitStrategy::default(),
             watch: Watch::default(),
             sleep_barrier,
@@ -121,7 +122,7 @@ impl Consumer {
 
     /// Data capacity of the ring.
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.capacity.bytes()
     }
 
     /// The largest message this ring carries: `capacity / 2 - 8` bytes.
@@ -387,7 +388,7 @@ impl Consumer {
                 if tail == pos {
                     return Ok(None);
                 }
-                if tail < pos || tail - pos > self.capacity || !tail.is_multiple_of(8) {
+                if tail < pos || tail - pos > self.capacity.bytes() || !tail.is_multiple_of(8) {
                     return Err(self.corrupt(pos, "published tail moved backwards or too far"));
                 }
                 self.cached_tail = tail;

@@ -9,10 +9,9 @@
 //! and hard-linked; such leftovers of creators that died are removed by the next creation in
 //! the directory.
 
+use crate::capacity::Capacity;
 use crate::error::{Error, Result};
-use crate::layout::{
-    capacity_is_valid, max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC,
-};
+use crate::layout::{max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC};
 use crate::region::Region;
 use crate::sys;
 use std::fs::{File, OpenOptions};
@@ -29,17 +28,14 @@ pub(crate) struct OpenFile {
     pub(crate) header: Header,
 }
 
-/// Checks a capacity asked for by a caller.
-pub(crate) fn check_capacity(capacity: u64) -> Result<()> {
-    if capacity_is_valid(capacity) {
-        Ok(())
-    } else {
-        Err(Error::InvalidCapacity {
-            capacity,
-            min: crate::layout::MIN_CAPACITY,
-            max: crate::layout::MAX_CAPACITY,
-        })
-    }
+/// Checks a capacity asked for by a caller: the one place where a number becomes a
+/// [`Capacity`] (a file's is checked with its header, in `validate_header`).
+pub(crate) fn check_capacity(capacity: u64) -> Result<Capacity> {
+    Capacity::new(capacity).ok_or(Error::InvalidCapacity {
+        capacity,
+        min: crate::layout::MIN_CAPACITY,
+        max: crate::layout::MAX_CAPACITY,
+    })
 }
 
 fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -69,9 +65,8 @@ fn reserve(file: &File, len: u64, name: &Path) -> Result<()> {
 
 /// Sizes `file` for a ring of `capacity`, reserves its storage, maps it and writes the
 /// header. The control block is the file's zero bytes: an empty ring at position 0.
-pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenFile> {
-    check_capacity(capacity)?;
-    let len = HEADER_SIZE + capacity;
+pub(crate) fn initialise(file: File, capacity: Capacity, name: &Path) -> Result<OpenFile> {
+    let len = HEADER_SIZE + capacity.bytes();
     file.set_len(len)
         .map_err(|error| space_error(name, len, error, "size the ring file"))?;
     reserve(&file, len, name)?;
@@ -80,7 +75,7 @@ pub(crate) fn initialise(file: File, capacity: u64, name: &Path) -> Result<OpenF
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let header = Header::new(capacity, created, sys::pid());
+    let header = Header::new(capacity.bytes(), created, sys::pid());
     region.write_header(&header);
     Ok(OpenFile {
         file,
@@ -106,7 +101,7 @@ fn space_error(name: &Path, needed: u64, error: io::Error, op: &'static str) -> 
 
 /// Creates a ring at `path`, atomically. `Err(Error::AlreadyExists)` if anything is there.
 pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> {
-    check_capacity(capacity)?;
+    let capacity = check_capacity(capacity)?;
     check_mode(mode)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -165,7 +160,12 @@ const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The fallback for file systems without `O_TMPFILE`: initialise under a temporary name,
 /// hard-link, unlink the temporary name.
-fn create_with_temp_name(dir: &Path, path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> {
+fn create_with_temp_name(
+    dir: &Path,
+    path: &Path,
+    capacity: Capacity,
+    mode: u32,
+) -> Result<OpenFile> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
         "{TEMP_PREFIX}{}-{}{TEMP_SUFFIX}",
@@ -306,12 +306,12 @@ fn file_kind(ft: std::fs::FileType) -> &'static str {
 /// Checks everything about an open file before it is mapped, then maps it and checks the
 /// positions. `name` is how errors refer to it.
 pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
-    let header = validate_header(&file, name)?;
+    let (header, capacity) = validate_header(&file, name)?;
     // A ring may be sparse (copied, or made by another program): reserve it now, so that a
     // full file system is an error here rather than a SIGBUS at the first write to a hole.
-    reserve(&file, HEADER_SIZE + header.capacity, name)?;
-    let region = Region::map(&file, header.capacity, name, false)
-        .map_err(io_err(name, "map the ring file"))?;
+    reserve(&file, HEADER_SIZE + capacity.bytes(), name)?;
+    let region =
+        Region::map(&file, capacity, name, false).map_err(io_err(name, "map the ring file"))?;
     let opened = OpenFile {
         file,
         region,
@@ -326,9 +326,9 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
 #[cfg_attr(loom, allow(dead_code))] // the inspector is not model-checked
 pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
     let file = open_file(path, false)?;
-    let header = validate_header(&file, path)?;
-    let region = Region::map(&file, header.capacity, path, true)
-        .map_err(io_err(path, "map the ring file"))?;
+    let (header, capacity) = validate_header(&file, path)?;
+    let region =
+        Region::map(&file, capacity, path, true).map_err(io_err(path, "map the ring file"))?;
     Ok(OpenFile {
         file,
         region,
@@ -337,7 +337,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
 }
 
 /// Checks that `file` is a regular file holding a ring header consistent with its length.
-fn validate_header(file: &File, name: &Path) -> Result<Header> {
+fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
     let err_path = || name.to_path_buf();
     let meta = file.metadata().map_err(io_err(name, "stat"))?;
     if !meta.file_type().is_file() {
@@ -381,14 +381,14 @@ fn validate_header(file: &File, name: &Path) -> Result<Header> {
             header.header_size
         )));
     }
-    if !capacity_is_valid(header.capacity) {
+    let Some(capacity) = Capacity::new(header.capacity) else {
         return Err(bad(format!(
             "capacity {} is not a power of two from {} to {}",
             header.capacity,
             crate::layout::MIN_CAPACITY,
             crate::layout::MAX_CAPACITY
         )));
-    }
+    };
     if header.max_message != max_message_len(header.capacity) {
         return Err(bad(format!(
             "maximum message size {} does not match capacity {} (expected {})",
@@ -420,7 +420,7 @@ fn validate_header(file: &File, name: &Path) -> Result<Header> {
             actual: len,
         });
     }
-    Ok(header)
+    Ok((header, capacity))
 }
 
 /// The released head and published tail, checked against each other: both multiples of 8,
@@ -429,7 +429,7 @@ fn validate_header(file: &File, name: &Path) -> Result<Header> {
 pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
     use crate::sync::Ordering::Acquire;
     let control = region.control();
-    let capacity = region.capacity();
+    let capacity = region.capacity().bytes();
     let head = control.released_head.load(Acquire);
     let tail = control.published_tail.load(Acquire);
     let head_after = control.released_head.load(Acquire);
@@ -460,14 +460,15 @@ mod tests {
     fn the_temporary_name_fallback_creates_a_ring_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r".repeat(255)); // the temporary name does not grow with it
-        let opened = create_with_temp_name(dir.path(), &path, 4096, 0o600).unwrap();
+        let opened =
+            create_with_temp_name(dir.path(), &path, Capacity::new(4096).unwrap(), 0o600).unwrap();
         assert_eq!(opened.header.capacity, 4096);
         // Its creator lock is gone: the roles and a later sweep see a finished ring.
         assert!(!sys::ofd_is_locked(&opened.file, CREATOR_LOCK_BYTE).unwrap());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
         assert!(matches!(
-            create_with_temp_name(dir.path(), &path, 4096, 0o600),
+            create_with_temp_name(dir.path(), &path, Capacity::new(4096).unwrap(), 0o600),
             Err(Error::AlreadyExists { .. })
         ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -273,7 +273,7 @@ impl Inspector {
             Copies::None => (false, usize::MAX),
             Copies::UpTo(max) => (true, max),
         };
-        let capacity = self.header.capacity;
+        let capacity = self.region.capacity();
         let mut buf = Vec::new();
         let head_now = || self.region.control().released_head.load(Ordering::Acquire);
         let (mut head, tail) = file::positions(&self.region, &self.name)?;

@@ -109,6 +109,7 @@
 #[cfg(all(feature = "tokio", not(loom)))]
 pub mod async_api;
 mod barrier;
+mod capacity;
 mod consumer;
 mod error;
 mod file;

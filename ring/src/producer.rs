@@ -4,6 +4,7 @@
 //! capacity. It writes records there, then publishes them all with one `Release` store of the
 //! tail. It reads the consumer's head only when its cached copy says the ring may be full.
 
+use crate::capacity::Capacity;
 use crate::error::{Error, Result, Role};
 use crate::layout::{
     END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
@@ -99,7 +100,7 @@ impl Producer {
                 path: shared.name.clone(),
                 head,
                 tail,
-                capacity: shared.region.capacity(),
+                capacity: shared.region.capacity().bytes(),
             });
         }
         shared
@@ -118,7 +119,7 @@ impl Producer {
                 write_pos: tail,
                 cached_head: head,
                 capacity,
-                max_message: crate::layout::max_message_len(capacity),
+                max_message: capacity.max_message(),
             },
             published: tail,
             writer: shared.region.record_writer(),
@@ -177,7 +178,7 @@ impl Producer {
 
     /// Data capacity of the ring.
     pub fn capacity(&self) -> u64 {
-        self.space.capacity
+        self.space.capacity.bytes()
     }
 
     /// Sends `msg` if there is room now; [`Error::Full`] if not, [`Error::TooLarge`] if it
@@ -553,7 +554,7 @@ pub(crate) struct Space {
     /// A copy of the consumer's released head. It can be stale (the real head may be
     /// further on), which only ever makes the ring look fuller than it is.
     cached_head: u64,
-    capacity: u64,
+    capacity: Capacity,
     max_message: u64,
 }
 
@@ -577,10 +578,9 @@ impl Space {
         let wide = len as u64;
         if wide <= self.max_message {
             let size = record_size(wide);
-            let offset = self.write_pos & (self.capacity - 1);
             // No overflow: as in `try_reserve_slow`.
-            if size <= self.capacity - offset
-                && self.write_pos + size + keep_free <= self.cached_head + self.capacity
+            if size <= self.capacity.room_to_end(self.write_pos)
+                && self.write_pos + size + keep_free <= self.cached_head + self.capacity.bytes()
             {
                 return Ok(Some(self.write_pos));
             }
@@ -606,16 +606,15 @@ impl Space {
             });
         }
         let size = record_size(len);
-        let offset = self.write_pos & (self.capacity - 1);
-        let room_to_end = self.capacity - offset;
+        let room_to_end = self.capacity.room_to_end(self.write_pos);
         let padding = if size > room_to_end { room_to_end } else { 0 };
         // No overflow: positions are below MAX_POSITION (checked at attach, and the head is
         // checked against our own write position below), sizes below 2^33.
         let end = self.write_pos + padding + size + keep_free;
-        if end > self.cached_head + self.capacity {
+        if end > self.cached_head + self.capacity.bytes() {
             // Possibly full on the cached head: look at the real one.
             let head = self.refresh_head(shared)?;
-            if end > head + self.capacity {
+            if end > head + self.capacity.bytes() {
                 return Ok(None); // really full
             }
         }
@@ -649,7 +648,7 @@ impl Space {
                 path: shared.name.clone(),
                 head,
                 tail: self.write_pos,
-                capacity: self.capacity,
+                capacity: self.capacity.bytes(),
             });
         }
         self.cached_head = head;
@@ -663,12 +662,13 @@ impl Space {
     #[cold]
     fn final_room(&mut self, shared: &Shared) -> Result<Option<u64>> {
         let head = self.refresh_head(shared)?;
-        // No overflow: head <= write_pos <= head + capacity (refresh_head, attach).
-        let free = (head + self.capacity).saturating_sub(self.write_pos);
-        let room_to_end = self.capacity - (self.write_pos & (self.capacity - 1));
+        // Saturating: a head forged by another process, lowered to this process's own
+        // consumer's at attach, may leave the write position past head + capacity.
+        let free = (head + self.capacity.bytes()).saturating_sub(self.write_pos);
+        let room_to_end = self.capacity.room_to_end(self.write_pos);
         // In place, before the end of the region; or after a padding record, at its start.
         let in_place = room_to_end.min(free);
-        let wrapped = free.saturating_sub(room_to_end).min(self.capacity);
+        let wrapped = free.saturating_sub(room_to_end);
         // Whole records only (a forged, unaligned head must not make a record overlap it).
         let best = in_place.max(wrapped) & !(RECORD_ALIGN - 1);
         if best < RECORD_HEADER {
@@ -784,7 +784,7 @@ impl Claim<'_> {
 impl Deref for Claim<'_> {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        let offset = (self.pos & (self.producer.space.capacity - 1)) + RECORD_HEADER;
+        let offset = self.producer.space.capacity.offset(self.pos) + RECORD_HEADER;
         // SAFETY: the claim's bytes were reserved for it (below the released head plus the
         // capacity) and are not published until it is committed; the claim borrows the
         // producer, so no other claim or send can touch them meanwhile.
@@ -794,7 +794,7 @@ impl Deref for Claim<'_> {
 
 impl DerefMut for Claim<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
-        let offset = (self.pos & (self.producer.space.capacity - 1)) + RECORD_HEADER;
+        let offset = self.producer.space.capacity.offset(self.pos) + RECORD_HEADER;
         // SAFETY: as in `deref`; `&mut self` makes this the only slice of the claim.
         unsafe { self.producer.shared.region.bytes_mut(offset, self.len) }
     }

@@ -11,6 +11,7 @@
 //! A record never wraps: when the next record would cross the end of the data region, the
 //! producer first writes a padding record that fills the region up to its end.
 
+use crate::capacity::Capacity;
 use crate::layout::{
     RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
@@ -57,13 +58,13 @@ pub(crate) fn decode(
     word: u64,
     pos: u64,
     published: u64,
-    capacity: u64,
+    capacity: Capacity,
     max_message: u64,
 ) -> Result<Decoded, Invalid> {
     let len = word & 0xffff_ffff;
     let kind = (word >> 32) as u32;
-    let offset = pos & (capacity - 1);
-    let room = capacity - offset;
+    let offset = capacity.offset(pos);
+    let room = capacity.room_to_end(pos);
     let available = published - pos;
     match kind {
         RECORD_DATA | RECORD_ABORT => {
@@ -122,16 +123,16 @@ pub(crate) fn decode_data(
     word: u64,
     pos: u64,
     published: u64,
-    capacity: u64,
+    capacity: Capacity,
     max_message: u64,
 ) -> Option<(Record, u64)> {
     let (len, kind) = (word & 0xffff_ffff, (word >> 32) as u32);
     let size = record_size(len);
-    let offset = pos & (capacity - 1);
+    let offset = capacity.offset(pos);
     // `pos + size` cannot overflow: positions stay far below 2^63 and size below 2^33.
     (kind == RECORD_DATA
         && len <= max_message
-        && size <= capacity - offset
+        && size <= capacity.room_to_end(pos)
         && pos + size <= published)
         .then_some((
             Record::Data {
@@ -174,13 +175,13 @@ impl LastData {
         word: u64,
         pos: u64,
         published: u64,
-        capacity: u64,
+        capacity: Capacity,
     ) -> Option<(Record, u64)> {
         if word != self.word {
             return None;
         }
-        let offset = pos & (capacity - 1);
-        (self.size <= capacity - offset && pos + self.size <= published).then_some((
+        let offset = capacity.offset(pos);
+        (self.size <= capacity.room_to_end(pos) && pos + self.size <= published).then_some((
             Record::Data {
                 payload_offset: offset + RECORD_HEADER,
                 len: self.len,
@@ -217,6 +218,10 @@ mod tests {
 
     const CAP: u64 = 1024;
     const MAX: u64 = CAP / 2 - 8;
+    const CAPACITY: Capacity = match Capacity::new(CAP) {
+        Some(c) => c,
+        None => panic!("1024 is a capacity"),
+    };
 
     /// `decode_data` accepts exactly the data records `decode` accepts, and says the same.
     #[test]
@@ -240,8 +245,8 @@ mod tests {
                 let word = encode(kind, len as u32);
                 for pos in (0..3 * CAP).step_by(8) {
                     for published in [pos, pos + 8, pos + 16, pos + 120, pos + CAP / 2, pos + CAP] {
-                        let fast = decode_data(word, pos, published, CAP, MAX);
-                        let full = decode(word, pos, published, CAP, MAX);
+                        let fast = decode_data(word, pos, published, CAPACITY, MAX);
+                        let full = decode(word, pos, published, CAPACITY, MAX);
                         match fast {
                             Some((record, next)) => {
                                 assert_eq!(full, Ok(Decoded::Record(record, next)))
@@ -265,7 +270,7 @@ mod tests {
         let mut hints = vec![LastData::new()];
         for len in lens {
             let word = encode(RECORD_DATA, len as u32);
-            let found = decode_data(word, 0, CAP, CAP, MAX).expect("a valid record");
+            let found = decode_data(word, 0, CAP, CAPACITY, MAX).expect("a valid record");
             let mut hint = LastData::new();
             hint.remember(word, 0, found);
             hints.push(hint);
@@ -279,8 +284,8 @@ mod tests {
             for &word in &words {
                 for pos in (0..3 * CAP).step_by(8) {
                     for published in [pos, pos + 8, pos + 16, pos + 120, pos + CAP / 2, pos + CAP] {
-                        let fast = hint.decode(word, pos, published, CAP);
-                        let full = decode_data(word, pos, published, CAP, MAX);
+                        let fast = hint.decode(word, pos, published, CAPACITY);
+                        let full = decode_data(word, pos, published, CAPACITY, MAX);
                         if word == hint.word {
                             assert_eq!(fast, full, "{hint:?} {word:#x} {pos} {published}");
                         } else {
@@ -304,7 +309,7 @@ mod tests {
     fn data_record_round_trips() {
         let word = encode(RECORD_DATA, 5);
         assert_eq!(
-            decode(word, CAP + 16, CAP + 32, CAP, MAX),
+            decode(word, CAP + 16, CAP + 32, CAPACITY, MAX),
             Ok(Decoded::Record(
                 Record::Data {
                     payload_offset: 24,
@@ -318,26 +323,26 @@ mod tests {
     #[test]
     fn rejects_what_does_not_fit() {
         // past the published tail
-        assert!(decode(encode(RECORD_DATA, 9), 0, 16, CAP, MAX).is_err());
+        assert!(decode(encode(RECORD_DATA, 9), 0, 16, CAPACITY, MAX).is_err());
         // across the end of the region
-        assert!(decode(encode(RECORD_DATA, 16), CAP - 16, CAP + 64, CAP, MAX).is_err());
+        assert!(decode(encode(RECORD_DATA, 16), CAP - 16, CAP + 64, CAPACITY, MAX).is_err());
         // larger than the maximum
-        assert!(decode(encode(RECORD_DATA, MAX as u32 + 1), 0, CAP, CAP, MAX).is_err());
+        assert!(decode(encode(RECORD_DATA, MAX as u32 + 1), 0, CAP, CAPACITY, MAX).is_err());
         // unknown type, and the all-zero word of never-written memory
-        assert!(decode(encode(7, 0), 0, 64, CAP, MAX).is_err());
-        assert!(decode(0, 0, 64, CAP, MAX).is_err());
+        assert!(decode(encode(7, 0), 0, 64, CAPACITY, MAX).is_err());
+        assert!(decode(0, 0, 64, CAPACITY, MAX).is_err());
         // padding that does not reach the end exactly
-        assert!(decode(encode(RECORD_PADDING, 8), CAP - 32, CAP, CAP, MAX).is_err());
+        assert!(decode(encode(RECORD_PADDING, 8), CAP - 32, CAP, CAPACITY, MAX).is_err());
         assert_eq!(
-            decode(encode(RECORD_PADDING, 24), CAP - 32, CAP, CAP, MAX),
+            decode(encode(RECORD_PADDING, 24), CAP - 32, CAP, CAPACITY, MAX),
             Ok(Decoded::Padding(CAP))
         );
         // end marker with a length
-        assert!(decode(encode(RECORD_END, 1), 0, 64, CAP, MAX).is_err());
+        assert!(decode(encode(RECORD_END, 1), 0, 64, CAPACITY, MAX).is_err());
         // an abort record is checked as a message is
-        assert!(decode(encode(RECORD_ABORT, 9), 0, 16, CAP, MAX).is_err());
+        assert!(decode(encode(RECORD_ABORT, 9), 0, 16, CAPACITY, MAX).is_err());
         assert_eq!(
-            decode(encode(RECORD_ABORT, 3), 8, 24, CAP, MAX),
+            decode(encode(RECORD_ABORT, 3), 8, 24, CAPACITY, MAX),
             Ok(Decoded::Record(
                 Record::Abort {
                     payload_offset: 16,
@@ -347,7 +352,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            decode(encode(RECORD_END, 0), 0, 8, CAP, MAX),
+            decode(encode(RECORD_END, 0), 0, 8, CAPACITY, MAX),
             Ok(Decoded::Record(Record::End, 8))
         );
     }

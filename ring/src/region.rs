@@ -6,6 +6,7 @@
 //! byte range when is the SPSC protocol's business, argued in those modules; this module
 //! guarantees that every access stays inside the memory it owns.
 
+use crate::capacity::Capacity;
 use crate::layout::{Control, Header};
 use std::fs::File;
 use std::io;
@@ -33,9 +34,9 @@ enum Backing {
 pub(crate) struct Region {
     control: NonNull<Control>,
     data: NonNull<u8>,
-    capacity: u64,
-    /// `(capacity - 1) & !7`: a position to the offset of its header word in one `and`
-    /// (this is on the consumer's critical path, from one record's header to the next).
+    capacity: Capacity,
+    /// [`Capacity::word_mask`], kept beside the pointer: a position to the offset of its
+    /// header word in one `and` (on the consumer's path from one record's header to the next).
     word_mask: u64,
     backing: Backing,
     /// The model checker's futex and membarrier (`model`).
@@ -64,12 +65,12 @@ impl Region {
     /// it only loads.
     pub(crate) fn map(
         file: &File,
-        capacity: u64,
+        capacity: Capacity,
         name: &std::path::Path,
         read_only: bool,
     ) -> io::Result<Region> {
         use crate::layout::{CONTROL_OFFSET, HEADER_SIZE};
-        let len = HEADER_SIZE + capacity;
+        let len = HEADER_SIZE + capacity.bytes();
         let mut options = memmap2::MmapOptions::new();
         options.len(usize::try_from(len).map_err(|_| io::Error::other("ring too large to map"))?);
         let map = if read_only {
@@ -93,7 +94,7 @@ impl Region {
             control,
             data,
             capacity,
-            word_mask: (capacity - 1) & !7,
+            word_mask: capacity.word_mask(),
             backing: Backing::Map {
                 _sigbus: sigbus,
                 map,
@@ -105,7 +106,7 @@ impl Region {
     #[cfg(loom)]
     pub(crate) fn map(
         _file: &File,
-        _capacity: u64,
+        _capacity: Capacity,
         _name: &std::path::Path,
         _read_only: bool,
     ) -> io::Result<Region> {
@@ -117,16 +118,16 @@ impl Region {
 
     /// A ring in heap memory, for in-process model checking of the algorithm.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: u64, barrier: crate::model::LoomConfig) -> Region {
+    pub(crate) fn heap(capacity: Capacity, barrier: crate::model::LoomConfig) -> Region {
         let control = Box::<Control>::default();
-        let mut data = vec![0u64; (capacity / 8) as usize].into_boxed_slice();
+        let mut data = vec![0u64; (capacity.bytes() / 8) as usize].into_boxed_slice();
         let data_ptr = NonNull::new(data.as_mut_ptr().cast::<u8>()).expect("non-null box");
         let control_ptr = NonNull::from(&*control);
         Region {
             control: control_ptr,
             data: data_ptr,
             capacity,
-            word_mask: (capacity - 1) & !7,
+            word_mask: capacity.word_mask(),
             backing: Backing::Heap {
                 _control: control,
                 _data: data,
@@ -134,7 +135,7 @@ impl Region {
             #[cfg(loom)]
             model: crate::model::Model::new(barrier),
             #[cfg(loom)]
-            shadow: (0..capacity / 8)
+            shadow: (0..capacity.bytes() / 8)
                 .map(|_| loom::cell::UnsafeCell::new(()))
                 .collect(),
         }
@@ -160,7 +161,7 @@ impl Region {
 
     /// Data region size in bytes.
     #[inline]
-    pub(crate) fn capacity(&self) -> u64 {
+    pub(crate) fn capacity(&self) -> Capacity {
         self.capacity
     }
 
@@ -169,8 +170,9 @@ impl Region {
     /// check costs the hot paths two compares and no argument set-up.
     #[inline]
     fn check(&self, offset: u64, len: u64) {
-        if offset > self.capacity || len > self.capacity - offset {
-            outside(offset, len, self.capacity);
+        let capacity = self.capacity.bytes();
+        if offset > capacity || len > capacity - offset {
+            outside(offset, len, capacity);
         }
     }
 
@@ -234,7 +236,7 @@ impl Region {
     pub(crate) fn record_writer(&self) -> RecordWriter {
         RecordWriter {
             data: self.data,
-            capacity: self.capacity,
+            capacity: self.capacity.bytes(),
             word_mask: self.word_mask,
             #[cfg(loom)]
             region: NonNull::from(self),

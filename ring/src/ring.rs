@@ -3,7 +3,7 @@
 use crate::consumer::Consumer;
 use crate::error::{Error, Result};
 use crate::file;
-use crate::layout::{max_message_len, HEADER_SIZE};
+use crate::layout::HEADER_SIZE;
 use crate::producer::Producer;
 use crate::shared::Shared;
 use std::fs::File;
@@ -72,6 +72,7 @@ impl Ring {
     /// # Ok(()) }
     /// ```
     pub fn memfd(capacity: u64) -> Result<Ring> {
+        let capacity = file::check_capacity(capacity)?;
         let name = PathBuf::from("memfd:ringfile");
         let file = crate::sys::memfd("ringfile").map_err(|error| Error::Io {
             path: name.clone(),
@@ -155,6 +156,7 @@ impl Ring {
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64, barrier: crate::model::LoomConfig) -> Ring {
+        let capacity = crate::capacity::Capacity::new(capacity).expect("a model's capacity");
         Ring::from_shared(Shared::new(
             crate::region::Region::heap(capacity, barrier),
             None,
@@ -180,12 +182,12 @@ impl Ring {
 
     /// Data capacity in bytes.
     pub fn capacity(&self) -> u64 {
-        self.shared.region.capacity()
+        self.shared.region.capacity().bytes()
     }
 
     /// The largest message this ring carries: `capacity / 2 - 8` bytes.
     pub fn max_message_len(&self) -> usize {
-        max_message_len(self.capacity()) as usize
+        self.shared.region.capacity().max_message() as usize
     }
 
     /// Total size of the ring file: the header page plus the capacity.

@@ -82,7 +82,7 @@ impl Shared {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        let expected = HEADER_SIZE + self.region.capacity();
+        let expected = HEADER_SIZE + self.region.capacity().bytes();
         let actual = file
             .metadata()
             .map_err(|error| Error::Io {
