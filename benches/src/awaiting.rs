@@ -73,13 +73,13 @@ pub(crate) fn child(parts: &[&str]) {
             }
         }
         "steady" => {
-            let start = ringfile::monotonic_ns();
+            let start = ringfile::diagnostics::monotonic_ns();
             for i in 0..count {
                 let due = start + i * ns;
-                while ringfile::monotonic_ns() < due {
+                while ringfile::diagnostics::monotonic_ns() < due {
                     std::hint::spin_loop();
                 }
-                msg[..8].copy_from_slice(&ringfile::monotonic_ns().to_le_bytes());
+                msg[..8].copy_from_slice(&ringfile::diagnostics::monotonic_ns().to_le_bytes());
                 producer.send(&msg).unwrap();
             }
         }
@@ -152,7 +152,11 @@ pub fn steady_latency(receiving: Receiving, interval: Duration, count: u64) -> H
     let mut hist = Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).unwrap();
     receive(receiving, &mut consumer, |msg| {
         let sent = u64::from_le_bytes(msg[..8].try_into().unwrap());
-        hist.saturating_record(ringfile::monotonic_ns().saturating_sub(sent).max(1));
+        hist.saturating_record(
+            ringfile::diagnostics::monotonic_ns()
+                .saturating_sub(sent)
+                .max(1),
+        );
     });
     child.wait().unwrap();
     let _ = std::fs::remove_file(&path);

@@ -98,7 +98,7 @@ pub struct Progress {
 
 /// Prints, once per process, that waiting fell back to naps because futexes failed.
 fn warn_futex_fallback(program: &str, warned: &AtomicBool) {
-    if let Some(err) = ringfile::futex_fallback() {
+    if let Some(err) = ringfile::diagnostics::futex_fallback() {
         if !warned.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "{program}: warning: futexes are unavailable ({err}; a seccomp filter?): waiting falls back to short naps, adding up to 1 ms of latency per wake-up"
@@ -135,7 +135,9 @@ impl Progress {
             });
             let start = Instant::now();
             while !stop2.load(Ordering::Relaxed) {
-                if ringfile::futex_fallback().is_some() && !warned2.load(Ordering::Relaxed) {
+                if ringfile::diagnostics::futex_fallback().is_some()
+                    && !warned2.load(Ordering::Relaxed)
+                {
                     match &bar {
                         Some(bar) => bar.suspend(|| warn_futex_fallback(program, &warned2)),
                         None => warn_futex_fallback(program, &warned2),

@@ -157,7 +157,7 @@ impl Checks {
         if let Some(histogram) = &mut self.latency {
             match generated::decode(msg) {
                 Ok(decoded) => {
-                    let ns = generated::latency_ns(&decoded, ringfile::monotonic_ns());
+                    let ns = generated::latency_ns(&decoded, ringfile::diagnostics::monotonic_ns());
                     histogram.saturating_record(ns.max(1));
                 }
                 Err(problem) if self.verify.is_none() => {

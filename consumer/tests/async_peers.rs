@@ -113,7 +113,7 @@ fn an_async_producer_feeds_the_consumer_program() {
         let mut cancelled = 0u64;
         let mut seq = 0u64;
         while seq < 200_000 {
-            generated::fill(&mut msg, 7, seq, ringfile::monotonic_ns());
+            generated::fill(&mut msg, 7, seq, ringfile::diagnostics::monotonic_ns());
             if seq.is_multiple_of(2) {
                 // Half the sends race a task yield: a cancelled one sends nothing, and the
                 // same message is sent again.

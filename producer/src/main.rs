@@ -262,7 +262,7 @@ fn consumer_state(producer: &Producer) -> String {
 
 /// A stream id for generated messages: differs between runs, never 0.
 fn stream_id() -> u32 {
-    let mix = (u64::from(std::process::id()) << 32 ^ ringfile::monotonic_ns())
+    let mix = (u64::from(std::process::id()) << 32 ^ ringfile::diagnostics::monotonic_ns())
         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((mix >> 32) as u32).max(1)
 }
@@ -304,7 +304,12 @@ fn generate(
                 loop {
                     match producer.claim_timeout(size, SIGNAL_POLL) {
                         Ok(mut claim) => {
-                            generated::fill(&mut claim, stream, seq, ringfile::monotonic_ns());
+                            generated::fill(
+                                &mut claim,
+                                stream,
+                                seq,
+                                ringfile::diagnostics::monotonic_ns(),
+                            );
                             claim.commit();
                             break;
                         }
@@ -322,7 +327,7 @@ fn generate(
             while seq < count && !signals.requested() {
                 let n = batch_len.min(count - seq);
                 // Messages of a batch are published together: one send time for all.
-                let now = ringfile::monotonic_ns();
+                let now = ringfile::diagnostics::monotonic_ns();
                 let mut batch = producer.batch();
                 let mut done = 0;
                 let mut full = false;

@@ -171,7 +171,7 @@ mod process {
 /// let ring = ringfile::Ring::memfd(4096)?;
 /// let _producer = ring.producer()?;
 /// assert!(std::env::var_os("RINGFILE_NO_MEMBARRIER").is_some()
-///     || ringfile::membarrier_fallback().is_none());
+///     || ringfile::diagnostics::membarrier_fallback().is_none());
 /// # Ok::<(), ringfile::Error>(())
 /// ```
 pub fn membarrier_fallback() -> Option<std::io::Error> {

@@ -111,6 +111,7 @@ pub mod async_api;
 mod barrier;
 mod capacity;
 mod consumer;
+pub mod diagnostics;
 mod error;
 mod file;
 #[cfg(not(loom))]
@@ -142,7 +143,6 @@ mod waiter;
 
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use async_api::MessageStream;
-pub use barrier::membarrier_fallback;
 pub use consumer::{Consumer, Message, RecvBatch};
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
@@ -150,9 +150,8 @@ pub use inspect::{Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState}
 pub use producer::{Claim, Producer, SendBatch};
 pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 #[cfg(not(loom))]
-pub use sigbus::{install_sigbus_handler, TRACKED_MAPPINGS};
-pub use sys::monotonic_ns;
-pub use wait::{futex_fallback, late_wakeups, ParseWaitStrategyError, WaitStrategy};
+pub use sigbus::install_sigbus_handler;
+pub use wait::{ParseWaitStrategyError, WaitStrategy};
 
 #[cfg(all(test, loom))]
 mod loom_tests;

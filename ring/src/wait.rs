@@ -69,7 +69,7 @@ static FUTEX_ERRNO: AtomicI32 = AtomicI32::new(0);
 ///
 /// ```
 /// // Normally futexes work:
-/// assert!(ringfile::futex_fallback().is_none());
+/// assert!(ringfile::diagnostics::futex_fallback().is_none());
 /// ```
 pub fn futex_fallback() -> Option<io::Error> {
     match FUTEX_ERRNO.load(Ordering::Relaxed) {
@@ -344,12 +344,12 @@ static LATE_WAKEUPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 /// between processes that can use futexes (the waiting protocol loses no wake-up); it grows
 /// when a peer cannot use futexes (see [`futex_fallback`]), whose wake-ups arrive only with
 /// the next slice. It may also grow, rarely, while a side switches from the asymmetric fence
-/// back to full fences (its membarrier call failed, see [`membarrier_fallback`](crate::membarrier_fallback)):
+/// back to full fences (its membarrier call failed, see [`membarrier_fallback`](crate::diagnostics::membarrier_fallback)):
 /// its sleeps are then sliced to at most 1 ms until the peer confirms the switch. A
 /// diagnostic, and what the stress tests check.
 ///
 /// ```
-/// assert_eq!(ringfile::late_wakeups(), 0);
+/// assert_eq!(ringfile::diagnostics::late_wakeups(), 0);
 /// ```
 pub fn late_wakeups() -> u64 {
     LATE_WAKEUPS.load(Ordering::Relaxed)

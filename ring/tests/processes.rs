@@ -155,7 +155,7 @@ fn helper_process() {
             say(format!(
                 "PARKED {} LATE {} MEMBARRIER {}",
                 voluntary_switches(),
-                ringfile::late_wakeups(),
+                ringfile::diagnostics::late_wakeups(),
                 membarrier_state()
             ));
         }
@@ -178,7 +178,7 @@ fn helper_process() {
             say(format!(
                 "PARKED {} LATE {} MEMBARRIER {}",
                 voluntary_switches(),
-                ringfile::late_wakeups(),
+                ringfile::diagnostics::late_wakeups(),
                 membarrier_state()
             ));
         }
@@ -639,5 +639,5 @@ fn wake_stress(producer: Barriers, consumer: Barriers) -> Vec<(&'static str, u64
 
 /// "on", or why this process does not use the asymmetric fence.
 fn membarrier_state() -> String {
-    ringfile::membarrier_fallback().map_or("on".into(), |e| e.to_string())
+    ringfile::diagnostics::membarrier_fallback().map_or("on".into(), |e| e.to_string())
 }
