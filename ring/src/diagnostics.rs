@@ -9,8 +9,8 @@
 //! assert!(ringfile::diagnostics::monotonic_ns() >= before);
 //! ```
 
-pub use crate::barrier::membarrier_fallback;
 #[cfg(not(loom))]
-pub use crate::sigbus::TRACKED_MAPPINGS;
-pub use crate::sys::monotonic_ns;
-pub use crate::wait::{futex_fallback, late_wakeups};
+pub use crate::os::sigbus::TRACKED_MAPPINGS;
+pub use crate::os::sys::monotonic_ns;
+pub use crate::protocol::barrier::membarrier_fallback;
+pub use crate::protocol::wait::{futex_fallback, late_wakeups};

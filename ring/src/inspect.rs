@@ -6,10 +6,10 @@
 //! snapshot; the ring may change while (and after) it looks.
 
 use crate::error::{Error, Result};
-use crate::file::{self, OpenFile};
-use crate::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
-use crate::record::{decode, Decoded, Record};
-use crate::region::Region;
+use crate::format::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
+use crate::format::record::{decode, Decoded, Record};
+use crate::store::file::{self, OpenFile};
+use crate::store::region::Region;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, Ordering};
@@ -188,7 +188,7 @@ impl Inspector {
     pub fn snapshot(&self) -> Result<Snapshot> {
         let (producer, consumer) = self.holders()?;
         let roles = &self.region.control().roles.0;
-        let attached = crate::lifecycle::ProducerState::load(roles).attached();
+        let attached = crate::protocol::lifecycle::ProducerState::load(roles).attached();
         let mut walk = Walk::default();
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();
@@ -227,16 +227,18 @@ impl Inspector {
     /// only tests, never takes) and the pids recorded.
     pub fn holders(&self) -> Result<(Holder, Holder)> {
         let roles = &self.region.control().roles.0;
-        let holder = |pid: &crate::sync::AtomicU32, byte| -> Result<Holder> {
+        let holder = |pid: &crate::os::sync::AtomicU32, byte| -> Result<Holder> {
             Ok(Holder {
                 pid: match pid.load(Ordering::Acquire) {
                     0 => None,
                     pid => Some(pid),
                 },
-                live: crate::sys::ofd_is_locked(&self.file, byte).map_err(|error| Error::Io {
-                    path: self.name.clone(),
-                    op: "check a role lock",
-                    error,
+                live: crate::os::sys::ofd_is_locked(&self.file, byte).map_err(|error| {
+                    Error::Io {
+                        path: self.name.clone(),
+                        op: "check a role lock",
+                        error,
+                    }
                 })?,
             })
         };

@@ -106,52 +106,43 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
-#[cfg(all(feature = "tokio", not(loom)))]
-pub mod async_api;
-mod barrier;
-mod capacity;
-mod consumer;
-pub mod diagnostics;
-mod error;
-mod file;
-#[cfg(not(loom))]
-mod fork;
+// The layers, from the ground up; each imports only from those before it.
+// The ring file's layout, capacity and record framing; public: the format's constants.
 pub mod format;
-#[cfg(not(loom))]
-mod handoff;
+/// Read-only inspection, for tools.
 #[cfg(not(loom))]
 mod inspect;
-mod layout;
-mod lifecycle;
-#[cfg(loom)]
-mod model;
-mod producer;
-mod record;
-mod region;
+/// The operating system and the model checker: system calls, `fork`, SIGBUS, memfd hand-off.
+mod os;
+/// The protocol between the sides: waiting and waking, roles, the producer's lifecycle.
+mod protocol;
+/// [`Ring`] and [`RingOptions`]: the façade that opens rings and hands out the sides.
 mod ring;
-mod roles;
-mod shared;
-#[cfg(not(loom))]
-mod sigbus;
-mod sync;
-mod sys;
-pub mod typed;
+/// The producer and consumer sides, blocking, typed and async.
+mod side;
+/// The ring's memory in this process: the mapping, creating and opening files, what both
+/// sides share.
+mod store;
+
+pub mod diagnostics;
+mod error;
 mod units;
-mod wait;
+
 #[cfg(all(feature = "tokio", not(loom)))]
-mod waiter;
+pub use side::async_api;
+pub use side::typed;
 
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use async_api::MessageStream;
-pub use consumer::{Consumer, Message, RecvBatch};
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
 pub use inspect::{Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState};
-pub use producer::{Claim, Producer, SendBatch};
-pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 #[cfg(not(loom))]
-pub use sigbus::install_sigbus_handler;
-pub use wait::{ParseWaitStrategyError, WaitStrategy};
+pub use os::sigbus::install_sigbus_handler;
+pub use protocol::wait::{ParseWaitStrategyError, WaitStrategy};
+pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
+pub use side::consumer::{Consumer, Message, RecvBatch};
+pub use side::producer::{Claim, Producer, SendBatch};
 
 #[cfg(all(test, loom))]
 mod loom_tests;

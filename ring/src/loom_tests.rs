@@ -6,7 +6,7 @@
 //! under the C++ memory model, and fails on a deadlock — which is what a lost wake-up
 //! between a sleeping side and the side that should wake it turns into.
 
-use crate::model::LoomConfig;
+use crate::os::model::LoomConfig;
 use crate::{Ring, WaitStrategy};
 use loom::thread;
 

@@ -1,11 +1,11 @@
 //! [`Ring`]: an open ring file, and [`RingOptions`] to open or create one.
 
-use crate::consumer::Consumer;
 use crate::error::{Error, Result};
-use crate::file;
-use crate::layout::HEADER_SIZE;
-use crate::producer::Producer;
-use crate::shared::Shared;
+use crate::format::layout::HEADER_SIZE;
+use crate::side::consumer::Consumer;
+use crate::side::producer::Producer;
+use crate::store::file;
+use crate::store::shared::Shared;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -74,14 +74,14 @@ impl Ring {
     pub fn memfd(capacity: u64) -> Result<Ring> {
         let capacity = file::check_capacity(capacity)?;
         let name = PathBuf::from("memfd:ringfile");
-        let file = crate::sys::memfd("ringfile").map_err(|error| Error::Io {
+        let file = crate::os::sys::memfd("ringfile").map_err(|error| Error::Io {
             path: name.clone(),
             op: "memfd_create",
             error,
         })?;
         let opened = file::initialise(file, capacity, &name)?;
         // Sealed at its size: no process can ever truncate it under a mapping (no SIGBUS).
-        crate::sys::seal_size(&opened.file).map_err(|error| Error::Io {
+        crate::os::sys::seal_size(&opened.file).map_err(|error| Error::Io {
             path: name.clone(),
             op: "seal the memfd's size",
             error,
@@ -124,7 +124,7 @@ impl Ring {
             var: var.to_string(),
             reason: "this ring has no descriptor".to_string(),
         })?;
-        crate::handoff::pass(file, command, var).map_err(|error| Error::Io {
+        crate::os::handoff::pass(file, command, var).map_err(|error| Error::Io {
             path: self.shared.name.clone(),
             op: "duplicate the descriptor for a child",
             error,
@@ -137,7 +137,7 @@ impl Ring {
     /// open descriptor, or if the descriptor was already opened by this process.
     #[cfg(not(loom))]
     pub fn from_env(var: &str) -> Result<Ring> {
-        Ring::from_fd(crate::handoff::take(var)?)
+        Ring::from_fd(crate::os::handoff::take(var)?)
     }
 
     /// Removes, from directory `dir`, the temporary files of ring creators that died before
@@ -155,10 +155,11 @@ impl Ring {
 
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: u64, barrier: crate::model::LoomConfig) -> Ring {
-        let capacity = crate::capacity::Capacity::new(capacity).expect("a model's capacity");
+    pub(crate) fn heap(capacity: u64, barrier: crate::os::model::LoomConfig) -> Ring {
+        let capacity =
+            crate::format::capacity::Capacity::new(capacity).expect("a model's capacity");
         Ring::from_shared(Shared::new(
-            crate::region::Region::heap(capacity, barrier),
+            crate::store::region::Region::heap(capacity, barrier),
             None,
             PathBuf::from("heap"),
         ))

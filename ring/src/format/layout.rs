@@ -28,7 +28,7 @@
 //! a position refers to is `position % capacity` in the data region. Invariant, checked on every
 //! attach: `released_head <= published_tail <= released_head + capacity`, both multiples of 8.
 
-use crate::sync::{AtomicU32, AtomicU64};
+use crate::os::sync::{AtomicU32, AtomicU64};
 use bytemuck::{Pod, Zeroable};
 
 /// The first eight bytes of every ring file.

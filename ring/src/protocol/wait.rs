@@ -38,12 +38,12 @@
 //! too never waits for good, only longer. Never a silent busy loop: the programs print a
 //! warning once when it happens.
 
-use crate::barrier::{self, SleepBarrier};
 use crate::error::{Error, Result};
-use crate::layout::WaitWords;
-use crate::region::Region;
-use crate::sync::{AtomicU32, Ordering};
-use crate::sys::Slept;
+use crate::format::layout::WaitWords;
+use crate::os::sync::{AtomicU32, Ordering};
+use crate::os::sys::Slept;
+use crate::protocol::barrier::{self, SleepBarrier};
+use crate::store::region::Region;
 use crossbeam_utils::Backoff;
 use std::fmt;
 use std::io;
@@ -88,7 +88,7 @@ fn futex_broken() -> bool {
     FUTEX_ERRNO.load(Ordering::Relaxed) != 0
 }
 
-pub(crate) use crate::barrier::{FIRST_NAP, LONGEST_NAP};
+pub(crate) use crate::protocol::barrier::{FIRST_NAP, LONGEST_NAP};
 
 /// How a producer waits for space and a consumer waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -363,7 +363,7 @@ fn futex_wait(
     expected: u32,
     timeout: Duration,
 ) -> Option<Slept> {
-    match crate::sys::futex_wait(word, expected, Some(timeout)) {
+    match crate::os::sys::futex_wait(word, expected, Some(timeout)) {
         Ok(slept) => Some(slept),
         Err(e) => {
             futex_failed(&e);
@@ -374,7 +374,7 @@ fn futex_wait(
 
 #[cfg(not(loom))]
 fn futex_wake(_region: &Region, word: &AtomicU32) {
-    if let Err(e) = crate::sys::futex_wake(word) {
+    if let Err(e) = crate::os::sys::futex_wake(word) {
         futex_failed(&e);
     }
 }

@@ -12,7 +12,11 @@
 //! assert_eq!(format::PUBLISHED_TAIL_OFFSET, 128);
 //! ```
 
-pub use crate::layout::{
+pub(crate) mod capacity;
+pub(crate) mod layout;
+pub(crate) mod record;
+
+pub use layout::{
     capacity_is_valid, max_message_len, CONSUMER_LOCK_BYTE, CONTROL_OFFSET, FORMAT_VERSION,
     HEADER_SIZE, MAGIC, MAX_CAPACITY, MAX_POSITION, MIN_CAPACITY, PRODUCER_LOCK_BYTE, RECORD_ABORT,
     RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
@@ -44,7 +48,7 @@ pub const PAYLOAD_ALIGN: usize = RECORD_ALIGN as usize;
 // The offsets above are the layout's, pinned.
 #[cfg(not(loom))]
 const _: () = {
-    use crate::layout::{Control, Roles};
+    use crate::format::layout::{Control, Roles};
     use std::mem::offset_of;
     assert!(PUBLISHED_TAIL_OFFSET == CONTROL_OFFSET + offset_of!(Control, published_tail) as u64);
     assert!(RELEASED_HEAD_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_head) as u64);

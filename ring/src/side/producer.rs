@@ -4,18 +4,18 @@
 //! capacity. It writes records there, then publishes them all with one `Release` store of the
 //! tail. It reads the consumer's head only when its cached copy says the ring may be full.
 
-use crate::capacity::Capacity;
 use crate::error::{Error, Result, Role};
-use crate::layout::{
+use crate::format::capacity::Capacity;
+use crate::format::layout::{
     END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
-use crate::lifecycle::Attachment;
-use crate::record::{encode, record_size};
-use crate::region::RecordWriter;
-use crate::roles::{self, RoleGuard};
-use crate::shared::Shared;
-use crate::sync::Ordering;
-use crate::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
+use crate::format::record::{encode, record_size};
+use crate::os::sync::Ordering;
+use crate::protocol::lifecycle::Attachment;
+use crate::protocol::roles::{self, RoleGuard};
+use crate::protocol::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
+use crate::store::region::RecordWriter;
+use crate::store::shared::Shared;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,16 +73,16 @@ pub struct Producer {
     messages: u64,
     wait: WaitStrategy,
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
-    pub(crate) sleep_barrier: crate::barrier::SleepBarrier,
+    pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
     /// The wait of an async send, kept here so that a dropped future leaves nothing behind.
     #[cfg(all(feature = "tokio", not(loom)))]
-    pub(crate) async_wait: crate::waiter::AsyncWait,
+    pub(crate) async_wait: crate::side::waiter::AsyncWait,
 }
 
 impl Producer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
         let role = roles::acquire(&shared, Role::Producer)?;
-        let sleep_barrier = crate::barrier::SleepBarrier::declare(
+        let sleep_barrier = crate::protocol::barrier::SleepBarrier::declare(
             &shared.region,
             &shared.region.control().producer_wait,
         );
@@ -173,7 +173,7 @@ impl Producer {
     /// tells a consumer that is gone from one that never came. The file says it, so a peer
     /// can write any value here: use it for messages, not to signal a process.
     pub fn consumer_pid(&self) -> Option<u32> {
-        crate::roles::holder_pid(&self.shared, Role::Consumer)
+        crate::protocol::roles::holder_pid(&self.shared, Role::Consumer)
     }
 
     /// Data capacity of the ring.
@@ -208,11 +208,11 @@ impl Producer {
     /// Sends the bytes of `value` (any plain-old-data type: a `#[repr(C)]` struct deriving
     /// [`bytemuck::NoUninit`] or `Pod`, a number, an array of them) as one message, waiting
     /// for room as [`send`](Self::send) does. The consumer reads it in place with
-    /// [`Message::value`](crate::Message::value); see [`typed`](crate::typed). For a slice
+    /// [`Message::value`](crate::Message::value); see [`typed`](crate::side::typed). For a slice
     /// of such values, send `bytemuck::cast_slice(values)`.
     #[inline]
     pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
-        self.send(crate::typed::bytes_of(value))
+        self.send(crate::side::typed::bytes_of(value))
     }
 
     /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
@@ -695,7 +695,7 @@ impl Drop for Producer {
             .store(self.published, std::sync::atomic::Ordering::Relaxed);
         // No longer writing: records above our tail may be a later producer's.
         self.shared.local_tail.store(
-            crate::shared::NO_LOCAL_TAIL,
+            crate::store::shared::NO_LOCAL_TAIL,
             std::sync::atomic::Ordering::Release,
         );
         self.attachment.depart(&self.shared.region.control().roles);
@@ -758,7 +758,7 @@ impl Claim<'_> {
 
     /// The claimed bytes as one `T` to write in place. [`Error::WrongLength`] unless the
     /// claim is `size_of::<T>()` bytes long. Claims are 8-byte aligned; a type that needs
-    /// more does not compile here. See [`typed`](crate::typed).
+    /// more does not compile here. See [`typed`](crate::side::typed).
     ///
     /// ```
     /// # fn main() -> Result<(), ringfile::Error> {
@@ -771,13 +771,13 @@ impl Claim<'_> {
     /// # Ok(()) }
     /// ```
     pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T> {
-        crate::typed::value_mut(self)
+        crate::side::typed::value_mut(self)
     }
 
     /// The claimed bytes as a slice of `T` to write in place. [`Error::WrongLength`] unless
     /// the claim's length is a whole number of `T`.
     pub fn slice_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
-        crate::typed::slice_mut(self)
+        crate::side::typed::slice_mut(self)
     }
 }
 
@@ -810,7 +810,7 @@ impl SendBatch<'_> {
     /// As [`Producer::send_value`], unpublished until the batch ends.
     #[inline]
     pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
-        self.send(crate::typed::bytes_of(value))
+        self.send(crate::side::typed::bytes_of(value))
     }
 
     /// As [`Producer::try_send`], unpublished until the batch ends.

@@ -11,8 +11,8 @@
 //! A record never wraps: when the next record would cross the end of the data region, the
 //! producer first writes a padding record that fills the region up to its end.
 
-use crate::capacity::Capacity;
-use crate::layout::{
+use crate::format::capacity::Capacity;
+use crate::format::layout::{
     RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
 

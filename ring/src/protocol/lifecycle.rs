@@ -12,8 +12,8 @@
 //! this word. Consumer slots (several consumers per ring) will hold one each, with an
 //! attachment and a watch of their own beside these.
 
-use crate::layout::{Roles, PRODUCER_ATTACHED};
-use crate::sync::Ordering;
+use crate::format::layout::{Roles, PRODUCER_ATTACHED};
+use crate::os::sync::Ordering;
 
 /// A producer state word: the epoch counts the producers that ever attached (it tells one
 /// producer's life from the next); the low bit says whether the last one to attach still is.

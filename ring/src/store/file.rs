@@ -9,11 +9,11 @@
 //! and hard-linked; such leftovers of creators that died are removed by the next creation in
 //! the directory.
 
-use crate::capacity::Capacity;
 use crate::error::{Error, Result};
-use crate::layout::{max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC};
-use crate::region::Region;
-use crate::sys;
+use crate::format::capacity::Capacity;
+use crate::format::layout::{max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC};
+use crate::os::sys;
+use crate::store::region::Region;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
@@ -33,8 +33,8 @@ pub(crate) struct OpenFile {
 pub(crate) fn check_capacity(capacity: u64) -> Result<Capacity> {
     Capacity::new(capacity).ok_or(Error::InvalidCapacity {
         capacity,
-        min: crate::layout::MIN_CAPACITY,
-        max: crate::layout::MAX_CAPACITY,
+        min: crate::format::layout::MIN_CAPACITY,
+        max: crate::format::layout::MAX_CAPACITY,
     })
 }
 
@@ -385,8 +385,8 @@ fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
         return Err(bad(format!(
             "capacity {} is not a power of two from {} to {}",
             header.capacity,
-            crate::layout::MIN_CAPACITY,
-            crate::layout::MAX_CAPACITY
+            crate::format::layout::MIN_CAPACITY,
+            crate::format::layout::MAX_CAPACITY
         )));
     };
     if header.max_message != max_message_len(header.capacity) {
@@ -427,7 +427,7 @@ fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
 /// `head <= tail <= head + capacity`, `tail < MAX_POSITION`. Either may be moving while this runs; the reads are
 /// ordered so that a consistent ring always passes (head, then tail, then head again).
 pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
-    use crate::sync::Ordering::Acquire;
+    use crate::os::sync::Ordering::Acquire;
     let control = region.control();
     let capacity = region.capacity().bytes();
     let head = control.released_head.load(Acquire);
@@ -435,7 +435,7 @@ pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
     let head_after = control.released_head.load(Acquire);
     let ok = head.is_multiple_of(8)
         && tail.is_multiple_of(8)
-        && tail < crate::layout::MAX_POSITION
+        && tail < crate::format::layout::MAX_POSITION
         && head <= tail
         && head_after
             .checked_add(capacity)

@@ -7,14 +7,14 @@
 //! is validated before use, so a corrupt file yields [`Error::Corrupt`], never a read outside
 //! the data region.
 
-use crate::capacity::Capacity;
 use crate::error::{Error, Result, Role};
-use crate::lifecycle::Watch;
-use crate::record::{decode, decode_data, Decoded, LastData, Record};
-use crate::roles::{self, RoleGuard};
-use crate::shared::Shared;
-use crate::sync::Ordering;
-use crate::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
+use crate::format::capacity::Capacity;
+use crate::format::record::{decode, decode_data, Decoded, LastData, Record};
+use crate::os::sync::Ordering;
+use crate::protocol::lifecycle::Watch;
+use crate::protocol::roles::{self, RoleGuard};
+use crate::protocol::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
+use crate::store::shared::Shared;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,16 +70,16 @@ pub struct Consumer {
     /// Which producer's end (its death, or the end of its stream) this consumer has learnt.
     watch: Watch,
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
-    pub(crate) sleep_barrier: crate::barrier::SleepBarrier,
+    pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
     /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
     #[cfg(all(feature = "tokio", not(loom)))]
-    pub(crate) async_wait: crate::waiter::AsyncWait,
+    pub(crate) async_wait: crate::side::waiter::AsyncWait,
 }
 
 impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
         let role = roles::acquire(&shared, Role::Consumer)?;
-        let sleep_barrier = crate::barrier::SleepBarrier::declare(
+        let sleep_barrier = crate::protocol::barrier::SleepBarrier::declare(
             &shared.region,
             &shared.region.control().consumer_wait,
         );
@@ -482,7 +482,7 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         if !self.role.inherited() {
             self.shared.local_head.store(
-                crate::shared::NO_LOCAL_HEAD,
+                crate::store::shared::NO_LOCAL_HEAD,
                 std::sync::atomic::Ordering::Release,
             );
         }
@@ -537,7 +537,7 @@ impl Deref for Message<'_> {
 impl Message<'_> {
     /// The message as one `T`, in place (no copy). [`Error::WrongLength`] if its length is
     /// not `size_of::<T>()`. Payloads are 8-byte aligned; a type that needs more does not
-    /// compile here (use [`read_value`](Self::read_value)). See [`typed`](crate::typed).
+    /// compile here (use [`read_value`](Self::read_value)). See [`typed`](crate::side::typed).
     ///
     /// ```
     /// # fn main() -> Result<(), ringfile::Error> {
@@ -554,19 +554,19 @@ impl Message<'_> {
     /// # Ok(()) }
     /// ```
     pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<&T> {
-        crate::typed::value(self)
+        crate::side::typed::value(self)
     }
 
     /// The message as a slice of `T`, in place (no copy). [`Error::WrongLength`] unless its
     /// length is a whole number of `T`.
     pub fn slice<T: bytemuck::AnyBitPattern>(&self) -> Result<&[T]> {
-        crate::typed::slice(self)
+        crate::side::typed::slice(self)
     }
 
     /// A copy of the message as a `T`, for a type of any alignment. [`Error::WrongLength`] if
     /// its length is not `size_of::<T>()`.
     pub fn read_value<T: bytemuck::AnyBitPattern>(&self) -> Result<T> {
-        crate::typed::read(self)
+        crate::side::typed::read(self)
     }
 
     /// Copies the message into `buf` (replacing its contents) with atomic loads: the copy

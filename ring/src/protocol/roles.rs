@@ -13,10 +13,10 @@
 //! keep the parent's role taken (see `fork`).
 
 use crate::error::{Error, Result, Role};
-use crate::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
-use crate::shared::Shared;
-use crate::sync::Ordering;
-use crate::sys;
+use crate::format::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
+use crate::os::sync::Ordering;
+use crate::os::sys;
+use crate::store::shared::Shared;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
@@ -26,7 +26,7 @@ pub(crate) struct RoleGuard {
     /// Unregisters the descriptor from fork redirection (before it closes: fields drop in
     /// order).
     #[cfg(not(loom))]
-    _fork: Option<crate::fork::Registration>,
+    _fork: Option<crate::os::fork::Registration>,
     /// The description that holds the lock; `None` for heap rings (tests), which have no file.
     file: Option<File>,
     /// The fork generation the role was taken in (see [`RoleGuard::inherited`]).
@@ -42,7 +42,7 @@ fn lock_byte(role: Role) -> u64 {
     }
 }
 
-fn pid_word(shared: &Shared, role: Role) -> &crate::sync::AtomicU32 {
+fn pid_word(shared: &Shared, role: Role) -> &crate::os::sync::AtomicU32 {
     let roles = &shared.region.control().roles;
     match role {
         Role::Producer => &roles.producer_pid,
@@ -87,7 +87,7 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
     // Registered before the lock is taken, so that no fork can copy a locked description
     // the child would keep.
     #[cfg(not(loom))]
-    let registration = crate::fork::register(own.as_raw_fd());
+    let registration = crate::os::fork::register(own.as_raw_fd());
     if !sys::ofd_try_lock(&own, lock_byte(role)).map_err(|e| io("lock the role", e))? {
         return Err(Error::RoleTaken {
             path: shared.name.clone(),
@@ -108,7 +108,7 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
 #[cfg(not(loom))]
 #[inline]
 fn fork_generation() -> u32 {
-    crate::fork::generation()
+    crate::os::fork::generation()
 }
 
 #[cfg(loom)]

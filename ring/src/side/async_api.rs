@@ -38,12 +38,12 @@
 //! # Ok(()) }
 //! ```
 
-use crate::consumer::{Consumer, RecvBatch};
 use crate::error::Result;
-use crate::layout::END_RESERVE;
-use crate::producer::{Claim, Producer, SendBatch};
-use crate::record::Record;
-use crate::waiter::Side;
+use crate::format::layout::END_RESERVE;
+use crate::format::record::Record;
+use crate::side::consumer::{Consumer, RecvBatch};
+use crate::side::producer::{Claim, Producer, SendBatch};
+use crate::side::waiter::Side;
 use std::borrow::BorrowMut;
 use std::future::poll_fn;
 use std::pin::Pin;
@@ -60,7 +60,7 @@ impl Consumer {
     ///
     /// [`Error::ProducerDied`]: crate::Error::ProducerDied
     /// [`Error::StreamAborted`]: crate::Error::StreamAborted
-    pub async fn recv_async(&mut self) -> Result<Option<crate::consumer::Message<'_>>> {
+    pub async fn recv_async(&mut self) -> Result<Option<crate::side::consumer::Message<'_>>> {
         let found = poll_fn(|cx| self.poll_record(cx)).await?;
         self.deliver(found)
     }

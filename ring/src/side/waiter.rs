@@ -37,12 +37,12 @@
 //! costs almost no CPU and every wait still ends, at the price of up to a millisecond of
 //! latency per wake-up.
 
-use crate::barrier::SleepBarrier;
 use crate::error::{Error, Result};
-use crate::layout::WaitWords;
-use crate::shared::Shared;
-use crate::sys::{self, WaitOn};
-use crate::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
+use crate::format::layout::WaitWords;
+use crate::os::sys::{self, WaitOn};
+use crate::protocol::barrier::SleepBarrier;
+use crate::protocol::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
+use crate::store::shared::Shared;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};

@@ -6,8 +6,8 @@
 //! byte range when is the SPSC protocol's business, argued in those modules; this module
 //! guarantees that every access stays inside the memory it owns.
 
-use crate::capacity::Capacity;
-use crate::layout::{Control, Header};
+use crate::format::capacity::Capacity;
+use crate::format::layout::{Control, Header};
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
@@ -19,7 +19,7 @@ enum Backing {
     #[cfg_attr(loom, allow(dead_code))]
     Map {
         #[cfg(not(loom))]
-        _sigbus: Option<crate::sigbus::Registration>,
+        _sigbus: Option<crate::os::sigbus::Registration>,
         map: memmap2::MmapRaw,
     },
     /// Heap memory: the control block and the data region (as u64 for 8-byte alignment).
@@ -41,7 +41,7 @@ pub(crate) struct Region {
     backing: Backing,
     /// The model checker's futex and membarrier (`model`).
     #[cfg(loom)]
-    pub(crate) model: crate::model::Model,
+    pub(crate) model: crate::os::model::Model,
     /// One model-checked cell per 8 bytes of the data region: loom checks every access to
     /// the region against the others through them (see `shadow_read`).
     #[cfg(loom)]
@@ -69,7 +69,7 @@ impl Region {
         name: &std::path::Path,
         read_only: bool,
     ) -> io::Result<Region> {
-        use crate::layout::{CONTROL_OFFSET, HEADER_SIZE};
+        use crate::format::layout::{CONTROL_OFFSET, HEADER_SIZE};
         let len = HEADER_SIZE + capacity.bytes();
         let mut options = memmap2::MmapOptions::new();
         options.len(usize::try_from(len).map_err(|_| io::Error::other("ring too large to map"))?);
@@ -85,7 +85,7 @@ impl Region {
         let control = unsafe { NonNull::new_unchecked(base.add(CONTROL_OFFSET as usize).cast()) };
         // SAFETY: `HEADER_SIZE` is within the mapping (capacity > 0).
         let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE as usize)) };
-        let sigbus = crate::sigbus::register(
+        let sigbus = crate::os::sigbus::register(
             base as usize,
             map.len(),
             std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
@@ -118,7 +118,7 @@ impl Region {
 
     /// A ring in heap memory, for in-process model checking of the algorithm.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: Capacity, barrier: crate::model::LoomConfig) -> Region {
+    pub(crate) fn heap(capacity: Capacity, barrier: crate::os::model::LoomConfig) -> Region {
         let control = Box::<Control>::default();
         let mut data = vec![0u64; (capacity.bytes() / 8) as usize].into_boxed_slice();
         let data_ptr = NonNull::new(data.as_mut_ptr().cast::<u8>()).expect("non-null box");
@@ -133,7 +133,7 @@ impl Region {
                 _data: data,
             },
             #[cfg(loom)]
-            model: crate::model::Model::new(barrier),
+            model: crate::os::model::Model::new(barrier),
             #[cfg(loom)]
             shadow: (0..capacity.bytes() / 8)
                 .map(|_| loom::cell::UnsafeCell::new(()))

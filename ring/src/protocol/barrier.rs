@@ -75,9 +75,9 @@
 //! nor issue membarriers (every side fences, as before this protocol existed): a way to
 //! measure the difference, or to rule the protocol out.
 
-use crate::layout::WaitWords;
-use crate::region::Region;
-use crate::sync::{fence, AtomicU32, Ordering};
+use crate::format::layout::WaitWords;
+use crate::os::sync::{fence, AtomicU32, Ordering};
+use crate::store::region::Region;
 use std::time::Duration;
 
 /// First and longest nap of a side whose wake-up may not come: one that cannot sleep on a
@@ -91,7 +91,7 @@ pub(crate) const LONGEST_NAP: Duration = Duration::from_millis(1);
 mod process {
     //! What this process can do, found out once.
 
-    use crate::sys::{self, Membarrier};
+    use crate::os::sys::{self, Membarrier};
     use std::io;
     use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
     use std::sync::Once;
@@ -286,7 +286,7 @@ impl SleepBarrier {
             // every sleep of this `SleepBarrier` issues the membarrier.
             words
                 .membarrier_pid
-                .store(crate::sys::pid(), Ordering::Relaxed);
+                .store(crate::os::sys::pid(), Ordering::Relaxed);
             SleepBarrier::Membarrier
         } else {
             Self::ask_for_fences(words)

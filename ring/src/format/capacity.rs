@@ -7,7 +7,7 @@
 //! Every helper `debug_assert!`s what it relies on and compiles to the one or two
 //! instructions it replaces.
 
-use crate::layout::{capacity_is_valid, max_message_len, MAX_POSITION, RECORD_ALIGN};
+use crate::format::layout::{capacity_is_valid, max_message_len, MAX_POSITION, RECORD_ALIGN};
 
 /// A data region's size: a power of two from `MIN_CAPACITY` to `MAX_CAPACITY` bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 //! builds it; it imports neither.
 
 use crate::error::{Error, Result};
-use crate::file::{self, OpenFile};
-use crate::layout::HEADER_SIZE;
-use crate::region::Region;
+use crate::format::layout::HEADER_SIZE;
+use crate::store::file::{self, OpenFile};
+use crate::store::region::Region;
 use crossbeam_utils::CachePadded;
 use std::fs::File;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! heap ring carries under loom (which cannot run real system calls): a futex and a
 //! membarrier, and what the processes of a model can do. Compiled only under `--cfg loom`.
 
-use crate::sync::Ordering;
+use crate::os::sync::Ordering;
 
 /// The model-checking context of one heap ring.
 pub(crate) struct Model {

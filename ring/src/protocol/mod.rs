@@ -1,0 +1,4 @@
+pub(crate) mod barrier;
+pub(crate) mod lifecycle;
+pub(crate) mod roles;
+pub(crate) mod wait;

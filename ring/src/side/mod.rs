@@ -1,0 +1,7 @@
+#[cfg(all(feature = "tokio", not(loom)))]
+pub mod async_api;
+pub(crate) mod consumer;
+pub(crate) mod producer;
+pub mod typed;
+#[cfg(all(feature = "tokio", not(loom)))]
+pub(crate) mod waiter;

@@ -1,0 +1,3 @@
+pub(crate) mod file;
+pub(crate) mod region;
+pub(crate) mod shared;
