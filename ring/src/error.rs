@@ -183,6 +183,13 @@ pub enum Error {
     /// A timed wait ran out.
     #[error("timed out")]
     Timeout,
+    /// An inspection could not take a consistent look: the consumer released records
+    /// faster than they could be walked. Trying again may succeed.
+    #[error("{}: the ring changed faster than it could be inspected (a consumer releasing as it was walked); try again", path.display())]
+    Overtaken {
+        /// The path.
+        path: PathBuf,
+    },
     /// The message is longer than the ring's maximum.
     #[error("message of {len} bytes exceeds the ring's maximum message size of {max} bytes")]
     TooLarge {

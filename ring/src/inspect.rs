@@ -315,7 +315,13 @@ impl Inspector {
                     fence(Ordering::Acquire);
                     if let Some(new_head) = moved(pos) {
                         walk.skipped += u64::from(matches!(record, Record::Data { .. }));
-                        (head, pos) = restart(new_head, &mut retries, tail)?;
+                        (head, pos) = restart(
+                            &self.name,
+                            self.header.capacity,
+                            new_head,
+                            &mut retries,
+                            tail,
+                        )?;
                         continue;
                     }
                     match (record, ending) {
@@ -343,7 +349,15 @@ impl Inspector {
                     pos = next;
                 }
                 Err(reason) => match moved(pos) {
-                    Some(new_head) => (head, pos) = restart(new_head, &mut retries, tail)?,
+                    Some(new_head) => {
+                        (head, pos) = restart(
+                            &self.name,
+                            self.header.capacity,
+                            new_head,
+                            &mut retries,
+                            tail,
+                        )?
+                    }
                     None => {
                         return Err(Error::Corrupt {
                             path: self.name.clone(),
@@ -360,11 +374,27 @@ impl Inspector {
 
 /// Where a walk goes on after the consumer released records under it: the new head (the
 /// records before it are gone), within the tail first read.
-fn restart(new_head: u64, retries: &mut usize, tail: u64) -> Result<(u64, u64)> {
+fn restart(
+    name: &std::path::Path,
+    capacity: u64,
+    new_head: u64,
+    retries: &mut usize,
+    tail: u64,
+) -> Result<(u64, u64)> {
+    if !new_head.is_multiple_of(8) {
+        return Err(Error::BadPositions {
+            path: name.to_path_buf(),
+            head: new_head,
+            tail,
+            capacity,
+        });
+    }
     *retries += 1;
-    if *retries > RETRIES || !new_head.is_multiple_of(8) {
-        // A consumer releasing faster than we can walk, or a forged head: no snapshot.
-        return Err(Error::Timeout);
+    if *retries > RETRIES {
+        // A consumer releasing faster than we can walk: no snapshot.
+        return Err(Error::Overtaken {
+            path: name.to_path_buf(),
+        });
     }
     let at = new_head.min(tail);
     Ok((at, at))

@@ -298,7 +298,7 @@ fn empty_messages_and_abort() {
     for _ in 0..100 {
         producer.send(b"").unwrap();
         let claim = producer.claim(16).unwrap();
-        claim.abort();
+        claim.discard();
         assert_eq!(consumer.try_recv().unwrap().unwrap().len(), 0);
         assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
     }

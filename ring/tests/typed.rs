@@ -129,7 +129,7 @@ fn a_length_that_does_not_fit_the_type_is_a_clear_error() {
         })
     ));
     assert!(claim.slice_mut::<u64>().is_err());
-    claim.abort();
+    claim.discard();
 
     // An empty message is an empty slice of anything, and no value.
     producer.send(&[]).unwrap();

@@ -133,9 +133,9 @@ impl Header {
 /// One 128-byte block holding one shared word, so no two words share a prefetched line pair.
 #[repr(C, align(128))]
 #[derive(Default)]
-pub struct Line<T>(pub T);
+pub struct Block<T>(pub T);
 
-impl<T> std::ops::Deref for Line<T> {
+impl<T> std::ops::Deref for Block<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
@@ -190,25 +190,25 @@ pub const PRODUCER_ATTACHED: u64 = 1;
 pub struct Control {
     /// End of the last record the producer has published; records below it are complete.
     /// Written only by the producer (Release), read by the consumer (Acquire).
-    pub published_tail: Line<AtomicU64>,
+    pub published_tail: Block<AtomicU64>,
     /// Start of the first record the consumer has not yet released; bytes below it may be
     /// overwritten. Written only by the consumer (Release), read by the producer (Acquire).
-    pub released_head: Line<AtomicU64>,
+    pub released_head: Block<AtomicU64>,
     /// The consumer's waiting words: it sleeps here waiting for data.
-    pub consumer_wait: Line<WaitWords>,
+    pub consumer_wait: Block<WaitWords>,
     /// The producer's waiting words: it sleeps here waiting for space.
-    pub producer_wait: Line<WaitWords>,
+    pub producer_wait: Block<WaitWords>,
     /// Role holders.
-    pub roles: Line<Roles>,
+    pub roles: Block<Roles>,
     /// Messages (DATA records) published since the ring was created, by every producer.
     /// Statistics for tools only (`ringfile watch`): never read by the protocol, so a wrong
     /// value harms nothing; rings written before it existed have 0 here, a valid start.
     /// Written by the producer (Relaxed) as it publishes, in a line of its own: beside the
     /// tail, which the consumer reads all the time, each publish would move that line twice.
-    pub published_messages: Line<AtomicU64>,
+    pub published_messages: Block<AtomicU64>,
     /// Messages released since the ring was created, by every consumer; as
     /// `published_messages`, written by the consumer.
-    pub released_messages: Line<AtomicU64>,
+    pub released_messages: Block<AtomicU64>,
 }
 
 // The layout is a file format: pin every offset so a change to the structs cannot move

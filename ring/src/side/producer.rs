@@ -753,8 +753,9 @@ impl Claim<'_> {
         self.producer.commit(self.pos, len as u64, self.publish);
     }
 
-    /// Discards the claim; nothing is sent.
-    pub fn abort(self) {}
+    /// Discards the claim; nothing is sent (dropping it does the same). Not to be confused
+    /// with [`Producer::abort`], which ends the stream.
+    pub fn discard(self) {}
 
     /// The claimed bytes as one `T` to write in place. [`Error::WrongLength`] unless the
     /// claim is `size_of::<T>()` bytes long. Claims are 8-byte aligned; a type that needs
