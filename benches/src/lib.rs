@@ -233,10 +233,10 @@ impl Transport {
     }
 }
 
-/// The bytes of ringfile's record for a payload of `size` bytes: an 8-byte header, then the
-/// payload, rounded up to 8 bytes (FORMAT.md).
+/// The bytes of ringfile's record for a payload of `size` bytes
+/// ([`ringfile::format::record_size`]).
 pub fn record_size(size: usize) -> usize {
-    (size + 8).next_multiple_of(8)
+    ringfile::format::record_size(size as u64) as usize
 }
 
 /// When the sender stops.

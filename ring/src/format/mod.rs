@@ -16,6 +16,8 @@ pub(crate) mod capacity;
 pub(crate) mod layout;
 pub(crate) mod record;
 
+pub use record::record_size;
+
 pub use layout::{
     capacity_is_valid, max_message_len, CONSUMER_LOCK_BYTE, CONTROL_OFFSET, FORMAT_VERSION,
     HEADER_SIZE, MAGIC, MAX_CAPACITY, MAX_POSITION, MIN_CAPACITY, PRODUCER_LOCK_BYTE, RECORD_ABORT,

@@ -16,9 +16,16 @@ use crate::format::layout::{
     RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
 
-/// Bytes a record with `len` payload bytes occupies: header plus payload, rounded up to 8.
+/// Bytes a record with `len` payload bytes occupies in the data region: the 8-byte header
+/// plus the payload, rounded up to 8 (FORMAT.md, "Records").
+///
+/// ```
+/// assert_eq!(ringfile::format::record_size(0), 8);
+/// assert_eq!(ringfile::format::record_size(64), 72);
+/// assert_eq!(ringfile::format::record_size(65), 80);
+/// ```
 #[inline]
-pub(crate) const fn record_size(len: u64) -> u64 {
+pub const fn record_size(len: u64) -> u64 {
     // The header's 8 bytes are a multiple of the alignment, so rounding header and payload
     // up together is the same as rounding the payload up and adding the header, with one
     // add fewer on the consumer's critical path (header word to next record).
