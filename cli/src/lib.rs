@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod framing;
 pub mod generated;
 pub mod options;
 pub mod progress;

@@ -8,36 +8,7 @@ use ringfile::{Ring, WaitStrategy};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-/// How messages are cut from input and written to output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Framing {
-    /// One message per line; the newline is not part of the message.
-    Lines,
-    /// The byte stream cut into messages of at most `--chunk` bytes; raw in → raw out is
-    /// byte-exact.
-    Raw,
-    /// Each message is a 4-byte little-endian length, then that many bytes.
-    Len,
-}
-
-impl Framing {
-    /// Writes `msg` to `out` in this framing (lines: the message and a newline; raw: the
-    /// bytes; len: a 4-byte little-endian length, then the bytes).
-    #[inline]
-    pub fn write(self, out: &mut impl std::io::Write, msg: &[u8]) -> std::io::Result<()> {
-        match self {
-            Framing::Lines => {
-                out.write_all(msg)?;
-                out.write_all(b"\n")
-            }
-            Framing::Raw => out.write_all(msg),
-            Framing::Len => {
-                out.write_all(&(msg.len() as u32).to_le_bytes())?;
-                out.write_all(msg)
-            }
-        }
-    }
-}
+use crate::framing::Framing;
 
 /// A `--wait` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -4,8 +4,9 @@
 use anyhow::Context;
 use clap::{ArgMatches, Parser};
 use ringfile::{Consumer, Error};
+use ringfile_cli::framing::Framing;
 use ringfile_cli::generated::{self, SequenceChecker};
-use ringfile_cli::options::{open_output, CommonArgs, Framing};
+use ringfile_cli::options::{open_output, CommonArgs};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::{latency_histogram, Summary};

@@ -4,7 +4,8 @@
 use anyhow::Context;
 use clap::{ArgMatches, Parser};
 use ringfile::{Error, Producer};
-use ringfile_cli::options::{open_input, CommonArgs, Framing};
+use ringfile_cli::framing::{Cut, Framer, Framing};
+use ringfile_cli::options::{open_input, CommonArgs};
 use ringfile_cli::progress::Waiting;
 use ringfile_cli::progress::{Counters, Progress};
 use ringfile_cli::signals::Signals;
@@ -410,76 +411,6 @@ fn wait_readable(fd: i32, signals: &Signals, counters: &Counters) -> anyhow::Res
                 return Err(err).context("waiting for input");
             }
         }
-    }
-}
-
-/// What the framer found at the front of the buffered input.
-enum Cut {
-    /// A message: `start..end` of the data, and how many bytes it consumed.
-    Message(usize, usize, usize),
-    /// Need more input.
-    More,
-}
-
-struct Framer {
-    framing: Framing,
-    max: usize,
-    chunk: usize,
-    /// Input offset of the data's first byte, for error messages.
-    offset: u64,
-}
-
-impl Framer {
-    fn cut(&self, data: &[u8], eof: bool) -> anyhow::Result<Cut> {
-        match self.framing {
-            Framing::Lines => match memchr::memchr(b'\n', data) {
-                Some(i) if i <= self.max => Ok(Cut::Message(0, i, i + 1)),
-                Some(i) => Err(self.too_long(i)),
-                None if data.len() > self.max => Err(self.too_long(data.len())),
-                None if eof && !data.is_empty() => Ok(Cut::Message(0, data.len(), data.len())),
-                None => Ok(Cut::More),
-            },
-            // Whatever input is there, in chunks: byte-exact, and nothing waits for more.
-            Framing::Raw if data.is_empty() => Ok(Cut::More),
-            Framing::Raw => {
-                let n = data.len().min(self.chunk);
-                Ok(Cut::Message(0, n, n))
-            }
-            Framing::Len => {
-                if data.len() < 4 {
-                    if eof && !data.is_empty() {
-                        anyhow::bail!("input ends inside a length prefix at byte {}", self.offset);
-                    }
-                    return Ok(Cut::More);
-                }
-                let len = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
-                if len > self.max {
-                    anyhow::bail!(
-                        "message of {len} bytes at input byte {} exceeds the ring's maximum message size of {} bytes (use a larger --capacity)",
-                        self.offset,
-                        self.max
-                    );
-                }
-                if data.len() >= 4 + len {
-                    Ok(Cut::Message(4, 4 + len, 4 + len))
-                } else if eof {
-                    anyhow::bail!(
-                        "input ends inside a {len}-byte message at byte {}",
-                        self.offset
-                    )
-                } else {
-                    Ok(Cut::More)
-                }
-            }
-        }
-    }
-
-    fn too_long(&self, len: usize) -> anyhow::Error {
-        anyhow::anyhow!(
-            "line at input byte {} is longer ({len}+ bytes) than the ring's maximum message size of {} bytes (use --framing raw or a larger --capacity)",
-            self.offset,
-            self.max
-        )
     }
 }
 

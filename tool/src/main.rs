@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use describe::Described;
 use ringfile::{Error, Inspector, Peeked, Ring, Snapshot};
-use ringfile_cli::options::Framing;
+use ringfile_cli::framing::Framing;
 use ringfile_cli::signals::Signals;
 use ringfile_cli::size::{format_bytes, format_size};
 use ringfile_cli::{fail, usage, EXIT_FAILURE};
