@@ -19,7 +19,6 @@ pub mod inprocess;
 pub mod latency;
 pub mod peers;
 pub mod programs;
-pub mod steady;
 
 /// Environment variable that makes the program the receiving side of a run.
 pub const CHILD_ENV: &str = "RINGFILE_BENCH_CHILD";

@@ -6,9 +6,10 @@
 //! cargo run --release -p benches --bin report -- --quick # 2 to 3 minutes
 //! ```
 //!
-//! The cross-process measurements are taken between speed probes and redone, within a budget,
-//! when the machine changed speed meanwhile ([`benches::steady`]); the longer times are those
-//! of a machine with slow spells (this project's VM), which wait them out.
+//! Every comparison is taken in the same run: each run measures every transport at one size
+//! back to back (interleaved), so a machine that changes speed between runs (a shared VM does)
+//! shifts them alike; a ratio is the median of the ratios of its runs, shown with their range
+//! (the run-to-run spread), so a figure measured while the machine changed speed shows itself.
 //!
 //! Writes `report.md` and `throughput.svg` under `target/bench-report/` (or `--out DIR`), so
 //! a run never changes the repository; `--update` writes the committed `benches/report/`
@@ -28,12 +29,11 @@
 use benches::awaiting::{self, idle_cpu_percent, steady_latency, Receiving};
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
-use benches::steady::{Probed, SpeedGate, SLOW_BELOW, STEADY_WITHIN};
 use benches::{cross_process, median, median_f64, median_of, Measured, Stop, Transport};
 use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SIZES: [usize; 6] = [8, 64, 256, 1024, 4096, 65536];
 const CAPACITY: u64 = 8 << 20;
@@ -42,8 +42,6 @@ struct Settings {
     runs: usize,
     budget: Duration,
     latency_iters: u64,
-    /// The most time spent redoing cross-process runs taken while the machine changed speed.
-    redo_budget: Duration,
     out: PathBuf,
 }
 
@@ -167,7 +165,6 @@ fn main() {
         runs: if quick { 3 } else { 5 },
         budget: Duration::from_millis(if quick { 60 } else { 250 }),
         latency_iters: if quick { 20_000 } else { 200_000 },
-        redo_budget: Duration::from_secs(if quick { 30 } else { 240 }),
         out,
     };
     let report = run(&settings);
@@ -227,35 +224,13 @@ fn run(s: &Settings) -> String {
     // Cross-process throughput. Interleaved: each run measures every transport back to back
     // at one size, so that a machine that changes speed between runs (a shared VM does)
     // shifts all of them alike, and the ratios are medians of ratios taken back to back.
-    // Each run is taken between speed probes and redone if the machine changed speed during
-    // it or was in a slow spell (`benches::steady`).
-    let mut gate = SpeedGate::default();
-    let mut columns: Vec<Vec<Probed>> = vec![Vec::new(); SIZES.len()];
     let mut samples: Vec<Vec<Vec<Measured>>> =
         vec![vec![Vec::new(); SIZES.len()]; Transport::ALL.len()];
-    let mut redo = Redo::new(s.redo_budget);
     for (si, &size) in SIZES.iter().enumerate() {
         for run in 0..s.runs {
-            let (by_transport, probed) = steady_run(&column(size), run, s, &mut gate, &mut redo);
-            columns[si].push(probed);
-            for (ti, m) in by_transport.into_iter().enumerate() {
-                samples[ti][si].push(m);
-            }
-        }
-    }
-    // The fastest probe may have been seen after a run was kept: redo the runs it now shows
-    // to have been taken in a slow spell.
-    for (si, &size) in SIZES.iter().enumerate() {
-        for run in 0..s.runs {
-            if gate.accepts(&columns[si][run]) || redo.spent() {
-                continue;
-            }
-            let (by_transport, probed) = steady_run(&column(size), run, s, &mut gate, &mut redo);
-            if probed.low > columns[si][run].low {
-                columns[si][run] = probed;
-                for (ti, m) in by_transport.into_iter().enumerate() {
-                    samples[ti][si][run] = m;
-                }
+            for (ti, &t) in Transport::ALL.iter().enumerate() {
+                eprintln!("cross-process {size} B, run {}: {}", run + 1, t.name());
+                samples[ti][si].push(cross_process(t, size, CAPACITY, Stop::Time(s.budget)));
             }
         }
     }
@@ -264,17 +239,18 @@ fn run(s: &Settings) -> String {
         .zip(&samples)
         .map(|(t, per_size)| (t, per_size.iter().map(|runs| median_of(runs)).collect()))
         .collect();
-    // The median over runs of `of`'s rate ÷ `to`'s rate in the same run, at each size.
-    let ratio = |of: Transport, to: Transport| -> Vec<f64> {
+    // `of`'s rate ÷ `to`'s rate in the same run, at each size: the median over runs and the
+    // range (lowest, highest).
+    let spread = |of: Transport, to: Transport| -> Vec<Spread> {
         let index = |t: Transport| Transport::ALL.iter().position(|&x| x == t).unwrap();
         let (a, b) = (&samples[index(of)], &samples[index(to)]);
         a.iter()
             .zip(b)
-            .map(|(a, b)| {
-                let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x.rate() / y.rate()).collect();
-                median_f64(&mut r)
-            })
+            .map(|(a, b)| Spread::of(a.iter().zip(b).map(|(x, y)| x.rate() / y.rate())))
             .collect()
+    };
+    let ratio = |of: Transport, to: Transport| -> Vec<f64> {
+        spread(of, to).iter().map(|s| s.median).collect()
     };
     writeln!(md, "### Cross-process throughput\n").unwrap();
     table_head(&mut md, "transport", &SIZES);
@@ -290,7 +266,8 @@ fn run(s: &Settings) -> String {
         md,
         "\nringfile's throughput (batched) as a multiple of each (same run, same sizes; rows \
          that read every byte against ringfile reading every byte; the median of the ratios \
-         of runs taken back to back):\n"
+         of {} runs taken back to back, and in brackets their lowest and highest):\n",
+        s.runs
     )
     .unwrap();
     table_head(&mut md, "ringfile ÷", &SIZES);
@@ -300,42 +277,11 @@ fn run(s: &Settings) -> String {
             continue;
         }
         write!(md, "| {} |", t.name()).unwrap();
-        for r in ratio(ours, t) {
-            write!(md, " {r:.2}× |").unwrap();
+        for r in spread(ours, t) {
+            write!(md, " {:.2}× ({:.2}–{:.2}) |", r.median, r.low, r.high).unwrap();
         }
         writeln!(md).unwrap();
     }
-
-    let unsteady: Vec<String> = SIZES
-        .iter()
-        .zip(&columns)
-        .filter_map(|(size, runs)| {
-            let n = runs.iter().filter(|p| !gate.accepts(p)).count();
-            (n > 0).then(|| format!("{n} of the {size} B column's"))
-        })
-        .collect();
-    writeln!(
-        md,
-        "\nSpeed probe (the bare floor at 8 B for 50 ms, before each measurement of a run and \
-         after the last): fastest {} msg/s. A run is redone when its slowest probe falls below \
-         {:.0} % of its fastest, or below {:.0} % of the fastest of the report (a shared VM \
-         changes speed every few minutes, and its slow mode is another machine): {} redone; {}.",
-        fmt_rate(gate.best()),
-        STEADY_WITHIN * 100.0,
-        SLOW_BELOW * 100.0,
-        runs(redo.redone),
-        if unsteady.is_empty() {
-            "every run kept was steady".to_string()
-        } else {
-            format!(
-                "kept although not steady (the redo budget ran out): {} runs",
-                unsteady.join(", ")
-            )
-        }
-    )
-    .unwrap();
-
-    stride_section(&mut md, s, &mut gate, &mut Redo::new(s.redo_budget / 2));
 
     // In-process.
     writeln!(md, "\n### In-process, two threads\n").unwrap();
@@ -573,8 +519,8 @@ fn run(s: &Settings) -> String {
          - receivers touching one byte per message: {}\n  \
          (where the floor is well ahead at 256 B and 1 KiB, this row shows why: the floor's \
          messages there lie at strides that are multiples of 256 B, which no record with a \
-         header has; \"What a message's stride costs the floor\" shows what such strides are \
-         worth on this machine, and what padding records up to them would win or lose.)",
+         header has; FORMAT.md, \"Why records are aligned to 8 bytes\", has what such strides \
+         were measured to be worth, and what padding records up to them would win or lose.)",
         ratios(Transport::RingfileRead, Transport::FloorRecordRead),
         ratios(Transport::Ringfile, Transport::FloorRecord),
     )
@@ -687,202 +633,42 @@ fn run(s: &Settings) -> String {
     )
     .unwrap();
 
-    barrier_section(&mut md, s, &mut gate, &mut Redo::new(s.redo_budget / 2));
+    barrier_section(&mut md, s);
 
     chart(&results, &s.out.join("throughput.svg"));
     md
 }
 
-/// The time a report may spend redoing runs taken while the machine changed speed.
-/// Each section of the report has its own, so that a long slow spell in one does not leave
-/// the next with none.
-struct Redo {
-    budget: Duration,
-    used: Duration,
-    redone: usize,
-    /// Runs kept although the gate did not accept them (the budget or the attempts ran out).
-    unsteady: usize,
+/// A figure over runs: the median, and the lowest and highest (the run-to-run spread).
+#[derive(Clone, Copy, Debug)]
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
 }
 
-impl Redo {
-    fn new(budget: Duration) -> Self {
-        Redo {
-            budget,
-            used: Duration::ZERO,
-            redone: 0,
-            unsteady: 0,
-        }
-    }
-
-    fn spent(&self) -> bool {
-        self.used >= self.budget
-    }
-
-    /// One sentence for a section's text: how many runs were redone, how many kept unsteady.
-    fn summary(&self) -> String {
-        if self.unsteady == 0 {
-            format!("{} redone; every run kept was steady.", runs(self.redone))
-        } else {
-            format!(
-                "{} redone; {} kept although not steady (the redo budget ran out): read those \
-                 figures with care.",
-                runs(self.redone),
-                runs(self.unsteady)
-            )
+impl Spread {
+    fn of(values: impl Iterator<Item = f64>) -> Spread {
+        let mut v: Vec<f64> = values.collect();
+        let median = median_f64(&mut v);
+        Spread {
+            median,
+            low: v.iter().copied().fold(f64::INFINITY, f64::min),
+            high: v.iter().copied().fold(0.0, f64::max),
         }
     }
 }
-
-/// "1 run", "2 runs".
-fn runs(n: usize) -> String {
-    if n == 1 {
-        "1 run".to_string()
-    } else {
-        format!("{n} runs")
-    }
-}
-
-/// Every transport at one size: one run of a column of the throughput table.
-fn column(size: usize) -> Vec<(Transport, usize)> {
-    Transport::ALL.iter().map(|&t| (t, size)).collect()
-}
-
-/// Message sizes of the stride table: 256 B and 1 KiB, ringfile's records for them (payload +
-/// 8-byte header: 264, 1032), those padded to a cache line (320, 1088), and multiples of
-/// 512 B above them (512, 1536, 2048).
-const STRIDES: [usize; 9] = [256, 264, 320, 512, 1024, 1032, 1088, 1536, 2048];
-
-/// The floor at each of [`STRIDES`], receivers touching and reading: what a stride costs with
-/// no framing at all, so that the floor's own figures at 256 B and 1 KiB can be read.
-fn stride_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &mut Redo) {
-    let jobs: Vec<(Transport, usize)> = STRIDES
-        .iter()
-        .flat_map(|&n| [(Transport::Floor, n), (Transport::FloorRead, n)])
-        .collect();
-    let runs: Vec<Vec<Measured>> = (0..s.runs)
-        .map(|run| steady_run(&jobs, run, s, gate, redo).0)
-        .collect();
-    writeln!(
-        md,
-        "\n### What a message's stride costs the floor\n\n\
-         The floor alone, moving messages of each size back to back, so that each starts where \
-         the last ended (its stride): 264 and 1032 B are ringfile's records for 256 B and 1 KiB \
-         messages, 320 and 1088 B those records padded to a cache line, 512, 1536 and 2048 B \
-         multiples of 512 B. Lines per second = messages per second × stride ÷ 64. Where the \
-         multiples of 256 B move many more lines per second than the other strides, the \
-         floor's 256 B and 1 KiB columns above are a property of those strides, not of framing \
-         code; padding records up to such a stride would pay only where the padded row moves \
-         more messages per second than the record's row. Same speed probe and medians as the \
-         throughput table.\n\n\
-         | stride | floor, touching one byte | floor, reading every byte |\n|---:|---:|---:|"
-    )
-    .unwrap();
-    for (i, stride) in STRIDES.iter().enumerate() {
-        let cell = |j: usize| {
-            let m = median_of(&runs.iter().map(|r| r[j]).collect::<Vec<_>>());
-            format!(
-                "{} msg/s, {} lines/s",
-                fmt_rate(m.rate()),
-                fmt_rate(m.rate() * *stride as f64 / 64.0)
-            )
-        };
-        writeln!(md, "| {stride} B | {} | {} |", cell(2 * i), cell(2 * i + 1)).unwrap();
-    }
-    writeln!(md, "\nSpeed probe: {}", redo.summary()).unwrap();
-}
-
-/// The speed probe: the bare floor at 8 B for a moment (the same fixed work every time).
-fn speed_probe() -> f64 {
-    cross_process(
-        Transport::Floor,
-        8,
-        CAPACITY,
-        Stop::Time(Duration::from_millis(50)),
-    )
-    .rate()
-}
-
-/// At most this many attempts at one run.
-const ATTEMPTS: usize = 5;
-
-/// One run: each `(transport, size)` of `jobs` back to back, a speed probe before each and
-/// one after the last (slow spells can be shorter than a run), redone as [`gated`] says.
-fn steady_run(
-    jobs: &[(Transport, usize)],
-    run: usize,
-    s: &Settings,
-    gate: &mut SpeedGate,
-    redo: &mut Redo,
-) -> (Vec<Measured>, Probed) {
-    gated(gate, redo, |probes| {
-        jobs.iter()
-            .map(|&(t, size)| {
-                probes.push(speed_probe());
-                eprintln!("cross-process {size} B, run {}: {}", run + 1, t.name());
-                cross_process(t, size, CAPACITY, Stop::Time(s.budget))
-            })
-            .collect()
-    })
-}
-
-/// Takes `measure` (which pushes a speed probe onto its argument before each measurement it
-/// makes; one more follows the last) until the gate accepts its probes: while it does not, the
-/// attempt is redone after a pause (slow spells pass), within `redo`'s budget and
-/// [`ATTEMPTS`]; then the attempt whose slowest probe was fastest is kept, and counted as
-/// unsteady.
-fn gated<T>(
-    gate: &mut SpeedGate,
-    redo: &mut Redo,
-    mut measure: impl FnMut(&mut Vec<f64>) -> T,
-) -> (T, Probed) {
-    let mut kept: Option<(T, Probed)> = None;
-    for attempt in 1..=ATTEMPTS {
-        let started = Instant::now();
-        let mut probes = Vec::new();
-        let measured = measure(&mut probes);
-        probes.push(speed_probe());
-        let probed = Probed::of(&probes);
-        gate.note(&probed);
-        if attempt > 1 {
-            redo.used += started.elapsed();
-        }
-        if gate.accepts(&probed) {
-            return (measured, probed);
-        }
-        if kept.as_ref().is_none_or(|(_, k)| probed.low > k.low) {
-            kept = Some((measured, probed));
-        }
-        if attempt == ATTEMPTS || redo.spent() {
-            break;
-        }
-        eprintln!(
-            "speed probes {} to {} msg/s (fastest {}): the machine changed speed; redoing the run",
-            fmt_rate(probed.low),
-            fmt_rate(probed.high),
-            fmt_rate(gate.best())
-        );
-        redo.redone += 1;
-        std::thread::sleep(REDO_PAUSE);
-        redo.used += REDO_PAUSE;
-    }
-    redo.unsteady += 1;
-    kept.expect("at least one attempt")
-}
-
-/// The pause before redoing a run (a slow spell lasts seconds to a minute).
-const REDO_PAUSE: Duration = Duration::from_secs(3);
 
 /// The per-message path with the asymmetric fence (membarrier) against the same binary with
 /// it turned off (`RINGFILE_NO_MEMBARRIER=1`: a full fence per publish and per release), each
 /// in fresh processes (the choice is made once per process), interleaved.
-fn barrier_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &mut Redo) {
+fn barrier_section(md: &mut String, s: &Settings) {
     writeln!(
         md,
         "\n### The per-message barrier: membarrier against a fence per publish\n\n\
          Fresh processes of this binary, interleaved, median of {} (each itself a median of \
          5 runs of 400 ms, or of 100 000 round trips); \"fence\" sets \
-         `RINGFILE_NO_MEMBARRIER=1`. Each pair is taken between speed probes and redone as \
-         the throughput table's runs are.\n",
+         `RINGFILE_NO_MEMBARRIER=1`; in brackets the range of the pairs' ratios.\n",
         s.runs
     )
     .unwrap();
@@ -895,66 +681,65 @@ fn barrier_section(md: &mut String, s: &Settings, gate: &mut SpeedGate, redo: &m
     for size in [8usize, 64] {
         eprintln!("barrier: per message {size} B");
         // "… 8 B: 47.67 M msg/s, 0.38 GB/s"
-        let (a, b) = interleaved(
+        let (a, b, r) = interleaved(
             s.runs,
             &["--one", "ringfile-each", &size.to_string()],
             |l| l.split(": ").nth(1)?.split(" M msg/s").next()?.parse().ok(),
-            gate,
-            redo,
+            false,
         );
         writeln!(
             md,
-            "| throughput, {size} B | {a:.2} M msg/s | {b:.2} M msg/s | {:.2}× |",
-            a / b
+            "| throughput, {size} B | {a:.2} M msg/s | {b:.2} M msg/s | {:.2}× ({:.2}–{:.2}) |",
+            r.median, r.low, r.high
         )
         .unwrap();
     }
     eprintln!("barrier: round trip 8 B");
     // "… 8 B: p50 181 ns, p99 300 ns, p99.9 541 ns"
-    let (a, b) = interleaved(
+    let (a, b, r) = interleaved(
         s.runs,
         &["--one-trip", "spin", "8"],
         |l| l.split("p50 ").nth(1)?.split(" ns").next()?.parse().ok(),
-        gate,
-        redo,
+        true,
     );
     writeln!(
         md,
-        "| busy-spin round trip p50, 8 B | {a:.0} ns | {b:.0} ns | {:.2}× |",
-        b / a
+        "| busy-spin round trip p50, 8 B | {a:.0} ns | {b:.0} ns | {:.2}× ({:.2}–{:.2}) |",
+        r.median, r.low, r.high
     )
     .unwrap();
     writeln!(
         md,
-        "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier). \
-         Speed probe: {}",
-        redo.summary()
+        "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier)."
     )
     .unwrap();
 }
 
 /// Runs this binary with `args` `runs` times with the asymmetric fence and as many with the
-/// fence forced, interleaved; the medians of what `parse` reads from their last lines. Each
-/// pair is taken between speed probes and redone as [`gated`] says.
+/// fence forced, interleaved; the medians of what `parse` reads from their last lines, and
+/// the spread of the pairs' ratios (membarrier ÷ fence, or its inverse if `inverse`: for
+/// times).
 fn interleaved(
     runs: usize,
     args: &[&str],
     parse: impl Fn(&str) -> Option<f64>,
-    gate: &mut SpeedGate,
-    redo: &mut Redo,
-) -> (f64, f64) {
-    let (mut light, mut fenced) = (Vec::new(), Vec::new());
+    inverse: bool,
+) -> (f64, f64, Spread) {
+    let (mut light, mut fenced, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let ((a, b), _) = gated(gate, redo, |probes| {
-            probes.push(speed_probe());
-            let a = parse(&report_child(args, false));
-            probes.push(speed_probe());
-            (a, parse(&report_child(args, true)))
-        });
+        let a = parse(&report_child(args, false));
+        let b = parse(&report_child(args, true));
+        if let (Some(a), Some(b)) = (a, b) {
+            ratios.push(if inverse { b / a } else { a / b });
+        }
         light.extend(a);
         fenced.extend(b);
     }
-    (median_f64(&mut light), median_f64(&mut fenced))
+    (
+        median_f64(&mut light),
+        median_f64(&mut fenced),
+        Spread::of(ratios.into_iter()),
+    )
 }
 
 /// Runs this binary with `args` (and the fence forced, if `fence`); its last line of output.
