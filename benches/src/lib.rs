@@ -108,8 +108,8 @@ pub enum Transport {
     /// The floor moving messages of ringfile's record size for the payload size (8 header
     /// bytes more, rounded up to 8: [`record_size`]), so that messages lie at ringfile's
     /// stride. The floor to this is what ringfile's format costs across processes; this to
-    /// ringfile is what its code costs. (What a stride alone costs: the report's table "What a
-    /// message's stride costs the floor".)
+    /// ringfile is what its code costs. (What a stride alone costs: FORMAT.md, "Why records
+    /// are aligned to 8 bytes".)
     FloorRecord,
     /// [`FloorRecord`](Self::FloorRecord) with a receiver that reads and checks every byte.
     FloorRecordRead,
