@@ -4,8 +4,9 @@
 //! The child here is made with the raw `clone` system call, which runs no `pthread_atfork`
 //! handler: it stands for a child that `fork` created but that has not been scheduled yet
 //! (or was stopped before its handler ran), whose copy of the lock's descriptor still
-//! refers to the parent's open file description. One test in this file, so that the
-//! forking process runs as few threads as possible.
+//! refers to the parent's open file description. Then the same with `fork(3)` itself, where
+//! the parent usually runs on before the child is first scheduled. One test in this file, so
+//! that the forking process runs as few threads as possible.
 
 #[path = "support/pipe.rs"]
 mod support_pipe;
@@ -90,4 +91,38 @@ fn a_dropped_role_is_free_at_once_while_a_child_shares_its_descriptor() {
     // SAFETY: waits for our own child.
     assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    drop(producer);
+
+    // The reproduction with a real fork: the parent drops its consumer at once and
+    // takes the role again, before or after its child first runs (it used to fail 5 of 5).
+    for round in 0..5 {
+        let consumer = Ring::open(&path).unwrap().consumer().unwrap();
+        let (exit_rx, mut exit_tx) = support_pipe::pipe();
+        let tx = exit_tx.as_raw_fd();
+        let fd = exit_rx.as_raw_fd();
+        // SAFETY: the child runs the atfork handler (async-signal-safe), then only close(2),
+        // read(2) and _exit(2), and never returns into Rust code.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let mut byte = 0u8;
+            // SAFETY: as above.
+            unsafe {
+                libc::close(tx);
+                libc::read(fd, (&mut byte as *mut u8).cast(), 1);
+                libc::_exit(0);
+            }
+        }
+        drop(consumer);
+        let again = Ring::open(&path).unwrap().consumer();
+        exit_tx.write_all(b"x").unwrap();
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            again.is_ok(),
+            "round {round}: a dropped consumer role stayed taken after fork: {:?}",
+            again.err()
+        );
+    }
 }
