@@ -9,8 +9,8 @@
 //! side needs a full barrier between its store and its load, or both loads may miss both
 //! stores (x86 lets a load pass an older store still in the store buffer) and the sleeper
 //! sleeps through the message that should wake it. A full fence (`mfence`, or a locked
-//! instruction) costs 20–40 ns on the waker's path *per message* — as much as the rest of a
-//! small message's send.
+//! instruction) on the waker's path runs *per message*, and costs as much as the rest of a
+//! small message's send (the report's per-message barrier table measures it).
 //!
 //! # The asymmetric fence
 //!

@@ -160,7 +160,7 @@ impl FromStr for WaitStrategy {
 /// second cost nothing measurable and bound how long a producer's death goes unnoticed.
 pub(crate) const IDLE_CHECK: Duration = Duration::from_millis(100);
 
-/// Spinning reads the clock only this often (a clock read costs ~20 ns, a spin ~1 ns).
+/// Spinning reads the clock only this often: a clock read costs tens of spins.
 const SPINS_PER_CLOCK_READ: u32 = 256;
 
 /// Runs `store` (this side's position store), then wakes the side waiting on `words` (whose
