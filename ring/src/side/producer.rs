@@ -196,13 +196,13 @@ impl Producer {
     /// ```
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_inner(msg, Wait::No, true)
+        self.send_inner(msg, Patience::None, true)
     }
 
     /// Sends `msg`, waiting for room as the wait strategy says.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.send_inner(msg, Wait::Forever, true)
+        self.send_inner(msg, Patience::Forever, true)
     }
 
     /// Sends the bytes of `value` (any plain-old-data type: a `#[repr(C)]` struct deriving
@@ -217,13 +217,13 @@ impl Producer {
 
     /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_inner(msg, Wait::For(timeout), true)
+        self.send_inner(msg, Patience::For(timeout), true)
     }
 
     /// Reserves `len` bytes for a message if there is room now ([`Error::Full`] if not).
     /// Write the message into the returned [`Claim`], then [`commit`](Claim::commit) it.
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
-        self.claim_inner(len, Wait::No, true)
+        self.claim_inner(len, Patience::None, true)
     }
 
     /// Reserves `len` bytes for a message, waiting for room.
@@ -240,12 +240,12 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
-        self.claim_inner(len, Wait::Forever, true)
+        self.claim_inner(len, Patience::Forever, true)
     }
 
     /// Reserves `len` bytes, waiting at most `timeout` ([`Error::Timeout`] then).
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
-        self.claim_inner(len, Wait::For(timeout), true)
+        self.claim_inner(len, Patience::For(timeout), true)
     }
 
     /// Starts a batch: messages sent through it are published together, with one store of
@@ -286,7 +286,7 @@ impl Producer {
     /// [abandoned](Self::abandon), so that the consumer reports it as died rather than
     /// seeing a clean detach.
     pub fn close(self) -> Result<()> {
-        self.finish(RECORD_END, "", Wait::Forever)
+        self.finish(RECORD_END, "", Patience::Forever)
     }
 
     /// [`close`](Self::close), waiting at most `timeout` for room for the marker (which only
@@ -306,7 +306,7 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn close_timeout(self, timeout: Duration) -> Result<()> {
-        self.finish(RECORD_END, "", Wait::For(timeout))
+        self.finish(RECORD_END, "", Patience::For(timeout))
     }
 
     /// Ends the stream because the producer stopped on an error: the consumer receives every
@@ -336,14 +336,14 @@ impl Producer {
     /// # Ok(()) }
     /// ```
     pub fn abort(self, reason: &str) -> Result<()> {
-        self.finish(RECORD_ABORT, reason, Wait::Forever)
+        self.finish(RECORD_ABORT, reason, Patience::Forever)
     }
 
     /// [`abort`](Self::abort), waiting at most `timeout` for room, as
     /// [`close_timeout`](Self::close_timeout) does (and on [`Error::Timeout`] detaching
     /// cleanly, the stream left open).
     pub fn abort_timeout(self, reason: &str, timeout: Duration) -> Result<()> {
-        self.finish(RECORD_ABORT, reason, Wait::For(timeout))
+        self.finish(RECORD_ABORT, reason, Patience::For(timeout))
     }
 
     /// Gives up the producer role without ending the stream and without a clean detach: the
@@ -357,7 +357,7 @@ impl Producer {
     /// Writes the record that ends the stream (`kind` END, or ABORT with as much of `reason`
     /// as fits), in the room kept free for it — or, where another writer left none, in the
     /// first room the consumer releases.
-    fn finish(mut self, kind: u32, reason: &str, wait: Wait) -> Result<()> {
+    fn finish(mut self, kind: u32, reason: &str, patience: Patience) -> Result<()> {
         if self.role.inherited() {
             self.attachment.leave();
             return Err(Error::Inherited {
@@ -365,7 +365,7 @@ impl Producer {
                 role: Role::Producer,
             });
         }
-        match self.write_final(kind, reason, wait) {
+        match self.write_final(kind, reason, patience) {
             // No room came in time: nothing is lost and nothing is wrong with the ring, so
             // this is a clean detach (the drop that follows), the stream left open.
             Err(Error::Timeout) => Err(Error::Timeout),
@@ -382,14 +382,14 @@ impl Producer {
 
     /// [`finish`](Self::finish)'s record: waits for room if there is none, cuts the reason
     /// to the room there is, writes the record and publishes it.
-    fn write_final(&mut self, kind: u32, reason: &str, wait: Wait) -> Result<()> {
+    fn write_final(&mut self, kind: u32, reason: &str, patience: Patience) -> Result<()> {
         let room = match self.space.final_room(&self.shared)? {
             Some(room) => room,
             None => {
                 // No room even for an END record: another writer ignored the reserve. The
                 // consumer frees room by releasing anything, so wait for it as for a full
                 // ring (publishing first, in `reserve_waiting`), then measure again.
-                self.reserve_waiting(0, 0, wait)?;
+                self.reserve_waiting(0, 0, patience)?;
                 self.space.final_room(&self.shared)?.ok_or(Error::Full)?
             }
         };
@@ -417,8 +417,8 @@ impl Producer {
     }
 
     #[inline(always)]
-    fn send_inner(&mut self, msg: &[u8], wait: Wait, publish: bool) -> Result<()> {
-        let pos = self.reserve(msg.len(), wait)?;
+    fn send_inner(&mut self, msg: &[u8], patience: Patience, publish: bool) -> Result<()> {
+        let pos = self.reserve(msg.len(), patience)?;
         self.write_message(pos, msg, publish);
         Ok(())
     }
@@ -449,8 +449,8 @@ impl Producer {
         }
     }
 
-    fn claim_inner(&mut self, len: usize, wait: Wait, publish: bool) -> Result<Claim<'_>> {
-        let pos = self.reserve(len, wait)?;
+    fn claim_inner(&mut self, len: usize, patience: Patience, publish: bool) -> Result<Claim<'_>> {
+        let pos = self.reserve(len, patience)?;
         Ok(Claim {
             producer: self,
             pos,
@@ -462,23 +462,23 @@ impl Producer {
     /// Finds room for a record with `len` payload bytes, writing a padding record first if
     /// the record would cross the end of the data region. Returns the record's position.
     #[inline(always)]
-    fn reserve(&mut self, len: usize, wait: Wait) -> Result<u64> {
+    fn reserve(&mut self, len: usize, patience: Patience) -> Result<u64> {
         if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
             return Ok(pos);
         }
-        self.reserve_waiting(len, END_RESERVE, wait)
+        self.reserve_waiting(len, END_RESERVE, patience)
     }
 
     /// [`reserve`](Self::reserve) once the ring is full: waits as `wait` says for room for
     /// the record with `keep_free` bytes left after it.
     #[cold]
     #[inline(never)]
-    fn reserve_waiting(&mut self, len: usize, keep_free: u64, wait: Wait) -> Result<u64> {
-        let deadline = match wait {
-            Wait::No => return Err(Error::Full),
-            Wait::Forever => None,
+    fn reserve_waiting(&mut self, len: usize, keep_free: u64, patience: Patience) -> Result<u64> {
+        let deadline = match patience {
+            Patience::None => return Err(Error::Full),
+            Patience::Forever => None,
             // A timeout too long to represent (`Duration::MAX`) waits forever.
-            Wait::For(timeout) => Instant::now().checked_add(timeout),
+            Patience::For(timeout) => Instant::now().checked_add(timeout),
         };
         // The consumer may be waiting for what we have written: publish before waiting.
         self.publish();
@@ -712,9 +712,11 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// How long a call may wait for room: not at all (`try_*`), for ever, or at most a while
+/// (`*_timeout`). (Not to be confused with the [`WaitStrategy`], which says *how* it waits.)
 #[derive(Clone, Copy)]
-enum Wait {
-    No,
+enum Patience {
+    None,
     Forever,
     /// At most this long. The deadline is computed only if the ring is full: a clock read
     /// on every send would cost as much as the send.
@@ -817,33 +819,34 @@ impl SendBatch<'_> {
     /// As [`Producer::try_send`], unpublished until the batch ends.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
-        self.producer.send_inner(msg, Wait::No, false)
+        self.producer.send_inner(msg, Patience::None, false)
     }
 
     /// As [`Producer::send`]; publishes the batch so far if it has to wait.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
-        self.producer.send_inner(msg, Wait::Forever, false)
+        self.producer.send_inner(msg, Patience::Forever, false)
     }
 
     /// As [`Producer::send_timeout`]; publishes the batch so far if it has to wait.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.producer.send_inner(msg, Wait::For(timeout), false)
+        self.producer.send_inner(msg, Patience::For(timeout), false)
     }
 
     /// As [`Producer::try_claim`], unpublished until the batch ends.
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
-        self.producer.claim_inner(len, Wait::No, false)
+        self.producer.claim_inner(len, Patience::None, false)
     }
 
     /// As [`Producer::claim`]; publishes the batch so far if it has to wait.
     pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
-        self.producer.claim_inner(len, Wait::Forever, false)
+        self.producer.claim_inner(len, Patience::Forever, false)
     }
 
     /// As [`Producer::claim_timeout`]; publishes the batch so far if it has to wait.
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
-        self.producer.claim_inner(len, Wait::For(timeout), false)
+        self.producer
+            .claim_inner(len, Patience::For(timeout), false)
     }
 
     /// Publishes the messages sent so far and goes on batching.
