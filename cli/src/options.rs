@@ -109,7 +109,16 @@ impl CommonArgs {
         let mut told = false;
         loop {
             match self.ring_options().open(&self.path) {
-                Err(ringfile::Error::NotFound { .. }) => {}
+                Err(ringfile::Error::NotFound { .. }) => {
+                    // No program could ever create the ring there: say so now, not never.
+                    if let Some(dir) = missing_directory(&self.path) {
+                        anyhow::bail!(
+                            "{}: no such directory {}, so no ring can appear there (create the directory, or check the path)",
+                            self.path.display(),
+                            dir.display()
+                        );
+                    }
+                }
                 other => {
                     counters.set_waiting(Waiting::Nothing);
                     return self.explain(other).map(Some);
@@ -149,6 +158,16 @@ impl CommonArgs {
             e => anyhow::Error::from(e),
         })
     }
+}
+
+/// The directory a ring at `path` would be created in, if it does not exist (or is not a
+/// directory).
+fn missing_directory(path: &std::path::Path) -> Option<PathBuf> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    (!dir.is_dir()).then(|| dir.to_path_buf())
 }
 
 /// How often a consumer waiting for its ring to be created looks for it.

@@ -418,3 +418,32 @@ fn a_stopping_producer_names_the_consumer_that_is_gone() {
     let expected = format!("no consumer is attached; the last one, pid {consumer_pid}, is gone");
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
 }
+
+#[test]
+fn a_ring_in_a_directory_that_does_not_exist_is_an_error_at_once_in_every_program() {
+    let d = Dir::new();
+    let ring = d.path("no-such-dir").join("ring");
+    // The consumer used to wait for ever for a ring no producer could create there.
+    for mut program in [consumer(), producer()] {
+        program.arg("--json").arg(&ring);
+        let out = run(program, "a program on a missing directory");
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 2, "one line and the JSON object: {lines:?}");
+        assert!(lines[0].contains(ring.to_str().unwrap()), "{}", lines[0]);
+    }
+    let out = run(
+        {
+            let mut c = consumer();
+            c.arg(&ring);
+            c
+        },
+        "consumer",
+    );
+    assert!(
+        stderr(&out).contains("no such directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.path("no-such-dir").exists(), "created the directory");
+}
