@@ -447,3 +447,30 @@ fn a_ring_in_a_directory_that_does_not_exist_is_an_error_at_once_in_every_progra
     );
     assert!(!d.path("no-such-dir").exists(), "created the directory");
 }
+
+#[test]
+fn a_usage_error_creates_nothing_so_the_retry_with_a_larger_capacity_works() {
+    let d = Dir::new();
+    let ring = d.ring();
+    let mut p = producer();
+    p.args(["--capacity", "64KiB", "--gen", "1", "--size", "40000"])
+        .arg(&ring);
+    let out = run(p, "producer with too large a --size");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--size 40000"), "{}", stderr(&out));
+    // It used to leave a 64 KiB ring behind, which the retry then refused.
+    assert!(!ring.exists(), "a usage error created the ring");
+    let mut p = producer();
+    p.args(["--capacity", "128KiB", "--gen", "1", "--size", "40000"])
+        .arg(&ring);
+    let out = run(p, "producer with a large enough --capacity");
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Without --capacity on a missing ring, the default capacity's limit applies, before
+    // anything is created.
+    let other = d.path("other");
+    let mut p = producer();
+    p.args(["--gen", "1", "--size", "900000"]).arg(&other);
+    let out = run(p, "producer with --size beyond the default capacity");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!other.exists());
+}

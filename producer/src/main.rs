@@ -178,23 +178,34 @@ impl Sent {
     }
 }
 
-fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
-    let ring = cli.common.open_ring()?;
-    // Options the ring cannot carry are usage errors, found before the stream is touched.
-    let max = ring.max_message_len();
+/// Options the ring cannot carry, as a usage error: `max` is the ring's maximum message size.
+fn check_sizes(cli: &Cli, max: usize) -> Result<(), UsageError> {
     if cli.gen.is_some() && cli.size > max {
         return Err(UsageError(format!(
             "--size {} exceeds the ring's maximum message size of {max} bytes (use a larger --capacity)",
             cli.size
-        ))
-        .into());
+        )));
     }
     if let Some(chunk) = cli.chunk.filter(|&chunk| chunk > max) {
         return Err(UsageError(format!(
             "--chunk {chunk} exceeds the ring's maximum message size of {max} bytes"
-        ))
-        .into());
+        )));
     }
+    Ok(())
+}
+
+fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
+    // Usage errors come before anything is created: with --capacity, or where there is no
+    // ring yet (so one of the default capacity would be made), the ring's maximum message
+    // size is known now.
+    if cli.common.capacity.is_some() || !cli.common.path.exists() {
+        let capacity = cli.common.capacity.unwrap_or(ringfile::DEFAULT_CAPACITY);
+        check_sizes(cli, ringfile::format::max_message_len(capacity) as usize)?;
+    }
+    let ring = cli.common.open_ring()?;
+    // An existing ring's own (options the ring cannot carry are found before the stream is
+    // touched).
+    check_sizes(cli, ring.max_message_len())?;
     let mut producer = ring.producer()?;
     producer.set_wait_strategy(cli.common.wait.into());
     let counters = Arc::new(Counters::default());
