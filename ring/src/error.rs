@@ -164,8 +164,9 @@ pub enum Error {
         /// The OS error (ENOSPC, EFBIG...).
         error: io::Error,
     },
-    /// Another live process holds the role.
-    #[error("{}: the {role} role is held by another live process{}", path.display(), pid_suffix(*pid))]
+    /// Another live holder has the role: another process, or this one (`by_this_process`:
+    /// a second producer of one ring in one process, say).
+    #[error("{}", role_taken(path, *role, *pid, *by_this_process))]
     RoleTaken {
         /// The path.
         path: PathBuf,
@@ -173,6 +174,8 @@ pub enum Error {
         role: Role,
         /// Pid recorded by the holder, when known.
         pid: Option<u32>,
+        /// Whether the holder is this process (another `Producer` or `Consumer` of it).
+        by_this_process: bool,
     },
     /// `try_send`/`try_claim`: no room for the message now.
     #[error("ring is full")]
@@ -299,6 +302,21 @@ impl Error {
             | Error::PermissionDenied { error, .. } => Some(error),
             _ => None,
         }
+    }
+}
+
+fn role_taken(path: &std::path::Path, role: Role, pid: Option<u32>, here: bool) -> String {
+    if here {
+        format!(
+            "{}: the {role} role is already held by this process (one {role} per ring at a time: use or drop that one)",
+            path.display()
+        )
+    } else {
+        format!(
+            "{}: the {role} role is held by another live process{}",
+            path.display(),
+            pid_suffix(pid)
+        )
     }
 }
 

@@ -339,15 +339,27 @@ fn roles_are_exclusive_in_process() {
     let ring = Ring::memfd(4096).unwrap();
     let p = ring.producer().unwrap();
     let c = ring.consumer().unwrap();
-    let err = ring.producer().unwrap_err();
-    assert!(
-        matches!(err, Error::RoleTaken { role: ringfile::Role::Producer, pid: Some(pid), .. } if pid == std::process::id()),
-        "{err}"
-    );
-    assert!(err
-        .to_string()
-        .contains(&format!("pid {}", std::process::id())));
-    assert!(matches!(ring.consumer(), Err(Error::RoleTaken { .. })));
+    // The holder is this process, and the error says so (it used to call this process
+    // "another live process", with its own pid).
+    {
+        let err = ring.producer().unwrap_err();
+        assert!(
+            matches!(err, Error::RoleTaken { role: ringfile::Role::Producer, pid: Some(pid), by_this_process: true, .. } if pid == std::process::id()),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("producer role is already held by this process"),
+            "{err}"
+        );
+    }
+    assert!(matches!(
+        ring.consumer(),
+        Err(Error::RoleTaken {
+            by_this_process: true,
+            ..
+        })
+    ));
     drop(p);
     drop(c);
     drop(ring.producer().unwrap());

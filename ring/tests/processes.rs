@@ -442,7 +442,7 @@ fn role_held_by_live_process_then_freed_by_its_death() {
         };
         let err = attempt.unwrap_err();
         assert!(
-            matches!(err, Error::RoleTaken { role: r, pid: Some(p), .. } if r == role && p == pid),
+            matches!(err, Error::RoleTaken { role: r, pid: Some(p), by_this_process: false, .. } if r == role && p == pid),
             "{err}"
         );
         assert!(err.to_string().contains(&format!("pid {pid}")), "{err}");

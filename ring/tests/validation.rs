@@ -502,3 +502,28 @@ fn every_creation_removes_dead_creators_leftovers() {
         );
     }
 }
+
+#[test]
+fn a_role_held_by_this_process_through_another_ring_says_so() {
+    let (_dir, path) = fresh();
+    let first = Ring::open(&path).unwrap();
+    let _producer = first.producer().unwrap();
+    let _consumer = first.consumer().unwrap();
+    let second = Ring::open(&path).unwrap();
+    for err in [
+        second.producer().unwrap_err(),
+        second.consumer().unwrap_err(),
+    ] {
+        assert!(
+            matches!(
+                err,
+                Error::RoleTaken {
+                    by_this_process: true,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("held by this process"), "{err}");
+    }
+}

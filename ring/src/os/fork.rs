@@ -45,6 +45,15 @@ pub(crate) fn generation() -> u32 {
     GENERATION.load(Ordering::Relaxed)
 }
 
+/// The descriptors registered now: those that hold (or are about to hold) this process's
+/// role locks. One may be closed just after it is read.
+pub(crate) fn registered() -> impl Iterator<Item = RawFd> {
+    TABLE
+        .iter()
+        .map(|slot| slot.load(Ordering::Acquire))
+        .filter(|&fd| fd != EMPTY)
+}
+
 /// A descriptor registered for redirection in forked children; unregistered on drop
 /// (before the caller closes the descriptor).
 pub(crate) struct Registration {

@@ -185,6 +185,14 @@ pub(crate) fn futex_waitv(futexes: &[WaitOn<'_>], timeout: Option<Duration>) -> 
 }
 
 fn ofd_lock_request(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<libc::flock> {
+    ofd_lock_request_fd(file.as_raw_fd(), byte, cmd)
+}
+
+fn ofd_lock_request_fd(
+    fd: std::os::fd::RawFd,
+    byte: u64,
+    cmd: libc::c_int,
+) -> io::Result<libc::flock> {
     // SAFETY: flock is a plain C struct for which all-zero is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_WRLCK as libc::c_short;
@@ -192,9 +200,9 @@ fn ofd_lock_request(file: &File, byte: u64, cmd: libc::c_int) -> io::Result<libc
     fl.l_start = byte as libc::off_t;
     fl.l_len = 1;
     fl.l_pid = 0; // required to be 0 for OFD locks
-                  // SAFETY: the fd is open for the lifetime of `file`; `fl` is a valid flock the kernel
-                  // reads (SETLK) or overwrites (GETLK).
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl as *mut libc::flock) };
+                  // SAFETY: `fl` is a valid flock the kernel reads (SETLK) or overwrites (GETLK);
+                  // a descriptor that is not open (or not ours) makes fcntl fail, touching no memory.
+    let rc = unsafe { libc::fcntl(fd, cmd, &mut fl as *mut libc::flock) };
     if rc == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -241,6 +249,25 @@ pub(crate) fn ofd_unlock(file: &File, byte: u64) -> io::Result<()> {
 pub(crate) fn ofd_is_locked(file: &File, byte: u64) -> io::Result<bool> {
     let fl = ofd_lock_request(file, byte, libc::F_OFD_GETLK)?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Whether the open file description behind descriptor `fd` — if `fd` refers to the same
+/// file as `file` — holds the lock on `byte` that `file`'s description was refused: it sees
+/// the byte unlocked (a description never conflicts with its own lock) while `file`'s sees it
+/// locked. `fd` may have been closed or reused meanwhile: then it is another file, or an
+/// error, and the answer is false.
+#[cfg_attr(loom, allow(dead_code))]
+pub(crate) fn holds_lock(fd: std::os::fd::RawFd, file: &File, byte: u64) -> bool {
+    fn identity(fd: std::os::fd::RawFd) -> Option<(u64, u64)> {
+        // SAFETY: all-zero is a valid `stat`, which fstat overwrites; a bad descriptor only
+        // makes it fail.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+    }
+    identity(fd).is_some_and(|id| Some(id) == identity(file.as_raw_fd()))
+        && ofd_lock_request_fd(fd, byte, libc::F_OFD_GETLK)
+            .is_ok_and(|fl| fl.l_type == libc::F_UNLCK as libc::c_short)
 }
 
 /// Reserves storage for the first `len` bytes of `file`, so that a full file system is

@@ -93,6 +93,7 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
             path: shared.name.clone(),
             role,
             pid: holder_pid(shared, role),
+            by_this_process: held_here(&own, lock_byte(role)),
         });
     }
     pid_word(shared, role).store(sys::pid(), Ordering::Release);
@@ -103,6 +104,20 @@ pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
         generation: fork_generation(),
         byte: lock_byte(role),
     })
+}
+
+/// Whether another of this process's role descriptors holds the lock on `byte` that the
+/// new description `refused` was just refused (a second producer in one process, say).
+#[cfg(not(loom))]
+fn held_here(refused: &File, byte: u64) -> bool {
+    crate::os::fork::registered()
+        .filter(|&fd| fd != refused.as_raw_fd())
+        .any(|fd| sys::holds_lock(fd, refused, byte))
+}
+
+#[cfg(loom)]
+fn held_here(_refused: &File, _byte: u64) -> bool {
+    false
 }
 
 #[cfg(not(loom))]
