@@ -275,9 +275,15 @@ fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
         .collect();
     entries.sort();
     let mut listed = Vec::new();
+    let mut unreadable = 0;
     for path in entries {
-        if !has_ring_magic(&path) {
-            continue;
+        match has_ring_magic(&path) {
+            Found::Ring => {}
+            Found::Unreadable => {
+                unreadable += 1;
+                continue;
+            }
+            Found::Other => continue,
         }
         let entry = match Described::of(&path) {
             Ok(described) if json => described.to_json(),
@@ -298,27 +304,51 @@ fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::Value::Array(listed));
     }
+    // Said on stderr, so that the listing (and the JSON) stays what it was.
+    if unreadable > 0 {
+        eprintln!(
+            "ringfile: {unreadable} file{} in {} could not be read (permission denied): rings among them are not listed",
+            if unreadable == 1 { "" } else { "s" },
+            dir.display()
+        );
+    }
     Ok(())
 }
 
-/// Whether `path` is a regular file (not followed through a link) that starts with the ring
-/// magic. Never blocks: FIFOs and devices are not opened.
-fn has_ring_magic(path: &Path) -> bool {
+/// What `ls` finds at a path of the directory.
+#[derive(PartialEq)]
+enum Found {
+    /// A regular file (not followed through a link) that starts with the ring magic.
+    Ring,
+    /// A regular file this user may not read: a ring or not, it cannot tell.
+    Unreadable,
+    /// Anything else.
+    Other,
+}
+
+/// What `path` is, for `ls`. Never blocks: FIFOs and devices are not opened.
+fn has_ring_magic(path: &Path) -> Found {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return false;
+        return Found::Other;
     };
     if !meta.file_type().is_file() {
-        return false;
+        return Found::Other;
     }
     let mut magic = [0u8; 8];
-    std::fs::OpenOptions::new()
+    match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
-        .and_then(|mut file| file.read_exact(&mut magic))
-        .is_ok_and(|()| magic == ringfile::format::MAGIC)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Found::Unreadable,
+        Err(_) => Found::Other,
+        Ok(mut file) => match file.read_exact(&mut magic) {
+            Ok(()) if magic == ringfile::format::MAGIC => Found::Ring,
+            _ => Found::Other,
+        },
+    }
 }
 
 fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
@@ -353,6 +383,15 @@ fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether opening a ring failed because this user may not read it.
+fn permission_denied(e: &Error) -> bool {
+    match e {
+        Error::PermissionDenied { .. } => true,
+        Error::Io { error, .. } => error.kind() == std::io::ErrorKind::PermissionDenied,
+        _ => false,
+    }
+}
+
 fn rm(paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
     let mut dirs = Vec::new();
     for path in paths {
@@ -375,12 +414,22 @@ fn rm(paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
                 | Error::TooShort { .. }
                 | Error::BadMagic { .. }),
             ) => bail!("{e}: not removed"),
+            Err(e) if permission_denied(&e) && !force => bail!(
+                "{}: permission denied: this user cannot read the ring, so cannot tell whether it is in use (its owner, or root, can remove it)",
+                path.display()
+            ),
             Err(e) if !force => {
                 bail!("{e}: a damaged ring; cannot tell whether it is in use: remove with --force")
             }
             Err(_) => {}
         }
-        std::fs::remove_file(path).with_context(|| format!("{}: cannot remove", path.display()))?;
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                "{}: permission denied: cannot remove it (in a sticky directory such as /dev/shm, only the ring's owner, the directory's owner or root can)",
+                path.display()
+            ),
+            other => other.with_context(|| format!("{}: cannot remove", path.display()))?,
+        }
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())

@@ -453,3 +453,71 @@ fn a_header_with_reserved_fields_set_is_refused_by_every_program_naming_the_fiel
         assert!(err.contains("flags (offset 44)"), "{name}: {err}");
     }
 }
+
+/// `cmd`, run as the unprivileged user `nobody` (65534) — possible only when these tests
+/// run as root; `None` otherwise.
+fn as_nobody(mut cmd: Command) -> Option<Command> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    // SAFETY: setgroups, setgid and setuid are async-signal-safe and change only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    Some(cmd)
+}
+
+#[test]
+fn another_users_ring_is_permission_denied_not_damaged() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A world-writable sticky directory, as /dev/shm is, with a copy of the tool that
+    // `nobody` can run, and a ring only its owner (root) may read.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let tool = dir.path().join("ringfile");
+    std::fs::copy(exe("ringfile"), &tool).unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ring = dir.path().join("ring");
+    ringfile::Ring::create(&ring, 4096).unwrap();
+    let run_as_nobody = |args: &[&str], path: &Path| -> Option<Output> {
+        let mut cmd = Command::new(&tool);
+        cmd.args(args).arg(path).stdin(Stdio::null());
+        as_nobody(cmd).map(|mut c| c.output().unwrap())
+    };
+    let Some(out) = run_as_nobody(&["rm"], &ring) else {
+        eprintln!("not root: cannot act as a second user; skipped");
+        return;
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied"), "{err}");
+    // It used to call the ring damaged and advise --force, which then failed with EPERM.
+    assert!(
+        !err.contains("--force") && !err.contains("damaged"),
+        "{err}"
+    );
+    let out = run_as_nobody(&["rm", "--force"], &ring).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("permission denied: cannot remove"), "{err}");
+    assert!(ring.exists());
+    // ls says how many files it could not read.
+    let out = run_as_nobody(&["ls"], dir.path()).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("1 file in"), "{err}");
+    assert!(
+        err.contains("could not be read (permission denied)"),
+        "{err}"
+    );
+}
