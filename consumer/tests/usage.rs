@@ -3,8 +3,11 @@
 //! and what a waiting program says. Each test drives the real binaries.
 
 mod common;
+#[path = "../../ring/tests/support/pty.rs"]
+mod pty;
 use common::*;
-use std::io::{Read, Write};
+use pty::Pty;
+use std::io::Write;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -267,57 +270,6 @@ fn a_ring_without_write_access_is_explained() {
         "{}",
         stderr(&out)
     );
-}
-
-/// A pseudo-terminal for a child's stderr, so it shows its progress line; everything it
-/// writes there is collected.
-struct Pty {
-    slave: std::fs::File,
-    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-}
-
-impl Pty {
-    fn open() -> Pty {
-        // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r on a descriptor we own; the
-        // buffer outlives the call.
-        let (master, name) = unsafe {
-            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
-            assert!(fd >= 0, "posix_openpt failed");
-            assert_eq!(libc::grantpt(fd), 0);
-            assert_eq!(libc::unlockpt(fd), 0);
-            let mut buf = [0 as libc::c_char; 128];
-            assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
-            let name = std::ffi::CStr::from_ptr(buf.as_ptr())
-                .to_string_lossy()
-                .into_owned();
-            (
-                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd),
-                name,
-            )
-        };
-        let slave = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(name)
-            .unwrap();
-        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = std::sync::Arc::clone(&output);
-        std::thread::spawn(move || {
-            let mut master = master;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = master.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Pty { slave, output }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
-    }
 }
 
 fn on_terminal(program: std::process::Command, pty: &Pty) -> Child {

@@ -78,9 +78,15 @@ enum Command {
         /// How many messages at most.
         #[arg(short = 'n', long = "count", default_value = "10", value_name = "N")]
         count: usize,
-        /// Output framing, as the consumer's.
+        /// Output framing, as the consumer's (when the output is not a terminal, or the
+        /// message is text).
         #[arg(long, value_enum, default_value = "lines")]
         framing: Framing,
+        /// Show every message as a hex dump (offset, bytes, printable characters). On a
+        /// terminal, messages that are not text are shown so anyway, and an empty ring
+        /// says "(empty)".
+        #[arg(long)]
+        hex: bool,
     },
     /// Removes rings no process is attached to (and leftover temporary files of creators
     /// that died). Refuses a ring in use, naming the pid, unless --force.
@@ -137,7 +143,8 @@ fn main() {
             path,
             count,
             framing,
-        } => peek(&path, count, framing),
+            hex,
+        } => peek(&path, count, framing, hex),
         Command::Rm { paths, force } => rm(&paths, force),
         Command::Create {
             path,
@@ -351,14 +358,23 @@ fn has_ring_magic(path: &Path) -> Found {
     }
 }
 
-fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
+fn peek(path: &Path, count: usize, framing: Framing, hex: bool) -> anyhow::Result<()> {
     let inspector = Inspector::open(path)?;
+    let terminal = std::io::stdout().is_terminal();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut write_error = None;
     let mut ended = None;
+    let mut shown = 0u64;
     let summary = inspector.peek(count, |item| match item {
         Peeked::Message { bytes, .. } if write_error.is_none() => {
-            write_error = framing.write(&mut out, bytes).err();
+            shown += 1;
+            // Raw bytes would garble a terminal; a pipe gets them exactly.
+            write_error = if hex || (terminal && !is_text(bytes)) {
+                hex_dump(&mut out, bytes)
+            } else {
+                framing.write(&mut out, bytes)
+            }
+            .err();
         }
         Peeked::Message { .. } => {}
         Peeked::End => ended = Some("end of stream".to_string()),
@@ -367,6 +383,9 @@ fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
         }
         _ => {}
     })?;
+    if shown == 0 && ended.is_none() && terminal {
+        write_error = write_error.or_else(|| writeln!(out, "(empty)").err());
+    }
     if let Some(e) = write_error.or_else(|| out.flush().err()) {
         return Err(e).context("writing standard output");
     }
@@ -381,6 +400,35 @@ fn peek(path: &Path, count: usize, framing: Framing) -> anyhow::Result<()> {
         eprintln!("ringfile: {}: ({ended})", path.display());
     }
     Ok(())
+}
+
+/// Whether `bytes` reads as text on a terminal: UTF-8 without control characters other than
+/// tab.
+fn is_text(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes).is_ok_and(|s| !s.chars().any(|c| c.is_control() && c != '\t'))
+}
+
+/// One message as a hex dump: a line per 16 bytes (offset, bytes, printable ASCII), then an
+/// empty line; an empty message is one line.
+fn hex_dump(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    if bytes.is_empty() {
+        return writeln!(out, "(0 bytes)\n");
+    }
+    for (i, line) in bytes.chunks(16).enumerate() {
+        let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+        let text: String = line
+            .iter()
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        writeln!(out, "{:08x}  {:<47}  |{text}|", i * 16, hex.join(" "))?;
+    }
+    writeln!(out)
 }
 
 /// Whether opening a ring failed because this user may not read it.

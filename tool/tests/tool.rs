@@ -2,6 +2,9 @@
 //! programs: figures checked against what was sent, `peek` shown never to consume, `rm`
 //! refusing rings in use, damaged files handled as the other programs do.
 
+#[path = "../../ring/tests/support/pty.rs"]
+mod pty;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -520,4 +523,60 @@ fn another_users_ring_is_permission_denied_not_damaged() {
         err.contains("could not be read (permission denied)"),
         "{err}"
     );
+}
+
+#[test]
+fn peek_shows_binary_messages_in_hex_and_says_when_a_ring_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let ring = ringfile::Ring::create(&path, 4096).unwrap();
+    // Asked for, on a pipe: every message as a hex dump.
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"Hi\x00\x01").unwrap();
+    producer.send(b"plain text").unwrap();
+    let out = run_ok("ringfile", &["peek", "--hex"], &path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("00000000  48 69 00 01") && text.contains("|Hi..|"),
+        "{text}"
+    );
+    assert!(text.contains("|plain text|"), "{text}");
+    // Without --hex, a pipe gets the bytes exactly, as before.
+    let out = run_ok("ringfile", &["peek"], &path);
+    assert_eq!(out.stdout, b"Hi\x00\x01\nplain text\n");
+
+    // On a terminal: text as text, anything else in hex (it used to write raw bytes there),
+    // and an empty ring says so (it printed nothing).
+    // The output of `ringfile peek PATH` on a terminal, once it shows `last`.
+    let on_terminal = |path: &Path, last: &str| {
+        let pty = pty::Pty::open();
+        let status = Command::new(exe("ringfile"))
+            .arg("peek")
+            .arg(path)
+            .stdin(Stdio::null())
+            .stdout(pty.slave.try_clone().unwrap())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pty.text().contains(last) {
+            assert!(
+                Instant::now() < deadline,
+                "never showed {last:?}: {}",
+                pty.text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        pty.text()
+    };
+    let shown = on_terminal(&path, "plain text");
+    assert!(shown.contains("|Hi..|"), "{shown}");
+    assert!(
+        !shown.contains("|plain text|"),
+        "text shown as text: {shown}"
+    );
+    let empty = dir.path().join("empty");
+    ringfile::Ring::create(&empty, 4096).unwrap();
+    on_terminal(&empty, "(empty)");
 }

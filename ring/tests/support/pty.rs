@@ -1,0 +1,58 @@
+//! A pseudo-terminal for tests of what programs do on a terminal.
+#![allow(dead_code)]
+
+use std::io::Read;
+
+/// A pseudo-terminal for a child's standard output or error (so that it behaves as on a
+/// terminal); everything the child writes there is collected.
+pub struct Pty {
+    /// The terminal's side for the child: pass a clone as its stdout or stderr.
+    pub slave: std::fs::File,
+    output: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl Pty {
+    /// A new pseudo-terminal, its output collected by a thread.
+    pub fn open() -> Pty {
+        // SAFETY: posix_openpt/grantpt/unlockpt/ptsname_r on a descriptor we own; the
+        // buffer outlives the call.
+        let (master, name) = unsafe {
+            let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+            assert!(fd >= 0, "posix_openpt failed");
+            assert_eq!(libc::grantpt(fd), 0);
+            assert_eq!(libc::unlockpt(fd), 0);
+            let mut buf = [0 as libc::c_char; 128];
+            assert_eq!(libc::ptsname_r(fd, buf.as_mut_ptr(), buf.len()), 0);
+            let name = std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned();
+            (
+                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd),
+                name,
+            )
+        };
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name)
+            .unwrap();
+        let output = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&output);
+        std::thread::spawn(move || {
+            let mut master = master;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Pty { slave, output }
+    }
+
+    /// Everything written to it so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
+    }
+}
