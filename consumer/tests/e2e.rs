@@ -553,12 +553,32 @@ fn usage_errors_exit_2() {
         );
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
     }
-    // Known only once the ring is open: still a usage error.
+    // Against the capacity a new ring would have: a usage error, and nothing is created.
     let out = wait(
         spawn({
             let mut p = producer();
             p.args(["--capacity", "4KiB", "--gen", "1", "--size", "4000"])
                 .arg(d.ring());
+            p
+        }),
+        "usage",
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!d.ring().exists(), "a usage error created the ring");
+    // Against an existing ring's, known only once it is open: still a usage error.
+    let out = wait(
+        spawn({
+            let mut p = producer();
+            p.args(["--capacity", "4KiB", "--gen", "1"]).arg(d.ring());
+            p
+        }),
+        "a 4 KiB ring",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = wait(
+        spawn({
+            let mut p = producer();
+            p.args(["--gen", "1", "--size", "4000"]).arg(d.ring());
             p
         }),
         "usage",

@@ -237,7 +237,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
         "end of input"
     };
     if cli.no_close {
-        drop(producer);
+        producer.detach();
     } else {
         producer.close()?;
     }

@@ -10,6 +10,9 @@
 //! [`Producer::send`] waits); receiving borrows each message in place, without copying.
 //! Positions live in the file, so either side can be killed and restarted without losing or
 //! duplicating a released message, and a message is either wholly visible or not at all.
+//! As with a channel, dropping the [`Producer`] ends the stream (the consumer drains it, then
+//! sees the end; a producer dropped by a panic ends it as failed), and
+//! [`Producer::detach`] leaves it open for a later producer instead.
 //! It is not a multi-producer or multi-consumer queue, and not a broadcast log.
 //!
 //! # Examples

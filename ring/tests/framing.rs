@@ -318,7 +318,7 @@ fn new_stream_after_close() {
 }
 
 #[test]
-fn dropped_producer_leaves_stream_open() {
+fn a_dropped_producer_ends_the_stream_and_a_detached_one_leaves_it_open() {
     let ring = Ring::memfd(4096).unwrap();
     let mut consumer = ring.consumer().unwrap();
     {
@@ -326,7 +326,16 @@ fn dropped_producer_leaves_stream_open() {
         let mut batch = producer.batch();
         batch.send(b"kept").unwrap();
     }
+    // Like a dropped channel sender (an early `?` return, say): the consumer drains, then
+    // learns the stream ended. It used to wait for ever.
     assert_eq!(&*consumer.recv().unwrap().unwrap(), b"kept");
+    assert!(consumer.recv().unwrap().is_none());
+
+    // Keeping the stream open for a successor is explicit.
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"more").unwrap();
+    producer.detach();
+    assert_eq!(&*consumer.recv().unwrap().unwrap(), b"more");
     // No end marker, and a clean detach is not a death: the consumer just waits.
     assert!(matches!(
         consumer.recv_timeout(std::time::Duration::from_millis(250)),
@@ -384,7 +393,7 @@ fn sync_to_disk() {
 }
 
 #[test]
-fn panicking_producer_is_reported_dead() {
+fn a_producer_dropped_by_a_panic_ends_the_stream_as_failed() {
     let ring = Ring::memfd(4096).unwrap();
     let mut consumer = ring.consumer().unwrap();
     let mut producer = ring.producer().unwrap();
@@ -394,7 +403,12 @@ fn panicking_producer_is_reported_dead() {
     });
     assert!(sender.join().is_err());
     assert_eq!(&*consumer.recv().unwrap().unwrap(), b"last words");
-    assert!(matches!(consumer.recv(), Err(Error::ProducerDied { .. })));
+    match consumer.recv() {
+        Err(Error::StreamAborted { reason, .. }) => {
+            assert_eq!(reason, "the producer's thread panicked")
+        }
+        other => panic!("{other:?}"),
+    };
 }
 
 /// The copying receive returns each message whole, whatever its length (whole words and a

@@ -47,9 +47,13 @@ impl ProducerState {
     }
 }
 
-/// What dropping a producer does to its state word.
+/// What dropping a producer does to the stream and its state word.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Departure {
+    /// End the stream (an END record, or an ABORT if the thread is panicking), then clear
+    /// the bit: what a dropped producer does unless told otherwise, as a dropped channel
+    /// sender does.
+    End,
     /// A clean detach: the bit is cleared, the stream stays open for a successor.
     Detach,
     /// The word is left as it is: the stream's end is published (and the bit already
@@ -85,8 +89,18 @@ impl Attachment {
             });
         Attachment {
             state,
-            departure: Departure::Detach,
+            departure: Departure::End,
         }
+    }
+
+    /// What dropping the producer will do.
+    pub(crate) fn departure(&self) -> Departure {
+        self.departure
+    }
+
+    /// From now on, dropping the producer detaches cleanly, leaving the stream open.
+    pub(crate) fn keep_open(&mut self) {
+        self.departure = Departure::Detach;
     }
 
     /// From now on, dropping the producer leaves the state word as it is.
@@ -104,14 +118,6 @@ impl Attachment {
             Ordering::Release,
             Ordering::Relaxed,
         );
-    }
-
-    /// What a dropped producer does: a clean detach unless told to [leave](Self::leave) —
-    /// or unless its thread is panicking, which the consumer is to learn as a death.
-    pub(crate) fn depart(&self, roles: &Roles) {
-        if self.departure == Departure::Detach && !std::thread::panicking() {
-            self.detach(roles);
-        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::format::layout::{
 };
 use crate::format::record::{encode, record_size};
 use crate::os::sync::Ordering;
-use crate::protocol::lifecycle::Attachment;
+use crate::protocol::lifecycle::{Attachment, Departure};
 use crate::protocol::roles::{self, RoleGuard};
 use crate::protocol::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
 use crate::store::region::RecordWriter;
@@ -354,6 +354,31 @@ impl Producer {
         self.attachment.leave();
     }
 
+    /// Gives up the producer role and leaves the stream open, for a later producer to go on
+    /// with (what `producer --no-close` does): the consumer receives everything published,
+    /// then waits for the next producer. What was sent is published first. Compare dropping
+    /// the producer, which ends the stream.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let mut first = ring.producer()?;
+    /// first.send(b"one")?;
+    /// first.detach();
+    /// let mut second = ring.producer()?;
+    /// second.send(b"two")?;
+    /// drop(second); // ends the stream, as close() does
+    ///
+    /// let mut consumer = ring.consumer()?;
+    /// assert_eq!(&*consumer.recv()?.unwrap(), b"one");
+    /// assert_eq!(&*consumer.recv()?.unwrap(), b"two"); // the same stream
+    /// assert!(consumer.recv()?.is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn detach(mut self) {
+        self.attachment.keep_open();
+    }
+
     /// Writes the record that ends the stream (`kind` END, or ABORT with as much of `reason`
     /// as fits), in the room kept free for it — or, where another writer left none, in the
     /// first room the consumer releases.
@@ -368,7 +393,10 @@ impl Producer {
         match self.write_final(kind, reason, patience) {
             // No room came in time: nothing is lost and nothing is wrong with the ring, so
             // this is a clean detach (the drop that follows), the stream left open.
-            Err(Error::Timeout) => Err(Error::Timeout),
+            Err(Error::Timeout) => {
+                self.attachment.keep_open();
+                Err(Error::Timeout)
+            }
             written => {
                 // Otherwise the state word must not say "detached cleanly" unless the record
                 // that ends the stream is published.
@@ -679,9 +707,12 @@ impl Space {
 }
 
 impl Drop for Producer {
-    /// Publishes what was written and detaches, leaving the stream open (see
-    /// [`Producer::close`]). A producer dropped while its thread panics does not detach
-    /// cleanly: the consumer learns that it died, as if its process had.
+    /// Publishes what was written and ends the stream, as [`Producer::close`] does — or, if
+    /// the thread is panicking, as [`Producer::abort`] does, with the reason "the producer's
+    /// thread panicked" — so the consumer drains and then learns the stream ended, as a
+    /// dropped channel sender's receiver does. It never waits: where another writer left the
+    /// ring without room for the marker, the producer detaches cleanly instead (the stream
+    /// stays open). [`Producer::detach`] keeps the stream open on purpose.
     ///
     /// A producer inherited through `fork` does nothing when dropped: the role, and the
     /// ring's state, are the parent's.
@@ -689,7 +720,32 @@ impl Drop for Producer {
         if self.role.inherited() {
             return;
         }
-        self.publish();
+        // A clone of the Arc (drop only): `roles` borrows it, not `self`.
+        let shared = Arc::clone(&self.shared);
+        let roles = &shared.region.control().roles;
+        match self.attachment.departure() {
+            Departure::End => {
+                let (kind, reason) = if std::thread::panicking() {
+                    (RECORD_ABORT, "the producer's thread panicked")
+                } else {
+                    (RECORD_END, "")
+                };
+                match self.write_final(kind, reason, Patience::None) {
+                    // Ended: the record is published, the bit may go.
+                    Ok(()) => self.attachment.detach(roles),
+                    // No room for the marker now (another writer ignored the reserve): a
+                    // clean detach, the stream left open, nothing lost.
+                    Err(Error::Full) => self.attachment.detach(roles),
+                    // A corrupt ring: the consumer is to learn that this producer is gone.
+                    Err(_) => {}
+                }
+            }
+            Departure::Detach => {
+                self.publish();
+                self.attachment.detach(roles);
+            }
+            Departure::Leave => self.publish(),
+        }
         self.shared
             .producer_left_tail
             .store(self.published, std::sync::atomic::Ordering::Relaxed);
@@ -698,7 +754,6 @@ impl Drop for Producer {
             crate::store::shared::NO_LOCAL_TAIL,
             std::sync::atomic::Ordering::Release,
         );
-        self.attachment.depart(&self.shared.region.control().roles);
     }
 }
 
