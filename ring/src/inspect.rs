@@ -51,6 +51,7 @@ pub struct Inspector {
 
 /// One role's holder, as the ring file and the role lock say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Holder {
     /// The pid recorded by the last process that took the role (`None`: never taken). A
     /// process that can write the file can write any value here.

@@ -33,6 +33,9 @@ pub const DEFAULT_MODE: u32 = 0o600;
 /// assert_eq!(&*consumer.try_recv()?.unwrap(), b"hello");
 /// # Ok(()) }
 /// ```
+///
+/// `Send` and `Sync`: share one `Ring` between threads (in an `Arc`, say) or open the path
+/// again; either way the roles are exclusive across all of them.
 pub struct Ring {
     shared: Arc<Shared>,
 }
@@ -260,6 +263,7 @@ impl RingOptions {
 
     /// The data capacity: used when creating, and required of an existing ring when opening
     /// ([`Error::CapacityMismatch`] otherwise).
+    #[must_use = "the options are returned, not changed in place"]
     pub fn capacity(mut self, capacity: u64) -> RingOptions {
         self.capacity = Some(capacity);
         self
@@ -270,6 +274,7 @@ impl RingOptions {
     /// both let a process attach (either role needs both); 0660 lets the file's group attach,
     /// 0666 everyone. They must include 0600 (the creator needs read and write access to use
     /// the ring): creating fails with [`Error::InvalidMode`] otherwise.
+    #[must_use = "the options are returned, not changed in place"]
     pub fn mode(mut self, mode: u32) -> RingOptions {
         self.mode = mode;
         self
@@ -292,6 +297,7 @@ impl RingOptions {
     /// let ring = ringfile::Ring::options().allow_other_owner(true).open(&path)?;
     /// # Ok(()) }
     /// ```
+    #[must_use = "the options are returned, not changed in place"]
     pub fn allow_other_owner(mut self, allow: bool) -> RingOptions {
         self.allow_other_owner = allow;
         self

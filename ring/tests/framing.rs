@@ -472,3 +472,22 @@ fn try_for_each_stops_at_a_failure_and_gives_that_message_back() {
     assert_eq!(&*consumer.try_recv().unwrap().unwrap(), &[4]);
     assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
 }
+
+/// What the docs state of threads (every public type is `Send` and `Sync`; the sides'
+/// methods take `&mut self`, so one thread uses a side at a time), checked at compile time so
+/// the docs cannot drift.
+#[test]
+fn thread_safety_is_what_the_docs_say() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Ring>();
+    sync::<Ring>();
+    send::<ringfile::Producer>();
+    sync::<ringfile::Producer>();
+    send::<ringfile::Consumer>();
+    sync::<ringfile::Consumer>();
+    send::<ringfile::Message<'static>>();
+    sync::<ringfile::Message<'static>>();
+    send::<Error>();
+    sync::<Error>();
+}

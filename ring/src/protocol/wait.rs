@@ -92,6 +92,7 @@ pub(crate) use crate::protocol::barrier::{FIRST_NAP, LONGEST_NAP};
 
 /// How a producer waits for space and a consumer waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum WaitStrategy {
     /// Busy-spin on the shared position: the lowest latency, one core at 100% while waiting.
     Spin,

@@ -148,6 +148,15 @@ pub struct MessageStream<C> {
     done: bool,
 }
 
+impl<C: BorrowMut<Consumer>> std::fmt::Debug for MessageStream<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStream")
+            .field("consumer", self.consumer.borrow())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
 impl<C: BorrowMut<Consumer>> MessageStream<C> {
     fn new(consumer: C) -> Self {
         MessageStream {

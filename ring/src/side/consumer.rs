@@ -49,6 +49,9 @@ use std::time::{Duration, Instant};
 /// assert_eq!(got, ["a", "bb", "ccc"]);
 /// # Ok(()) }
 /// ```
+///
+/// `Send` and `Sync`: a consumer may move to another thread; receiving takes `&mut self`,
+/// and a [`Message`] borrows the consumer, so one thread receives at a time.
 #[must_use = "dropping a Consumer gives up the consumer role at once"]
 pub struct Consumer {
     pub(crate) shared: Arc<Shared>,
@@ -634,6 +637,17 @@ pub struct RecvBatch<'a> {
     count: usize,
     /// How many of the `count` messages were already released.
     released: usize,
+}
+
+impl std::fmt::Debug for RecvBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("consumer", &*self.consumer)
+            .field("position", &self.pos)
+            .field("received", &self.count)
+            .field("end", &self.end)
+            .finish()
+    }
 }
 
 impl<'a> RecvBatch<'a> {

@@ -55,7 +55,10 @@ use std::time::{Duration, Instant};
 /// assert!(consumer.recv()?.is_none());         // end of stream
 /// # Ok(()) }
 /// ```
-#[must_use = "dropping a Producer gives up the producer role at once"]
+///
+/// `Send` and `Sync`: a producer may move to another thread (or be shared behind a lock);
+/// sending takes `&mut self`, so one thread sends at a time.
+#[must_use = "dropping a Producer ends the stream and gives up the producer role at once"]
 pub struct Producer {
     pub(crate) shared: Arc<Shared>,
     role: RoleGuard,
@@ -790,6 +793,16 @@ pub struct Claim<'a> {
     pub(crate) publish: bool,
 }
 
+impl std::fmt::Debug for Claim<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claim")
+            .field("ring", &self.producer.shared.name)
+            .field("position", &self.pos)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 impl Claim<'_> {
     /// Commits the whole claimed length as one message.
     pub fn commit(self) {
@@ -862,6 +875,14 @@ impl DerefMut for Claim<'_> {
 #[must_use = "a batch publishes when it is dropped: dropping it at once does nothing useful"]
 pub struct SendBatch<'a> {
     pub(crate) producer: &'a mut Producer,
+}
+
+impl std::fmt::Debug for SendBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("producer", &*self.producer)
+            .finish()
+    }
 }
 
 impl SendBatch<'_> {
