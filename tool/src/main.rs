@@ -2,6 +2,7 @@
 //! `watch`, `ls`, `peek`), creates them ahead of time (`create`) and removes them (`rm`).
 
 mod describe;
+mod prometheus;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -40,11 +41,16 @@ enum Command {
     /// Capacity, messages and bytes waiting, fill, positions, producer and consumer (pid,
     /// attached or not), stream state, creation, file mode and owner, memory or disk.
     Stat {
-        /// The ring file.
+        /// The ring file (with --prometheus, also a directory: every ring in it).
         path: PathBuf,
         /// One JSON object on stdout.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// Metrics in the Prometheus text exposition format, for node_exporter's textfile
+        /// collector or a scraper: capacity, waiting messages and payload bytes, fill,
+        /// published and released totals, attached sides, stream state, readable.
+        #[arg(long)]
+        prometheus: bool,
     },
     /// `stat`, refreshed: messages/s and bytes/s in (published) and out (released), and the
     /// consumer's lag. A live display on a terminal; otherwise one line (or JSON object) per
@@ -131,7 +137,17 @@ fn main() {
         fail("ringfile", &anyhow::Error::from(e), EXIT_FAILURE, json)
     }
     let result = match cli.command {
-        Command::Stat { path, json } => stat(&path, json),
+        Command::Stat {
+            path,
+            json,
+            prometheus,
+        } => {
+            if prometheus {
+                stat_prometheus(&path)
+            } else {
+                stat(&path, json)
+            }
+        }
         Command::Watch {
             path,
             interval,
@@ -169,6 +185,34 @@ fn stat(path: &Path, json: bool) -> anyhow::Result<()> {
     } else {
         println!("{}", described.to_text());
     }
+    Ok(())
+}
+
+/// `stat --prometheus`: one ring, or every ring of a directory (damaged and unreadable ones
+/// as `ringfile_readable 0`).
+fn stat_prometheus(path: &Path) -> anyhow::Result<()> {
+    use prometheus::Scraped;
+    let rings = if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("{}: cannot list", path.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        entries
+            .into_iter()
+            .filter_map(|p| match has_ring_magic(&p) {
+                Found::Ring => Some(match Described::of(&p) {
+                    Ok(d) => Scraped::Ring(Box::new(d)),
+                    Err(_) => Scraped::Unreadable(p.display().to_string()),
+                }),
+                Found::Unreadable => Some(Scraped::Unreadable(p.display().to_string())),
+                Found::Other => None,
+            })
+            .collect()
+    } else {
+        vec![Scraped::Ring(Box::new(Described::of(path)?))]
+    };
+    print!("{}", prometheus::exposition(&rings));
     Ok(())
 }
 

@@ -580,3 +580,85 @@ fn peek_shows_binary_messages_in_hex_and_says_when_a_ring_is_empty() {
     ringfile::Ring::create(&empty, 4096).unwrap();
     on_terminal(&empty, "(empty)");
 }
+
+#[test]
+fn stat_prometheus_exposes_one_ring_or_a_directory_in_the_text_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = ring_with_1000(dir.path());
+    // A damaged ring beside it: listed as not readable, nothing else.
+    let damaged = dir.path().join("damaged");
+    std::fs::copy(&ring, &damaged).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&damaged)
+        .unwrap()
+        .set_len(5000)
+        .unwrap();
+    let out = run_ok("ringfile", &["stat", "--prometheus"], dir.path());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut families = std::collections::BTreeMap::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            *families.entry(name.to_string()).or_insert(0) += 1;
+            continue;
+        }
+        if line.starts_with("# TYPE ") {
+            let kind = line.rsplit(' ').next().unwrap();
+            assert!(kind == "gauge" || kind == "counter", "{line}");
+            continue;
+        }
+        // name{labels} value
+        let (series, value) = line.rsplit_once(' ').expect(line);
+        value.parse::<f64>().expect(line);
+        let name = series.split('{').next().unwrap();
+        assert!(
+            families.contains_key(name),
+            "sample before its HELP: {line}"
+        );
+        assert!(
+            series.ends_with('}') && series.contains("ring=\""),
+            "{line}"
+        );
+        samples.insert(series.to_string(), value.to_string());
+    }
+    assert!(families.values().all(|&n| n == 1), "{families:?}");
+    let ring = ring.display();
+    let damaged = damaged.display();
+    assert_eq!(
+        samples[&format!("ringfile_waiting_messages{{ring=\"{ring}\"}}")],
+        "1000"
+    );
+    assert_eq!(
+        samples[&format!("ringfile_waiting_bytes{{ring=\"{ring}\"}}")],
+        "64000"
+    );
+    assert_eq!(
+        samples[&format!("ringfile_capacity_bytes{{ring=\"{ring}\"}}")],
+        "1048576"
+    );
+    assert_eq!(
+        samples[&format!("ringfile_stream_state{{ring=\"{ring}\",state=\"closed\"}}")],
+        "1"
+    );
+    assert_eq!(
+        samples[&format!("ringfile_readable{{ring=\"{ring}\"}}")],
+        "1"
+    );
+    assert_eq!(
+        samples[&format!("ringfile_readable{{ring=\"{damaged}\"}}")],
+        "0"
+    );
+    assert!(!samples.contains_key(&format!("ringfile_waiting_messages{{ring=\"{damaged}\"}}")));
+    // One ring by its path, the same figures.
+    let out = run_ok(
+        "ringfile",
+        &["stat", "--prometheus"],
+        Path::new(&ring.to_string()),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&format!(
+        "ringfile_waiting_messages{{ring=\"{ring}\"}} 1000"
+    )));
+}

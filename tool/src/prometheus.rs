@@ -1,0 +1,154 @@
+//! `ringfile stat --prometheus`: rings as metrics in the Prometheus text exposition format
+//! (version 0.0.4), for node_exporter's textfile collector or any scraper.
+//!
+//! Every sample carries the label `ring` (the path). The samples of one metric are written
+//! together, under one `# HELP` and `# TYPE`, as the format asks, whatever the number of
+//! rings. Bytes are payload bytes, as everywhere in the tool.
+
+use crate::describe::Described;
+use ringfile::StreamState;
+use std::fmt::Write as _;
+
+/// One ring as a scrape sees it: its description, or why it could not be read.
+pub enum Scraped {
+    /// Read: its figures.
+    Ring(Box<Described>),
+    /// Damaged or unreadable: only `ringfile_readable 0` is written for it.
+    Unreadable(String),
+}
+
+impl Scraped {
+    fn path(&self) -> &str {
+        match self {
+            Scraped::Ring(d) => &d.path,
+            Scraped::Unreadable(path) => path,
+        }
+    }
+}
+
+/// The stream states, as the `state` label of `ringfile_stream_state`.
+const STATES: [&str; 5] = ["open", "closed", "aborted", "producer_died", "idle"];
+
+fn state(s: &StreamState) -> &'static str {
+    match s {
+        StreamState::Open => "open",
+        StreamState::Closed => "closed",
+        StreamState::Aborted(_) => "aborted",
+        StreamState::ProducerDied { .. } => "producer_died",
+        _ => "idle",
+    }
+}
+
+/// A label value, escaped as the format asks (backslash, double quote, line feed).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The exposition of `rings`.
+pub fn exposition(rings: &[Scraped]) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Described) -> f64| {
+        writeln!(out, "# HELP {name} {help}").unwrap();
+        writeln!(out, "# TYPE {name} {kind}").unwrap();
+        for ring in rings {
+            if let Scraped::Ring(d) = ring {
+                writeln!(out, "{name}{{ring=\"{}\"}} {}", label(&d.path), value(d)).unwrap();
+            }
+        }
+    };
+    family(
+        "ringfile_capacity_bytes",
+        "gauge",
+        "Data capacity of the ring.",
+        &|d| d.snapshot.capacity as f64,
+    );
+    family(
+        "ringfile_waiting_messages",
+        "gauge",
+        "Messages published and not yet released: the consumer's lag.",
+        &|d| d.snapshot.messages as f64,
+    );
+    family(
+        "ringfile_waiting_bytes",
+        "gauge",
+        "Payload bytes of the waiting messages.",
+        &|d| d.snapshot.payload_bytes as f64,
+    );
+    family(
+        "ringfile_fill_ratio",
+        "gauge",
+        "Fraction of the data region the waiting records take (0 to 1).",
+        &|d| d.snapshot.fill_percent() / 100.0,
+    );
+    family(
+        "ringfile_published_messages_total",
+        "counter",
+        "Messages published by every producer since the ring was created.",
+        &|d| d.snapshot.published_messages as f64,
+    );
+    family(
+        "ringfile_released_messages_total",
+        "counter",
+        "Messages released by every consumer since the ring was created.",
+        &|d| d.snapshot.released_messages as f64,
+    );
+    family(
+        "ringfile_producer_attached",
+        "gauge",
+        "1 while a live producer holds the ring.",
+        &|d| f64::from(u8::from(d.snapshot.producer.live)),
+    );
+    family(
+        "ringfile_consumer_attached",
+        "gauge",
+        "1 while a live consumer holds the ring.",
+        &|d| f64::from(u8::from(d.snapshot.consumer.live)),
+    );
+    writeln!(
+        out,
+        "# HELP ringfile_stream_state The stream's state: 1 for the current one."
+    )
+    .unwrap();
+    writeln!(out, "# TYPE ringfile_stream_state gauge").unwrap();
+    for ring in rings {
+        if let Scraped::Ring(d) = ring {
+            let now = state(&d.snapshot.stream);
+            for s in STATES {
+                writeln!(
+                    out,
+                    "ringfile_stream_state{{ring=\"{}\",state=\"{s}\"}} {}",
+                    label(&d.path),
+                    u8::from(s == now)
+                )
+                .unwrap();
+            }
+        }
+    }
+    writeln!(
+        out,
+        "# HELP ringfile_readable 1 if the ring could be read, 0 if it is damaged or this user may not read it."
+    )
+    .unwrap();
+    writeln!(out, "# TYPE ringfile_readable gauge").unwrap();
+    for ring in rings {
+        let up = u8::from(matches!(ring, Scraped::Ring(_)));
+        writeln!(
+            out,
+            "ringfile_readable{{ring=\"{}\"}} {up}",
+            label(ring.path())
+        )
+        .unwrap();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(super::label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
