@@ -119,6 +119,15 @@ enum Command {
         #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = ringfile_cli::options::parse_mode)]
         mode: u32,
     },
+    /// Prints a shell completion script for `ringfile` (e.g. `ringfile completions bash >
+    /// /etc/bash_completion.d/ringfile`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Prints the manual page of `ringfile` (roff; e.g. `ringfile man | man -l -`).
+    Man,
 }
 
 fn parse_interval(text: &str) -> Result<f64, String> {
@@ -172,6 +181,17 @@ fn main() {
             .create(&path)
             .map(drop)
             .map_err(anyhow::Error::from),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "ringfile", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("writing standard output")
+        }
     };
     if let Err(e) = result {
         fail("ringfile", &e, EXIT_FAILURE, json)

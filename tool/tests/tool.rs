@@ -662,3 +662,22 @@ fn stat_prometheus_exposes_one_ring_or_a_directory_in_the_text_format() {
         "ringfile_waiting_messages{{ring=\"{ring}\"}} 1000"
     )));
 }
+
+#[test]
+fn completions_and_the_manual_page_are_generated_from_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(exe("ringfile"))
+        .args(["completions", "bash"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8(out.stdout).unwrap();
+    assert!(script.contains("_ringfile()"), "{script}");
+    assert!(script.contains("--prometheus"), "every option completes");
+    let out = Command::new(exe("ringfile")).arg("man").output().unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH ringfile 1"), "{page}");
+    assert!(page.contains("completions"), "{page}");
+}
