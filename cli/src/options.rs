@@ -37,7 +37,8 @@ impl From<Wait> for WaitStrategy {
 /// Options common to both programs.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// The ring file. Created if it does not exist (use /dev/shm for speed).
+    /// The ring file (use /dev/shm for speed). If it does not exist, the producer creates
+    /// it; the consumer creates it only with --capacity, and otherwise waits for it.
     pub path: PathBuf,
 
     /// Data capacity of the ring, created with it if it does not exist: a power of two such

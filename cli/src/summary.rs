@@ -88,14 +88,17 @@ impl Summary {
             if h.is_empty() {
                 text.push_str(&format!("\n{}: latency: no samples", self.program));
             } else {
+                let values = [
+                    h.value_at_quantile(0.50),
+                    h.value_at_quantile(0.90),
+                    h.value_at_quantile(0.99),
+                    h.value_at_quantile(0.999),
+                    h.max(),
+                ];
+                let (unit, shown) = in_one_unit(&values);
                 text.push_str(&format!(
-                    "\n{}: latency (one-way): p50 {} p90 {} p99 {} p99.9 {} max {}",
-                    self.program,
-                    fmt_ns(h.value_at_quantile(0.50)),
-                    fmt_ns(h.value_at_quantile(0.90)),
-                    fmt_ns(h.value_at_quantile(0.99)),
-                    fmt_ns(h.value_at_quantile(0.999)),
-                    fmt_ns(h.max()),
+                    "\n{}: latency (one-way, {unit}): p50 {} p90 {} p99 {} p99.9 {} max {}",
+                    self.program, shown[0], shown[1], shown[2], shown[3], shown[4],
                 ));
             }
         }
@@ -112,13 +115,32 @@ impl Summary {
     }
 }
 
-/// A duration in ns, in the most readable unit.
-pub fn fmt_ns(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        _ => format!("{:.1} ms", ns as f64 / 1e6),
-    }
+/// Durations in ns, all in one unit (the most readable for the first, the median): the unit
+/// and the numbers.
+///
+/// ```
+/// use ringfile_cli::summary::in_one_unit;
+/// assert_eq!(in_one_unit(&[850, 2_000, 1_500_000]), ("ns", vec!["850".into(), "2000".into(), "1500000".into()]));
+/// assert_eq!(in_one_unit(&[12_300, 2_500_000]), ("µs", vec!["12.3".into(), "2500.0".into()]));
+/// ```
+pub fn in_one_unit(ns: &[u64]) -> (&'static str, Vec<String>) {
+    let first = ns.first().copied().unwrap_or(0);
+    let (unit, divisor) = match first {
+        0..=9_999 => ("ns", 1.0),
+        10_000..=9_999_999 => ("µs", 1e3),
+        _ => ("ms", 1e6),
+    };
+    let shown = ns
+        .iter()
+        .map(|&v| {
+            if divisor == 1.0 {
+                v.to_string()
+            } else {
+                format!("{:.1}", v as f64 / divisor)
+            }
+        })
+        .collect();
+    (unit, shown)
 }
 
 /// A latency histogram: 1 ns to 1 hour, 3 significant digits.

@@ -81,20 +81,22 @@ impl Described {
         )
     }
 
-    /// The one line of `ls`.
-    pub fn to_line(&self) -> String {
+    /// The columns of the ring's line in `ls`.
+    pub fn to_fields(&self) -> Vec<String> {
         let s = &self.snapshot;
-        format!(
-            "{}  {}  {} waiting ({}), {:.0}% full  producer {}  consumer {}  {}",
-            self.path,
+        vec![
+            self.path.clone(),
             format_size(s.capacity),
-            s.messages,
-            bytes(s.payload_bytes),
-            s.fill_percent(),
-            short_holder(&s.producer),
-            short_holder(&s.consumer),
+            format!(
+                "{} waiting ({}), {:.0}% full",
+                s.messages,
+                bytes(s.payload_bytes),
+                s.fill_percent()
+            ),
+            format!("producer {}", short_holder(&s.producer)),
+            format!("consumer {}", short_holder(&s.consumer)),
             stream(&s.stream),
-        )
+        ]
     }
 
     /// The JSON object of `stat --json` (and of each `ls --json` entry).
@@ -171,7 +173,7 @@ pub fn stream(state: &StreamState) -> String {
             format!("producer (pid {pid}) died without closing it")
         }
         StreamState::ProducerDied { pid: None } => "producer died without closing it".to_string(),
-        StreamState::Idle => "no producer".to_string(),
+        StreamState::Idle => "idle (no producer attached)".to_string(),
         _ => "unknown".to_string(),
     }
 }

@@ -25,7 +25,8 @@ Examples:
   ringfile create --capacity 16MiB /dev/shm/demo
   ringfile rm /dev/shm/demo               refused while a producer or consumer is attached
 
-None of these takes a role or writes to a ring: they cannot disturb a running stream.
+stat, watch, ls and peek take no role and write nothing to a ring: they cannot disturb a
+running stream. create makes a new ring; rm removes one (not one in use, unless --force).
 Exit status: 0 success, 1 failure (a damaged ring, a ring in use for rm), 2 usage error.";
 
 /// Inspect, watch, list, peek at, create and remove ringfile rings.
@@ -346,6 +347,7 @@ fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
         .collect();
     entries.sort();
     let mut listed = Vec::new();
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut unreadable = 0;
     for path in entries {
         match has_ring_magic(&path) {
@@ -359,19 +361,20 @@ fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
         let entry = match Described::of(&path) {
             Ok(described) if json => described.to_json(),
             Ok(described) => {
-                println!("{}", described.to_line());
+                rows.push(described.to_fields());
                 continue;
             }
             Err(e) if json => {
                 serde_json::json!({"path": path.display().to_string(), "damaged": e.to_string()})
             }
             Err(e) => {
-                println!("{}  damaged: {e}", path.display());
+                rows.push(vec![path.display().to_string(), format!("damaged: {e}")]);
                 continue;
             }
         };
         listed.push(entry);
     }
+    print!("{}", aligned(&rows));
     if json {
         println!("{}", serde_json::Value::Array(listed));
     }
@@ -384,6 +387,36 @@ fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `rows` as lines of columns two spaces apart, each column as wide as its widest cell
+/// (the last cell of a row is not padded).
+fn aligned(rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate().take(row.len().saturating_sub(1)) {
+            let n = cell.chars().count();
+            match widths.get_mut(i) {
+                Some(w) => *w = (*w).max(n),
+                None => widths.push(n),
+            }
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let last = row.len().saturating_sub(1);
+        for (i, cell) in row.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// What `ls` finds at a path of the directory.

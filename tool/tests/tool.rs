@@ -681,3 +681,22 @@ fn completions_and_the_manual_page_are_generated_from_the_options() {
     assert!(page.contains(".TH ringfile 1"), "{page}");
     assert!(page.contains("completions"), "{page}");
 }
+
+#[test]
+fn ls_aligns_its_columns_and_speaks_the_json_vocabulary() {
+    let dir = tempfile::tempdir().unwrap();
+    ring_with_1000(dir.path());
+    let long = dir.path().join("a-ring-with-a-much-longer-name");
+    ringfile::Ring::create(&long, 64 << 10).unwrap();
+    let out = run_ok("ringfile", &["ls"], dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    // Every column starts where it starts on the other line (they used to run on).
+    for column in ["producer", "consumer"] {
+        let at: Vec<Option<usize>> = lines.iter().map(|l| l.find(column)).collect();
+        assert!(at[0].is_some() && at[0] == at[1], "{column}: {text}");
+    }
+    // The stream's state in the words the JSON uses ("idle"), not "no producer".
+    assert!(lines[0].ends_with("idle (no producer attached)"), "{text}");
+}
