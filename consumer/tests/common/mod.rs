@@ -15,7 +15,7 @@ pub fn consumer_exe() -> PathBuf {
 }
 
 /// The producer binary sits beside the consumer's. Cargo builds it for a workspace test run
-/// but not for `cargo test -p consumer`, so make sure it is up to date (once per run; a no-op
+/// but not for `cargo test -p ringfile-consumer`, so make sure it is up to date (once per run; a no-op
 /// when it is).
 pub fn producer_exe() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -23,7 +23,7 @@ pub fn producer_exe() -> PathBuf {
         .get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "-p", "producer"]);
+            cmd.args(["build", "--quiet", "-p", "ringfile-producer"]);
             if !cfg!(debug_assertions) {
                 cmd.arg("--release");
             }
