@@ -19,7 +19,14 @@ fn exe(name: &str) -> PathBuf {
     BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "ringfile-producer", "-p", "ringfile-consumer"]);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "ringfile-producer",
+            "-p",
+            "ringfile-consumer",
+        ]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
