@@ -4,6 +4,8 @@
 //! learns: nothing is lost, and nobody waits forever.
 
 mod common;
+#[path = "../../ring/tests/support/full_ring.rs"]
+mod full_ring;
 use common::*;
 use std::io::Write;
 use std::path::Path;
@@ -520,31 +522,11 @@ fn without_futexes_waiting_falls_back_visibly_and_loses_nothing() {
     );
 }
 
-/// A ring whose tail is exactly a capacity past its head (no byte free), as a writer that
-/// ignores the 8-byte reserve FORMAT.md asks for can leave it: three messages.
-fn exactly_full_ring(ring: &Path) {
-    use ringfile::format::{HEADER_SIZE, PUBLISHED_TAIL_OFFSET, RECORD_DATA};
-    use std::os::unix::fs::FileExt;
-    let mut producer = ringfile::Ring::create(ring, 4096)
-        .unwrap()
-        .producer()
-        .unwrap();
-    producer.send(&[b'a'; 2040]).unwrap();
-    producer.send(&[b'b'; 2032]).unwrap();
-    drop(producer);
-    let file = std::fs::OpenOptions::new().write(true).open(ring).unwrap();
-    let mut header = [0u8; 8];
-    header[4..].copy_from_slice(&RECORD_DATA.to_le_bytes());
-    file.write_all_at(&header, HEADER_SIZE + 4088).unwrap();
-    file.write_all_at(&4096u64.to_le_bytes(), PUBLISHED_TAIL_OFFSET)
-        .unwrap();
-}
-
 #[test]
 fn a_producer_on_a_ring_left_without_room_for_the_end_still_closes_the_stream() {
     let dir = Dir::new();
     let ring = dir.ring();
-    exactly_full_ring(&ring);
+    full_ring::create_exactly_full_ring(&ring);
     // No input: all the producer has to do is close, and no END fits until the consumer
     // reads. It used to exit 1 ("ring is full") leaving the stream looking abandoned.
     let mut p = producer();

@@ -3,6 +3,9 @@
 //! abandon looks like a death, unread batches and messages come back, long timeouts work,
 //! memfd rings cannot be resized.
 
+#[path = "support/full_ring.rs"]
+mod full_ring;
+
 use ringfile::{Error, Ring};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -72,27 +75,11 @@ fn an_abort_reason_is_cut_to_what_fits_at_a_character_boundary() {
     };
 }
 
-/// A file ring whose tail is exactly a capacity past its head (three messages, no byte
-/// free), as a writer that ignores the 8-byte reserve can leave it. Returns the directory
-/// and the ring's path.
-pub fn exactly_full_ring() -> (tempfile::TempDir, std::path::PathBuf) {
-    use ringfile::format::{HEADER_SIZE, PUBLISHED_TAIL_OFFSET, RECORD_DATA};
-    use std::os::unix::fs::FileExt;
+/// A file ring left exactly full (`support/full_ring.rs`): the directory and the path.
+fn exactly_full_ring() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ring");
-    let ring = Ring::create(&path, 4096).unwrap();
-    let mut producer = ring.producer().unwrap();
-    producer.send(&[1; 2040]).unwrap(); // a 2048-byte record
-    producer.send(&[2; 2032]).unwrap(); // 2040 bytes: 8 left, the reserve
-    drop(producer); // detached, the stream left open
-    drop(ring);
-    // The other writer: an empty DATA record in the reserve, published.
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    let mut header = [0u8; 8];
-    header[4..].copy_from_slice(&RECORD_DATA.to_le_bytes());
-    file.write_all_at(&header, HEADER_SIZE + 4088).unwrap();
-    file.write_all_at(&4096u64.to_le_bytes(), PUBLISHED_TAIL_OFFSET)
-        .unwrap();
+    full_ring::create_exactly_full_ring(&path);
     (dir, path)
 }
 

@@ -15,17 +15,37 @@ use ringfile::{Error, Ring, Role};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-/// A child that shares every descriptor of ours and ran no atfork handler: it closes its
-/// copy of `exit_tx`, waits for a byte on `exit_rx` (or the end of the pipe, when we exit
-/// however we exit) and leaves. Returns its pid.
+/// What each child here does: it closes its copy of `exit_tx`, waits for a byte on `exit_rx`
+/// (or the end of the pipe, when the parent exits however it exits) and leaves, running
+/// nothing else. Only async-signal-safe calls: safe in a child forked from many threads.
+fn wait_then_exit(exit_rx: &std::fs::File, exit_tx: &std::fs::File) -> ! {
+    let (fd, tx) = (exit_rx.as_raw_fd(), exit_tx.as_raw_fd());
+    let mut byte = 0u8;
+    // SAFETY: closes the child's copy of a descriptor it never uses, reads one byte into a
+    // local; then leaves at once.
+    unsafe {
+        libc::close(tx);
+        libc::read(fd, (&mut byte as *mut u8).cast(), 1);
+        libc::_exit(0)
+    }
+}
+
+/// Waits for our child `pid`, which must exit with status 0.
+fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+}
+
+/// A child that shares every descriptor of ours and ran no atfork handler, then does
+/// [`wait_then_exit`]. Returns its pid.
 fn child_that_never_ran_its_fork_handler(
     exit_rx: &std::fs::File,
     exit_tx: &std::fs::File,
 ) -> libc::pid_t {
-    let (fd, tx) = (exit_rx.as_raw_fd(), exit_tx.as_raw_fd());
     // SAFETY: a plain fork (clone with only SIGCHLD, no new stack: the child continues on a
-    // copy of ours). The child only calls read(2) and _exit(2), which are async-signal-safe,
-    // and never returns into Rust code.
+    // copy of ours). The child only runs `wait_then_exit`, which never returns.
     let pid = unsafe {
         libc::syscall(
             libc::SYS_clone,
@@ -38,14 +58,7 @@ fn child_that_never_ran_its_fork_handler(
     };
     assert!(pid >= 0, "clone failed");
     if pid == 0 {
-        let mut byte = 0u8;
-        // SAFETY: closes the child's copy of a descriptor it never uses, reads one byte into
-        // a local; then leaves at once, running nothing else.
-        unsafe {
-            libc::close(tx);
-            libc::read(fd, (&mut byte as *mut u8).cast(), 1);
-            libc::_exit(0);
-        }
+        wait_then_exit(exit_rx, exit_tx);
     }
     pid as libc::pid_t
 }
@@ -87,10 +100,7 @@ fn a_dropped_role_is_free_at_once_while_a_child_shares_its_descriptor() {
     producer.send(b"next").unwrap();
 
     exit_tx.write_all(b"x").unwrap();
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+    reap(pid);
     drop(producer);
 
     // The reproduction with a real fork: the parent drops its consumer at once and
@@ -98,27 +108,17 @@ fn a_dropped_role_is_free_at_once_while_a_child_shares_its_descriptor() {
     for round in 0..5 {
         let consumer = Ring::open(&path).unwrap().consumer().unwrap();
         let (exit_rx, mut exit_tx) = support_pipe::pipe();
-        let tx = exit_tx.as_raw_fd();
-        let fd = exit_rx.as_raw_fd();
-        // SAFETY: the child runs the atfork handler (async-signal-safe), then only close(2),
-        // read(2) and _exit(2), and never returns into Rust code.
+        // SAFETY: the child runs the atfork handler (async-signal-safe), then only
+        // `wait_then_exit`, which never returns into the test.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork failed");
         if pid == 0 {
-            let mut byte = 0u8;
-            // SAFETY: as above.
-            unsafe {
-                libc::close(tx);
-                libc::read(fd, (&mut byte as *mut u8).cast(), 1);
-                libc::_exit(0);
-            }
+            wait_then_exit(&exit_rx, &exit_tx);
         }
         drop(consumer);
         let again = Ring::open(&path).unwrap().consumer();
         exit_tx.write_all(b"x").unwrap();
-        let mut status = 0;
-        // SAFETY: waits for our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        reap(pid);
         assert!(
             again.is_ok(),
             "round {round}: a dropped consumer role stayed taken after fork: {:?}",

@@ -214,20 +214,14 @@ fn stat(path: &Path, json: bool) -> anyhow::Result<()> {
 fn stat_prometheus(path: &Path) -> anyhow::Result<()> {
     use prometheus::Scraped;
     let rings = if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("{}: cannot list", path.display()))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        entries
+        candidates(path)?
             .into_iter()
-            .filter_map(|p| match has_ring_magic(&p) {
-                Found::Ring => Some(match Described::of(&p) {
+            .map(|(p, found)| match found {
+                Found::Ring => match Described::of(&p) {
                     Ok(d) => Scraped::Ring(Box::new(d)),
                     Err(_) => Scraped::Unreadable(p.display().to_string()),
-                }),
-                Found::Unreadable => Some(Scraped::Unreadable(p.display().to_string())),
-                Found::Other => None,
+                },
+                _ => Scraped::Unreadable(p.display().to_string()),
             })
             .collect()
     } else {
@@ -340,23 +334,30 @@ fn per_sec(rate: f64) -> String {
     }
 }
 
-fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The files of `dir` that are rings or may be (this user cannot read them), sorted by
+/// path, with what each is: what `ls` and `stat --prometheus` list.
+fn candidates(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Found)>> {
+    let mut entries: Vec<(PathBuf, Found)> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .map(|path| {
+            let found = found_at(&path);
+            (path, found)
+        })
+        .filter(|(_, found)| *found != Found::Other)
         .collect();
-    entries.sort();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+fn ls(dir: &Path, json: bool) -> anyhow::Result<()> {
     let mut listed = Vec::new();
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut unreadable = 0;
-    for path in entries {
-        match has_ring_magic(&path) {
-            Found::Ring => {}
-            Found::Unreadable => {
-                unreadable += 1;
-                continue;
-            }
-            Found::Other => continue,
+    for (path, found) in candidates(dir)? {
+        if found == Found::Unreadable {
+            unreadable += 1;
+            continue;
         }
         let entry = match Described::of(&path) {
             Ok(described) if json => described.to_json(),
@@ -431,7 +432,7 @@ enum Found {
 }
 
 /// What `path` is, for `ls`. Never blocks: FIFOs and devices are not opened.
-fn has_ring_magic(path: &Path) -> Found {
+fn found_at(path: &Path) -> Found {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let Ok(meta) = std::fs::symlink_metadata(path) else {
