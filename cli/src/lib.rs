@@ -7,6 +7,7 @@
 pub mod framing;
 pub mod generated;
 pub mod options;
+pub mod program;
 pub mod progress;
 pub mod signals;
 pub mod size;

@@ -148,8 +148,8 @@ impl Progress {
                     let bytes = counters.bytes.load(Ordering::Relaxed);
                     let secs = start.elapsed().as_secs_f64().max(1e-9);
                     bar.set_message(format!(
-                        "{program}: {messages} messages, {}, {:.0} messages/s{}",
-                        crate::size::format_size(bytes),
+                        "{program}: {messages} messages, {:#}, {:.0} messages/s{}",
+                        crate::size::Size(bytes),
                         messages as f64 / secs,
                         counters.waiting().describe()
                     ));

@@ -75,7 +75,7 @@ impl Summary {
             "{}: {} messages, {} in {:.3} s: {:.0} messages/s, {:.1} MB/s ({})",
             self.program,
             self.messages,
-            crate::size::format_bytes(self.bytes),
+            crate::size::Size(self.bytes),
             secs,
             rate,
             mbps,

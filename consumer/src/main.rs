@@ -7,10 +7,11 @@ use ringfile::{Consumer, Error};
 use ringfile_cli::framing::Framing;
 use ringfile_cli::generated::{self, SequenceChecker};
 use ringfile_cli::options::{open_output, CommonArgs};
+use ringfile_cli::program::Program;
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::{latency_histogram, Summary};
-use ringfile_cli::{fail, usage, EXIT_FAILURE, EXIT_OK, SIGNAL_POLL};
+use ringfile_cli::{usage, EXIT_FAILURE, EXIT_OK, SIGNAL_POLL};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -74,26 +75,14 @@ struct Cli {
 }
 
 fn main() {
-    let (cli, matches) = usage::parse::<Cli>("consumer");
-    let json = cli.common.json;
+    let (program, cli, matches) = Program::start::<Cli>("consumer");
     if let Some(problem) = useless_options(&cli, &matches) {
-        usage::exit_usage::<Cli>("consumer", &problem, json);
+        program.usage_error::<Cli>(&problem);
     }
-    let signals = match Signals::install(
-        "consumer",
+    let signals = program.signals(
         "exiting at once (messages not yet written out stay in the ring for the next consumer)",
-        json,
-    ) {
-        Ok(s) => s,
-        Err(e) => fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE, json),
-    };
-    if let Err(e) = ringfile::install_sigbus_handler("consumer", json) {
-        fail("consumer", &anyhow::Error::from(e), EXIT_FAILURE, json)
-    }
-    match run(&cli, &signals) {
-        Ok(code) => std::process::exit(code),
-        Err(e) => fail("consumer", &e, EXIT_FAILURE, json),
-    }
+    );
+    program.exit(run(&cli, &signals))
 }
 
 /// Options that would change nothing, which are usage errors: a user who gives one expects

@@ -6,11 +6,12 @@ use clap::{ArgMatches, Parser};
 use ringfile::{Error, Producer};
 use ringfile_cli::framing::{Cut, Framer, Framing};
 use ringfile_cli::options::{open_input, CommonArgs};
+use ringfile_cli::program::{Program, UsageError};
 use ringfile_cli::progress::Waiting;
 use ringfile_cli::progress::{Counters, Progress};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::Summary;
-use ringfile_cli::{fail, generated, usage, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, SIGNAL_POLL};
+use ringfile_cli::{generated, usage, SIGNAL_POLL};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -121,46 +122,15 @@ fn useless_options(cli: &Cli, matches: &ArgMatches) -> Option<String> {
     None
 }
 
-/// A problem with the options that only shows once the ring is open.
-#[derive(Debug)]
-struct UsageError(String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
-
 fn main() {
-    let (cli, matches) = usage::parse::<Cli>("producer");
-    let json = cli.common.json;
+    let (program, cli, matches) = Program::start::<Cli>("producer");
     if let Some(problem) = useless_options(&cli, &matches) {
-        usage::exit_usage::<Cli>("producer", &problem, json);
+        program.usage_error::<Cli>(&problem);
     }
-    let signals = match Signals::install(
-        "producer",
+    let signals = program.signals(
         "exiting at once without closing the stream (the consumer will report that the producer died)",
-        json,
-    ) {
-        Ok(s) => s,
-        Err(e) => fail("producer", &anyhow::Error::from(e), EXIT_FAILURE, json),
-    };
-    if let Err(e) = ringfile::install_sigbus_handler("producer", json) {
-        fail("producer", &anyhow::Error::from(e), EXIT_FAILURE, json)
-    }
-    match run(&cli, &signals) {
-        Ok(()) => std::process::exit(EXIT_OK),
-        Err(e) => {
-            let code = if e.is::<UsageError>() {
-                EXIT_USAGE
-            } else {
-                EXIT_FAILURE
-            };
-            fail("producer", &e, code, json)
-        }
-    }
+    );
+    program.exit_with(run(&cli, &signals))
 }
 
 /// Running totals of what was sent.

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::{Header, CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
+use crate::format::position::Position;
 use crate::format::record::{decode, Decoded, Record};
 use crate::store::file::{self, OpenFile};
 use crate::store::region::Region;
@@ -210,8 +211,8 @@ impl Inspector {
         Ok(Snapshot {
             capacity: self.header.capacity,
             max_message_len: self.header.max_message as usize,
-            head,
-            tail,
+            head: head.get(),
+            tail: tail.get(),
             messages: walk.messages,
             payload_bytes: walk.payload_bytes,
             published_messages,
@@ -271,7 +272,7 @@ impl Inspector {
         copies: Copies,
         walk: &mut Walk,
         f: &mut dyn FnMut(Peeked<'_>),
-    ) -> Result<(u64, u64)> {
+    ) -> Result<(Position, Position)> {
         let (copy, max) = match copies {
             Copies::None => (false, usize::MAX),
             Copies::UpTo(max) => (true, max),
@@ -287,7 +288,7 @@ impl Inspector {
             let decoded = decode(word, pos, tail, capacity, self.header.max_message);
             // A record is stable until the consumer releases it: if the head passed it, what
             // was read may be the producer's new bytes. Skip to the new head and go on.
-            let moved = |at: u64| -> Option<u64> { Some(head_now()).filter(|&h| h > at) };
+            let moved = |at: Position| Some(head_now()).filter(|&h| h > at.get());
             match decoded {
                 Ok(Decoded::Padding(next)) => pos = next,
                 Ok(Decoded::Record(record, next)) => {
@@ -331,7 +332,7 @@ impl Inspector {
                             walk.payload_bytes += len;
                             if copy {
                                 f(Peeked::Message {
-                                    position: pos,
+                                    position: pos.get(),
                                     bytes: &buf,
                                 });
                             }
@@ -362,7 +363,7 @@ impl Inspector {
                     None => {
                         return Err(Error::Corrupt {
                             path: self.name.clone(),
-                            position: pos,
+                            position: pos.get(),
                             reason,
                         })
                     }
@@ -380,13 +381,13 @@ fn restart(
     capacity: u64,
     new_head: u64,
     retries: &mut usize,
-    tail: u64,
-) -> Result<(u64, u64)> {
+    tail: Position,
+) -> Result<(Position, Position)> {
     if !new_head.is_multiple_of(8) {
         return Err(Error::BadPositions {
             path: name.to_path_buf(),
             head: new_head,
-            tail,
+            tail: tail.get(),
             capacity,
         });
     }
@@ -397,7 +398,8 @@ fn restart(
             path: name.to_path_buf(),
         });
     }
-    let at = new_head.min(tail);
+    // The lower of the new head and a position: a position.
+    let at = Position::new(new_head.min(tail.get())).unwrap_or(tail);
     Ok((at, at))
 }
 

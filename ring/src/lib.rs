@@ -129,7 +129,7 @@ mod store;
 
 pub mod diagnostics;
 mod error;
-mod units;
+pub mod units;
 
 #[cfg(all(feature = "tokio", not(loom)))]
 pub use side::async_api;
@@ -141,7 +141,7 @@ pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
 pub use inspect::{Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState};
 #[cfg(not(loom))]
-pub use os::sigbus::install_sigbus_handler;
+pub use os::sigbus::{install_sigbus_handler, SigbusHandler};
 pub use protocol::wait::{ParseWaitStrategyError, WaitStrategy};
 pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 pub use side::consumer::{Consumer, Message, RecvBatch};

@@ -160,7 +160,7 @@ impl Ring {
     #[cfg(all(test, loom))]
     pub(crate) fn heap(capacity: u64, barrier: crate::os::model::LoomConfig) -> Ring {
         let capacity =
-            crate::format::capacity::Capacity::new(capacity).expect("a model's capacity");
+            crate::format::position::Capacity::new(capacity).expect("a model's capacity");
         Ring::from_shared(Shared::new(
             crate::store::region::Region::heap(capacity, barrier),
             None,

@@ -2,7 +2,7 @@
 //! from it.
 
 use ringfile::{Holder, Snapshot, StreamState};
-use ringfile_cli::size::{format_bytes as bytes, format_size};
+use ringfile_cli::size::Size;
 use serde_json::{json, Value};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -46,7 +46,7 @@ impl Described {
         let s = &self.snapshot;
         format!(
             "{path}\n  \
-             capacity:  {capacity} (largest message {max} bytes)\n  \
+             capacity:  {capacity:#} (largest message {max} bytes)\n  \
              waiting:   {messages} messages, {payload} of payload; {used} used, {fill:.1}% full\n  \
              positions: head {head}, tail {tail}\n  \
              totals:    {published} messages published, {released} released since creation\n  \
@@ -56,11 +56,11 @@ impl Described {
              created:   {created} by pid {creator}\n  \
              file:      mode {mode:04o}, owner uid {uid} gid {gid}, {storage}",
             path = self.path,
-            capacity = format_size(s.capacity),
+            capacity = Size(s.capacity),
             max = s.max_message_len,
             messages = s.messages,
-            payload = bytes(s.payload_bytes),
-            used = bytes(s.used_bytes()),
+            payload = Size(s.payload_bytes),
+            used = Size(s.used_bytes()),
             fill = s.fill_percent(),
             head = s.head,
             tail = s.tail,
@@ -86,11 +86,11 @@ impl Described {
         let s = &self.snapshot;
         vec![
             self.path.clone(),
-            format_size(s.capacity),
+            format!("{:#}", Size(s.capacity)),
             format!(
                 "{} waiting ({}), {:.0}% full",
                 s.messages,
-                bytes(s.payload_bytes),
+                Size(s.payload_bytes),
                 s.fill_percent()
             ),
             format!("producer {}", short_holder(&s.producer)),

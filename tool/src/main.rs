@@ -9,9 +9,9 @@ use clap::{Parser, Subcommand};
 use describe::Described;
 use ringfile::{Error, Inspector, Peeked, Ring, Snapshot};
 use ringfile_cli::framing::Framing;
+use ringfile_cli::program::Program;
 use ringfile_cli::signals::Signals;
-use ringfile_cli::size::{format_bytes, format_size};
-use ringfile_cli::{fail, usage, EXIT_FAILURE};
+use ringfile_cli::size::Size;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -141,11 +141,7 @@ fn parse_interval(text: &str) -> Result<f64, String> {
 }
 
 fn main() {
-    let (cli, _) = usage::parse::<Cli>("ringfile");
-    let json = usage::json_requested();
-    if let Err(e) = ringfile::install_sigbus_handler("ringfile", json) {
-        fail("ringfile", &anyhow::Error::from(e), EXIT_FAILURE, json)
-    }
+    let (program, cli, _) = Program::start::<Cli>("ringfile");
     let result = match cli.command {
         Command::Stat {
             path,
@@ -194,9 +190,7 @@ fn main() {
                 .context("writing standard output")
         }
     };
-    if let Err(e) = result {
-        fail("ringfile", &e, EXIT_FAILURE, json)
-    }
+    program.exit_with(result)
 }
 
 fn stat(path: &Path, json: bool) -> anyhow::Result<()> {
@@ -257,11 +251,11 @@ fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> any
                 "in {} msg/s {:>10}/s  out {} msg/s {:>10}/s  lag {} messages, {}  {:.0}% full  \
                  producer: {}  consumer: {}  stream: {}",
                 per_sec(rates.messages_in),
-                format_size(rates.bytes_in as u64),
+                format!("{:#}", Size(rates.bytes_in as u64)),
                 per_sec(rates.messages_out),
-                format_size(rates.bytes_out as u64),
+                format!("{:#}", Size(rates.bytes_out as u64)),
                 s.messages,
-                format_bytes(s.payload_bytes),
+                Size(s.payload_bytes),
                 s.fill_percent(),
                 if s.producer.live { "attached" } else { "none" },
                 if s.consumer.live { "attached" } else { "none" },

@@ -12,8 +12,8 @@
 //! assert_eq!(format::PUBLISHED_TAIL_OFFSET, 128);
 //! ```
 
-pub(crate) mod capacity;
 pub(crate) mod layout;
+pub(crate) mod position;
 pub(crate) mod record;
 
 pub use record::record_size;

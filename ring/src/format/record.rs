@@ -11,10 +11,10 @@
 //! A record never wraps: when the next record would cross the end of the data region, the
 //! producer first writes a padding record that fills the region up to its end.
 
-use crate::format::capacity::Capacity;
 use crate::format::layout::{
     RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
+use crate::format::position::{Capacity, Offset, Position};
 
 /// Bytes a record with `len` payload bytes occupies in the data region: the 8-byte header
 /// plus the payload, rounded up to 8 (FORMAT.md, "Records").
@@ -43,11 +43,11 @@ pub(crate) const fn encode(kind: u32, len: u32) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Record {
     /// A message whose payload starts at `payload_offset` in the data region.
-    Data { payload_offset: u64, len: u64 },
+    Data { payload_offset: Offset, len: u64 },
     /// The end-of-stream marker.
     End,
     /// The producer stopped on an error; its reason starts at `payload_offset`.
-    Abort { payload_offset: u64, len: u64 },
+    Abort { payload_offset: Offset, len: u64 },
 }
 
 /// Why a record header is rejected.
@@ -63,8 +63,8 @@ pub(crate) type Invalid = &'static str;
 #[inline]
 pub(crate) fn decode(
     word: u64,
-    pos: u64,
-    published: u64,
+    pos: Position,
+    published: Position,
     capacity: Capacity,
     max_message: u64,
 ) -> Result<Decoded, Invalid> {
@@ -128,26 +128,30 @@ pub(crate) fn decode(
 #[inline(always)]
 pub(crate) fn decode_data(
     word: u64,
-    pos: u64,
-    published: u64,
+    pos: Position,
+    published: Position,
     capacity: Capacity,
     max_message: u64,
-) -> Option<(Record, u64)> {
+) -> Option<(Record, Position)> {
     let (len, kind) = (word & 0xffff_ffff, (word >> 32) as u32);
     let size = record_size(len);
     let offset = capacity.offset(pos);
     // `pos + size` cannot overflow: positions stay far below 2^63 and size below 2^33.
+    // `size <= published - pos`, not `pos + size <= published`: the sum is formed only for
+    // a record that is there (`then`, not `then_some`, so never for one that is not).
     (kind == RECORD_DATA
         && len <= max_message
         && size <= capacity.room_to_end(pos)
-        && pos + size <= published)
-        .then_some((
-            Record::Data {
-                payload_offset: offset + RECORD_HEADER,
-                len,
-            },
-            pos + size,
-        ))
+        && size <= published - pos)
+        .then(|| {
+            (
+                Record::Data {
+                    payload_offset: offset + RECORD_HEADER,
+                    len,
+                },
+                pos + size,
+            )
+        })
 }
 
 /// The header of the last data record a consumer found, decoded. Streams often repeat a
@@ -180,26 +184,28 @@ impl LastData {
     pub(crate) fn decode(
         &self,
         word: u64,
-        pos: u64,
-        published: u64,
+        pos: Position,
+        published: Position,
         capacity: Capacity,
-    ) -> Option<(Record, u64)> {
+    ) -> Option<(Record, Position)> {
         if word != self.word {
             return None;
         }
         let offset = capacity.offset(pos);
-        (self.size <= capacity.room_to_end(pos) && pos + self.size <= published).then_some((
-            Record::Data {
-                payload_offset: offset + RECORD_HEADER,
-                len: self.len,
-            },
-            pos + self.size,
-        ))
+        (self.size <= capacity.room_to_end(pos) && self.size <= published - pos).then(|| {
+            (
+                Record::Data {
+                    payload_offset: offset + RECORD_HEADER,
+                    len: self.len,
+                },
+                pos + self.size,
+            )
+        })
     }
 
     /// Remembers the data record `decode_data` found at `pos` for `word`.
     #[inline(always)]
-    pub(crate) fn remember(&mut self, word: u64, pos: u64, found: (Record, u64)) {
+    pub(crate) fn remember(&mut self, word: u64, pos: Position, found: (Record, Position)) {
         if let (Record::Data { len, .. }, next) = found {
             *self = LastData {
                 word,
@@ -214,9 +220,9 @@ impl LastData {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Decoded {
     /// A record and the position just after it.
-    Record(Record, u64),
+    Record(Record, Position),
     /// Padding up to the end of the region; the next record is at the given position.
-    Padding(u64),
+    Padding(Position),
 }
 
 #[cfg(test)]
@@ -229,6 +235,10 @@ mod tests {
         Some(c) => c,
         None => panic!("1024 is a capacity"),
     };
+
+    fn at(raw: u64) -> Position {
+        Position::new(raw).expect("a position")
+    }
 
     /// `decode_data` accepts exactly the data records `decode` accepts, and says the same.
     #[test]
@@ -250,8 +260,9 @@ mod tests {
         for kind in kinds {
             for len in lens {
                 let word = encode(kind, len as u32);
-                for pos in (0..3 * CAP).step_by(8) {
-                    for published in [pos, pos + 8, pos + 16, pos + 120, pos + CAP / 2, pos + CAP] {
+                for raw in (0..3 * CAP).step_by(8) {
+                    let pos = at(raw);
+                    for published in [0, 8, 16, 120, CAP / 2, CAP].map(|ahead| pos + ahead) {
                         let fast = decode_data(word, pos, published, CAPACITY, MAX);
                         let full = decode(word, pos, published, CAPACITY, MAX);
                         match fast {
@@ -277,9 +288,9 @@ mod tests {
         let mut hints = vec![LastData::new()];
         for len in lens {
             let word = encode(RECORD_DATA, len as u32);
-            let found = decode_data(word, 0, CAP, CAPACITY, MAX).expect("a valid record");
+            let found = decode_data(word, at(0), at(CAP), CAPACITY, MAX).expect("a valid record");
             let mut hint = LastData::new();
-            hint.remember(word, 0, found);
+            hint.remember(word, at(0), found);
             hints.push(hint);
         }
         let words: Vec<u64> = [RECORD_DATA, RECORD_PADDING, RECORD_END, 0]
@@ -289,8 +300,9 @@ mod tests {
             .collect();
         for hint in &hints {
             for &word in &words {
-                for pos in (0..3 * CAP).step_by(8) {
-                    for published in [pos, pos + 8, pos + 16, pos + 120, pos + CAP / 2, pos + CAP] {
+                for raw in (0..3 * CAP).step_by(8) {
+                    let pos = at(raw);
+                    for published in [0, 8, 16, 120, CAP / 2, CAP].map(|ahead| pos + ahead) {
                         let fast = hint.decode(word, pos, published, CAPACITY);
                         let full = decode_data(word, pos, published, CAPACITY, MAX);
                         if word == hint.word {
@@ -316,13 +328,13 @@ mod tests {
     fn data_record_round_trips() {
         let word = encode(RECORD_DATA, 5);
         assert_eq!(
-            decode(word, CAP + 16, CAP + 32, CAPACITY, MAX),
+            decode(word, at(CAP + 16), at(CAP + 32), CAPACITY, MAX),
             Ok(Decoded::Record(
                 Record::Data {
-                    payload_offset: 24,
+                    payload_offset: CAPACITY.offset(at(24)),
                     len: 5
                 },
-                CAP + 32
+                at(CAP + 32)
             ))
         );
     }
@@ -330,37 +342,64 @@ mod tests {
     #[test]
     fn rejects_what_does_not_fit() {
         // past the published tail
-        assert!(decode(encode(RECORD_DATA, 9), 0, 16, CAPACITY, MAX).is_err());
+        assert!(decode(encode(RECORD_DATA, 9), at(0), at(16), CAPACITY, MAX).is_err());
         // across the end of the region
-        assert!(decode(encode(RECORD_DATA, 16), CAP - 16, CAP + 64, CAPACITY, MAX).is_err());
+        assert!(decode(
+            encode(RECORD_DATA, 16),
+            at(CAP - 16),
+            at(CAP + 64),
+            CAPACITY,
+            MAX
+        )
+        .is_err());
         // larger than the maximum
-        assert!(decode(encode(RECORD_DATA, MAX as u32 + 1), 0, CAP, CAPACITY, MAX).is_err());
+        assert!(decode(
+            encode(RECORD_DATA, MAX as u32 + 1),
+            at(0),
+            at(CAP),
+            CAPACITY,
+            MAX
+        )
+        .is_err());
         // unknown type, and the all-zero word of never-written memory
-        assert!(decode(encode(7, 0), 0, 64, CAPACITY, MAX).is_err());
-        assert!(decode(0, 0, 64, CAPACITY, MAX).is_err());
+        assert!(decode(encode(7, 0), at(0), at(64), CAPACITY, MAX).is_err());
+        assert!(decode(0, at(0), at(64), CAPACITY, MAX).is_err());
         // padding that does not reach the end exactly
-        assert!(decode(encode(RECORD_PADDING, 8), CAP - 32, CAP, CAPACITY, MAX).is_err());
+        assert!(decode(
+            encode(RECORD_PADDING, 8),
+            at(CAP - 32),
+            at(CAP),
+            CAPACITY,
+            MAX
+        )
+        .is_err());
         assert_eq!(
-            decode(encode(RECORD_PADDING, 24), CAP - 32, CAP, CAPACITY, MAX),
-            Ok(Decoded::Padding(CAP))
+            decode(
+                encode(RECORD_PADDING, 24),
+                at(CAP - 32),
+                at(CAP),
+                CAPACITY,
+                MAX
+            ),
+            Ok(Decoded::Padding(at(CAP)))
         );
         // end marker with a length
-        assert!(decode(encode(RECORD_END, 1), 0, 64, CAPACITY, MAX).is_err());
+        assert!(decode(encode(RECORD_END, 1), at(0), at(64), CAPACITY, MAX).is_err());
         // an abort record is checked as a message is
-        assert!(decode(encode(RECORD_ABORT, 9), 0, 16, CAPACITY, MAX).is_err());
+        assert!(decode(encode(RECORD_ABORT, 9), at(0), at(16), CAPACITY, MAX).is_err());
         assert_eq!(
-            decode(encode(RECORD_ABORT, 3), 8, 24, CAPACITY, MAX),
+            decode(encode(RECORD_ABORT, 3), at(8), at(24), CAPACITY, MAX),
             Ok(Decoded::Record(
                 Record::Abort {
-                    payload_offset: 16,
+                    payload_offset: CAPACITY.offset(at(16)),
                     len: 3
                 },
-                24
+                at(24)
             ))
         );
         assert_eq!(
-            decode(encode(RECORD_END, 0), 0, 8, CAPACITY, MAX),
-            Ok(Decoded::Record(Record::End, 8))
+            decode(encode(RECORD_END, 0), at(0), at(8), CAPACITY, MAX),
+            Ok(Decoded::Record(Record::End, at(8)))
         );
     }
 }

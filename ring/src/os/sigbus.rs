@@ -6,7 +6,7 @@
 //! can prevent it: the truncation may happen between any check and any access. (Rings made
 //! with [`Ring::memfd`](crate::Ring::memfd) cannot fault: they are sealed at their size.)
 //!
-//! [`install_sigbus_handler`] installs a process-wide handler that looks at the faulting
+//! [`install_sigbus_handler`] (or a configured [`SigbusHandler`]) installs a process-wide handler that looks at the faulting
 //! address: if it lies in a ring mapping of this process, the handler prints one line naming
 //! the ring and exits with status 1 (and, if asked, a JSON object after it); any other
 //! SIGBUS keeps its default behaviour. Every ring this crate maps is registered (up to
@@ -85,37 +85,96 @@ impl Drop for Registration {
     }
 }
 
-/// Installs a process-wide SIGBUS handler: a fault in
-/// a ring mapping prints `PROGRAM: RING: the ring file was truncated ...` on stderr (and, with
-/// `json`, a line `{"error": "...", "exit": 1}` after it) and exits with status 1. Any other
-/// SIGBUS kills the process as it would have without the handler.
-///
-/// Call it once, early (it replaces any SIGBUS handler installed before). `program` is cut to
-/// 64 bytes.
+/// The process-wide SIGBUS handler for ring mappings, configured before it is installed:
+/// a fault in a ring mapping prints `PROGRAM: RING: the ring file was truncated ...` on
+/// stderr and exits with status 1. Any other SIGBUS kills the process as it would have
+/// without the handler. [`install_sigbus_handler`] installs it with the defaults.
 ///
 /// ```
-/// ringfile::install_sigbus_handler("my-service", false).unwrap();
+/// ringfile::SigbusHandler::new().program("my-service").install().unwrap();
 /// ```
-pub fn install_sigbus_handler(program: &str, json: bool) -> io::Result<()> {
-    let program = program.as_bytes();
-    let n = program.len().min(PROGRAM.len());
-    for (cell, &byte) in PROGRAM.iter().zip(&program[..n]) {
-        cell.store(byte, Ordering::Relaxed);
+#[derive(Clone, Debug)]
+#[must_use = "a SigbusHandler does nothing until installed"]
+pub struct SigbusHandler {
+    program: String,
+    json_line: bool,
+}
+
+impl Default for SigbusHandler {
+    fn default() -> SigbusHandler {
+        SigbusHandler::new()
     }
-    PROGRAM_LEN.store(n, Ordering::Relaxed);
-    JSON.store(json, Ordering::Relaxed);
-    // SAFETY: sigaction is a plain C struct for which all-zero is valid; we fill in a handler
-    // with the SA_SIGINFO signature and an empty mask before passing it to the kernel.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigbus as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO;
-        libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
+}
+
+impl SigbusHandler {
+    /// A handler whose message starts with this program's name (the file name it was run
+    /// as), with no JSON line.
+    pub fn new() -> SigbusHandler {
+        let program = std::env::args_os()
+            .next()
+            .and_then(|arg0| {
+                std::path::Path::new(&arg0)
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            })
+            .unwrap_or_else(|| "ringfile".to_owned());
+        SigbusHandler {
+            program,
+            json_line: false,
         }
     }
-    Ok(())
+
+    /// Starts the message with `name` instead (cut to 64 bytes).
+    pub fn program(mut self, name: &str) -> SigbusHandler {
+        self.program = name.to_owned();
+        self
+    }
+
+    /// Whether the message is followed by the same as one JSON object on a line of its own,
+    /// `{"program":"...","error":"...","exit":1}`: for programs whose standard error ends with
+    /// a JSON summary on every exit.
+    pub fn json_line(mut self, json_line: bool) -> SigbusHandler {
+        self.json_line = json_line;
+        self
+    }
+
+    /// Installs the handler for the whole process. Call it once, early: it replaces any
+    /// SIGBUS handler installed before.
+    pub fn install(self) -> io::Result<()> {
+        let program = self.program.as_bytes();
+        let mut n = program.len().min(PROGRAM.len());
+        while !self.program.is_char_boundary(n) {
+            n -= 1;
+        }
+        for (cell, &byte) in PROGRAM.iter().zip(&program[..n]) {
+            cell.store(byte, Ordering::Relaxed);
+        }
+        PROGRAM_LEN.store(n, Ordering::Relaxed);
+        JSON.store(self.json_line, Ordering::Relaxed);
+        // SAFETY: sigaction is a plain C struct for which all-zero is valid; we fill in a
+        // handler with the SA_SIGINFO signature and an empty mask before passing it to the
+        // kernel.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigbus as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installs the [`SigbusHandler`] with its defaults: a fault in a ring mapping prints one line
+/// naming the program and the ring and exits with status 1.
+///
+/// ```
+/// ringfile::install_sigbus_handler().unwrap();
+/// ```
+pub fn install_sigbus_handler() -> io::Result<()> {
+    SigbusHandler::new().install()
 }
 
 /// The handler: async-signal-safe (atomics, `write`, `_exit`, `sigaction`).
@@ -134,7 +193,7 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
     }
     // Not ours: restore the default action and return; the faulting access runs again and
     // the process dies of SIGBUS as it would have without us.
-    // SAFETY: as in `install_sigbus_handler`; SIG_DFL needs no handler.
+    // SAFETY: as in `SigbusHandler::install`; SIG_DFL needs no handler.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;

@@ -13,6 +13,7 @@
 //! attachment and a watch of their own beside these.
 
 use crate::format::layout::{Roles, PRODUCER_ATTACHED};
+use crate::format::position::Position;
 use crate::os::sync::Ordering;
 
 /// A producer state word: the epoch counts the producers that ever attached (it tells one
@@ -75,8 +76,8 @@ impl Attachment {
     /// Records that a producer attached at the published tail `tail`: the start first, then
     /// the state (Release), so that a reader of the state (Acquire) then reads a start at
     /// least this new.
-    pub(crate) fn attach(roles: &Roles, tail: u64) -> Attachment {
-        roles.producer_start.store(tail, Ordering::Relaxed);
+    pub(crate) fn attach(roles: &Roles, tail: Position) -> Attachment {
+        roles.producer_start.store(tail.get(), Ordering::Relaxed);
         let mut state = ProducerState::default();
         // A read-modify-write, so that the epoch is derived from the word as it is at this
         // instant whatever else writes it (every well-behaved write happens under the
@@ -134,12 +135,12 @@ impl Watch {
     /// its stream properly and is never reported as died, even if it dies before clearing
     /// its attached bit. An earlier producer's record says nothing of a producer that
     /// attached since, which is judged on its own.
-    pub(crate) fn end_seen(&mut self, roles: &Roles, next: u64) {
+    pub(crate) fn end_seen(&mut self, roles: &Roles, next: Position) {
         // State first, then start: the producer writes them in the other order (start, then
         // a Release update of the state), so the start read is at least as new as the state.
         let state = ProducerState::load(roles);
         let start = roles.producer_start.load(Ordering::Relaxed);
-        if state.attached() && start < next {
+        if state.attached() && start < next.get() {
             self.settled = state;
         }
     }

@@ -40,6 +40,7 @@
 
 use crate::error::Result;
 use crate::format::layout::END_RESERVE;
+use crate::format::position::Position;
 use crate::format::record::Record;
 use crate::side::consumer::{Consumer, RecvBatch};
 use crate::side::producer::{Claim, Producer, SendBatch};
@@ -90,7 +91,7 @@ impl Consumer {
     }
 
     /// The first record at the read position, once there is one; waits as a task.
-    fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Result<(Record, u64)>> {
+    fn poll_record(&mut self, cx: &mut Context<'_>) -> Poll<Result<(Record, Position)>> {
         let mut woken = false;
         loop {
             if let Some(found) = self.peek(self.read_pos)? {
@@ -242,7 +243,7 @@ impl Producer {
     }
 
     /// Room for a record with `len` payload bytes, once there is some; waits as a task.
-    fn poll_reserve(&mut self, len: usize, cx: &mut Context<'_>) -> Poll<Result<u64>> {
+    fn poll_reserve(&mut self, len: usize, cx: &mut Context<'_>) -> Poll<Result<Position>> {
         loop {
             if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
                 self.async_wait.cancel();

@@ -8,7 +8,7 @@
 //! the data region.
 
 use crate::error::{Error, Result, Role};
-use crate::format::capacity::Capacity;
+use crate::format::position::{Capacity, Offset, Position};
 use crate::format::record::{decode, decode_data, Decoded, LastData, Record};
 use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::Watch;
@@ -58,10 +58,10 @@ pub struct Consumer {
     role: RoleGuard,
     /// Start of the next record; equal to the released head whenever no message or batch
     /// is outstanding. `released head <= read_pos <= cached_tail`.
-    pub(crate) read_pos: u64,
+    pub(crate) read_pos: Position,
     /// A copy of the producer's published tail. It can be stale (the real tail may be
     /// further on), which only ever makes the ring look emptier than it is.
-    cached_tail: u64,
+    cached_tail: Position,
     /// The last data record's header, decoded (see `peek`).
     last_data: LastData,
     capacity: Capacity,
@@ -89,7 +89,7 @@ impl Consumer {
         let (head, _tail) = shared.positions()?;
         shared
             .local_head
-            .store(head, std::sync::atomic::Ordering::Release);
+            .store(head.get(), std::sync::atomic::Ordering::Release);
         let capacity = shared.region.capacity();
         Ok(Consumer {
             role,
@@ -274,7 +274,7 @@ impl Consumer {
 
     #[cold]
     #[inline(never)]
-    fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, u64)> {
+    fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, Position)> {
         let shared = Arc::clone(&self.shared);
         let mut sleep_barrier = self.sleep_barrier;
         let found = wait_until(
@@ -294,7 +294,10 @@ impl Consumer {
 
     /// Turns a record found at the read position into what `recv` returns.
     #[inline(always)]
-    pub(crate) fn deliver(&mut self, (record, next): (Record, u64)) -> Result<Option<Message<'_>>> {
+    pub(crate) fn deliver(
+        &mut self,
+        (record, next): (Record, Position),
+    ) -> Result<Option<Message<'_>>> {
         match record {
             Record::Data {
                 payload_offset,
@@ -324,7 +327,7 @@ impl Consumer {
     /// The error for an abort record (whose reason is at `payload_offset`), which ends the
     /// producer's stream as an end marker does.
     #[cold]
-    fn aborted(&mut self, payload_offset: u64, len: u64, next: u64) -> Error {
+    fn aborted(&mut self, payload_offset: Offset, len: u64, next: Position) -> Error {
         self.end_seen(next);
         let mut reason = Vec::new();
         self.shared
@@ -348,7 +351,7 @@ impl Consumer {
     /// repeats the last data record's is decoded by one compare ([`LastData`]), so that
     /// finding the next record does not wait for this one's header.
     #[inline(always)]
-    pub(crate) fn peek(&mut self, pos: u64) -> Result<Option<(Record, u64)>> {
+    pub(crate) fn peek(&mut self, pos: Position) -> Result<Option<(Record, Position)>> {
         if pos != self.cached_tail {
             let word = self.shared.region.read_word(pos);
             if let Some(found) = self
@@ -369,7 +372,7 @@ impl Consumer {
     /// [`peek`](Self::peek)'s general case.
     #[cold]
     #[inline(never)]
-    fn peek_slow(&mut self, mut pos: u64) -> Result<Option<(Record, u64)>> {
+    fn peek_slow(&mut self, mut pos: Position) -> Result<Option<(Record, Position)>> {
         loop {
             if pos == self.cached_tail {
                 // Possibly empty on the cached tail: look at the real one. Acquire pairs
@@ -388,16 +391,18 @@ impl Consumer {
                         .local_tail
                         .load(std::sync::atomic::Ordering::Acquire),
                 );
-                if tail == pos {
+                if tail == pos.get() {
                     return Ok(None);
                 }
-                if tail < pos || tail - pos > self.capacity.bytes() || !tail.is_multiple_of(8) {
-                    return Err(self.corrupt(pos, "published tail moved backwards or too far"));
-                }
+                let tail = Position::new(tail)
+                    .filter(|&tail| tail.is_aligned() && self.capacity.spans(pos, tail))
+                    .ok_or_else(|| {
+                        self.corrupt(pos, "published tail moved backwards or too far")
+                    })?;
                 self.cached_tail = tail;
                 self.shared
                     .consumer_seen_tail
-                    .store(tail, std::sync::atomic::Ordering::Relaxed);
+                    .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
             }
             let word = self.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
@@ -408,17 +413,17 @@ impl Consumer {
         }
     }
 
-    fn corrupt(&self, position: u64, reason: &'static str) -> Error {
+    fn corrupt(&self, position: Position, reason: &'static str) -> Error {
         Error::Corrupt {
             path: self.shared.name.clone(),
-            position,
+            position: position.get(),
             reason,
         }
     }
 
     /// Gives the bytes below `pos`, which hold `messages` more messages, back to the producer.
     #[inline]
-    fn release(&mut self, pos: u64, messages: u64) {
+    fn release(&mut self, pos: Position, messages: u64) {
         if self.role.inherited() {
             // A message dropped in a forked child: the ring is the parent's to release.
             return;
@@ -428,7 +433,7 @@ impl Consumer {
         // head also sees a local head at least as new.
         self.shared
             .local_head
-            .store(pos, std::sync::atomic::Ordering::Release);
+            .store(pos.get(), std::sync::atomic::Ordering::Release);
         let control = self.shared.region.control();
         self.messages = self.messages.wrapping_add(messages);
         // Relaxed, before the head: statistics, which a reader that Acquire-loads the head
@@ -442,7 +447,7 @@ impl Consumer {
             &control.roles.producer_pid,
             // Release: our reads of every record below `pos` happen before the producer,
             // which Acquire-loads the head, overwrites them.
-            || control.released_head.store(pos, Ordering::Release),
+            || control.released_head.store(pos.get(), Ordering::Release),
         );
     }
 
@@ -450,7 +455,7 @@ impl Consumer {
     /// producer's own (it attached before the record), that producer ended its stream
     /// properly: never report it as died, even if it dies before clearing its attached bit.
     /// If it is an earlier producer's, a producer that attached since is judged on its own.
-    fn end_seen(&mut self, next: u64) {
+    fn end_seen(&mut self, next: Position) {
         self.watch
             .end_seen(&self.shared.region.control().roles, next);
     }
@@ -516,9 +521,9 @@ impl std::fmt::Debug for Consumer {
 #[must_use = "dropping a Message releases it unread"]
 pub struct Message<'a> {
     consumer: &'a mut Consumer,
-    payload_offset: u64,
+    payload_offset: Offset,
     len: u64,
-    next: u64,
+    next: Position,
 }
 
 impl Deref for Message<'_> {
@@ -632,7 +637,7 @@ impl std::fmt::Debug for Message<'_> {
 #[must_use = "dropping a RecvBatch releases its messages unread"]
 pub struct RecvBatch<'a> {
     consumer: &'a mut Consumer,
-    pos: u64,
+    pos: Position,
     end: bool,
     count: usize,
     /// How many of the `count` messages were already released.

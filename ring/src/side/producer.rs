@@ -5,10 +5,10 @@
 //! tail. It reads the consumer's head only when its cached copy says the ring may be full.
 
 use crate::error::{Error, Result, Role};
-use crate::format::capacity::Capacity;
 use crate::format::layout::{
     END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
+use crate::format::position::{Capacity, Position};
 use crate::format::record::{encode, record_size};
 use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::{Attachment, Departure};
@@ -70,7 +70,7 @@ pub struct Producer {
     /// alive.
     writer: RecordWriter,
     /// The last value stored to the shared published tail.
-    published: u64,
+    published: Position,
     /// Messages written so far, counted on from the file's `published_messages` (statistics
     /// only: see `layout::Control::published_messages`).
     messages: u64,
@@ -93,7 +93,7 @@ impl Producer {
         // A tail below one this process has seen was moved backwards by another process:
         // appending there would overwrite records our own consumer may hold.
         let seen = std::sync::atomic::Ordering::Relaxed;
-        if tail
+        if tail.get()
             < shared
                 .consumer_seen_tail
                 .load(seen)
@@ -101,20 +101,21 @@ impl Producer {
         {
             return Err(Error::BadPositions {
                 path: shared.name.clone(),
-                head,
-                tail,
+                head: head.get(),
+                tail: tail.get(),
                 capacity: shared.region.capacity().bytes(),
             });
         }
         shared
             .local_tail
-            .store(tail, std::sync::atomic::Ordering::Release);
+            .store(tail.get(), std::sync::atomic::Ordering::Release);
         let attachment = Attachment::attach(&shared.region.control().roles, tail);
         let capacity = shared.region.capacity();
         // A consumer of this ring in this process may hold messages below a head that another
         // process forged forward: start from the lower of the two, as `try_reserve` does, or
         // the first record (an END or ABORT reason, say) could land on a held message.
-        let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
+        // (The lower of two values, the first a position: a position.)
+        let head = Position::new(shared.below_local_head(head.get())).unwrap_or(head);
         Ok(Producer {
             role,
             attachment,
@@ -457,7 +458,7 @@ impl Producer {
     /// Writes `msg` as a record at `pos`, which [`try_reserve`](Self::try_reserve) returned
     /// for a message of its length.
     #[inline(always)]
-    pub(crate) fn write_message(&mut self, pos: u64, msg: &[u8], publish: bool) {
+    pub(crate) fn write_message(&mut self, pos: Position, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
         // SAFETY: the writer's region is `self.shared`'s, alive as long as we are; `reserve`
         // returned `pos` with room for this record below the released head plus the capacity,
@@ -472,7 +473,7 @@ impl Producer {
     /// Counts the data record of `len` payload bytes just written at `pos` and moves past it,
     /// publishing if asked.
     #[inline(always)]
-    fn advance(&mut self, pos: u64, len: u64, publish: bool) {
+    fn advance(&mut self, pos: Position, len: u64, publish: bool) {
         self.space.write_pos = pos + record_size(len);
         self.messages = self.messages.wrapping_add(1);
         if publish {
@@ -493,7 +494,7 @@ impl Producer {
     /// Finds room for a record with `len` payload bytes, writing a padding record first if
     /// the record would cross the end of the data region. Returns the record's position.
     #[inline(always)]
-    fn reserve(&mut self, len: usize, patience: Patience) -> Result<u64> {
+    fn reserve(&mut self, len: usize, patience: Patience) -> Result<Position> {
         if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
             return Ok(pos);
         }
@@ -504,7 +505,12 @@ impl Producer {
     /// the record with `keep_free` bytes left after it.
     #[cold]
     #[inline(never)]
-    fn reserve_waiting(&mut self, len: usize, keep_free: u64, patience: Patience) -> Result<u64> {
+    fn reserve_waiting(
+        &mut self,
+        len: usize,
+        keep_free: u64,
+        patience: Patience,
+    ) -> Result<Position> {
         let deadline = match patience {
             Patience::None => return Err(Error::Full),
             Patience::Forever => None,
@@ -532,13 +538,13 @@ impl Producer {
     /// As [`reserve`](Self::reserve) without waiting: `None` if the record (and any padding
     /// in front of it) would leave less than `keep_free` bytes of the ring free.
     #[inline]
-    pub(crate) fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<u64>> {
+    pub(crate) fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<Position>> {
         self.space.try_reserve(&self.shared, len, keep_free)
     }
 
     /// Completes the record at `pos` with `len` payload bytes already written.
     #[inline]
-    fn commit(&mut self, pos: u64, len: u64, publish: bool) {
+    fn commit(&mut self, pos: Position, len: u64, publish: bool) {
         debug_assert_eq!(pos, self.space.write_pos);
         self.shared
             .region
@@ -553,9 +559,10 @@ impl Producer {
             let control = self.shared.region.control();
             // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
             // then sees a local tail at least as new (see `Shared::local_tail`).
-            self.shared
-                .local_tail
-                .store(self.space.write_pos, std::sync::atomic::Ordering::Release);
+            self.shared.local_tail.store(
+                self.space.write_pos.get(),
+                std::sync::atomic::Ordering::Release,
+            );
             // Relaxed, before the tail: statistics, which a reader that Acquire-loads the tail
             // sees at least this new.
             control
@@ -568,7 +575,7 @@ impl Producer {
                 &control.roles.consumer_pid,
                 // Release: every record byte written below `write_pos` is visible to a
                 // consumer that Acquire-loads this tail.
-                || control.published_tail.store(tail, Ordering::Release),
+                || control.published_tail.store(tail.get(), Ordering::Release),
             );
             self.published = tail;
         }
@@ -581,10 +588,10 @@ impl Producer {
 #[derive(Debug)]
 pub(crate) struct Space {
     /// End of the records written so far; `published <= write_pos <= cached_head + capacity`.
-    write_pos: u64,
+    write_pos: Position,
     /// A copy of the consumer's released head. It can be stale (the real head may be
     /// further on), which only ever makes the ring look fuller than it is.
-    cached_head: u64,
+    cached_head: Position,
     capacity: Capacity,
     max_message: u64,
 }
@@ -605,13 +612,13 @@ impl Space {
         shared: &Shared,
         len: usize,
         keep_free: u64,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Position>> {
         let wide = len as u64;
         if wide <= self.max_message {
             let size = record_size(wide);
             // No overflow: as in `try_reserve_slow`.
             if size <= self.capacity.room_to_end(self.write_pos)
-                && self.write_pos + size + keep_free <= self.cached_head + self.capacity.bytes()
+                && self.write_pos + (size + keep_free) <= self.capacity.limit(self.cached_head)
             {
                 return Ok(Some(self.write_pos));
             }
@@ -628,7 +635,7 @@ impl Space {
         shared: &Shared,
         len: usize,
         keep_free: u64,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Position>> {
         let len = len as u64;
         if len > self.max_message {
             return Err(Error::TooLarge {
@@ -641,11 +648,11 @@ impl Space {
         let padding = if size > room_to_end { room_to_end } else { 0 };
         // No overflow: positions are below MAX_POSITION (checked at attach, and the head is
         // checked against our own write position below), sizes below 2^33.
-        let end = self.write_pos + padding + size + keep_free;
-        if end > self.cached_head + self.capacity.bytes() {
+        let end = self.write_pos + (padding + size + keep_free);
+        if end > self.capacity.limit(self.cached_head) {
             // Possibly full on the cached head: look at the real one.
             let head = self.refresh_head(shared)?;
-            if end > head + self.capacity.bytes() {
+            if end > self.capacity.limit(head) {
                 return Ok(None); // really full
             }
         }
@@ -663,7 +670,7 @@ impl Space {
 impl Space {
     /// Reads the consumer's released head into `cached_head`, refusing one that moved
     /// backwards or past our own write position.
-    fn refresh_head(&mut self, shared: &Shared) -> Result<u64> {
+    fn refresh_head(&mut self, shared: &Shared) -> Result<Position> {
         // SYNC POINT (released_head): Acquire pairs with the consumer's Release store of the
         // head, so its reads of the bytes it released happen before we overwrite them.
         let head = shared
@@ -673,15 +680,15 @@ impl Space {
             .load(Ordering::Acquire);
         // A consumer of this ring in this process may hold messages below a head that
         // another process forged forward: never overwrite those.
-        let head = head.min(shared.local_head.load(std::sync::atomic::Ordering::Acquire));
-        if head < self.cached_head || head > self.write_pos {
-            return Err(Error::BadPositions {
+        let raw = shared.below_local_head(head);
+        let head = Position::new(raw)
+            .filter(|&head| self.cached_head <= head && head <= self.write_pos)
+            .ok_or_else(|| Error::BadPositions {
                 path: shared.name.clone(),
-                head,
-                tail: self.write_pos,
+                head: raw,
+                tail: self.write_pos.get(),
                 capacity: self.capacity.bytes(),
-            });
-        }
+            })?;
         self.cached_head = head;
         Ok(head)
     }
@@ -695,7 +702,11 @@ impl Space {
         let head = self.refresh_head(shared)?;
         // Saturating: a head forged by another process, lowered to this process's own
         // consumer's at attach, may leave the write position past head + capacity.
-        let free = (head + self.capacity.bytes()).saturating_sub(self.write_pos);
+        let free = self
+            .capacity
+            .limit(head)
+            .get()
+            .saturating_sub(self.write_pos.get());
         let room_to_end = self.capacity.room_to_end(self.write_pos);
         // In place, before the end of the region; or after a padding record, at its start.
         let in_place = room_to_end.min(free);
@@ -751,7 +762,7 @@ impl Drop for Producer {
         }
         self.shared
             .producer_left_tail
-            .store(self.published, std::sync::atomic::Ordering::Relaxed);
+            .store(self.published.get(), std::sync::atomic::Ordering::Relaxed);
         // No longer writing: records above our tail may be a later producer's.
         self.shared.local_tail.store(
             crate::store::shared::NO_LOCAL_TAIL,
@@ -788,7 +799,7 @@ enum Patience {
 #[must_use = "a claim sends nothing until it is committed"]
 pub struct Claim<'a> {
     pub(crate) producer: &'a mut Producer,
-    pub(crate) pos: u64,
+    pub(crate) pos: Position,
     pub(crate) len: u64,
     pub(crate) publish: bool,
 }

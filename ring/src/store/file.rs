@@ -10,8 +10,8 @@
 //! the directory.
 
 use crate::error::{Error, Result};
-use crate::format::capacity::Capacity;
 use crate::format::layout::{max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC};
+use crate::format::position::{Capacity, Position};
 use crate::os::sys;
 use crate::store::region::Region;
 use std::fs::{File, OpenOptions};
@@ -70,8 +70,7 @@ pub(crate) fn initialise(file: File, capacity: Capacity, name: &Path) -> Result<
     file.set_len(len)
         .map_err(|error| space_error(name, len, error, "size the ring file"))?;
     reserve(&file, len, name)?;
-    let region =
-        Region::map(&file, capacity, name, false).map_err(io_err(name, "map the ring file"))?;
+    let region = map(&file, capacity, name, false)?;
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -310,8 +309,7 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
     // A ring may be sparse (copied, or made by another program): reserve it now, so that a
     // full file system is an error here rather than a SIGBUS at the first write to a hole.
     reserve(&file, HEADER_SIZE + capacity.bytes(), name)?;
-    let region =
-        Region::map(&file, capacity, name, false).map_err(io_err(name, "map the ring file"))?;
+    let region = map(&file, capacity, name, false)?;
     let opened = OpenFile {
         file,
         region,
@@ -327,13 +325,22 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
 pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
     let file = open_file(path, false)?;
     let (header, capacity) = validate_header(&file, path)?;
-    let region =
-        Region::map(&file, capacity, path, true).map_err(io_err(path, "map the ring file"))?;
+    let region = map(&file, capacity, path, true)?;
     Ok(OpenFile {
         file,
         region,
         header,
     })
+}
+
+/// Maps the whole of `file` (its header validated), registered for the SIGBUS handler's
+/// message under `name`: a file another process may truncate is mapped only here.
+fn map(file: &File, capacity: Capacity, name: &Path, read_only: bool) -> Result<Region> {
+    let region =
+        Region::map(file, capacity, read_only).map_err(io_err(name, "map the ring file"))?;
+    #[cfg(not(loom))]
+    let region = region.report_sigbus_as(name);
+    Ok(region)
 }
 
 /// Checks that `file` is a regular file holding a ring header consistent with its length.
@@ -424,23 +431,25 @@ fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
 }
 
 /// The released head and published tail, checked against each other: both multiples of 8,
-/// `head <= tail <= head + capacity`, `tail < MAX_POSITION`. Either may be moving while this runs; the reads are
-/// ordered so that a consistent ring always passes (head, then tail, then head again).
-pub(crate) fn positions(region: &Region, name: &Path) -> Result<(u64, u64)> {
+/// `head <= tail <= head + capacity`, `tail < MAX_POSITION`. Either may be moving while this
+/// runs; the reads are ordered so that a consistent ring always passes (head, then tail, then head again).
+pub(crate) fn positions(region: &Region, name: &Path) -> Result<(Position, Position)> {
     use crate::os::sync::Ordering::Acquire;
     let control = region.control();
     let capacity = region.capacity().bytes();
     let head = control.released_head.load(Acquire);
     let tail = control.published_tail.load(Acquire);
     let head_after = control.released_head.load(Acquire);
-    let ok = head.is_multiple_of(8)
-        && tail.is_multiple_of(8)
-        && tail < crate::format::layout::MAX_POSITION
-        && head <= tail
-        && head_after
-            .checked_add(capacity)
-            .is_some_and(|limit| tail <= limit);
-    if ok {
+    let checked = Position::new(head)
+        .zip(Position::new(tail))
+        .zip(Position::new(head_after))
+        .filter(|&((head, tail), head_after)| {
+            head.is_aligned()
+                && tail.is_aligned()
+                && head <= tail
+                && tail <= region.capacity().limit(head_after)
+        });
+    if let Some(((_, tail), head_after)) = checked {
         Ok((head_after.min(tail), tail))
     } else {
         Err(Error::BadPositions {

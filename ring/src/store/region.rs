@@ -6,8 +6,8 @@
 //! byte range when is the SPSC protocol's business, argued in those modules; this module
 //! guarantees that every access stays inside the memory it owns.
 
-use crate::format::capacity::Capacity;
 use crate::format::layout::{Control, Header};
+use crate::format::position::{Capacity, Offset, Position};
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
@@ -19,7 +19,7 @@ enum Backing {
     #[cfg_attr(loom, allow(dead_code))]
     Map {
         #[cfg(not(loom))]
-        _sigbus: Option<crate::os::sigbus::Registration>,
+        sigbus: Option<crate::os::sigbus::Registration>,
         map: memmap2::MmapRaw,
     },
     /// Heap memory: the control block and the data region (as u64 for 8-byte alignment).
@@ -63,12 +63,7 @@ impl Region {
     /// A `read_only` mapping (for inspection: `PROT_READ`, from a descriptor that may be
     /// read-only) must never be written: only [`Inspector`](crate::Inspector) makes one, and
     /// it only loads.
-    pub(crate) fn map(
-        file: &File,
-        capacity: Capacity,
-        name: &std::path::Path,
-        read_only: bool,
-    ) -> io::Result<Region> {
+    pub(crate) fn map(file: &File, capacity: Capacity, read_only: bool) -> io::Result<Region> {
         use crate::format::layout::{CONTROL_OFFSET, HEADER_SIZE};
         let len = HEADER_SIZE + capacity.bytes();
         let mut options = memmap2::MmapOptions::new();
@@ -85,31 +80,34 @@ impl Region {
         let control = unsafe { NonNull::new_unchecked(base.add(CONTROL_OFFSET as usize).cast()) };
         // SAFETY: `HEADER_SIZE` is within the mapping (capacity > 0).
         let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE as usize)) };
-        let sigbus = crate::os::sigbus::register(
-            base as usize,
-            map.len(),
-            std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
-        );
         Ok(Region {
             control,
             data,
             capacity,
             word_mask: capacity.word_mask(),
-            backing: Backing::Map {
-                _sigbus: sigbus,
-                map,
-            },
+            backing: Backing::Map { sigbus: None, map },
         })
+    }
+
+    /// Registers the mapping for the SIGBUS handler under `name` (see `os::sigbus`): done by
+    /// whoever opened the file, which knows what to call it. The registration lives in the
+    /// region, so that it is removed before the mapping is (fields drop in order). A heap
+    /// region has nothing to register.
+    #[cfg(not(loom))]
+    pub(crate) fn report_sigbus_as(mut self, name: &std::path::Path) -> Region {
+        if let Backing::Map { sigbus, map } = &mut self.backing {
+            *sigbus = crate::os::sigbus::register(
+                map.as_ptr() as usize,
+                map.len(),
+                std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str()),
+            );
+        }
+        self
     }
 
     /// Under the model checker, file mappings are not modelled.
     #[cfg(loom)]
-    pub(crate) fn map(
-        _file: &File,
-        _capacity: Capacity,
-        _name: &std::path::Path,
-        _read_only: bool,
-    ) -> io::Result<Region> {
+    pub(crate) fn map(_file: &File, _capacity: Capacity, _read_only: bool) -> io::Result<Region> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "file-backed rings are not available under loom",
@@ -179,8 +177,8 @@ impl Region {
     /// The offset in the data region of position `pos`, rounded down to a multiple of 8:
     /// in bounds and aligned for a header word whatever `pos` is.
     #[inline(always)]
-    fn word_offset(&self, pos: u64) -> usize {
-        (pos & self.word_mask) as usize
+    fn word_offset(&self, pos: Position) -> usize {
+        (pos.get() & self.word_mask) as usize
     }
 
     /// The header word at data offset `offset` (in bounds and 8-aligned), as an atomic.
@@ -199,7 +197,7 @@ impl Region {
     /// process writes meanwhile. Relaxed: the caller's Acquire load of the published tail
     /// already orders it after the producer's write.
     #[inline]
-    pub(crate) fn read_word(&self, pos: u64) -> u64 {
+    pub(crate) fn read_word(&self, pos: Position) -> u64 {
         let offset = self.word_offset(pos);
         self.shadow_read(offset as u64, 8);
         u64::from_le(
@@ -211,7 +209,7 @@ impl Region {
     /// Writes a record header word at position `pos` (a multiple of 8). Relaxed: the
     /// producer's Release store of the tail publishes it.
     #[inline]
-    pub(crate) fn write_word(&self, pos: u64, word: u64) {
+    pub(crate) fn write_word(&self, pos: Position, word: u64) {
         let offset = self.word_offset(pos);
         self.shadow_write(offset as u64, 8);
         self.word_at(offset)
@@ -226,7 +224,7 @@ impl Region {
     /// the published tail and the released head plus the capacity, so the consumer neither
     /// reads nor holds them until they are published.
     #[inline]
-    pub(crate) unsafe fn write_record(&self, pos: u64, word: u64, payload: &[u8]) {
+    pub(crate) unsafe fn write_record(&self, pos: Position, word: u64, payload: &[u8]) {
         // SAFETY: the writer comes from `self`, alive for the call; the caller owns the bytes.
         unsafe { self.record_writer().write_record(pos, word, payload) }
     }
@@ -253,7 +251,8 @@ impl Region {
     /// crate's trust model. It cannot make the access leave the mapping: `offset` and `len`
     /// are bounds-checked.)
     #[inline]
-    pub(crate) unsafe fn bytes(&self, offset: u64, len: u64) -> &[u8] {
+    pub(crate) unsafe fn bytes(&self, offset: Offset, len: u64) -> &[u8] {
+        let offset = offset.get();
         self.check(offset, len);
         self.shadow_read(offset, len);
         // SAFETY: in bounds (checked); the memory lives as long as `self`; the caller owns
@@ -268,7 +267,8 @@ impl Region {
     /// plus the capacity) and hand out no other slice of it while this one lives.
     #[inline]
     #[allow(clippy::mut_from_ref)] // the ring protocol, not `&mut self`, makes the range exclusive
-    pub(crate) unsafe fn bytes_mut(&self, offset: u64, len: u64) -> &mut [u8] {
+    pub(crate) unsafe fn bytes_mut(&self, offset: Offset, len: u64) -> &mut [u8] {
+        let offset = offset.get();
         self.check(offset, len);
         self.shadow_write(offset, len);
         // SAFETY: in bounds (checked); the caller owns the range exclusively.
@@ -283,7 +283,8 @@ impl Region {
     /// payload: records are padded to 8 bytes). Safe whatever any process does to the
     /// bytes meanwhile: they may change during the copy (the copy is then torn, never
     /// undefined), never after it.
-    pub(crate) fn copy_out(&self, offset: u64, len: u64, out: &mut Vec<u8>) {
+    pub(crate) fn copy_out(&self, offset: Offset, len: u64, out: &mut Vec<u8>) {
+        let offset = offset.get();
         assert!(offset.is_multiple_of(8), "unaligned copy at {offset}");
         let words = len.div_ceil(8);
         self.check(offset, words * 8);
@@ -378,8 +379,8 @@ impl RecordWriter {
     /// published tail and the released head plus the capacity, so the consumer neither reads
     /// nor holds them until they are published.
     #[inline]
-    pub(crate) unsafe fn write_record(&self, pos: u64, word: u64, payload: &[u8]) {
-        let offset = (pos & self.word_mask) as usize;
+    pub(crate) unsafe fn write_record(&self, pos: Position, word: u64, payload: &[u8]) {
+        let offset = (pos.get() & self.word_mask) as usize;
         let len = payload.len();
         if len as u64 > self.capacity - 8 - offset as u64 {
             outside(offset as u64, 8 + len as u64, self.capacity);

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::HEADER_SIZE;
+use crate::format::position::Position;
 use crate::store::file::{self, OpenFile};
 use crate::store::region::Region;
 use crossbeam_utils::CachePadded;
@@ -71,8 +72,16 @@ impl Shared {
         })
     }
 
+    /// `head`, or this process's consumer's local head if there is one below it: a
+    /// consumer of this ring in this process may hold messages below a head that another
+    /// process forged forward, and the producer must never overwrite those.
+    #[inline]
+    pub(crate) fn below_local_head(&self, head: u64) -> u64 {
+        head.min(self.local_head.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// The released head and published tail, validated.
-    pub(crate) fn positions(&self) -> Result<(u64, u64)> {
+    pub(crate) fn positions(&self) -> Result<(Position, Position)> {
         file::positions(&self.region, &self.name)
     }
 
