@@ -177,12 +177,10 @@ pub enum Error {
         /// Whether the holder is this process (another `Producer` or `Consumer` of it).
         by_this_process: bool,
     },
-    /// `try_send`/`try_claim`: no room for the message now.
+    /// `try_send`/`try_claim`: no room for the message now. (An empty ring is no error:
+    /// `try_recv` returns `Ok(None)`.)
     #[error("ring is full")]
     Full,
-    /// `try_recv`: no message now.
-    #[error("ring is empty")]
-    Empty,
     /// A timed wait ran out.
     #[error("timed out")]
     Timeout,

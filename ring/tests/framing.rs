@@ -62,12 +62,15 @@ proptest! {
                 Ok(Some(msg)) => {
                     let expected = model.pop_front().expect("received a message never sent");
                     prop_assert_eq!(&*msg, &expected[..]);
-                    Ok(true)
+                    return Ok(true);
                 }
-                Ok(None) => { prop_assert!(false, "unexpected end of stream"); Ok(false) }
-                Err(Error::Empty) => { prop_assert!(model.is_empty(), "empty but {} queued", model.len()); Ok(false) }
-                Err(e) => { prop_assert!(false, "recv failed: {e}"); Ok(false) }
+                Ok(None) => {}
+                Err(e) => prop_assert!(false, "recv failed: {e}"),
             }
+            // Nothing now (the message's borrow ends with the match).
+            prop_assert!(!consumer.is_ended(), "unexpected end of stream");
+            prop_assert!(model.is_empty(), "empty but {} queued", model.len());
+            Ok(false)
         };
         for op in ops {
             match op {
@@ -154,7 +157,10 @@ proptest! {
         prop_assert!(model.is_empty());
         producer.close().unwrap();
         prop_assert!(consumer.try_recv().unwrap().is_none());
-        prop_assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+        prop_assert!(consumer.is_ended());
+        // The marker is consumed: after it, nothing (and still the end).
+        prop_assert!(consumer.try_recv().unwrap().is_none());
+        prop_assert!(consumer.is_ended());
     }
 
     /// Whatever garbage the data region and positions hold, the consumer returns messages
@@ -180,7 +186,7 @@ proptest! {
                 for _ in 0..64 {
                     match consumer.try_recv() {
                         Ok(Some(msg)) => prop_assert!(msg.len() < capacity as usize),
-                        Ok(None) | Err(Error::Empty) | Err(Error::Corrupt { .. }) => break,
+                        Ok(None) | Err(Error::Corrupt { .. }) => break,
                         Err(e) => prop_assert!(false, "unexpected error: {e}"),
                     }
                 }
@@ -300,7 +306,7 @@ fn empty_messages_and_abort() {
         let claim = producer.claim(16).unwrap();
         claim.discard();
         assert_eq!(consumer.try_recv().unwrap().unwrap().len(), 0);
-        assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+        assert!(matches!(consumer.try_recv(), Ok(None)));
     }
 }
 
@@ -421,10 +427,8 @@ fn recv_into_copies_every_length_exactly() {
     assert_eq!(consumer.max_message_len(), 4096 / 2 - 8);
     assert_eq!(consumer.max_message_len(), producer.max_message_len());
     let mut buf = vec![0xEE; 100]; // replaced, not appended to
-    assert!(matches!(
-        consumer.try_recv_into(&mut buf),
-        Err(ringfile::Error::Empty)
-    ));
+    assert_eq!(consumer.try_recv_into(&mut buf).unwrap(), None);
+    assert!(!consumer.is_ended());
     for len in 0..=40usize {
         let msg: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
         producer.send(&msg).unwrap();
@@ -459,18 +463,18 @@ fn try_for_each_stops_at_a_failure_and_gives_that_message_back() {
     let mut batch = consumer.recv_batch().unwrap();
     let result = batch.try_for_each(|msg| {
         if msg[0] == 3 {
-            return Err(Error::Empty); // any error of the caller's
+            return Err(Error::Timeout); // any error of the caller's
         }
         seen.push(msg[0]);
         Ok(())
     });
-    assert!(matches!(result, Err(Error::Empty)));
+    assert!(matches!(result, Err(Error::Timeout)));
     assert_eq!(batch.count(), 3);
     drop(batch); // releases 0, 1, 2 only
     assert_eq!(seen, [0, 1, 2]);
     assert_eq!(&*consumer.try_recv().unwrap().unwrap(), &[3]);
     assert_eq!(&*consumer.try_recv().unwrap().unwrap(), &[4]);
-    assert!(matches!(consumer.try_recv(), Err(Error::Empty)));
+    assert!(consumer.try_recv().unwrap().is_none() && !consumer.is_ended());
 }
 
 /// What the docs state of threads (every public type is `Send` and `Sync`; the sides'

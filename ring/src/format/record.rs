@@ -136,22 +136,20 @@ pub(crate) fn decode_data(
     let (len, kind) = (word & 0xffff_ffff, (word >> 32) as u32);
     let size = record_size(len);
     let offset = capacity.offset(pos);
-    // `pos + size` cannot overflow: positions stay far below 2^63 and size below 2^33.
-    // `size <= published - pos`, not `pos + size <= published`: the sum is formed only for
-    // a record that is there (`then`, not `then_some`, so never for one that is not).
+    // `pos + size` stays far below 2^63 (a position below 2^62 plus a size below 2^33), so
+    // it is formed once, for the compare and the result alike.
+    let next = pos + size;
     (kind == RECORD_DATA
         && len <= max_message
         && size <= capacity.room_to_end(pos)
-        && size <= published - pos)
-        .then(|| {
-            (
-                Record::Data {
-                    payload_offset: offset + RECORD_HEADER,
-                    len,
-                },
-                pos + size,
-            )
-        })
+        && next <= published)
+        .then_some((
+            Record::Data {
+                payload_offset: offset + RECORD_HEADER,
+                len,
+            },
+            next,
+        ))
 }
 
 /// The header of the last data record a consumer found, decoded. Streams often repeat a
@@ -192,15 +190,14 @@ impl LastData {
             return None;
         }
         let offset = capacity.offset(pos);
-        (self.size <= capacity.room_to_end(pos) && self.size <= published - pos).then(|| {
-            (
-                Record::Data {
-                    payload_offset: offset + RECORD_HEADER,
-                    len: self.len,
-                },
-                pos + self.size,
-            )
-        })
+        let next = pos + self.size;
+        (self.size <= capacity.room_to_end(pos) && next <= published).then_some((
+            Record::Data {
+                payload_offset: offset + RECORD_HEADER,
+                len: self.len,
+            },
+            next,
+        ))
     }
 
     /// Remembers the data record `decode_data` found at `pos` for `word`.

@@ -72,6 +72,8 @@ pub struct Consumer {
     messages: u64,
     /// Which producer's end (its death, or the end of its stream) this consumer has learnt.
     watch: Watch,
+    /// Whether the last record received ended a stream (see [`is_ended`](Self::is_ended)).
+    ended: bool,
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
     pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
     /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
@@ -106,6 +108,7 @@ impl Consumer {
             max_message: capacity.max_message(),
             wait: WaitStrategy::default(),
             watch: Watch::default(),
+            ended: false,
             sleep_barrier,
             #[cfg(all(feature = "tokio", not(loom)))]
             async_wait: Default::default(),
@@ -133,22 +136,45 @@ impl Consumer {
         self.max_message as usize
     }
 
-    /// The next message if one is there now. `Ok(None)` means the end of the stream (the
-    /// marker is consumed), [`Error::Empty`] that there is nothing yet.
+    /// The next message if one is there now, without waiting. `Ok(None)` when there is none
+    /// to receive: nothing is there yet, or the end of the stream was reached (the marker is
+    /// consumed; [`is_ended`](Self::is_ended) tells the two apart). An empty ring is not an
+    /// error: `Err` is kept for failures — [`Error::StreamAborted`] (reported once, as the
+    /// stream's end), [`Error::Corrupt`] — so a loop that drains what is there reads as it
+    /// does with a channel:
     ///
     /// ```
     /// # fn main() -> Result<(), ringfile::Error> {
     /// let ring = ringfile::Ring::memfd(4096)?;
-    /// let mut consumer = ring.consumer()?;
-    /// assert!(matches!(consumer.try_recv(), Err(ringfile::Error::Empty)));
+    /// let (mut producer, mut consumer) = (ring.producer()?, ring.consumer()?);
+    /// producer.send(b"a")?;
+    /// producer.send(b"b")?;
+    /// let mut got = 0;
+    /// while let Some(msg) = consumer.try_recv()? {
+    ///     got += msg.len();
+    /// }
+    /// assert_eq!(got, 2);
+    /// assert!(!consumer.is_ended()); // nothing yet: the stream is open
+    /// producer.close()?;
+    /// assert!(consumer.try_recv()?.is_none());
+    /// assert!(consumer.is_ended()); // the end of the stream
     /// # Ok(()) }
     /// ```
     #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
         match self.peek(self.read_pos)? {
-            None => Err(Error::Empty),
+            None => Ok(None),
             Some(found) => self.deliver(found),
         }
+    }
+
+    /// Whether the last record this consumer received ended a stream: an end marker (or an
+    /// abort, reported as [`Error::StreamAborted`]), with no message received since. It
+    /// tells the two `Ok(None)`s of [`try_recv`](Self::try_recv) apart; a new producer's first
+    /// message makes it false again.
+    #[inline]
+    pub fn is_ended(&self) -> bool {
+        self.ended
     }
 
     /// The next message, waiting for it as the wait strategy says. `Ok(None)` at the end of
@@ -194,8 +220,8 @@ impl Consumer {
         Ok(copied(msg, buf))
     }
 
-    /// As [`recv_into`](Self::recv_into) without waiting ([`Error::Empty`] if nothing is
-    /// there).
+    /// As [`recv_into`](Self::recv_into) without waiting: `Ok(None)` if there is nothing to
+    /// receive now, as [`try_recv`](Self::try_recv) says.
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>> {
         let msg = self.try_recv()?;
         Ok(copied(msg, buf))
@@ -302,12 +328,15 @@ impl Consumer {
             Record::Data {
                 payload_offset,
                 len,
-            } => Ok(Some(Message {
-                consumer: self,
-                payload_offset,
-                len,
-                next,
-            })),
+            } => {
+                self.ended = false;
+                Ok(Some(Message {
+                    consumer: self,
+                    payload_offset,
+                    len,
+                    next,
+                }))
+            }
             Record::End => {
                 self.end_seen(next);
                 self.release(next, 0);
@@ -456,6 +485,7 @@ impl Consumer {
     /// properly: never report it as died, even if it dies before clearing its attached bit.
     /// If it is an earlier producer's, a producer that attached since is judged on its own.
     fn end_seen(&mut self, next: Position) {
+        self.ended = true;
         self.watch
             .end_seen(&self.shared.region.control().roles, next);
     }
@@ -687,6 +717,10 @@ impl<'a> RecvBatch<'a> {
             )) => {
                 self.pos = next;
                 self.count += 1;
+                // A load and a predicted branch, no store per message.
+                if self.consumer.ended {
+                    self.consumer.ended = false;
+                }
                 // SAFETY: the record is published and the batch releases it only when it is
                 // dropped (after this borrow of the batch ends), so under the ring protocol the
                 // producer does not write it while the slice lives.

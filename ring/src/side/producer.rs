@@ -267,7 +267,7 @@ impl Producer {
     ///     for i in 0..10u8 {
     ///         batch.send(&[i])?;
     ///     }
-    ///     assert!(consumer.try_recv().is_err());   // nothing published yet
+    ///     assert!(consumer.try_recv()?.is_none()); // nothing published yet
     /// }                                            // published here
     /// assert_eq!(&*consumer.try_recv()?.unwrap(), &[0]);
     /// # Ok(()) }
