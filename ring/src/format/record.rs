@@ -136,19 +136,18 @@ pub(crate) fn decode_data(
     let (len, kind) = (word & 0xffff_ffff, (word >> 32) as u32);
     let size = record_size(len);
     let offset = capacity.offset(pos);
-    // `pos + size` stays far below 2^63 (a position below 2^62 plus a size below 2^33), so
-    // it is formed once, for the compare and the result alike.
-    let next = pos + size;
+    // `pos + size` cannot overflow: a position below 2^62 (or a few capacities past it) plus
+    // a size below 2^33.
     (kind == RECORD_DATA
         && len <= max_message
         && size <= capacity.room_to_end(pos)
-        && next <= published)
+        && pos + size <= published)
         .then_some((
             Record::Data {
                 payload_offset: offset + RECORD_HEADER,
                 len,
             },
-            next,
+            pos + size,
         ))
 }
 
@@ -190,13 +189,12 @@ impl LastData {
             return None;
         }
         let offset = capacity.offset(pos);
-        let next = pos + self.size;
-        (self.size <= capacity.room_to_end(pos) && next <= published).then_some((
+        (self.size <= capacity.room_to_end(pos) && pos + self.size <= published).then_some((
             Record::Data {
                 payload_offset: offset + RECORD_HEADER,
                 len: self.len,
             },
-            next,
+            pos + self.size,
         ))
     }
 

@@ -717,10 +717,6 @@ impl<'a> RecvBatch<'a> {
             )) => {
                 self.pos = next;
                 self.count += 1;
-                // A load and a predicted branch, no store per message.
-                if self.consumer.ended {
-                    self.consumer.ended = false;
-                }
                 // SAFETY: the record is published and the batch releases it only when it is
                 // dropped (after this borrow of the batch ends), so under the ring protocol the
                 // producer does not write it while the slice lives.
@@ -798,6 +794,9 @@ impl<'a> RecvBatch<'a> {
     #[inline]
     pub fn release(&mut self) {
         if self.pos != self.consumer.read_pos {
+            // Once per release, not per message: what was consumed ends with a message
+            // (the consumer is past any earlier end) unless the batch reached an end.
+            self.consumer.ended = self.end;
             let messages = (self.count - self.released) as u64;
             self.released = self.count;
             self.consumer.release(self.pos, messages);
