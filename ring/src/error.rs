@@ -251,8 +251,11 @@ pub enum Error {
     },
     /// A typed view ([`Message::value`](crate::Message::value) and the like) of a message whose
     /// length does not fit the type.
-    #[error("message of {len} bytes is not {}", expected_what(type_name, *size, *slice))]
+    #[error("{method}: message of {len} bytes is not {}", expected_what(type_name, *size, *slice))]
     WrongLength {
+        /// The call that asked for the type, such as `Message::value` or
+        /// `TypedConsumer::recv`.
+        method: &'static str,
         /// The message's length.
         len: usize,
         /// The type asked for.

@@ -146,6 +146,7 @@ pub use protocol::wait::{ParseWaitStrategyError, WaitStrategy};
 pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 pub use side::consumer::{Consumer, Message, RecvBatch};
 pub use side::producer::{Claim, Producer, SendBatch};
+pub use side::typed_sides::{TypedConsumer, TypedMessage, TypedProducer};
 
 #[cfg(all(test, loom))]
 mod loom_tests;

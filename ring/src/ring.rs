@@ -184,6 +184,20 @@ impl Ring {
         Consumer::attach(Arc::clone(&self.shared))
     }
 
+    /// Takes the producer role for messages of one type `T`: each send is one `T`. Fails as
+    /// [`producer`](Self::producer) does, and with [`Error::TooLarge`] if a `T` does not fit
+    /// in one message of this ring. See [`TypedProducer`](crate::TypedProducer).
+    pub fn producer_of<T: bytemuck::NoUninit>(&self) -> Result<crate::TypedProducer<T>> {
+        crate::TypedProducer::new(self.producer()?)
+    }
+
+    /// Takes the consumer role for messages of one type `T`, each read in place. Fails as
+    /// [`consumer`](Self::consumer) does, and with [`Error::TooLarge`] if a `T` does not fit
+    /// in one message of this ring. See [`TypedConsumer`](crate::TypedConsumer).
+    pub fn consumer_of<T: bytemuck::AnyBitPattern>(&self) -> Result<crate::TypedConsumer<T>> {
+        crate::TypedConsumer::new(self.consumer()?)
+    }
+
     /// Data capacity in bytes.
     pub fn capacity(&self) -> u64 {
         self.shared.region.capacity().bytes()

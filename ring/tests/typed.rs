@@ -1,5 +1,5 @@
 //! Typed messages: values and slices sent and viewed in place, the alignment payloads are
-//! guaranteed to have, and clear errors for lengths that do not fit.
+//! guaranteed to have, clear errors for lengths that do not fit, and typed endpoints.
 
 use bytemuck::{Pod, Zeroable};
 use ringfile::{typed, Error, Ring};
@@ -106,14 +106,16 @@ fn a_length_that_does_not_fit_the_type_is_a_clear_error() {
         "{err:?}"
     );
     assert!(
-        err.to_string().starts_with("message of 12 bytes is not a "),
+        // Names the call, then what did not fit.
+        err.to_string()
+            .starts_with("Message::value: message of 12 bytes is not a "),
         "{err}"
     );
     assert!(err.to_string().ends_with("Tick (16 bytes)"), "{err}");
     let err = msg.slice::<u64>().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "message of 12 bytes is not a whole number of u64 (8 bytes each)"
+        "Message::slice: message of 12 bytes is not a whole number of u64 (8 bytes each)"
     );
     assert!(msg.read_value::<Wide>().is_err());
     assert_eq!(msg.slice::<u32>().unwrap().len(), 3);
@@ -136,4 +138,76 @@ fn a_length_that_does_not_fit_the_type_is_a_clear_error() {
     let msg = consumer.recv().unwrap().unwrap();
     assert!(msg.slice::<Tick>().unwrap().is_empty());
     assert!(msg.value::<u8>().is_err());
+}
+
+#[test]
+fn typed_endpoints_send_and_receive_one_type_checked_once() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer_of::<Tick>().unwrap();
+    let mut consumer = ring.consumer_of::<Tick>().unwrap();
+    for qty in 0..5 {
+        producer
+            .send(&Tick {
+                price: 1.5,
+                qty,
+                side: 1,
+            })
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while let Some(tick) = consumer.try_recv().unwrap() {
+        got.push(tick.qty); // in place: a TypedMessage dereferences to the Tick
+    }
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+    assert!(!consumer.is_ended());
+    producer
+        .try_send(&Tick {
+            price: 2.0,
+            qty: 9,
+            side: 0,
+        })
+        .unwrap();
+    assert_eq!(consumer.recv_value().unwrap().map(|t| t.qty), Some(9));
+    producer.close().unwrap();
+    assert!(consumer.recv().unwrap().is_none());
+    assert!(consumer.is_ended());
+}
+
+#[test]
+fn a_message_of_another_length_names_the_typed_call_and_is_consumed() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut consumer = ring.consumer_of::<u64>().unwrap();
+    producer.send(&[1, 2, 3]).unwrap();
+    producer.send_value(&7u64).unwrap();
+    let err = consumer.recv().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "TypedConsumer::recv: message of 3 bytes is not a u64 (8 bytes)"
+    );
+    // Not received again: the next receive goes on with the next message.
+    assert_eq!(*consumer.recv().unwrap().unwrap(), 7);
+}
+
+#[test]
+fn a_type_larger_than_the_ring_s_largest_message_is_refused_when_the_endpoint_is_made() {
+    let ring = Ring::memfd(4096).unwrap(); // largest message: 2040 bytes
+    let err = ring.producer_of::<[u64; 512]>().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                len: 4096,
+                max: 2040
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(matches!(
+        ring.consumer_of::<[u64; 512]>(),
+        Err(Error::TooLarge { len: 4096, .. })
+    ));
+    // The roles were not kept by the refused endpoints.
+    assert!(ring.producer_of::<[u8; 1024]>().is_ok());
+    assert!(ring.consumer_of::<u8>().is_ok());
 }

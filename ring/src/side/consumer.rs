@@ -592,19 +592,19 @@ impl Message<'_> {
     /// # Ok(()) }
     /// ```
     pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<&T> {
-        crate::side::typed::value(self)
+        crate::side::typed::value_for("Message::value", self)
     }
 
     /// The message as a slice of `T`, in place (no copy). [`Error::WrongLength`] unless its
     /// length is a whole number of `T`.
     pub fn slice<T: bytemuck::AnyBitPattern>(&self) -> Result<&[T]> {
-        crate::side::typed::slice(self)
+        crate::side::typed::slice_for("Message::slice", self)
     }
 
     /// A copy of the message as a `T`, for a type of any alignment. [`Error::WrongLength`] if
     /// its length is not `size_of::<T>()`.
     pub fn read_value<T: bytemuck::AnyBitPattern>(&self) -> Result<T> {
-        crate::side::typed::read(self)
+        crate::side::typed::read_for("Message::read_value", self)
     }
 
     /// Copies the message into `buf` (replacing its contents) with atomic loads: the copy

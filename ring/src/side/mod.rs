@@ -3,5 +3,6 @@ pub mod async_api;
 pub(crate) mod consumer;
 pub(crate) mod producer;
 pub mod typed;
+pub(crate) mod typed_sides;
 #[cfg(all(feature = "tokio", not(loom)))]
 pub(crate) mod waiter;

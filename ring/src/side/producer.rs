@@ -853,13 +853,13 @@ impl Claim<'_> {
     /// # Ok(()) }
     /// ```
     pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T> {
-        crate::side::typed::value_mut(self)
+        crate::side::typed::value_mut_for("Claim::value_mut", self)
     }
 
     /// The claimed bytes as a slice of `T` to write in place. [`Error::WrongLength`] unless
     /// the claim's length is a whole number of `T`.
     pub fn slice_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
-        crate::side::typed::slice_mut(self)
+        crate::side::typed::slice_mut_for("Claim::slice_mut", self)
     }
 }
 

@@ -66,8 +66,9 @@ const fn assert_alignment<T>() {
     );
 }
 
-fn wrong_length<T>(len: usize, slice: bool) -> Error {
+pub(crate) fn wrong_length<T>(method: &'static str, len: usize, slice: bool) -> Error {
     Error::WrongLength {
+        method,
         len,
         type_name: std::any::type_name::<T>(),
         size: size_of::<T>(),
@@ -78,41 +79,79 @@ fn wrong_length<T>(len: usize, slice: bool) -> Error {
 /// `bytes` (a payload: 8-byte aligned) as one `T`, in place. [`Error::WrongLength`] unless
 /// `bytes` is exactly `size_of::<T>()` long.
 pub fn value<T: AnyBitPattern>(bytes: &[u8]) -> Result<&T> {
+    value_for("typed::value", bytes)
+}
+
+/// [`value`] for the call `method`, which its error names.
+#[inline]
+pub(crate) fn value_for<'a, T: AnyBitPattern>(
+    method: &'static str,
+    bytes: &'a [u8],
+) -> Result<&'a T> {
     const { assert_alignment::<T>() };
-    bytemuck::try_from_bytes(bytes).map_err(|_| wrong_length::<T>(bytes.len(), false))
+    bytemuck::try_from_bytes(bytes).map_err(|_| wrong_length::<T>(method, bytes.len(), false))
 }
 
 /// `bytes` (a payload: 8-byte aligned) as a slice of `T`, in place. [`Error::WrongLength`]
 /// unless the length is a whole number of `T` (zero is an empty slice; a zero-sized `T` is
 /// refused).
 pub fn slice<T: AnyBitPattern>(bytes: &[u8]) -> Result<&[T]> {
+    slice_for("typed::slice", bytes)
+}
+
+/// [`slice`] for the call `method`, which its error names.
+pub(crate) fn slice_for<'a, T: AnyBitPattern>(
+    method: &'static str,
+    bytes: &'a [u8],
+) -> Result<&'a [T]> {
     const { assert_alignment::<T>() };
-    bytemuck::try_cast_slice(bytes).map_err(|_| wrong_length::<T>(bytes.len(), true))
+    bytemuck::try_cast_slice(bytes).map_err(|_| wrong_length::<T>(method, bytes.len(), true))
 }
 
 /// `bytes` (a claim: 8-byte aligned) as one `T` to write in place. [`Error::WrongLength`]
 /// unless `bytes` is exactly `size_of::<T>()` long.
 pub fn value_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut T> {
+    value_mut_for("typed::value_mut", bytes)
+}
+
+/// [`value_mut`] for the call `method`, which its error names.
+pub(crate) fn value_mut_for<'a, T: Pod>(
+    method: &'static str,
+    bytes: &'a mut [u8],
+) -> Result<&'a mut T> {
     const { assert_alignment::<T>() };
     let len = bytes.len();
-    bytemuck::try_from_bytes_mut(bytes).map_err(|_| wrong_length::<T>(len, false))
+    bytemuck::try_from_bytes_mut(bytes).map_err(|_| wrong_length::<T>(method, len, false))
 }
 
 /// `bytes` (a claim: 8-byte aligned) as a slice of `T` to write in place.
 /// [`Error::WrongLength`] unless the length is a whole number of `T`.
 pub fn slice_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut [T]> {
+    slice_mut_for("typed::slice_mut", bytes)
+}
+
+/// [`slice_mut`] for the call `method`, which its error names.
+pub(crate) fn slice_mut_for<'a, T: Pod>(
+    method: &'static str,
+    bytes: &'a mut [u8],
+) -> Result<&'a mut [T]> {
     const { assert_alignment::<T>() };
     let len = bytes.len();
-    bytemuck::try_cast_slice_mut(bytes).map_err(|_| wrong_length::<T>(len, true))
+    bytemuck::try_cast_slice_mut(bytes).map_err(|_| wrong_length::<T>(method, len, true))
 }
 
 /// A copy of `bytes` as a `T`, for a type of any alignment. [`Error::WrongLength`] unless
 /// `bytes` is exactly `size_of::<T>()` long.
 pub fn read<T: AnyBitPattern>(bytes: &[u8]) -> Result<T> {
+    read_for("typed::read", bytes)
+}
+
+/// [`read`] for the call `method`, which its error names.
+pub(crate) fn read_for<T: AnyBitPattern>(method: &'static str, bytes: &[u8]) -> Result<T> {
     if bytes.len() == size_of::<T>() {
         Ok(bytemuck::pod_read_unaligned(bytes))
     } else {
-        Err(wrong_length::<T>(bytes.len(), false))
+        Err(wrong_length::<T>(method, bytes.len(), false))
     }
 }
 
