@@ -107,6 +107,7 @@
 //! close-on-exec.
 
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(unsafe_op_in_unsafe_fn)]
 
 // The layers, from the ground up; each imports only from those before it.
@@ -131,11 +132,13 @@ pub mod diagnostics;
 mod error;
 pub mod units;
 
-#[cfg(all(feature = "tokio", not(loom)))]
+#[cfg(all(feature = "async", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use side::async_api;
 pub use side::typed;
 
-#[cfg(all(feature = "tokio", not(loom)))]
+#[cfg(all(feature = "async", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub use async_api::MessageStream;
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]

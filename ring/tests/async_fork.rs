@@ -2,7 +2,7 @@
 //! inherits the parent's list of watcher threads but not the threads, and must start its own
 //! (else its waits would never be woken). One test in this file, so that the forking process
 //! runs as few threads as possible.
-#![cfg(feature = "tokio")]
+#![cfg(feature = "async")]
 
 #[path = "support/pipe.rs"]
 mod support_pipe;

@@ -2,7 +2,7 @@
 //! for space, cancellation at every await point, timeouts, the end of the stream. The same
 //! API against the real programs, across processes, is tested in
 //! `consumer/tests/async_peers.rs`.
-#![cfg(feature = "tokio")]
+#![cfg(feature = "async")]
 
 #[cfg(target_arch = "x86_64")]
 #[path = "support/seccomp.rs"]

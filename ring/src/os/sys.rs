@@ -120,7 +120,7 @@ pub(crate) fn futex_wake(word: &AtomicU32) -> io::Result<()> {
 
 /// One futex of a [`futex_waitv`] call: sleep while `word` holds `expected`. Shared, as
 /// every futex here (woken by [`futex_wake`]).
-#[cfg(all(feature = "tokio", not(loom)))]
+#[cfg(all(feature = "async", not(loom)))]
 pub(crate) struct WaitOn<'a> {
     pub(crate) word: &'a AtomicU32,
     pub(crate) expected: u32,
@@ -130,7 +130,7 @@ pub(crate) struct WaitOn<'a> {
 /// `timeout` passes (Linux 5.16's `futex_waitv`; at most 128 futexes). As [`futex_wait`],
 /// every return but an error means "re-check"; `Err` means the call is not available here
 /// (`ENOSYS` on older kernels, `EPERM` under a seccomp filter).
-#[cfg(all(feature = "tokio", not(loom)))]
+#[cfg(all(feature = "async", not(loom)))]
 pub(crate) fn futex_waitv(futexes: &[WaitOn<'_>], timeout: Option<Duration>) -> io::Result<()> {
     /// `struct futex_waitv` of `<linux/futex.h>`.
     #[repr(C)]

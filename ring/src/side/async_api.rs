@@ -51,6 +51,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl Consumer {
     /// Waits, as a task, for a message: the async form of [`recv`](Self::recv), with the
     /// same results — `None` at the end of the stream, [`Error::ProducerDied`] once everything
@@ -209,6 +210,7 @@ where
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl Producer {
     /// Waits, as a task, for room, then sends `msg`: the async form of [`send`](Self::send),
     /// with the same errors.
@@ -266,6 +268,7 @@ impl Producer {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 impl SendBatch<'_> {
     /// As [`Producer::send_async`], unpublished until the batch ends (what the batch holds
     /// is published before it waits for room, as [`send`](Self::send) does).

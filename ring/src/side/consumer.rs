@@ -77,7 +77,7 @@ pub struct Consumer {
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
     pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
     /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
-    #[cfg(all(feature = "tokio", not(loom)))]
+    #[cfg(all(feature = "async", not(loom)))]
     pub(crate) async_wait: crate::side::waiter::AsyncWait,
 }
 
@@ -110,7 +110,7 @@ impl Consumer {
             watch: Watch::default(),
             ended: false,
             sleep_barrier,
-            #[cfg(all(feature = "tokio", not(loom)))]
+            #[cfg(all(feature = "async", not(loom)))]
             async_wait: Default::default(),
             shared,
         })

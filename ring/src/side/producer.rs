@@ -78,7 +78,7 @@ pub struct Producer {
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
     pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
     /// The wait of an async send, kept here so that a dropped future leaves nothing behind.
-    #[cfg(all(feature = "tokio", not(loom)))]
+    #[cfg(all(feature = "async", not(loom)))]
     pub(crate) async_wait: crate::side::waiter::AsyncWait,
 }
 
@@ -135,7 +135,7 @@ impl Producer {
                 .load(Ordering::Relaxed),
             wait: WaitStrategy::default(),
             sleep_barrier,
-            #[cfg(all(feature = "tokio", not(loom)))]
+            #[cfg(all(feature = "async", not(loom)))]
             async_wait: Default::default(),
             shared,
         })
