@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::format::layout::HEADER_SIZE;
 use crate::side::consumer::Consumer;
 use crate::side::producer::Producer;
+use crate::side::typed_sides::{TypedConsumer, TypedProducer};
 use crate::store::file;
 use crate::store::shared::Shared;
 use std::fs::File;
@@ -187,15 +188,15 @@ impl Ring {
     /// Takes the producer role for messages of one type `T`: each send is one `T`. Fails as
     /// [`producer`](Self::producer) does, and with [`Error::TooLarge`] if a `T` does not fit
     /// in one message of this ring. See [`TypedProducer`](crate::TypedProducer).
-    pub fn producer_of<T: bytemuck::NoUninit>(&self) -> Result<crate::TypedProducer<T>> {
-        crate::TypedProducer::new(self.producer()?)
+    pub fn producer_of<T: bytemuck::NoUninit>(&self) -> Result<TypedProducer<T>> {
+        TypedProducer::new(self.producer()?)
     }
 
     /// Takes the consumer role for messages of one type `T`, each read in place. Fails as
     /// [`consumer`](Self::consumer) does, and with [`Error::TooLarge`] if a `T` does not fit
     /// in one message of this ring. See [`TypedConsumer`](crate::TypedConsumer).
-    pub fn consumer_of<T: bytemuck::AnyBitPattern>(&self) -> Result<crate::TypedConsumer<T>> {
-        crate::TypedConsumer::new(self.consumer()?)
+    pub fn consumer_of<T: bytemuck::AnyBitPattern>(&self) -> Result<TypedConsumer<T>> {
+        TypedConsumer::new(self.consumer()?)
     }
 
     /// Data capacity in bytes.
