@@ -282,7 +282,12 @@ impl Inspector {
         let head_now = || self.region.control().released_head.load(Ordering::Acquire);
         let (mut head, tail) = file::positions(&self.region, &self.name)?;
         let mut pos = head;
-        let mut retries = 0;
+        let mut restarts = Restarts {
+            name: &self.name,
+            capacity: self.header.capacity,
+            tail,
+            done: 0,
+        };
         while pos < tail && (walk.messages as usize) < max {
             let word = self.region.read_word(pos);
             let decoded = decode(word, pos, tail, capacity, self.header.max_message);
@@ -317,13 +322,7 @@ impl Inspector {
                     fence(Ordering::Acquire);
                     if let Some(new_head) = moved(pos) {
                         walk.skipped += u64::from(matches!(record, Record::Data { .. }));
-                        (head, pos) = restart(
-                            &self.name,
-                            self.header.capacity,
-                            new_head,
-                            &mut retries,
-                            tail,
-                        )?;
+                        (head, pos) = restarts.at(new_head)?;
                         continue;
                     }
                     match (record, ending) {
@@ -351,15 +350,7 @@ impl Inspector {
                     pos = next;
                 }
                 Err(reason) => match moved(pos) {
-                    Some(new_head) => {
-                        (head, pos) = restart(
-                            &self.name,
-                            self.header.capacity,
-                            new_head,
-                            &mut retries,
-                            tail,
-                        )?
-                    }
+                    Some(new_head) => (head, pos) = restarts.at(new_head)?,
                     None => {
                         return Err(Error::Corrupt {
                             path: self.name.clone(),
@@ -374,33 +365,38 @@ impl Inspector {
     }
 }
 
-/// Where a walk goes on after the consumer released records under it: the new head (the
-/// records before it are gone), within the tail first read.
-fn restart(
-    name: &std::path::Path,
+/// A walk's restarts after the consumer released records under it.
+struct Restarts<'a> {
+    name: &'a Path,
     capacity: u64,
-    new_head: u64,
-    retries: &mut usize,
+    /// The tail the walk first read: it goes no further.
     tail: Position,
-) -> Result<(Position, Position)> {
-    if !new_head.is_multiple_of(8) {
-        return Err(Error::BadPositions {
-            path: name.to_path_buf(),
-            head: new_head,
-            tail: tail.get(),
-            capacity,
-        });
+    done: usize,
+}
+
+impl Restarts<'_> {
+    /// Where the walk goes on, as (head, position): the new head (the records before it are
+    /// gone), within the tail first read. [`Error::Overtaken`] after `RETRIES` restarts.
+    fn at(&mut self, new_head: u64) -> Result<(Position, Position)> {
+        if !new_head.is_multiple_of(8) {
+            return Err(Error::BadPositions {
+                path: self.name.to_path_buf(),
+                head: new_head,
+                tail: self.tail.get(),
+                capacity: self.capacity,
+            });
+        }
+        self.done += 1;
+        if self.done > RETRIES {
+            // A consumer releasing faster than we can walk: no snapshot.
+            return Err(Error::Overtaken {
+                path: self.name.to_path_buf(),
+            });
+        }
+        // The lower of the new head and a position: a position.
+        let at = Position::new(new_head.min(self.tail.get())).unwrap_or(self.tail);
+        Ok((at, at))
     }
-    *retries += 1;
-    if *retries > RETRIES {
-        // A consumer releasing faster than we can walk: no snapshot.
-        return Err(Error::Overtaken {
-            path: name.to_path_buf(),
-        });
-    }
-    // The lower of the new head and a position: a position.
-    let at = Position::new(new_head.min(tail.get())).unwrap_or(tail);
-    Ok((at, at))
 }
 
 /// What a walk hands over.
