@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 /// A byte count, displayed in binary units.
 ///
-/// - `{}` is exact: `64 KiB` or `1 MiB` when the count is a whole number of a unit, else the
-///   count with its approximation, `64000 bytes (62.5 KiB)`; below 1 KiB, `1000 bytes`.
+/// - `{}` is exact: `64 KiB` or `1 MiB` when the count is a whole number (below 10 000) of a
+///   unit, else the count with its approximation, `64000 bytes (62.5 KiB)`; below 1 KiB,
+///   `1000 bytes`.
 /// - `{:#}` is approximate, for rates and overviews: `62.5 KiB`, `1.0 MiB`, `512 bytes`.
 ///
 /// ```
@@ -103,10 +104,10 @@ impl fmt::Display for Size {
             return self.approximate(f);
         }
         let n = self.0;
-        if let Some((shift, unit)) = UNITS
-            .iter()
-            .find(|(shift, _)| n >= 1 << shift && n.is_multiple_of(1 << shift))
-        {
+        // A whole number of a unit, if it is a short one (`1028 KiB`, not `625000 KiB`).
+        if let Some((shift, unit)) = UNITS.iter().find(|(shift, _)| {
+            n >= 1 << shift && n.is_multiple_of(1 << shift) && n >> shift < 10_000
+        }) {
             return write!(f, "{} {unit}", n >> shift);
         }
         write!(f, "{n} bytes")?;
@@ -132,6 +133,8 @@ mod tests {
         assert_eq!(Size((1 << 20) + 8).to_string(), "1048584 bytes (1.0 MiB)");
         assert_eq!(Size(1000).to_string(), "1000 bytes");
         assert_eq!(Size(0).to_string(), "0 bytes");
+        // Whole, but a long count in its unit: the bytes and the approximation instead.
+        assert_eq!(Size(640_000_000).to_string(), "640000000 bytes (610.4 MiB)");
     }
 
     #[test]
