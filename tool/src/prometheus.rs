@@ -47,92 +47,110 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The exposition of `rings`.
-pub fn exposition(rings: &[Scraped]) -> String {
-    let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&Described) -> f64| {
-        writeln!(out, "# HELP {name} {help}").unwrap();
-        writeln!(out, "# TYPE {name} {kind}").unwrap();
-        for ring in rings {
-            if let Scraped::Ring(d) = ring {
-                writeln!(out, "{name}{{ring=\"{}\"}} {}", label(&d.path), value(d)).unwrap();
-            }
-        }
-    };
-    family(
+/// The metrics with one sample per readable ring: name, type, help, and the value.
+type Gauge = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Described) -> f64,
+);
+
+const PER_RING: [Gauge; 8] = [
+    (
         "ringfile_capacity_bytes",
         "gauge",
         "Data capacity of the ring.",
-        &|d| d.snapshot.capacity as f64,
-    );
-    family(
+        |d| d.snapshot.capacity as f64,
+    ),
+    (
         "ringfile_waiting_messages",
         "gauge",
         "Messages published and not yet released: the consumer's lag.",
-        &|d| d.snapshot.messages as f64,
-    );
-    family(
+        |d| d.snapshot.messages as f64,
+    ),
+    (
         "ringfile_waiting_bytes",
         "gauge",
         "Payload bytes of the waiting messages.",
-        &|d| d.snapshot.payload_bytes as f64,
-    );
-    family(
+        |d| d.snapshot.payload_bytes as f64,
+    ),
+    (
         "ringfile_fill_ratio",
         "gauge",
         "Fraction of the data region the waiting records take (0 to 1).",
-        &|d| d.snapshot.fill_percent() / 100.0,
-    );
-    family(
+        |d| d.snapshot.fill_percent() / 100.0,
+    ),
+    (
         "ringfile_published_messages_total",
         "counter",
         "Messages published by every producer since the ring was created.",
-        &|d| d.snapshot.published_messages as f64,
-    );
-    family(
+        |d| d.snapshot.published_messages as f64,
+    ),
+    (
         "ringfile_released_messages_total",
         "counter",
         "Messages released by every consumer since the ring was created.",
-        &|d| d.snapshot.released_messages as f64,
-    );
-    family(
+        |d| d.snapshot.released_messages as f64,
+    ),
+    (
         "ringfile_producer_attached",
         "gauge",
         "1 while a live producer holds the ring.",
-        &|d| f64::from(u8::from(d.snapshot.producer.live)),
-    );
-    family(
+        |d| f64::from(u8::from(d.snapshot.producer.live)),
+    ),
+    (
         "ringfile_consumer_attached",
         "gauge",
         "1 while a live consumer holds the ring.",
-        &|d| f64::from(u8::from(d.snapshot.consumer.live)),
-    );
-    writeln!(
-        out,
-        "# HELP ringfile_stream_state The stream's state: 1 for the current one."
-    )
-    .unwrap();
-    writeln!(out, "# TYPE ringfile_stream_state gauge").unwrap();
-    for ring in rings {
-        if let Scraped::Ring(d) = ring {
-            let now = state(&d.snapshot.stream);
-            for s in STATES {
-                writeln!(
-                    out,
-                    "ringfile_stream_state{{ring=\"{}\",state=\"{s}\"}} {}",
-                    label(&d.path),
-                    u8::from(s == now)
-                )
-                .unwrap();
-            }
+        |d| f64::from(u8::from(d.snapshot.consumer.live)),
+    ),
+];
+
+/// A metric's `# HELP` and `# TYPE` lines, written once before its samples.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    writeln!(out, "# HELP {name} {help}").unwrap();
+    writeln!(out, "# TYPE {name} {kind}").unwrap();
+}
+
+/// The exposition of `rings`.
+pub fn exposition(rings: &[Scraped]) -> String {
+    let mut out = String::new();
+    let readable = || {
+        rings.iter().filter_map(|ring| match ring {
+            Scraped::Ring(d) => Some(d),
+            Scraped::Unreadable(_) => None,
+        })
+    };
+    for (name, kind, help, value) in PER_RING {
+        header(&mut out, name, kind, help);
+        for d in readable() {
+            writeln!(out, "{name}{{ring=\"{}\"}} {}", label(&d.path), value(d)).unwrap();
         }
     }
-    writeln!(
-        out,
-        "# HELP ringfile_readable 1 if the ring could be read, 0 if it is damaged or this user may not read it."
-    )
-    .unwrap();
-    writeln!(out, "# TYPE ringfile_readable gauge").unwrap();
+    header(
+        &mut out,
+        "ringfile_stream_state",
+        "gauge",
+        "The stream's state: 1 for the current one.",
+    );
+    for d in readable() {
+        let now = state(&d.snapshot.stream);
+        for s in STATES {
+            writeln!(
+                out,
+                "ringfile_stream_state{{ring=\"{}\",state=\"{s}\"}} {}",
+                label(&d.path),
+                u8::from(s == now)
+            )
+            .unwrap();
+        }
+    }
+    header(
+        &mut out,
+        "ringfile_readable",
+        "gauge",
+        "1 if the ring could be read, 0 if it is damaged or this user may not read it.",
+    );
     for ring in rings {
         let up = u8::from(matches!(ring, Scraped::Ring(_)));
         writeln!(
