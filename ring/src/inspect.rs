@@ -101,9 +101,13 @@ pub struct Snapshot {
     /// for rates, such as `ringfile watch`'s messages/s in; 0 for rings written by versions
     /// that did not count).
     pub published_messages: u64,
+    /// The payload bytes of those messages (for rates: bytes/s in).
+    pub published_bytes: u64,
     /// Messages released since the ring was created, by every consumer (for rates: messages/s
     /// out).
     pub released_messages: u64,
+    /// The payload bytes of those messages (for rates: bytes/s out).
+    pub released_bytes: u64,
     /// The producer role.
     pub producer: Holder,
     /// The consumer role.
@@ -194,9 +198,7 @@ impl Inspector {
         let mut walk = Walk::default();
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();
-        // Relaxed: statistics (written Relaxed, before the positions they go with).
-        let published_messages = control.published_messages.load(Ordering::Relaxed);
-        let released_messages = control.released_messages.load(Ordering::Relaxed);
+        let (published, released) = (control.published.load(), control.released.load());
         let stream = if producer.live {
             StreamState::Open
         } else if attached {
@@ -215,8 +217,10 @@ impl Inspector {
             tail: tail.get(),
             messages: walk.messages,
             payload_bytes: walk.payload_bytes,
-            published_messages,
-            released_messages,
+            published_messages: published.messages,
+            published_bytes: published.bytes,
+            released_messages: released.messages,
+            released_bytes: released.bytes,
             producer,
             consumer,
             stream,

@@ -495,3 +495,69 @@ fn thread_safety_is_what_the_docs_say() {
     send::<Error>();
     sync::<Error>();
 }
+
+#[test]
+fn the_traffic_counters_count_payload_bytes_of_what_was_published_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ring");
+    let ring = Ring::create(&path, 1 << 16).unwrap();
+    let counters = || {
+        let s = ringfile::Inspector::open(&path).unwrap().snapshot().unwrap();
+        (
+            (s.published_messages, s.published_bytes),
+            (s.released_messages, s.released_bytes),
+        )
+    };
+    let mut producer = ring.producer().unwrap();
+    producer.send(&[1; 10]).unwrap();
+    let mut claim = producer.claim(100).unwrap();
+    claim[..3].copy_from_slice(b"abc");
+    claim.commit_len(3);
+    let mut batch = producer.batch();
+    for len in [0, 7, 20] {
+        batch.send(&vec![2; len]).unwrap();
+    }
+    drop(batch);
+    // Five messages of 10 + 3 + 0 + 7 + 20 payload bytes (in 112 bytes of records).
+    assert_eq!(counters(), ((5, 40), (0, 0)));
+
+    let mut consumer = ring.consumer().unwrap();
+    drop(consumer.recv().unwrap().unwrap());
+    assert_eq!(counters().1, (1, 10));
+    // A message given back is not released.
+    consumer.recv().unwrap().unwrap().unread();
+    assert_eq!(counters().1, (1, 10));
+    // A batch whose handler fails on the third message releases the two before it.
+    let mut batch = consumer.recv_batch().unwrap();
+    let mut seen = 0;
+    let failed = batch.try_for_each(|_| {
+        seen += 1;
+        if seen == 3 {
+            Err(Error::Full)
+        } else {
+            Ok(())
+        }
+    });
+    assert!(matches!(failed, Err(Error::Full)));
+    drop(batch);
+    assert_eq!(counters().1, (3, 13));
+    // A batch released halfway, then at its end.
+    let mut batch = consumer.recv_batch().unwrap();
+    batch.next().unwrap().unwrap();
+    batch.release();
+    assert_eq!(counters().1, (4, 20));
+    batch.next().unwrap().unwrap();
+    drop(batch);
+    assert_eq!(counters(), ((5, 40), (5, 40)));
+    // The end marker counts as neither.
+    producer.close().unwrap();
+    assert!(consumer.recv().unwrap().is_none());
+    assert_eq!(counters(), ((5, 40), (5, 40)));
+    // A new producer and consumer count on from the file.
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"xy").unwrap();
+    drop(consumer);
+    let mut consumer = ring.consumer().unwrap();
+    drop(consumer.recv().unwrap().unwrap());
+    assert_eq!(counters(), ((6, 42), (6, 42)));
+}

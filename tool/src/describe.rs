@@ -49,7 +49,7 @@ impl Described {
              capacity:  {capacity:#} (largest message {max} bytes)\n  \
              waiting:   {messages} messages, {payload} of payload; {used} used, {fill:.1}% full\n  \
              positions: head {head}, tail {tail}\n  \
-             totals:    {published} messages published, {released} released since creation\n  \
+             totals:    {published} messages ({published_bytes:#}) published, {released} ({released_bytes:#}) released since creation\n  \
              producer:  {producer}\n  \
              consumer:  {consumer}\n  \
              stream:    {stream}\n  \
@@ -65,7 +65,9 @@ impl Described {
             head = s.head,
             tail = s.tail,
             published = s.published_messages,
+            published_bytes = Size(s.published_bytes),
             released = s.released_messages,
+            released_bytes = Size(s.released_bytes),
             producer = holder(&s.producer),
             consumer = holder(&s.consumer),
             stream = stream(&s.stream),
@@ -122,7 +124,9 @@ impl Described {
             "head": s.head,
             "tail": s.tail,
             "published_messages": s.published_messages,
+            "published_bytes": s.published_bytes,
             "released_messages": s.released_messages,
+            "released_bytes": s.released_bytes,
             "producer": holder(&s.producer),
             "consumer": holder(&s.consumer),
             "stream": state,

@@ -3,18 +3,17 @@
 
 mod describe;
 mod prometheus;
+mod watch;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use describe::Described;
-use ringfile::{Error, Inspector, Peeked, Ring, Snapshot};
+use ringfile::{Error, Inspector, Peeked, Ring};
 use ringfile_cli::framing::Framing;
 use ringfile_cli::program::Program;
-use ringfile_cli::signals::Signals;
-use ringfile_cli::size::Size;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -53,9 +52,11 @@ enum Command {
         #[arg(long)]
         prometheus: bool,
     },
-    /// `stat`, refreshed: messages/s and bytes/s in (published) and out (released), and the
-    /// consumer's lag. A live display on a terminal; otherwise one line (or JSON object) per
-    /// interval. Stops on SIGINT/SIGTERM.
+    /// `stat`, refreshed: messages/s and payload bytes/s in (published) and out (released),
+    /// and the consumer's lag. On a terminal, one line rewritten in place and cut to the
+    /// terminal's width (the least important fields go first); otherwise one line (or JSON
+    /// object) per interval. Bytes are payload bytes, as in `stat`: record headers and
+    /// padding are not counted. Stops on SIGINT/SIGTERM.
     Watch {
         /// The ring file.
         path: PathBuf,
@@ -159,7 +160,7 @@ fn main() {
             interval,
             count,
             json,
-        } => watch(&path, Duration::from_secs_f64(interval), count, json),
+        } => watch::watch(&path, Duration::from_secs_f64(interval), count, json),
         Command::Ls { dir, json } => ls(dir.as_deref().unwrap_or(Path::new("/dev/shm")), json),
         Command::Peek {
             path,
@@ -223,109 +224,6 @@ fn stat_prometheus(path: &Path) -> anyhow::Result<()> {
     };
     print!("{}", prometheus::exposition(&rings));
     Ok(())
-}
-
-fn watch(path: &Path, interval: Duration, count: Option<u64>, json: bool) -> anyhow::Result<()> {
-    let signals = Signals::install("ringfile", "exiting at once", json)?;
-    let live = !json && std::io::stdout().is_terminal();
-    let mut previous: Option<(Instant, Snapshot)> = None;
-    let mut shown = 0u64;
-    let mut out = std::io::stdout().lock();
-    loop {
-        let described = Described::of(path)?;
-        let s = &described.snapshot;
-        let now = Instant::now();
-        let rates = previous
-            .as_ref()
-            .map(|(at, before)| Rates::between(before, s, now.duration_since(*at)))
-            .unwrap_or_default();
-        if json {
-            let mut object = described.to_json();
-            object["messages_in_per_sec"] = rates.messages_in.into();
-            object["messages_out_per_sec"] = rates.messages_out.into();
-            object["bytes_in_per_sec"] = rates.bytes_in.into();
-            object["bytes_out_per_sec"] = rates.bytes_out.into();
-            writeln!(out, "{object}")?;
-        } else {
-            let line = format!(
-                "in {} msg/s {:>10}/s  out {} msg/s {:>10}/s  lag {} messages, {}  {:.0}% full  \
-                 producer: {}  consumer: {}  stream: {}",
-                per_sec(rates.messages_in),
-                format!("{:#}", Size(rates.bytes_in as u64)),
-                per_sec(rates.messages_out),
-                format!("{:#}", Size(rates.bytes_out as u64)),
-                s.messages,
-                Size(s.payload_bytes),
-                s.fill_percent(),
-                if s.producer.live { "attached" } else { "none" },
-                if s.consumer.live { "attached" } else { "none" },
-                describe::stream(&s.stream),
-            );
-            if live {
-                // One line, rewritten in place.
-                write!(out, "\r\x1b[K{}: {line}", described.path)?;
-            } else {
-                writeln!(out, "{line}")?;
-            }
-        }
-        out.flush()?;
-        previous = Some((now, described.snapshot));
-        shown += 1;
-        if count.is_some_and(|n| shown >= n) {
-            break;
-        }
-        let due = now + interval;
-        while Instant::now() < due {
-            if signals.requested() {
-                break;
-            }
-            std::thread::sleep((due - Instant::now()).min(Duration::from_millis(50)));
-        }
-        if signals.requested() {
-            break;
-        }
-    }
-    if live {
-        writeln!(out)?;
-    }
-    Ok(())
-}
-
-/// Traffic between two snapshots of one ring, per second.
-#[derive(Debug, Default, Clone, Copy)]
-struct Rates {
-    /// Messages published.
-    messages_in: f64,
-    /// Messages released by the consumer.
-    messages_out: f64,
-    /// Ring bytes published (records: payload, headers and padding).
-    bytes_in: f64,
-    /// Ring bytes released.
-    bytes_out: f64,
-}
-
-impl Rates {
-    /// The rates from `before` to `after`, `elapsed` apart. A counter that went backwards
-    /// (the ring was replaced, or its file rewritten) counts as no traffic.
-    fn between(before: &Snapshot, after: &Snapshot, elapsed: Duration) -> Rates {
-        let secs = elapsed.as_secs_f64().max(1e-9);
-        let rate = |from: u64, to: u64| to.saturating_sub(from) as f64 / secs;
-        Rates {
-            messages_in: rate(before.published_messages, after.published_messages),
-            messages_out: rate(before.released_messages, after.released_messages),
-            bytes_in: rate(before.tail, after.tail),
-            bytes_out: rate(before.head, after.head),
-        }
-    }
-}
-
-/// A rate in messages per second, short: `950`, `12.5k`, `3.20M`.
-fn per_sec(rate: f64) -> String {
-    match rate {
-        r if r >= 1e6 => format!("{:.2}M", r / 1e6),
-        r if r >= 1e4 => format!("{:.1}k", r / 1e3),
-        r => format!("{r:.0}"),
-    }
 }
 
 /// The files of `dir` that are rings or may be (this user cannot read them), sorted by

@@ -55,7 +55,7 @@ type Gauge = (
     fn(&Described) -> f64,
 );
 
-const PER_RING: [Gauge; 8] = [
+const PER_RING: [Gauge; 10] = [
     (
         "ringfile_capacity_bytes",
         "gauge",
@@ -91,6 +91,18 @@ const PER_RING: [Gauge; 8] = [
         "counter",
         "Messages released by every consumer since the ring was created.",
         |d| d.snapshot.released_messages as f64,
+    ),
+    (
+        "ringfile_published_bytes_total",
+        "counter",
+        "Payload bytes of the messages published since the ring was created.",
+        |d| d.snapshot.published_bytes as f64,
+    ),
+    (
+        "ringfile_released_bytes_total",
+        "counter",
+        "Payload bytes of the messages released since the ring was created.",
+        |d| d.snapshot.released_bytes as f64,
     ),
     (
         "ringfile_producer_attached",

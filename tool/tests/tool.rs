@@ -106,6 +106,9 @@ fn stat_counts_exactly_what_was_sent_and_not_yet_read() {
     assert_eq!(s["used_bytes"], 72_008);
     assert_eq!(s["published_messages"], 1000);
     assert_eq!(s["released_messages"], 0);
+    // Payload bytes, as everywhere (64 000 of them in 72 000 bytes of records).
+    assert_eq!(s["published_bytes"], 64_000);
+    assert_eq!(s["released_bytes"], 0);
     assert_eq!(s["stream"], "closed");
     assert_eq!(s["producer"]["live"], false);
     assert_eq!(s["consumer"]["live"], false);
@@ -136,7 +139,7 @@ fn stat_counts_exactly_what_was_sent_and_not_yet_read() {
     let text = run("ringfile", &["stat"], &path);
     assert!(
         String::from_utf8_lossy(&text.stdout)
-            .contains("1000 messages published, 400 released since creation"),
+            .contains("1000 messages (62.5 KiB) published, 400 (25.0 KiB) released since creation"),
         "{text:?}"
     );
 }
@@ -439,6 +442,65 @@ fn watch_rates_count_what_flowed_in_and_out_between_two_refreshes() {
         "{rate_in} {rate_out}"
     );
     assert_eq!(second["messages"], 1000 - 300 + 500);
+    // Bytes are payload bytes, as in `stat` and the summaries: 64 per message (they counted
+    // the 72 bytes of each record).
+    assert_eq!(delta("published_bytes"), 500 * 64);
+    assert_eq!(delta("released_bytes"), 300 * 64);
+    for (bytes, messages) in [
+        ("bytes_in_per_sec", "messages_in_per_sec"),
+        ("bytes_out_per_sec", "messages_out_per_sec"),
+    ] {
+        let per_message = second[bytes].as_f64().unwrap() / second[messages].as_f64().unwrap();
+        assert!((per_message - 64.0).abs() < 1e-6, "{bytes}: {per_message}");
+    }
+}
+
+#[test]
+fn watch_fits_its_line_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_with_1000(dir.path());
+    let shown = |columns: u16| {
+        let pty = pty::Pty::open();
+        pty.set_width(columns);
+        let status = Command::new(exe("ringfile"))
+            .args(["watch", "--interval", "0.05", "--count", "3"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(pty.slave.try_clone().unwrap())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        // The live display ends with a newline once it stops.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !pty.text().ends_with('\n') {
+            assert!(Instant::now() < deadline, "no end: {:?}", pty.text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Each refresh rewrites the line: carriage return, erase the line, the line.
+        let text = pty.text();
+        let lines: Vec<String> = text
+            .split("\r\x1b[K")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.trim_end().to_owned())
+            .collect();
+        assert_eq!(lines.len(), 3, "{text:?}");
+        lines
+    };
+    // It wrote 158 columns on an 80-column terminal, which wraps and so never rewrites in
+    // place.
+    for line in shown(80) {
+        assert!(line.chars().count() < 80, "{} columns: {line}", line.len());
+        assert!(
+            line.starts_with("in 0 msg/s 0 bytes/s  out 0 msg/s 0 bytes/s  lag 1000 messages"),
+            "{line}"
+        );
+    }
+    // A wide terminal gets everything, the path last.
+    for line in shown(250) {
+        assert!(line.contains("producer: none  consumer: none"), "{line}");
+        assert!(line.ends_with(&path.display().to_string()), "{line}");
+    }
 }
 
 #[test]

@@ -14,8 +14,10 @@
 //!                                then the producer's barrier words
 //!    640   128  roles line       producer_pid, consumer_pid: u32; producer_state: u64;
 //!                                producer_start: u64
-//!    768   128  producer stats   published_messages: u64   (statistics, producer only)
-//!    896   128  consumer stats   released_messages: u64    (statistics, consumer only)
+//!    768   128  producer stats   published_messages, published_bytes: u64 (statistics,
+//!                                producer only)
+//!    896   128  consumer stats   released_messages, released_bytes: u64 (statistics,
+//!                                consumer only)
 //!   1024  3072  (zero)           reserved up to HEADER_SIZE
 //!   4096     C  data region      records; C = capacity, a power of two
 //! ```
@@ -28,7 +30,7 @@
 //! a position refers to is `position % capacity` in the data region. Invariant, checked on every
 //! attach: `released_head <= published_tail <= released_head + capacity`, both multiples of 8.
 
-use crate::os::sync::{AtomicU32, AtomicU64};
+use crate::os::sync::{AtomicU32, AtomicU64, Ordering};
 use bytemuck::{Pod, Zeroable};
 
 /// The first eight bytes of every ring file.
@@ -180,6 +182,54 @@ pub struct WaitWords {
     pub fence_ack: AtomicU32,
 }
 
+/// One side's traffic counters: statistics, which no decision of the protocol reads.
+#[repr(C)]
+#[derive(Default)]
+pub struct Traffic {
+    /// DATA records (messages) since the ring was created.
+    pub messages: AtomicU64,
+    /// Their payload bytes (record headers and padding not counted).
+    pub bytes: AtomicU64,
+}
+
+impl Traffic {
+    /// The counters as they are (Relaxed: statistics, never used to decide anything).
+    pub fn load(&self) -> Tally {
+        Tally {
+            messages: self.messages.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stores a side's counts. Relaxed: a reader that Acquire-loads the position stored after
+    /// them sees them at least this new, and nothing else depends on them.
+    #[inline(always)]
+    pub fn store(&self, tally: Tally) {
+        self.messages.store(tally.messages, Ordering::Relaxed);
+        self.bytes.store(tally.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A side's own copy of its [`Traffic`] counters, which only it writes: it counts here and
+/// stores them with each position it publishes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Messages.
+    pub messages: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+}
+
+impl Tally {
+    /// Counts `messages` more messages of `bytes` payload bytes in all (wrapping: a forged
+    /// start value must not panic a debug build).
+    #[inline(always)]
+    pub fn add(&mut self, messages: u64, bytes: u64) {
+        self.messages = self.messages.wrapping_add(messages);
+        self.bytes = self.bytes.wrapping_add(bytes);
+    }
+}
+
 /// The attached bit of [`Roles::producer_state`].
 pub const PRODUCER_ATTACHED: u64 = 1;
 
@@ -200,15 +250,16 @@ pub struct Control {
     pub producer_wait: Block<WaitWords>,
     /// Role holders.
     pub roles: Block<Roles>,
-    /// Messages (DATA records) published since the ring was created, by every producer.
-    /// Statistics for tools only (`ringfile watch`): never read by the protocol, so a wrong
-    /// value harms nothing; rings written before it existed have 0 here, a valid start.
-    /// Written by the producer (Relaxed) as it publishes, in a line of its own: beside the
-    /// tail, which the consumer reads all the time, each publish would move that line twice.
-    pub published_messages: Block<AtomicU64>,
-    /// Messages released since the ring was created, by every consumer; as
-    /// `published_messages`, written by the consumer.
-    pub released_messages: Block<AtomicU64>,
+    /// What every producer has published since the ring was created (`published_messages`,
+    /// `published_bytes`). Statistics for tools only (`ringfile watch`): never read by the
+    /// protocol, so a wrong value harms nothing; rings written before they existed have 0
+    /// here, a valid start. Written by the producer (Relaxed) as it publishes, in a line of
+    /// its own: beside the tail, which the consumer reads all the time, each publish would
+    /// move that line twice.
+    pub published: Block<Traffic>,
+    /// What every consumer has released since the ring was created (`released_messages`,
+    /// `released_bytes`); as `published`, written by the consumer.
+    pub released: Block<Traffic>,
 }
 
 // The layout is a file format: pin every offset so a change to the structs cannot move
@@ -235,8 +286,9 @@ const _: () = {
     assert!(offset_of!(WaitWords, fence_request) == 8);
     assert!(offset_of!(WaitWords, fence_ack) == 12);
     assert!(offset_of!(Control, roles) == 512);
-    assert!(offset_of!(Control, published_messages) == 640);
-    assert!(offset_of!(Control, released_messages) == 768);
+    assert!(offset_of!(Control, published) == 640);
+    assert!(offset_of!(Control, released) == 768);
+    assert!(offset_of!(Traffic, bytes) == 8);
     assert!(offset_of!(Roles, consumer_pid) == 4);
     assert!(offset_of!(Roles, producer_state) == 8);
     assert!(offset_of!(Roles, producer_start) == 16);

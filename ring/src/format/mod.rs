@@ -29,11 +29,17 @@ pub const PUBLISHED_TAIL_OFFSET: u64 = CONTROL_OFFSET;
 /// File offset of `published_messages` (u64): messages published since the ring was
 /// created (statistics only; FORMAT.md, "Message counters").
 pub const PUBLISHED_MESSAGES_OFFSET: u64 = CONTROL_OFFSET + 640;
+/// File offset of `published_bytes` (u64): the payload bytes of those messages (statistics
+/// only).
+pub const PUBLISHED_BYTES_OFFSET: u64 = PUBLISHED_MESSAGES_OFFSET + 8;
 /// File offset of `released_head` (u64): the start of the first record not yet released.
 pub const RELEASED_HEAD_OFFSET: u64 = CONTROL_OFFSET + 128;
 /// File offset of `released_messages` (u64): messages released since the ring was created
 /// (statistics only).
 pub const RELEASED_MESSAGES_OFFSET: u64 = CONTROL_OFFSET + 768;
+/// File offset of `released_bytes` (u64): the payload bytes of those messages (statistics
+/// only).
+pub const RELEASED_BYTES_OFFSET: u64 = RELEASED_MESSAGES_OFFSET + 8;
 /// File offset of the consumer's futex word (u32): 1 while the consumer waits for data.
 pub const CONSUMER_SLEEPING_OFFSET: u64 = CONTROL_OFFSET + 256;
 /// File offset of the producer's futex word (u32): 1 while the producer waits for space.
@@ -57,13 +63,8 @@ const _: () = {
     assert!(CONSUMER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, consumer_wait) as u64);
     assert!(PRODUCER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, producer_wait) as u64);
     assert!(ROLES_OFFSET == CONTROL_OFFSET + offset_of!(Control, roles) as u64);
-    assert!(
-        PUBLISHED_MESSAGES_OFFSET
-            == CONTROL_OFFSET + offset_of!(Control, published_messages) as u64
-    );
-    assert!(
-        RELEASED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_messages) as u64
-    );
+    assert!(PUBLISHED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, published) as u64);
+    assert!(RELEASED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, released) as u64);
     assert!(offset_of!(Roles, producer_pid) == 0);
     assert!(HEADER_SIZE.is_multiple_of(RECORD_ALIGN) && RECORD_HEADER.is_multiple_of(RECORD_ALIGN));
 };

@@ -8,6 +8,7 @@
 //! the data region.
 
 use crate::error::{Error, Result, Role};
+use crate::format::layout::Tally;
 use crate::format::position::{Capacity, Offset, Position};
 use crate::format::record::{decode, decode_data, Decoded, LastData, Record};
 use crate::os::sync::Ordering;
@@ -67,9 +68,9 @@ pub struct Consumer {
     capacity: Capacity,
     max_message: u64,
     wait: WaitStrategy,
-    /// Messages released so far, counted on from the file's `released_messages` (statistics
-    /// only: see `layout::Control::published_messages`).
-    messages: u64,
+    /// Messages and payload bytes released so far, counted on from the file's `released`
+    /// counters (statistics only: see `layout::Control::published`).
+    released_tally: Tally,
     /// Which producer's end (its death, or the end of its stream) this consumer has learnt.
     watch: Watch,
     /// Whether the last record received ended a stream (see [`is_ended`](Self::is_ended)).
@@ -98,12 +99,7 @@ impl Consumer {
             read_pos: head,
             cached_tail: head,
             last_data: LastData::new(),
-            // Relaxed: statistics, never used to decide anything.
-            messages: shared
-                .region
-                .control()
-                .released_messages
-                .load(Ordering::Relaxed),
+            released_tally: shared.region.control().released.load(),
             capacity,
             max_message: capacity.max_message(),
             wait: WaitStrategy::default(),
@@ -339,7 +335,7 @@ impl Consumer {
             }
             Record::End => {
                 self.end_seen(next);
-                self.release(next, 0);
+                self.release(next, 0, 0);
                 Ok(None)
             }
             Record::Abort {
@@ -347,7 +343,7 @@ impl Consumer {
                 len,
             } => {
                 let error = self.aborted(payload_offset, len, next);
-                self.release(next, 0);
+                self.release(next, 0, 0);
                 Err(error)
             }
         }
@@ -450,9 +446,10 @@ impl Consumer {
         }
     }
 
-    /// Gives the bytes below `pos`, which hold `messages` more messages, back to the producer.
+    /// Gives the bytes below `pos`, which hold `messages` more messages of `bytes` payload
+    /// bytes in all, back to the producer.
     #[inline]
-    fn release(&mut self, pos: Position, messages: u64) {
+    fn release(&mut self, pos: Position, messages: u64, bytes: u64) {
         if self.role.inherited() {
             // A message dropped in a forked child: the ring is the parent's to release.
             return;
@@ -464,12 +461,10 @@ impl Consumer {
             .local_head
             .store(pos.get(), std::sync::atomic::Ordering::Release);
         let control = self.shared.region.control();
-        self.messages = self.messages.wrapping_add(messages);
-        // Relaxed, before the head: statistics, which a reader that Acquire-loads the head
-        // sees at least this new.
-        control
-            .released_messages
-            .store(self.messages, Ordering::Relaxed);
+        self.released_tally.add(messages, bytes);
+        // Before the head: statistics, which a reader that Acquire-loads the head sees at
+        // least this new.
+        control.released.store(self.released_tally);
         store_and_wake(
             &self.shared.region,
             &control.producer_wait,
@@ -629,7 +624,7 @@ impl Message<'_> {
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer.release(self.next, 1);
+        self.consumer.release(self.next, 1, self.len);
     }
 }
 
@@ -670,8 +665,10 @@ pub struct RecvBatch<'a> {
     pos: Position,
     end: bool,
     count: usize,
-    /// How many of the `count` messages were already released.
-    released: usize,
+    /// The payload bytes of those `count` messages.
+    bytes: u64,
+    /// How many of the `count` messages (and of their bytes) were already released.
+    released: Tally,
 }
 
 impl std::fmt::Debug for RecvBatch<'_> {
@@ -693,7 +690,8 @@ impl<'a> RecvBatch<'a> {
             pos,
             end: false,
             count: 0,
-            released: 0,
+            bytes: 0,
+            released: Tally::default(),
         }
     }
 
@@ -717,6 +715,7 @@ impl<'a> RecvBatch<'a> {
             )) => {
                 self.pos = next;
                 self.count += 1;
+                self.bytes += len;
                 // SAFETY: the record is published and the batch releases it only when it is
                 // dropped (after this borrow of the batch ends), so under the ring protocol the
                 // producer does not write it while the slice lives.
@@ -774,7 +773,7 @@ impl<'a> RecvBatch<'a> {
     ) -> Result<usize, E> {
         let mut handled = 0;
         loop {
-            let (pos, count) = (self.pos, self.count);
+            let (pos, count, bytes) = (self.pos, self.count, self.bytes);
             let Some(msg) = self.next()? else {
                 return Ok(handled);
             };
@@ -783,6 +782,7 @@ impl<'a> RecvBatch<'a> {
                 // stepping back un-reads exactly that message.
                 self.pos = pos;
                 self.count = count;
+                self.bytes = bytes;
                 return Err(e);
             }
             handled += 1;
@@ -797,9 +797,15 @@ impl<'a> RecvBatch<'a> {
             // Once per release, not per message: what was consumed ends with a message
             // (the consumer is past any earlier end) unless the batch reached an end.
             self.consumer.ended = self.end;
-            let messages = (self.count - self.released) as u64;
-            self.released = self.count;
-            self.consumer.release(self.pos, messages);
+            let (messages, bytes) = (
+                self.count as u64 - self.released.messages,
+                self.bytes - self.released.bytes,
+            );
+            self.released = Tally {
+                messages: self.count as u64,
+                bytes: self.bytes,
+            };
+            self.consumer.release(self.pos, messages, bytes);
         }
     }
 

@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result, Role};
 use crate::format::layout::{
-    END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+    Tally, END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER,
+    RECORD_PADDING,
 };
 use crate::format::position::{Capacity, Position};
 use crate::format::record::{encode, record_size};
@@ -71,9 +72,9 @@ pub struct Producer {
     writer: RecordWriter,
     /// The last value stored to the shared published tail.
     published: Position,
-    /// Messages written so far, counted on from the file's `published_messages` (statistics
-    /// only: see `layout::Control::published_messages`).
-    messages: u64,
+    /// Messages and payload bytes written so far, counted on from the file's `published`
+    /// counters (statistics only: see `layout::Control::published`).
+    published_tally: Tally,
     wait: WaitStrategy,
     /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
     pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
@@ -127,12 +128,7 @@ impl Producer {
             },
             published: tail,
             writer: shared.region.record_writer(),
-            // Relaxed: statistics, never used to decide anything.
-            messages: shared
-                .region
-                .control()
-                .published_messages
-                .load(Ordering::Relaxed),
+            published_tally: shared.region.control().published.load(),
             wait: WaitStrategy::default(),
             sleep_barrier,
             #[cfg(all(feature = "async", not(loom)))]
@@ -475,7 +471,7 @@ impl Producer {
     #[inline(always)]
     fn advance(&mut self, pos: Position, len: u64, publish: bool) {
         self.space.write_pos = pos + record_size(len);
-        self.messages = self.messages.wrapping_add(1);
+        self.published_tally.add(1, len);
         if publish {
             self.publish();
         }
@@ -563,11 +559,9 @@ impl Producer {
                 self.space.write_pos.get(),
                 std::sync::atomic::Ordering::Release,
             );
-            // Relaxed, before the tail: statistics, which a reader that Acquire-loads the tail
-            // sees at least this new.
-            control
-                .published_messages
-                .store(self.messages, Ordering::Relaxed);
+            // Before the tail: statistics, which a reader that Acquire-loads the tail sees at
+            // least this new.
+            control.published.store(self.published_tally);
             let tail = self.space.write_pos;
             store_and_wake(
                 &self.shared.region,

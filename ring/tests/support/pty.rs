@@ -51,6 +51,26 @@ impl Pty {
         Pty { slave, output }
     }
 
+    /// Makes the terminal `columns` wide (and 24 lines high), as a window would be.
+    pub fn set_width(&self, columns: u16) {
+        let size = libc::winsize {
+            ws_row: 24,
+            ws_col: columns,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one winsize, which lives across the call, on a terminal
+        // descriptor we own.
+        let rc = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&self.slave),
+                libc::TIOCSWINSZ,
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "TIOCSWINSZ: {}", std::io::Error::last_os_error());
+    }
+
     /// Everything written to it so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.output.lock().unwrap()).into_owned()
