@@ -296,6 +296,7 @@ fn expected_what(type_name: &str, size: usize, slice: bool) -> String {
 impl Error {
     /// The operating-system error behind this error, if there is one ([`Error::Io`],
     /// [`Error::NoSpace`], [`Error::PermissionDenied`]).
+    #[must_use]
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
             Error::Io { error, .. }

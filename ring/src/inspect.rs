@@ -122,11 +122,13 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Bytes of the ring in use (`tail - head`: records, padding and end marker included).
+    #[must_use]
     pub fn used_bytes(&self) -> u64 {
         self.tail - self.head
     }
 
     /// How full the ring is, in percent of its capacity.
+    #[must_use]
     pub fn fill_percent(&self) -> f64 {
         self.used_bytes() as f64 * 100.0 / self.capacity as f64
     }
@@ -169,6 +171,15 @@ impl Inspector {
     /// Opens the ring at `path` read-only (read permission is enough) and checks its header.
     /// The same validation errors as [`Ring::open`](crate::Ring::open), except that a ring
     /// of another user is not refused: an inspector only reads.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if nothing is at `path` (or its directory does not exist),
+    /// [`Error::PermissionDenied`] without read permission; a file that is not a valid ring:
+    /// [`Error::NotRegularFile`], [`Error::TooShort`], [`Error::BadMagic`],
+    /// [`Error::UnsupportedVersion`], [`Error::BadHeader`] (each naming what is wrong),
+    /// [`Error::SizeMismatch`] (a file truncated or extended), [`Error::BadPositions`];
+    /// [`Error::Io`] for any other failed system call, naming it.
     pub fn open(path: impl AsRef<Path>) -> Result<Inspector> {
         let path = path.as_ref();
         let OpenFile {
@@ -185,12 +196,19 @@ impl Inspector {
     }
 
     /// The file, for its metadata (owner, mode, file system).
+    #[must_use]
     pub fn file(&self) -> &File {
         &self.file
     }
 
     /// What the ring holds and who is attached, now. Walks the waiting records to count
     /// them; [`Error::BadPositions`] or [`Error::Corrupt`] for a damaged ring.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadPositions`] or [`Error::Corrupt`] for a damaged ring; [`Error::Overtaken`]
+    /// if the consumer released records faster than they could be walked, several times over
+    /// (try again); [`Error::Io`] if a role lock cannot be tested.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let (producer, consumer) = self.holders()?;
         let roles = &self.region.control().roles.0;
@@ -231,6 +249,10 @@ impl Inspector {
 
     /// The producer and the consumer roles: who holds them (from the role locks, which this
     /// only tests, never takes) and the pids recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a role lock cannot be tested (`fcntl` failed).
     pub fn holders(&self) -> Result<(Holder, Holder)> {
         let roles = &self.region.control().roles.0;
         let holder = |pid: &crate::os::sync::AtomicU32, byte| -> Result<Holder> {
@@ -259,6 +281,10 @@ impl Inspector {
     /// handed over only if the consumer had not released it when the copy was complete: a
     /// message the producer may have overwritten meanwhile is skipped (and counted), never
     /// handed over torn.
+    ///
+    /// # Errors
+    ///
+    /// As [`snapshot`](Self::snapshot).
     pub fn peek(&self, max: usize, mut f: impl FnMut(Peeked<'_>)) -> Result<PeekSummary> {
         let mut walk = Walk::default();
         self.walk(Copies::UpTo(max), &mut walk, &mut f)?;

@@ -45,17 +45,36 @@ impl Ring {
     /// Creates a new ring file at `path` with `capacity` bytes of data (a power of two from
     /// 64 bytes to 4 GiB), mode 0600. Fails with [`Error::AlreadyExists`] if anything exists
     /// at `path`. Use [`RingOptions`] to open or create, or to set the mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCapacity`] for a capacity that is not a power of two from 64 bytes to
+    /// 4 GiB; [`Error::AlreadyExists`] if anything is at `path`; [`Error::NotFound`] if its
+    /// directory does not exist; [`Error::PermissionDenied`] where this user may not create a
+    /// file there; [`Error::NoSpace`] when the file system has no room for the ring (nothing
+    /// is left behind); [`Error::Io`] for any other failed system call, naming it.
     pub fn create(path: impl AsRef<Path>, capacity: u64) -> Result<Ring> {
         RingOptions::new().capacity(capacity).create(path)
     }
 
     /// Opens and validates an existing ring file. A file that belongs to another user is
     /// refused ([`Error::OtherOwner`]; see [`RingOptions::allow_other_owner`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if nothing is at `path` (or its directory does not exist),
+    /// [`Error::PermissionDenied`] without read and write permission; a file that is not a
+    /// valid ring: [`Error::NotRegularFile`], [`Error::TooShort`], [`Error::BadMagic`],
+    /// [`Error::UnsupportedVersion`], [`Error::BadHeader`] (each naming what is wrong),
+    /// [`Error::SizeMismatch`] (a file truncated or extended), [`Error::BadPositions`];
+    /// [`Error::OtherOwner`] for a file of another user; [`Error::Io`] for any other failed
+    /// system call, naming it.
     pub fn open(path: impl AsRef<Path>) -> Result<Ring> {
         RingOptions::new().open(path)
     }
 
     /// Options to open or create a ring (the open-or-create builder).
+    #[must_use]
     pub fn options() -> RingOptions {
         RingOptions::new()
     }
@@ -75,6 +94,12 @@ impl Ring {
     /// assert_eq!(&*ring.consumer()?.try_recv()?.unwrap(), b"in memory");
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCapacity`] for a capacity that is not a power of two from 64 bytes to
+    /// 4 GiB; [`Error::NoSpace`] when memory for it cannot be had; [`Error::Io`] for any other
+    /// failed system call, naming it.
     pub fn memfd(capacity: u64) -> Result<Ring> {
         let capacity = file::check_capacity(capacity)?;
         let name = PathBuf::from("memfd:ringfile");
@@ -96,6 +121,13 @@ impl Ring {
     /// Opens a ring from a descriptor (a memfd or ring file handed over by another process),
     /// validating it as [`Ring::open`] does — except for its owner: a descriptor is handed
     /// over on purpose, so whoever owns the file is trusted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotRegularFile`], [`Error::TooShort`], [`Error::BadMagic`],
+    /// [`Error::UnsupportedVersion`], [`Error::BadHeader`], [`Error::SizeMismatch`] or
+    /// [`Error::BadPositions`] for a descriptor that is not a valid ring; [`Error::Io`] for a
+    /// failed system call, naming it (mapping one not open for reading and writing fails so).
     pub fn from_fd(fd: OwnedFd) -> Result<Ring> {
         use std::os::fd::AsRawFd;
         let name = PathBuf::from(format!("fd {}", fd.as_raw_fd()));
@@ -122,6 +154,11 @@ impl Ring {
     /// child.wait()?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadHandoff`] for a ring without a descriptor; [`Error::Io`] if the descriptor
+    /// cannot be duplicated for the child.
     #[cfg(not(loom))]
     pub fn pass_to(&self, command: &mut std::process::Command, var: &str) -> Result<()> {
         let file = self.shared.file.as_ref().ok_or_else(|| Error::BadHandoff {
@@ -139,6 +176,12 @@ impl Ring {
     /// the descriptor whose number is in the environment variable `var`, and validates the
     /// ring as [`Ring::from_fd`] does. [`Error::BadHandoff`] if `var` is unset or names no
     /// open descriptor, or if the descriptor was already opened by this process.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadHandoff`] if `var` is unset, not a descriptor number above 2, names a
+    /// descriptor that is not open, or one this process already opened as a ring; then as
+    /// [`Ring::from_fd`].
     #[cfg(not(loom))]
     pub fn from_env(var: &str) -> Result<Ring> {
         Ring::from_fd(crate::os::handoff::take(var)?)
@@ -148,6 +191,10 @@ impl Ring {
     /// finishing (only on file systems without `O_TMPFILE`, where creation uses a temporary
     /// name; elsewhere there are none). A file is removed only once its creator is proven
     /// gone (its lock is free) and it is old enough. Returns the paths removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `dir` cannot be listed or a leftover cannot be removed, naming it.
     pub fn remove_leftovers(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         let dir = dir.as_ref();
         file::remove_leftovers(dir).map_err(|error| Error::Io {
@@ -175,12 +222,26 @@ impl Ring {
 
     /// Takes the producer role. Fails with [`Error::RoleTaken`] (naming the holder's pid)
     /// while another live producer holds it; a holder that died has released it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RoleTaken`] while another producer holds the role (naming its pid, or saying it
+    /// is this process); [`Error::BadPositions`] if the ring's positions are corrupt;
+    /// [`Error::SizeMismatch`] if the file was truncated; [`Error::Io`] for any other failed
+    /// system call, naming it.
     pub fn producer(&self) -> Result<Producer> {
         Producer::attach(Arc::clone(&self.shared))
     }
 
     /// Takes the consumer role. Fails with [`Error::RoleTaken`] (naming the holder's pid)
     /// while another live consumer holds it; a holder that died has released it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RoleTaken`] while another consumer holds the role (naming its pid, or saying it
+    /// is this process); [`Error::BadPositions`] if the ring's positions are corrupt;
+    /// [`Error::SizeMismatch`] if the file was truncated; [`Error::Io`] for any other failed
+    /// system call, naming it.
     pub fn consumer(&self) -> Result<Consumer> {
         Consumer::attach(Arc::clone(&self.shared))
     }
@@ -188,6 +249,11 @@ impl Ring {
     /// Takes the producer role for messages of one type `T`: each send is one `T`. Fails as
     /// [`producer`](Self::producer) does, and with [`Error::TooLarge`] if a `T` does not fit
     /// in one message of this ring. See [`TypedProducer`](crate::TypedProducer).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] if a `T` is larger than the ring's largest message; otherwise as
+    /// [`producer`](Self::producer).
     pub fn producer_of<T: bytemuck::NoUninit>(&self) -> Result<TypedProducer<T>> {
         TypedProducer::new(self.producer()?)
     }
@@ -195,32 +261,45 @@ impl Ring {
     /// Takes the consumer role for messages of one type `T`, each read in place. Fails as
     /// [`consumer`](Self::consumer) does, and with [`Error::TooLarge`] if a `T` does not fit
     /// in one message of this ring. See [`TypedConsumer`](crate::TypedConsumer).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] if a `T` is larger than the ring's largest message; otherwise as
+    /// [`consumer`](Self::consumer).
     pub fn consumer_of<T: bytemuck::AnyBitPattern>(&self) -> Result<TypedConsumer<T>> {
         TypedConsumer::new(self.consumer()?)
     }
 
     /// Data capacity in bytes.
+    #[must_use]
     pub fn capacity(&self) -> u64 {
         self.shared.region.capacity().bytes()
     }
 
     /// The largest message this ring carries: `capacity / 2 - 8` bytes.
+    #[must_use]
     pub fn max_message_len(&self) -> usize {
         self.shared.region.capacity().max_message() as usize
     }
 
     /// Total size of the ring file: the header page plus the capacity.
+    #[must_use]
     pub fn file_len(&self) -> u64 {
         HEADER_SIZE + self.capacity()
     }
 
     /// The path the ring was opened by (or a description, such as `memfd:ringfile`).
+    #[must_use]
     pub fn path(&self) -> &Path {
         &self.shared.name
     }
 
     /// Flushes the whole ring to storage (`msync`), so that what was published survives a
     /// machine crash when the file is on a real disk. Needless for `/dev/shm`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `msync` fails (an I/O error of the file system holding the ring).
     pub fn sync(&self) -> Result<()> {
         self.shared.sync()
     }
@@ -268,6 +347,7 @@ impl Default for RingOptions {
 
 impl RingOptions {
     /// Defaults: capacity [`DEFAULT_CAPACITY`] when creating (any when opening), mode 0600.
+    #[must_use]
     pub fn new() -> RingOptions {
         RingOptions {
             capacity: None,
@@ -319,6 +399,15 @@ impl RingOptions {
     }
 
     /// Creates a new ring; fails with [`Error::AlreadyExists`] if the path exists.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidCapacity`] for a capacity that is not a power of two from 64 bytes to
+    /// 4 GiB; [`Error::InvalidMode`] for a mode without owner read and write, or with bits beyond
+    /// 0777; [`Error::AlreadyExists`] if anything is at `path`; [`Error::NotFound`] if its
+    /// directory does not exist; [`Error::PermissionDenied`] where this user may not create a
+    /// file there; [`Error::NoSpace`] when the file system has no room for the ring (nothing is
+    /// left behind); [`Error::Io`] for any other failed system call, naming it.
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
         let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
@@ -331,6 +420,17 @@ impl RingOptions {
 
     /// Opens an existing ring, checking its capacity if one was given, and that it belongs
     /// to this process's user (unless [`allow_other_owner`](Self::allow_other_owner)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] if nothing is at `path` (or its directory does not exist),
+    /// [`Error::PermissionDenied`] without read and write permission; a file that is not a
+    /// valid ring: [`Error::NotRegularFile`], [`Error::TooShort`], [`Error::BadMagic`],
+    /// [`Error::UnsupportedVersion`], [`Error::BadHeader`] (each naming what is wrong),
+    /// [`Error::SizeMismatch`] (a file truncated or extended), [`Error::BadPositions`];
+    /// [`Error::OtherOwner`] for a file of another user, unless allowed;
+    /// [`Error::CapacityMismatch`] if a capacity was asked for and the ring has another;
+    /// [`Error::Io`] for any other failed system call, naming it.
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
         if let Some(capacity) = self.capacity {
@@ -358,6 +458,11 @@ impl RingOptions {
     /// If the path keeps vanishing between the two steps (another process deleting it as
     /// fast as it is created), this gives up after a bounded number of rounds with
     /// [`Error::AlreadyExists`] rather than spinning forever.
+    ///
+    /// # Errors
+    ///
+    /// As [`create`](Self::create) and [`open`](Self::open); [`Error::CapacityMismatch`] if the
+    /// ring that exists has another capacity than the one asked for.
     pub fn open_or_create(&self, path: impl AsRef<Path>) -> Result<Ring> {
         /// Each lost round needs another process to delete the file in between: a few
         /// rounds already mean a pathological race.

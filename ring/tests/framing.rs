@@ -502,7 +502,10 @@ fn the_traffic_counters_count_payload_bytes_of_what_was_published_and_released()
     let path = dir.path().join("ring");
     let ring = Ring::create(&path, 1 << 16).unwrap();
     let counters = || {
-        let s = ringfile::Inspector::open(&path).unwrap().snapshot().unwrap();
+        let s = ringfile::Inspector::open(&path)
+            .unwrap()
+            .snapshot()
+            .unwrap();
         (
             (s.published_messages, s.published_bytes),
             (s.released_messages, s.released_bytes),

@@ -82,11 +82,13 @@ pub const END_RESERVE: u64 = RECORD_HEADER;
 /// (which is shorter than the record, so at most `capacity / 2 - 8`) plus the record plus
 /// the 8 bytes kept free for the end of the stream always fit an empty ring, so a waiting sender
 /// always makes progress.
+#[must_use]
 pub const fn max_message_len(capacity: u64) -> u64 {
     capacity / 2 - RECORD_HEADER
 }
 
 /// Whether `capacity` is a data capacity a ring may have.
+#[must_use]
 pub const fn capacity_is_valid(capacity: u64) -> bool {
     capacity.is_power_of_two() && capacity >= MIN_CAPACITY && capacity <= MAX_CAPACITY
 }

@@ -25,6 +25,7 @@ use crate::format::position::{Capacity, Offset, Position};
 /// assert_eq!(ringfile::format::record_size(65), 80);
 /// ```
 #[inline]
+#[must_use]
 pub const fn record_size(len: u64) -> u64 {
     // The header's 8 bytes are a multiple of the alignment, so rounding header and payload
     // up together is the same as rounding the payload up and adding the header, with one

@@ -63,7 +63,7 @@ pub(crate) fn take(var: &str) -> Result<OwnedFd> {
     };
     let mut taken = TAKEN
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if taken.contains(&fd) {
         return Err(bad(format!("descriptor {fd} was already opened as a ring")));
     }

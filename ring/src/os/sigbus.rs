@@ -126,7 +126,7 @@ impl SigbusHandler {
 
     /// Starts the message with `name` instead (cut to 64 bytes).
     pub fn program(mut self, name: &str) -> SigbusHandler {
-        self.program = name.to_owned();
+        name.clone_into(&mut self.program);
         self
     }
 
@@ -140,6 +140,10 @@ impl SigbusHandler {
 
     /// Installs the handler for the whole process. Call it once, early: it replaces any
     /// SIGBUS handler installed before.
+    ///
+    /// # Errors
+    ///
+    /// The error of `sigaction` if the handler cannot be installed.
     pub fn install(self) -> io::Result<()> {
         let program = self.program.as_bytes();
         let mut n = program.len().min(PROGRAM.len());
@@ -158,8 +162,8 @@ impl SigbusHandler {
             let mut action: libc::sigaction = std::mem::zeroed();
             action.sa_sigaction = on_sigbus as *const () as usize;
             action.sa_flags = libc::SA_SIGINFO;
-            libc::sigemptyset(&mut action.sa_mask);
-            if libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()) != 0 {
+            libc::sigemptyset(&raw mut action.sa_mask);
+            if libc::sigaction(libc::SIGBUS, &raw const action, std::ptr::null_mut()) != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
@@ -173,6 +177,10 @@ impl SigbusHandler {
 /// ```
 /// ringfile::install_sigbus_handler().unwrap();
 /// ```
+///
+/// # Errors
+///
+/// The error of `sigaction` if the handler cannot be installed.
 pub fn install_sigbus_handler() -> io::Result<()> {
     SigbusHandler::new().install()
 }
@@ -197,8 +205,8 @@ extern "C" fn on_sigbus(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mu
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+        libc::sigemptyset(&raw mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &raw const action, std::ptr::null_mut());
     }
 }
 

@@ -24,11 +24,9 @@ pub(crate) fn futex_wait(
 ) -> io::Result<Slept> {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
+        tv_nsec: libc::c_long::from(t.subsec_nanos()),
     });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; the timespec
     // pointer is null or points to a live local. FUTEX_WAIT only reads the word.
     let rc = unsafe {
@@ -49,7 +47,7 @@ pub(crate) fn futex_wait(
     match err.raw_os_error() {
         Some(libc::ETIMEDOUT) => Ok(Slept::TimedOut),
         // The word changed, a signal: "re-check".
-        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(Slept::Woken),
+        Some(libc::EAGAIN | libc::EINTR) => Ok(Slept::Woken),
         _ => Err(err),
     }
 }
@@ -155,12 +153,10 @@ pub(crate) fn futex_waitv(futexes: &[WaitOn<'_>], timeout: Option<Duration>) -> 
         let at = Duration::from_nanos(monotonic_ns()).saturating_add(t);
         libc::timespec {
             tv_sec: at.as_secs().min(i64::MAX as u64) as libc::time_t,
-            tv_nsec: at.subsec_nanos() as libc::c_long,
+            tv_nsec: libc::c_long::from(at.subsec_nanos()),
         }
     });
-    let deadline_ptr = deadline
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let deadline_ptr = deadline.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
     // SAFETY: `waiters` is a live array of `waiters.len()` kernel `futex_waitv` structs, each
     // naming an aligned u32 that the caller's borrows keep mapped for the whole call; the
     // timespec pointer is null or points to a live local. The kernel only reads them.
@@ -179,7 +175,7 @@ pub(crate) fn futex_waitv(futexes: &[WaitOn<'_>], timeout: Option<Duration>) -> 
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::ETIMEDOUT) | Some(libc::EINTR) => Ok(()),
+        Some(libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR) => Ok(()),
         _ => Err(err),
     }
 }
@@ -202,7 +198,7 @@ fn ofd_lock_request_fd(
     fl.l_pid = 0; // required to be 0 for OFD locks
                   // SAFETY: `fl` is a valid flock the kernel reads (SETLK) or overwrites (GETLK);
                   // a descriptor that is not open (or not ours) makes fcntl fail, touching no memory.
-    let rc = unsafe { libc::fcntl(fd, cmd, &mut fl as *mut libc::flock) };
+    let rc = unsafe { libc::fcntl(fd, cmd, &raw mut fl) };
     if rc == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -217,7 +213,7 @@ fn ofd_lock_request_fd(
 pub(crate) fn ofd_try_lock(file: &File, byte: u64) -> io::Result<bool> {
     match ofd_lock_request(file, byte, libc::F_OFD_SETLK) {
         Ok(_) => Ok(true),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
         Err(e) => Err(e),
     }
 }
@@ -231,13 +227,7 @@ pub(crate) fn ofd_unlock(file: &File, byte: u64) -> io::Result<()> {
     fl.l_start = byte as libc::off_t;
     fl.l_len = 1;
     // SAFETY: the fd is open for the lifetime of `file`; `fl` is a valid flock.
-    let rc = unsafe {
-        libc::fcntl(
-            file.as_raw_fd(),
-            libc::F_OFD_SETLK,
-            &mut fl as *mut libc::flock,
-        )
-    };
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &raw mut fl) };
     if rc == -1 {
         Err(io::Error::last_os_error())
     } else {
@@ -263,7 +253,7 @@ pub(crate) fn holds_lock(fd: std::os::fd::RawFd, file: &File, byte: u64) -> bool
         // makes it fail.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
-        (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+        (unsafe { libc::fstat(fd, &raw mut st) } == 0).then_some((st.st_dev, st.st_ino))
     }
     identity(fd).is_some_and(|id| Some(id) == identity(file.as_raw_fd()))
         && ofd_lock_request_fd(fd, byte, libc::F_OFD_GETLK)
@@ -314,7 +304,7 @@ pub(crate) fn open_tmpfile(dir: &std::path::Path, mode: u32) -> io::Result<Optio
         Err(e)
             if matches!(
                 e.raw_os_error(),
-                Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
             ) =>
         {
             Ok(None)
@@ -384,13 +374,14 @@ pub(crate) fn seal_size(file: &File) -> io::Result<()> {
 
 /// Nanoseconds on `CLOCK_MONOTONIC`: one clock for every process on the machine, so a
 /// timestamp taken by one process can be compared with one taken by another.
+#[must_use]
 pub fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 

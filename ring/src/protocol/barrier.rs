@@ -174,6 +174,7 @@ mod process {
 ///     || ringfile::diagnostics::membarrier_fallback().is_none());
 /// # Ok::<(), ringfile::Error>(())
 /// ```
+#[must_use]
 pub fn membarrier_fallback() -> Option<std::io::Error> {
     #[cfg(not(loom))]
     match process::errno() {

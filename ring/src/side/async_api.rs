@@ -62,6 +62,10 @@ impl Consumer {
     ///
     /// [`Error::ProducerDied`]: crate::Error::ProducerDied
     /// [`Error::StreamAborted`]: crate::Error::StreamAborted
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](crate::Consumer::recv).
     pub async fn recv_async(&mut self) -> Result<Option<crate::side::consumer::Message<'_>>> {
         let found = poll_fn(|cx| self.poll_record(cx)).await?;
         self.deliver(found)
@@ -71,6 +75,10 @@ impl Consumer {
     /// the batch of those there: the async form of [`recv_batch`](Self::recv_batch).
     ///
     /// Cancellation-safe: a future dropped before it completes has received nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](crate::Consumer::recv).
     pub async fn recv_batch_async(&mut self) -> Result<RecvBatch<'_>> {
         poll_fn(|cx| self.poll_record(cx)).await?;
         Ok(RecvBatch::new(self))
@@ -218,6 +226,10 @@ impl Producer {
     /// Cancellation-safe: a future dropped before it completes has sent nothing (the message
     /// is written in one go once there is room, with no await after); sending again sends it
     /// once.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Producer::send).
     pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
         let pos = poll_fn(|cx| self.poll_reserve(msg.len(), cx)).await?;
         self.write_message(pos, msg, true);
@@ -226,6 +238,10 @@ impl Producer {
 
     /// As [`send_async`](Self::send_async), for a plain-old-data value (see
     /// [`send_value`](Self::send_value)).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Producer::send).
     pub async fn send_value_async<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
         self.send_async(bytemuck::bytes_of(value)).await
     }
@@ -234,6 +250,10 @@ impl Producer {
     /// [`claim`](Self::claim).
     ///
     /// Cancellation-safe: a future dropped before it completes has claimed nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](crate::Producer::claim).
     pub async fn claim_async(&mut self, len: usize) -> Result<Claim<'_>> {
         let pos = poll_fn(|cx| self.poll_reserve(len, cx)).await?;
         Ok(Claim {
@@ -272,6 +292,10 @@ impl Producer {
 impl SendBatch<'_> {
     /// As [`Producer::send_async`], unpublished until the batch ends (what the batch holds
     /// is published before it waits for room, as [`send`](Self::send) does).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Producer::send).
     pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
         let pos = poll_fn(|cx| self.producer.poll_reserve(msg.len(), cx)).await?;
         self.producer.write_message(pos, msg, false);

@@ -107,7 +107,7 @@ impl Consumer {
             ended: false,
             sleep_barrier,
             #[cfg(all(feature = "async", not(loom)))]
-            async_wait: Default::default(),
+            async_wait: crate::side::waiter::AsyncWait::default(),
             shared,
         })
     }
@@ -118,16 +118,19 @@ impl Consumer {
     }
 
     /// The current wait strategy.
+    #[must_use]
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.wait
     }
 
     /// Data capacity of the ring.
+    #[must_use]
     pub fn capacity(&self) -> u64 {
         self.capacity.bytes()
     }
 
     /// The largest message this ring carries: `capacity / 2 - 8` bytes.
+    #[must_use]
     pub fn max_message_len(&self) -> usize {
         self.max_message as usize
     }
@@ -156,6 +159,13 @@ impl Consumer {
     /// assert!(consumer.is_ended()); // the end of the stream
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StreamAborted`], with the producer's reason, where the producer stopped on an
+    /// error (reported once); [`Error::Corrupt`] for a record that breaks the format, naming
+    /// its position. A dead producer is not an error here: [`recv`](Self::recv) reports it once
+    /// the ring is empty.
     #[inline]
     pub fn try_recv(&mut self) -> Result<Option<Message<'_>>> {
         match self.peek(self.read_pos)? {
@@ -169,6 +179,7 @@ impl Consumer {
     /// tells the two `Ok(None)`s of [`try_recv`](Self::try_recv) apart; a new producer's first
     /// message makes it false again.
     #[inline]
+    #[must_use]
     pub fn is_ended(&self) -> bool {
         self.ended
     }
@@ -177,12 +188,24 @@ impl Consumer {
     /// the stream. [`Error::ProducerDied`] if the ring is empty and the producer died without
     /// closing the stream, [`Error::StreamAborted`] where the producer stopped on an error
     /// (each reported once; receiving again waits for a new producer).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProducerDied`] once the ring is empty and its producer died without ending the
+    /// stream; [`Error::StreamAborted`], with the producer's reason, where it stopped on an
+    /// error (each reported once: receiving again waits for a new producer); [`Error::Corrupt`]
+    /// for a record that breaks the format (a damaged ring or a misbehaving writer), naming its
+    /// position.
     #[inline]
     pub fn recv(&mut self) -> Result<Option<Message<'_>>> {
         self.recv_until(None)
     }
 
     /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`] then).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if nothing came within `timeout`; otherwise as [`recv`](Self::recv).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message<'_>>> {
         self.recv_until(deadline_after(timeout))
     }
@@ -211,6 +234,10 @@ impl Consumer {
     /// }
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
     pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>> {
         let msg = self.recv_until(None)?;
         Ok(copied(msg, buf))
@@ -218,12 +245,20 @@ impl Consumer {
 
     /// As [`recv_into`](Self::recv_into) without waiting: `Ok(None)` if there is nothing to
     /// receive now, as [`try_recv`](Self::try_recv) says.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv).
     pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<usize>> {
         let msg = self.try_recv()?;
         Ok(copied(msg, buf))
     }
 
     /// As [`recv_into`](Self::recv_into), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if nothing came within `timeout`; otherwise as [`recv`](Self::recv).
     pub fn recv_into_timeout(
         &mut self,
         buf: &mut Vec<u8>,
@@ -244,6 +279,11 @@ impl Consumer {
 
     /// The messages there now, to be read one by one with [`RecvBatch::next`] and released
     /// together when the batch is dropped. May be empty.
+    ///
+    /// # Errors
+    ///
+    /// None today (the batch reads its records as [`RecvBatch::next`] is called, and reports
+    /// there); the `Result` leaves room for a check before the batch.
     pub fn try_recv_batch(&mut self) -> Result<RecvBatch<'_>> {
         Ok(RecvBatch::new(self))
     }
@@ -266,11 +306,23 @@ impl Consumer {
     /// assert!(batch.is_end());
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ProducerDied`] once the ring is empty and its producer died without ending the
+    /// stream; [`Error::StreamAborted`], with the producer's reason, where it stopped on an
+    /// error (each reported once: receiving again waits for a new producer); [`Error::Corrupt`]
+    /// for a record that breaks the format (a damaged ring or a misbehaving writer), naming its
+    /// position.
     pub fn recv_batch(&mut self) -> Result<RecvBatch<'_>> {
         self.recv_batch_until(None)
     }
 
     /// As [`recv_batch`](Self::recv_batch), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if nothing came within `timeout`; otherwise as [`recv`](Self::recv).
     pub fn recv_batch_timeout(&mut self, timeout: Duration) -> Result<RecvBatch<'_>> {
         self.recv_batch_until(deadline_after(timeout))
     }
@@ -283,6 +335,10 @@ impl Consumer {
     }
 
     /// Whether a producer holds the producer role right now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the role lock cannot be tested (`fcntl` failed).
     pub fn producer_is_live(&self) -> Result<bool> {
         self.role.is_live(&self.shared, Role::Producer)
     }
@@ -290,6 +346,7 @@ impl Consumer {
     /// The pid recorded by the last process that took the producer role, live or not (`None`
     /// if no producer ever attached). The file says it, so a peer can write any value here:
     /// use it for messages, not to signal a process.
+    #[must_use]
     pub fn producer_pid(&self) -> Option<u32> {
         roles::holder_pid(&self.shared, Role::Producer)
     }
@@ -586,18 +643,35 @@ impl Message<'_> {
     /// assert_eq!(tick.qty, 3);
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] if the message's length is not `size_of::<T>()`, naming this
+    /// method. (A type that needs more than 8-byte alignment does not compile: see
+    /// [`typed`](crate::side::typed).)
     pub fn value<T: bytemuck::AnyBitPattern>(&self) -> Result<&T> {
         crate::side::typed::value_for("Message::value", self)
     }
 
     /// The message as a slice of `T`, in place (no copy). [`Error::WrongLength`] unless its
     /// length is a whole number of `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] if the message's length is not a multiple of `size_of::<T>()`,
+    /// naming this method. A zero-sized `T` is refused the same way. (A type that needs more
+    /// than 8-byte alignment does not compile: see [`typed`](crate::side::typed).)
     pub fn slice<T: bytemuck::AnyBitPattern>(&self) -> Result<&[T]> {
         crate::side::typed::slice_for("Message::slice", self)
     }
 
     /// A copy of the message as a `T`, for a type of any alignment. [`Error::WrongLength`] if
     /// its length is not `size_of::<T>()`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] if the message's length is not `size_of::<T>()`, naming this
+    /// method.
     pub fn read_value<T: bytemuck::AnyBitPattern>(&self) -> Result<T> {
         crate::side::typed::read_for("Message::read_value", self)
     }
@@ -698,6 +772,11 @@ impl<'a> RecvBatch<'a> {
     /// The next message of the batch, or `None` when no more are published (or the end of
     /// the stream was reached: see [`is_end`](Self::is_end)). The message stays valid until
     /// the next call; its space is released when the batch is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StreamAborted`] once, at the producer's abort record (which ends the batch);
+    /// [`Error::Corrupt`] for a record that breaks the format, naming its position.
     #[inline]
     #[allow(clippy::should_implement_trait)] // lending: each message borrows the batch
     pub fn next(&mut self) -> Result<Option<&[u8]>> {
@@ -767,6 +846,11 @@ impl<'a> RecvBatch<'a> {
     /// assert_eq!((handled, sum), (5, 10));
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, from the message it failed on (given back); the ring's errors of
+    /// [`next`](Self::next), as `E::from`.
     pub fn try_for_each<E: From<Error>>(
         &mut self,
         mut f: impl FnMut(&[u8]) -> Result<(), E>,
@@ -821,12 +905,14 @@ impl<'a> RecvBatch<'a> {
     /// Whether the batch reached the end of the stream (the end marker, or the abort record
     /// that [`next`](Self::next) reported), which it consumes.
     #[inline]
+    #[must_use]
     pub fn is_end(&self) -> bool {
         self.end
     }
 
     /// How many messages the batch has yielded so far.
     #[inline]
+    #[must_use]
     pub fn count(&self) -> usize {
         self.count
     }

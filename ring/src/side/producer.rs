@@ -132,7 +132,7 @@ impl Producer {
             wait: WaitStrategy::default(),
             sleep_barrier,
             #[cfg(all(feature = "async", not(loom)))]
-            async_wait: Default::default(),
+            async_wait: crate::side::waiter::AsyncWait::default(),
             shared,
         })
     }
@@ -143,11 +143,13 @@ impl Producer {
     }
 
     /// The current wait strategy.
+    #[must_use]
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.wait
     }
 
     /// The largest message this ring carries.
+    #[must_use]
     pub fn max_message_len(&self) -> usize {
         self.space.max_message as usize
     }
@@ -164,6 +166,10 @@ impl Producer {
     /// assert!(producer.consumer_is_live()?);
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the role lock cannot be tested (`fcntl` failed).
     pub fn consumer_is_live(&self) -> Result<bool> {
         self.role.is_live(&self.shared, Role::Consumer)
     }
@@ -172,11 +178,13 @@ impl Producer {
     /// (`None` if no consumer ever attached). With [`consumer_is_live`](Self::consumer_is_live),
     /// tells a consumer that is gone from one that never came. The file says it, so a peer
     /// can write any value here: use it for messages, not to signal a process.
+    #[must_use]
     pub fn consumer_pid(&self) -> Option<u32> {
         crate::protocol::roles::holder_pid(&self.shared, Role::Consumer)
     }
 
     /// Data capacity of the ring.
+    #[must_use]
     pub fn capacity(&self) -> u64 {
         self.space.capacity.bytes()
     }
@@ -194,12 +202,25 @@ impl Producer {
     /// assert!(matches!(producer.try_send(&[0; 25]), Err(ringfile::Error::TooLarge { .. })));
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] if there is no room now; [`Error::TooLarge`] for a message longer than
+    /// the ring's maximum (it could never fit); [`Error::BadPositions`] if another process
+    /// moved the consumer's head out of bounds.
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_inner(msg, Patience::None, true)
     }
 
     /// Sends `msg`, waiting for room as the wait strategy says.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] for a message longer than the ring's maximum (it could never fit;
+    /// nothing is waited for); [`Error::BadPositions`] if another process moved the consumer's
+    /// head out of bounds. A consumer that is gone does not end the wait: the producer waits
+    /// for a later one.
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.send_inner(msg, Patience::Forever, true)
@@ -210,18 +231,38 @@ impl Producer {
     /// for room as [`send`](Self::send) does. The consumer reads it in place with
     /// [`Message::value`](crate::Message::value); see [`typed`](crate::side::typed). For a slice
     /// of such values, send `bytemuck::cast_slice(values)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] for a `T` larger than the ring's maximum (it could never fit;
+    /// nothing is waited for); [`Error::BadPositions`] if another process moved the consumer's
+    /// head out of bounds. A consumer that is gone does not end the wait: the producer waits
+    /// for a later one.
     #[inline]
     pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
         self.send(crate::side::typed::bytes_of(value))
     }
 
     /// Sends `msg`, waiting at most `timeout` for room ([`Error::Timeout`] then).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if no room came within `timeout`; [`Error::TooLarge`] for a message
+    /// longer than the ring's maximum (it could never fit; nothing is waited for);
+    /// [`Error::BadPositions`] if another process moved the consumer's head out of bounds. A
+    /// consumer that is gone does not end the wait: the producer waits for a later one.
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.send_inner(msg, Patience::For(timeout), true)
     }
 
     /// Reserves `len` bytes for a message if there is room now ([`Error::Full`] if not).
     /// Write the message into the returned [`Claim`], then [`commit`](Claim::commit) it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] if there is no room now; [`Error::TooLarge`] for a `len` longer than the
+    /// ring's maximum (it could never fit); [`Error::BadPositions`] if another process moved
+    /// the consumer's head out of bounds.
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
         self.claim_inner(len, Patience::None, true)
     }
@@ -239,11 +280,25 @@ impl Producer {
     /// assert_eq!(&*ring.consumer()?.try_recv()?.unwrap(), b"short");
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] for a `len` longer than the ring's maximum (it could never fit;
+    /// nothing is waited for); [`Error::BadPositions`] if another process moved the consumer's
+    /// head out of bounds. A consumer that is gone does not end the wait: the producer waits
+    /// for a later one.
     pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
         self.claim_inner(len, Patience::Forever, true)
     }
 
     /// Reserves `len` bytes, waiting at most `timeout` ([`Error::Timeout`] then).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if no room came within `timeout`; [`Error::TooLarge`] for a `len`
+    /// longer than the ring's maximum (it could never fit; nothing is waited for);
+    /// [`Error::BadPositions`] if another process moved the consumer's head out of bounds. A
+    /// consumer that is gone does not end the wait: the producer waits for a later one.
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
         self.claim_inner(len, Patience::For(timeout), true)
     }
@@ -285,6 +340,12 @@ impl Producer {
     /// only if the ring's positions turn out to be corrupt; the producer is then
     /// [abandoned](Self::abandon), so that the consumer reports it as died rather than
     /// seeing a clean detach.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inherited`] in a child created by `fork` (the role is the parent's: nothing is
+    /// written); [`Error::BadPositions`] if the ring's positions turn out corrupt (the producer
+    /// is then abandoned, so the consumer reports it as died).
     pub fn close(self) -> Result<()> {
         self.finish(RECORD_END, "", Patience::Forever)
     }
@@ -305,6 +366,11 @@ impl Producer {
     /// assert!(consumer.recv()?.is_none());
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if no room for the marker came within `timeout` (the stream is left
+    /// open, the producer detached cleanly); otherwise as [`close`](Self::close).
     pub fn close_timeout(self, timeout: Duration) -> Result<()> {
         self.finish(RECORD_END, "", Patience::For(timeout))
     }
@@ -335,6 +401,12 @@ impl Producer {
     /// }
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Inherited`] in a child created by `fork` (the role is the parent's: nothing is
+    /// written); [`Error::BadPositions`] if the ring's positions turn out corrupt (the producer
+    /// is then abandoned, so the consumer reports it as died).
     pub fn abort(self, reason: &str) -> Result<()> {
         self.finish(RECORD_ABORT, reason, Patience::Forever)
     }
@@ -342,6 +414,11 @@ impl Producer {
     /// [`abort`](Self::abort), waiting at most `timeout` for room, as
     /// [`close_timeout`](Self::close_timeout) does (and on [`Error::Timeout`] detaching
     /// cleanly, the stream left open).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if no room for the marker came within `timeout` (the stream is left
+    /// open, the producer detached cleanly); otherwise as [`abort`](Self::abort).
     pub fn abort_timeout(self, reason: &str, timeout: Duration) -> Result<()> {
         self.finish(RECORD_ABORT, reason, Patience::For(timeout))
     }
@@ -432,7 +509,7 @@ impl Producer {
         unsafe {
             self.shared
                 .region
-                .write_record(pos, encode(kind, payload.len() as u32), payload)
+                .write_record(pos, encode(kind, payload.len() as u32), payload);
         };
         self.space.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
@@ -440,6 +517,10 @@ impl Producer {
     }
 
     /// Flushes the ring to storage (`msync`): see [`Ring::sync`](crate::Ring::sync).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if `msync` fails (an I/O error of the file system holding the ring).
     pub fn sync(&self) -> Result<()> {
         self.shared.sync()
     }
@@ -461,7 +542,7 @@ impl Producer {
         // and we have not published it: the bytes are ours alone.
         unsafe {
             self.writer
-                .write_record(pos, encode(RECORD_DATA, len as u32), msg)
+                .write_record(pos, encode(RECORD_DATA, len as u32), msg);
         };
         self.advance(pos, len, publish);
     }
@@ -846,12 +927,24 @@ impl Claim<'_> {
     /// assert_eq!(consumer.recv()?.expect("sent").slice::<u64>()?, &[1, 2, 3, 4]);
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] if the claim's length is not `size_of::<T>()`, naming this
+    /// method. (A type that needs more than 8-byte alignment does not compile: see
+    /// [`typed`](crate::side::typed).)
     pub fn value_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut T> {
         crate::side::typed::value_mut_for("Claim::value_mut", self)
     }
 
     /// The claimed bytes as a slice of `T` to write in place. [`Error::WrongLength`] unless
     /// the claim's length is a whole number of `T`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] if the claim's length is not a multiple of `size_of::<T>()`,
+    /// naming this method. (A type that needs more than 8-byte alignment does not compile: see
+    /// [`typed`](crate::side::typed).)
     pub fn slice_mut<T: bytemuck::Pod>(&mut self) -> Result<&mut [T]> {
         crate::side::typed::slice_mut_for("Claim::slice_mut", self)
     }
@@ -892,39 +985,67 @@ impl std::fmt::Debug for SendBatch<'_> {
 
 impl SendBatch<'_> {
     /// As [`Producer::send_value`], unpublished until the batch ends.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`send_value`](Producer::send_value).
     #[inline]
     pub fn send_value<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
         self.send(crate::side::typed::bytes_of(value))
     }
 
     /// As [`Producer::try_send`], unpublished until the batch ends.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`try_send`](Producer::try_send).
     #[inline]
     pub fn try_send(&mut self, msg: &[u8]) -> Result<()> {
         self.producer.send_inner(msg, Patience::None, false)
     }
 
     /// As [`Producer::send`]; publishes the batch so far if it has to wait.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`send`](Producer::send).
     #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
         self.producer.send_inner(msg, Patience::Forever, false)
     }
 
     /// As [`Producer::send_timeout`]; publishes the batch so far if it has to wait.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`send_timeout`](Producer::send_timeout).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<()> {
         self.producer.send_inner(msg, Patience::For(timeout), false)
     }
 
     /// As [`Producer::try_claim`], unpublished until the batch ends.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`try_claim`](Producer::try_claim).
     pub fn try_claim(&mut self, len: usize) -> Result<Claim<'_>> {
         self.producer.claim_inner(len, Patience::None, false)
     }
 
     /// As [`Producer::claim`]; publishes the batch so far if it has to wait.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`claim`](Producer::claim).
     pub fn claim(&mut self, len: usize) -> Result<Claim<'_>> {
         self.producer.claim_inner(len, Patience::Forever, false)
     }
 
     /// As [`Producer::claim_timeout`]; publishes the batch so far if it has to wait.
+    ///
+    /// # Errors
+    ///
+    /// As the producer's [`claim_timeout`](Producer::claim_timeout).
     pub fn claim_timeout(&mut self, len: usize, timeout: Duration) -> Result<Claim<'_>> {
         self.producer
             .claim_inner(len, Patience::For(timeout), false)

@@ -78,6 +78,11 @@ pub(crate) fn wrong_length<T>(method: &'static str, len: usize, slice: bool) -> 
 
 /// `bytes` (a payload: 8-byte aligned) as one `T`, in place. [`Error::WrongLength`] unless
 /// `bytes` is exactly `size_of::<T>()` long.
+///
+/// # Errors
+///
+/// [`Error::WrongLength`] if `bytes` is not `size_of::<T>()` long (or, for bytes that are not a
+/// payload or a claim, not aligned for a `T`: those always are).
 pub fn value<T: AnyBitPattern>(bytes: &[u8]) -> Result<&T> {
     value_for("typed::value", bytes)
 }
@@ -95,6 +100,12 @@ pub(crate) fn value_for<'a, T: AnyBitPattern>(
 /// `bytes` (a payload: 8-byte aligned) as a slice of `T`, in place. [`Error::WrongLength`]
 /// unless the length is a whole number of `T` (zero is an empty slice; a zero-sized `T` is
 /// refused).
+///
+/// # Errors
+///
+/// [`Error::WrongLength`] if the length of `bytes` is not a multiple of `size_of::<T>()`, or
+/// `T` is zero-sized (or, for bytes that are not a payload or a claim, not aligned for a `T`:
+/// those always are).
 pub fn slice<T: AnyBitPattern>(bytes: &[u8]) -> Result<&[T]> {
     slice_for("typed::slice", bytes)
 }
@@ -110,6 +121,11 @@ pub(crate) fn slice_for<'a, T: AnyBitPattern>(
 
 /// `bytes` (a claim: 8-byte aligned) as one `T` to write in place. [`Error::WrongLength`]
 /// unless `bytes` is exactly `size_of::<T>()` long.
+///
+/// # Errors
+///
+/// [`Error::WrongLength`] if `bytes` is not `size_of::<T>()` long (or, for bytes that are not a
+/// payload or a claim, not aligned for a `T`: those always are).
 pub fn value_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut T> {
     value_mut_for("typed::value_mut", bytes)
 }
@@ -126,6 +142,12 @@ pub(crate) fn value_mut_for<'a, T: Pod>(
 
 /// `bytes` (a claim: 8-byte aligned) as a slice of `T` to write in place.
 /// [`Error::WrongLength`] unless the length is a whole number of `T`.
+///
+/// # Errors
+///
+/// [`Error::WrongLength`] if the length of `bytes` is not a multiple of `size_of::<T>()`, or
+/// `T` is zero-sized (or, for bytes that are not a payload or a claim, not aligned for a `T`:
+/// those always are).
 pub fn slice_mut<T: Pod>(bytes: &mut [u8]) -> Result<&mut [T]> {
     slice_mut_for("typed::slice_mut", bytes)
 }
@@ -142,6 +164,10 @@ pub(crate) fn slice_mut_for<'a, T: Pod>(
 
 /// A copy of `bytes` as a `T`, for a type of any alignment. [`Error::WrongLength`] unless
 /// `bytes` is exactly `size_of::<T>()` long.
+///
+/// # Errors
+///
+/// [`Error::WrongLength`] if `bytes` is not `size_of::<T>()` long.
 pub fn read<T: AnyBitPattern>(bytes: &[u8]) -> Result<T> {
     read_for("typed::read", bytes)
 }

@@ -69,35 +69,56 @@ impl<T: NoUninit> TypedProducer<T> {
     }
 
     /// Sends `value`, waiting for room as [`Producer::send`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::send`](crate::Producer::send) (a `T` always fits: that was checked when
+    /// this producer was made).
     #[inline]
     pub fn send(&mut self, value: &T) -> Result<()> {
         self.inner.send(bytes_of(value))
     }
 
     /// Sends `value` if there is room now; [`Error::Full`] if not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Full`] if there is no room now; otherwise as [`send`](Self::send).
     #[inline]
     pub fn try_send(&mut self, value: &T) -> Result<()> {
         self.inner.try_send(bytes_of(value))
     }
 
     /// Sends `value`, waiting at most `timeout` for room ([`Error::Timeout`] then).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if no room came within `timeout`; otherwise as [`send`](Self::send).
     pub fn send_timeout(&mut self, value: &T, timeout: Duration) -> Result<()> {
         self.inner.send_timeout(bytes_of(value), timeout)
     }
 
     /// Ends the stream ([`Producer::close`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::close`](crate::Producer::close).
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }
 
     /// Ends the stream as failed, with `reason` ([`Producer::abort`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::abort`](crate::Producer::abort).
     pub fn abort(self, reason: &str) -> Result<()> {
         self.inner.abort(reason)
     }
 
     /// Gives up the role leaving the stream open for a successor ([`Producer::detach`]).
     pub fn detach(self) {
-        self.inner.detach()
+        self.inner.detach();
     }
 
     /// The untyped producer underneath.
@@ -140,6 +161,11 @@ impl<T: AnyBitPattern> TypedConsumer<T> {
     }
 
     /// The next `T`, waiting as [`Consumer::recv`] does; `Ok(None)` at the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] for a message that is not one `T` long (it is consumed: the next
+    /// call goes on after it); otherwise as [`Consumer::recv`](crate::Consumer::recv).
     #[inline]
     pub fn recv(&mut self) -> Result<Option<TypedMessage<'_, T>>> {
         typed(self.inner.recv()?, "TypedConsumer::recv")
@@ -147,12 +173,22 @@ impl<T: AnyBitPattern> TypedConsumer<T> {
 
     /// The next `T` if one is there now; `Ok(None)` if not, as [`Consumer::try_recv`] says
     /// ([`is_ended`](Self::is_ended) tells "nothing yet" from the end of the stream).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] for a message that is not one `T` long (consumed); otherwise as
+    /// [`Consumer::try_recv`](crate::Consumer::try_recv).
     #[inline]
     pub fn try_recv(&mut self) -> Result<Option<TypedMessage<'_, T>>> {
         typed(self.inner.try_recv()?, "TypedConsumer::try_recv")
     }
 
     /// As [`recv`](Self::recv), waiting at most `timeout` ([`Error::Timeout`] then).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongLength`] for a message that is not one `T` long (consumed); otherwise as
+    /// [`Consumer::recv_timeout`](crate::Consumer::recv_timeout).
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<TypedMessage<'_, T>>> {
         typed(
             self.inner.recv_timeout(timeout)?,
@@ -162,6 +198,10 @@ impl<T: AnyBitPattern> TypedConsumer<T> {
 
     /// The next `T` as a copy (released at once), waiting as [`recv`](Self::recv) does: for
     /// peers you do not trust (see [`Consumer::recv_into`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
     pub fn recv_value(&mut self) -> Result<Option<T>> {
         let mut buf = Vec::new();
         match self.inner.recv_into(&mut buf)? {
@@ -171,6 +211,7 @@ impl<T: AnyBitPattern> TypedConsumer<T> {
     }
 
     /// Whether the last receive reached the end of a stream ([`Consumer::is_ended`]).
+    #[must_use]
     pub fn is_ended(&self) -> bool {
         self.inner.is_ended()
     }
@@ -240,7 +281,7 @@ impl<'a, T> TypedMessage<'a, T> {
 
     /// Gives the message back unreleased ([`Message::unread`]).
     pub fn unread(self) {
-        self.msg.unread()
+        self.msg.unread();
     }
 }
 

@@ -349,5 +349,7 @@ fn register(
 /// Locks a mutex, whether or not a thread panicked holding it (what it guards stays valid:
 /// every critical section here is a single push, take or count update).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

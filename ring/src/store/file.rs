@@ -85,7 +85,7 @@ pub(crate) fn initialise(file: File, capacity: Capacity, name: &Path) -> Result<
 
 fn space_error(name: &Path, needed: u64, error: io::Error, op: &'static str) -> Error {
     match error.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EFBIG) | Some(libc::EDQUOT) => Error::NoSpace {
+        Some(libc::ENOSPC | libc::EFBIG | libc::EDQUOT) => Error::NoSpace {
             path: name.to_path_buf(),
             needed,
             error,
@@ -182,7 +182,7 @@ fn create_with_temp_name(
     let result = sys::ofd_try_lock(&file, CREATOR_LOCK_BYTE)
         .map_err(io_err(path, "lock the new ring file"))
         .and_then(|_| exact_mode(&file, mode, path))
-        .and_then(|_| initialise(file, capacity, path))
+        .and_then(|()| initialise(file, capacity, path))
         .and_then(|opened| match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(opened),
             Err(e) => Err(link_error(path, e)),
@@ -250,7 +250,7 @@ fn open_file(path: &Path, write: bool) -> Result<File> {
                 path: path.to_path_buf(),
                 kind: "directory",
             },
-            Some(libc::EACCES) | Some(libc::EPERM) if write => Error::PermissionDenied {
+            Some(libc::EACCES | libc::EPERM) if write => Error::PermissionDenied {
                 path: path.to_path_buf(),
                 error,
                 advice: "the ring's owner can grant it with chmod (g+rw or o+rw), or create rings with a mode that does (--mode 0660 for the group, RingOptions::mode)",
