@@ -4,6 +4,7 @@
 
 #![deny(missing_docs)]
 
+pub mod commands;
 pub mod framing;
 pub mod generated;
 pub mod options;

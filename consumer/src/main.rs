@@ -2,77 +2,20 @@
 //! generated ones (`--verify`, `--latency`).
 
 use anyhow::Context;
-use clap::{ArgMatches, Parser};
+use clap::ArgMatches;
 use ringfile::{Consumer, Error};
+use ringfile_cli::commands::consumer::Cli;
 use ringfile_cli::framing::Framing;
 use ringfile_cli::generated::{self, SequenceChecker};
-use ringfile_cli::options::{open_output, CommonArgs};
+use ringfile_cli::options::open_output;
 use ringfile_cli::program::Program;
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::summary::{latency_histogram, Summary};
 use ringfile_cli::{usage, EXIT_FAILURE, EXIT_OK, SIGNAL_POLL};
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const EXAMPLES: &str = "\
-Examples:
-  consumer /dev/shm/demo > output.txt            one message per line
-  consumer --framing raw /dev/shm/demo > blob    byte-exact copy of a raw producer's input
-  consumer --verify /dev/shm/demo                check `producer --gen` messages
-  consumer --verify --latency /dev/shm/demo      ... and report one-way latency
-  consumer --follow /dev/shm/demo                keep going across producers
-
-Start it before or after the producer: without --capacity it waits for the ring to be created
-(with --capacity it creates it). With --verify or --latency, messages are checked, not written
-out (unless --output is given); --latency stops with an error at a message that is not a
-generated one, leaving it in the ring. Sizes are binary (KiB, MiB); rates are MB/s (10^6 B/s).
-Space in the ring is released only after the messages are written out and flushed, so a
-consumer that is killed, or whose output fails, loses nothing: the next consumer receives
-every message not yet written out (it may repeat the last ones written). To restart a killed
-consumer without erasing what it wrote, add --append:
-  consumer --output out.txt --append /dev/shm/demo
-
-Exit status: 0 end of stream (or --count reached, or a clean stop on SIGINT/SIGTERM),
-1 runtime failure (verification errors, producer died without closing the stream, bad ring
-file, I/O), 2 usage error.";
-
-/// Receives messages from a ringfile ring file, creating it if needed, until the end of the
-/// stream; prints a summary to stderr.
-#[derive(Parser, Debug)]
-#[command(name = "consumer", version, after_help = EXAMPLES)]
-struct Cli {
-    #[command(flatten)]
-    common: CommonArgs,
-
-    /// Write messages to FILE (created, or truncated if it exists) instead of standard output.
-    #[arg(long, value_name = "FILE")]
-    output: Option<PathBuf>,
-
-    /// With --output: add to FILE instead of truncating it (to restart a consumer that was
-    /// killed without erasing what it wrote).
-    #[arg(long, requires = "output")]
-    append: bool,
-
-    /// Expect generated messages (`producer --gen`): check every payload and that sequence
-    /// numbers within a stream are consecutive. Exit 1 if any check fails.
-    #[arg(long)]
-    verify: bool,
-
-    /// With generated messages: report one-way latency percentiles (p50 … max).
-    #[arg(long)]
-    latency: bool,
-
-    /// Exit after N messages.
-    #[arg(long, value_name = "N")]
-    count: Option<u64>,
-
-    /// Do not exit at the end of a stream (or when a producer dies): wait for the next one.
-    #[arg(long)]
-    follow: bool,
-}
 
 fn main() {
     let (program, cli, matches) = Program::start::<Cli>("consumer");

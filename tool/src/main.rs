@@ -121,15 +121,46 @@ enum Command {
         #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = ringfile_cli::options::parse_mode)]
         mode: u32,
     },
-    /// Prints a shell completion script for `ringfile` (e.g. `ringfile completions bash >
-    /// /etc/bash_completion.d/ringfile`).
+    /// Prints a shell completion script for `ringfile`, `producer` or `consumer` (e.g.
+    /// `ringfile completions bash producer > /etc/bash_completion.d/producer`).
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+        /// The program to complete.
+        #[arg(value_enum, default_value = "ringfile")]
+        program: ProgramName,
     },
-    /// Prints the manual page of `ringfile` (roff; e.g. `ringfile man | man -l -`).
-    Man,
+    /// Prints the manual page of `ringfile`, `producer` or `consumer` (roff; e.g. `ringfile
+    /// man producer | man -l -`).
+    Man {
+        /// The program it describes.
+        #[arg(value_enum, default_value = "ringfile")]
+        program: ProgramName,
+    },
+}
+
+/// The programs whose options `completions` and `man` describe.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ProgramName {
+    /// This tool.
+    Ringfile,
+    /// The `producer` program.
+    Producer,
+    /// The `consumer` program.
+    Consumer,
+}
+
+impl ProgramName {
+    /// The program's clap definition and its name.
+    fn command(self) -> (clap::Command, &'static str) {
+        use clap::CommandFactory;
+        match self {
+            ProgramName::Ringfile => (Cli::command(), "ringfile"),
+            ProgramName::Producer => (ringfile_cli::commands::producer::Cli::command(), "producer"),
+            ProgramName::Consumer => (ringfile_cli::commands::consumer::Cli::command(), "consumer"),
+        }
+    }
 }
 
 fn parse_interval(text: &str) -> Result<f64, String> {
@@ -179,13 +210,13 @@ fn main() {
             .create(&path)
             .map(drop)
             .map_err(anyhow::Error::from),
-        Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "ringfile", &mut std::io::stdout());
+        Command::Completions { shell, program } => {
+            let (mut command, name) = program.command();
+            clap_complete::generate(shell, &mut command, name, &mut std::io::stdout());
             Ok(())
         }
-        Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
+        Command::Man { program } => {
+            let (command, _) = program.command();
             clap_mangen::Man::new(command)
                 .render(&mut std::io::stdout())
                 .context("writing standard output")

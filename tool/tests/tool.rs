@@ -749,6 +749,23 @@ fn completions_and_the_manual_page_are_generated_from_the_options() {
     let page = String::from_utf8(out.stdout).unwrap();
     assert!(page.contains(".TH ringfile 1"), "{page}");
     assert!(page.contains("completions"), "{page}");
+    // The two programs too, from the same definitions they parse (they had none).
+    let generated = |args: &[&str]| {
+        let out = Command::new(exe("ringfile")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for (program, option) in [("producer", "--gen"), ("consumer", "--verify")] {
+        let script = generated(&["completions", "bash", program]);
+        assert!(script.contains(&format!("_{program}()")), "{script}");
+        assert!(
+            script.contains(option) && script.contains("--capacity"),
+            "{script}"
+        );
+        let page = generated(&["man", program]);
+        assert!(page.contains(&format!(".TH {program} 1")), "{page}");
+        assert!(page.contains(&option.replace('-', "\\-")), "{page}");
+    }
 }
 
 #[test]

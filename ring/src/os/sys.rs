@@ -156,7 +156,9 @@ pub(crate) fn futex_waitv(futexes: &[WaitOn<'_>], timeout: Option<Duration>) -> 
             tv_nsec: libc::c_long::from(at.subsec_nanos()),
         }
     });
-    let deadline_ptr = deadline.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
+    let deadline_ptr = deadline
+        .as_ref()
+        .map_or(std::ptr::null(), std::ptr::from_ref);
     // SAFETY: `waiters` is a live array of `waiters.len()` kernel `futex_waitv` structs, each
     // naming an aligned u32 that the caller's borrows keep mapped for the whole call; the
     // timespec pointer is null or points to a live local. The kernel only reads them.
