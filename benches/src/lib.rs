@@ -105,14 +105,6 @@ pub enum Transport {
     Floor,
     /// [`Floor`](Self::Floor) with a receiver that reads and checks every byte.
     FloorRead,
-    /// The floor moving messages of ringfile's record size for the payload size (8 header
-    /// bytes more, rounded up to 8: [`record_size`]), so that messages lie at ringfile's
-    /// stride. The floor to this is what ringfile's format costs across processes; this to
-    /// ringfile is what its code costs. (What a stride alone costs: FORMAT.md, "Why records
-    /// are aligned to 8 bytes".)
-    FloorRecord,
-    /// [`FloorRecord`](Self::FloorRecord) with a receiver that reads and checks every byte.
-    FloorRecordRead,
     /// An anonymous pipe, one write(2) per message.
     Pipe,
     /// The same, with the pipe enlarged to 1 MiB.
@@ -131,16 +123,14 @@ pub enum Transport {
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 16] = [
+    pub const ALL: [Transport; 14] = [
         Transport::Ringfile,
         Transport::RingfilePerMessage,
         Transport::RingfileDisk,
         Transport::Floor,
-        Transport::FloorRecord,
         Transport::RingfileRead,
         Transport::RingfilePerMessageRead,
         Transport::FloorRead,
-        Transport::FloorRecordRead,
         Transport::Pipe,
         Transport::PipeBig,
         Transport::UnixStream,
@@ -160,8 +150,6 @@ impl Transport {
             Transport::RingfileDisk => "ringfile (disk file)",
             Transport::Floor => "floor (bare ring)",
             Transport::FloorRead => "floor, reading every byte",
-            Transport::FloorRecord => "floor at ringfile's record size",
-            Transport::FloorRecordRead => "floor at ringfile's record size, reading every byte",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe (1 MiB)",
             Transport::UnixStream => "unix stream",
@@ -182,8 +170,6 @@ impl Transport {
             Transport::RingfileDisk => "ringfile-disk",
             Transport::Floor => "floor",
             Transport::FloorRead => "floor-read",
-            Transport::FloorRecord => "floor-record",
-            Transport::FloorRecordRead => "floor-record-read",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe-big",
             Transport::UnixStream => "unix-stream",
@@ -200,10 +186,7 @@ impl Transport {
     pub fn reads_every_byte(self) -> bool {
         matches!(
             self,
-            Transport::RingfileRead
-                | Transport::RingfilePerMessageRead
-                | Transport::FloorRead
-                | Transport::FloorRecordRead
+            Transport::RingfileRead | Transport::RingfilePerMessageRead | Transport::FloorRead
         )
     }
 
@@ -214,15 +197,6 @@ impl Transport {
             Transport::RingfileRead
         } else {
             Transport::Ringfile
-        }
-    }
-
-    /// The bytes this transport moves per message of `size` payload bytes, where it is not
-    /// `size`: the record-size floors.
-    pub fn wire_size(self, size: usize) -> usize {
-        match self {
-            Transport::FloorRecord | Transport::FloorRecordRead => record_size(size),
-            _ => size,
         }
     }
 
@@ -446,7 +420,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
     let _ = std::fs::remove_file(&path);
     let spec = format!("{}|{size}|{capacity}|{}", transport.tag(), path.display());
     pin(End::Sender);
-    let msg = vec![FILL; transport.wire_size(size)];
+    let msg = vec![FILL; size];
     let mut sent = 0u64;
     let start = Instant::now();
     let more = |sent: u64| stop.more(sent, start);
@@ -471,10 +445,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             producer.close().unwrap();
             rx.finish()
         }
-        Transport::Floor
-        | Transport::FloorRead
-        | Transport::FloorRecord
-        | Transport::FloorRecordRead => {
+        Transport::Floor | Transport::FloorRead => {
             let ring = floor::FloorRing::create(&path, capacity);
             let rx = Receiver::spawn(&spec, None);
             let mut tx = ring.sender(msg.len());
@@ -613,12 +584,9 @@ pub fn child_main() -> bool {
                 messages += 1;
             }
         }
-        Transport::Floor
-        | Transport::FloorRead
-        | Transport::FloorRecord
-        | Transport::FloorRecordRead => {
+        Transport::Floor | Transport::FloorRead => {
             let ring = floor::FloorRing::open(&path);
-            let mut rx = ring.receiver(transport.wire_size(size));
+            let mut rx = ring.receiver(size);
             ready();
             while let Some(n) = rx.recv(|msg| bad += read(msg, every_byte)) {
                 first.get_or_insert_with(Instant::now);

@@ -1,5 +1,6 @@
 //! The comparison report: every transport at every size, measured in this run, as markdown
-//! tables with ringfile's ratio to each, the latency table, the targets, and an SVG chart.
+//! tables with ringfile's ratio to each, the cost, latency, async and capacity tables, and the
+//! ratios the issues track.
 //!
 //! ```text
 //! cargo run --release -p benches --bin report            # full: 5 to 10 minutes
@@ -11,26 +12,25 @@
 //! shifts them alike; a ratio is the median of the ratios of its runs, shown with their range
 //! (the run-to-run spread), so a figure measured while the machine changed speed shows itself.
 //!
-//! Writes `report.md` and `throughput.svg` under `target/bench-report/` (or `--out DIR`), so
-//! a run never changes the repository; `--update` writes the committed `benches/report/`
-//! instead, which README quotes.
+//! Writes `report.md` under `target/bench-report/` (or `--out DIR`), so a run never changes
+//! the repository; `--update` writes the committed `benches/report/` instead, which README
+//! quotes.
 //! `--cores A,B` pins the sender to core A and the receiver to core B (default 0,1; the
 //! criterion benches read the same from `RINGFILE_BENCH_CORES=A,B`).
-//! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, two-lines, futex, iceoryx2,
-//! ipc-channel).
+//! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, two-lines, futex,
+//! iceoryx2, ipc-channel).
 //! `--cost` measures only the processor time per message on one thread (see
 //! `benches::cost`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
-//! transports: ringfile, ringfile-each, ringfile-disk, floor, floor-record (the floor moving
-//! ringfile's record size), and ringfile-read, ringfile-each-read, floor-read, floor-record-read
-//! (receivers that read every byte), pipe, pipe-big, unix-stream, seqpacket, ipmpsc, iceoryx2,
-//! ipc-channel.
+//! transports: ringfile, ringfile-each, ringfile-disk, floor, and ringfile-read,
+//! ringfile-each-read, floor-read (receivers that read every byte), pipe, pipe-big,
+//! unix-stream, seqpacket, ipmpsc, iceoryx2, ipc-channel.
 
 use benches::awaiting::{self, idle_cpu_percent, steady_latency, Receiving};
+use benches::cost::Path;
 use benches::inprocess::{two_threads, Queue};
 use benches::latency::{round_trips, PingPong};
 use benches::{cross_process, median, median_f64, median_of, Measured, Stop, Transport};
-use plotters::prelude::*;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -195,6 +195,20 @@ fn fmt_rate(r: f64) -> String {
 
 fn run(s: &Settings) -> String {
     let mut md = String::new();
+    header(&mut md, s);
+    let cross = cross_process_section(&mut md, s);
+    inprocess_section(&mut md, s);
+    let cost = cost_section(&mut md, s.runs);
+    let trips = latency_section(&mut md, s);
+    programs_section(&mut md, s, &cross);
+    async_section(&mut md, s);
+    capacity_section(&mut md, s);
+    ratios_section(&mut md, s, &cross, &cost, &trips);
+    md
+}
+
+/// Where and how the report was measured.
+fn header(md: &mut String, s: &Settings) {
     let date = std::process::Command::new("date")
         .arg("-u")
         .arg("+%Y-%m-%d %H:%M UTC")
@@ -220,12 +234,35 @@ fn run(s: &Settings) -> String {
         CAPACITY >> 20
     )
     .unwrap();
+}
 
-    // Cross-process throughput. Interleaved: each run measures every transport back to back
-    // at one size, so that a machine that changes speed between runs (a shared VM does)
-    // shifts all of them alike, and the ratios are medians of ratios taken back to back.
-    let mut samples: Vec<Vec<Vec<Measured>>> =
-        vec![vec![Vec::new(); SIZES.len()]; Transport::ALL.len()];
+/// Every run of every cross-process transport at every size: `[transport][size][run]`.
+struct CrossProcess {
+    samples: Vec<Vec<Vec<Measured>>>,
+}
+
+impl CrossProcess {
+    fn runs(&self, t: Transport) -> &[Vec<Measured>] {
+        &self.samples[Transport::ALL.iter().position(|&x| x == t).unwrap()]
+    }
+
+    /// `of`'s rate ÷ `to`'s rate in the same run, at each size: the median over runs and the
+    /// range.
+    fn spread(&self, of: Transport, to: Transport) -> Vec<Spread> {
+        self.runs(of)
+            .iter()
+            .zip(self.runs(to))
+            .map(|(a, b)| Spread::of(a.iter().zip(b).map(|(x, y)| x.rate() / y.rate())))
+            .collect()
+    }
+}
+
+/// The cross-process table and ringfile's ratio to each transport. Interleaved: each run
+/// measures every transport back to back at one size, so that a machine that changes speed
+/// between runs (a shared VM does) shifts all of them alike, and the ratios are medians of
+/// ratios taken back to back.
+fn cross_process_section(md: &mut String, s: &Settings) -> CrossProcess {
+    let mut samples = vec![vec![Vec::new(); SIZES.len()]; Transport::ALL.len()];
     for (si, &size) in SIZES.iter().enumerate() {
         for run in 0..s.runs {
             for (ti, &t) in Transport::ALL.iter().enumerate() {
@@ -234,34 +271,17 @@ fn run(s: &Settings) -> String {
             }
         }
     }
-    let results: Vec<(Transport, Vec<Measured>)> = Transport::ALL
-        .into_iter()
-        .zip(&samples)
-        .map(|(t, per_size)| (t, per_size.iter().map(|runs| median_of(runs)).collect()))
-        .collect();
-    // `of`'s rate ÷ `to`'s rate in the same run, at each size: the median over runs and the
-    // range (lowest, highest).
-    let spread = |of: Transport, to: Transport| -> Vec<Spread> {
-        let index = |t: Transport| Transport::ALL.iter().position(|&x| x == t).unwrap();
-        let (a, b) = (&samples[index(of)], &samples[index(to)]);
-        a.iter()
-            .zip(b)
-            .map(|(a, b)| Spread::of(a.iter().zip(b).map(|(x, y)| x.rate() / y.rate())))
-            .collect()
-    };
-    let ratio = |of: Transport, to: Transport| -> Vec<f64> {
-        spread(of, to).iter().map(|s| s.median).collect()
-    };
+    let cross = CrossProcess { samples };
     writeln!(md, "### Cross-process throughput\n").unwrap();
-    table_head(&mut md, "transport", &SIZES);
-    for (t, row) in &results {
+    table_head(md, "transport", &SIZES);
+    for t in Transport::ALL {
         write!(md, "| {} |", t.name()).unwrap();
-        for m in row {
+        for runs in cross.runs(t) {
+            let m = median_of(runs);
             write!(md, " {} msg/s, {:.2} GB/s |", fmt_rate(m.rate()), m.gbps()).unwrap();
         }
         writeln!(md).unwrap();
     }
-    let shm = &results[0].1;
     writeln!(
         md,
         "\nringfile's throughput (batched) as a multiple of each (same run, same sizes; rows \
@@ -270,22 +290,28 @@ fn run(s: &Settings) -> String {
         s.runs
     )
     .unwrap();
-    table_head(&mut md, "ringfile ÷", &SIZES);
-    for &t in &Transport::ALL {
+    table_head(md, "ringfile ÷", &SIZES);
+    for t in Transport::ALL {
         let ours = t.ringfile_counterpart();
-        if t == ours {
-            continue;
+        if t != ours {
+            spread_row(md, t.name(), &cross.spread(ours, t));
         }
-        write!(md, "| {} |", t.name()).unwrap();
-        for r in spread(ours, t) {
-            write!(md, " {:.2}× ({:.2}–{:.2}) |", r.median, r.low, r.high).unwrap();
-        }
-        writeln!(md).unwrap();
     }
+    cross
+}
 
-    // In-process.
+/// A table row of ratios, each with its range.
+fn spread_row(md: &mut String, name: &str, spreads: &[Spread]) {
+    write!(md, "| {name} |").unwrap();
+    for r in spreads {
+        write!(md, " {:.2}× ({:.2}–{:.2}) |", r.median, r.low, r.high).unwrap();
+    }
+    writeln!(md).unwrap();
+}
+
+fn inprocess_section(md: &mut String, s: &Settings) {
     writeln!(md, "\n### In-process, two threads\n").unwrap();
-    table_head(&mut md, "queue", &SIZES);
+    table_head(md, "queue", &SIZES);
     for q in Queue::ALL {
         write!(md, "| {} |", q.name()).unwrap();
         for size in SIZES {
@@ -297,10 +323,10 @@ fn run(s: &Settings) -> String {
         }
         writeln!(md).unwrap();
     }
+}
 
-    let cost = cost_section(&mut md, s.runs);
-
-    // Latency.
+/// The round-trip table; each kind's p50 at 8 B, for the ratios.
+fn latency_section(md: &mut String, s: &Settings) -> Vec<(PingPong, u64)> {
     writeln!(
         md,
         "\n### Round trip between two processes ({} round trips after warm-up)\n",
@@ -309,21 +335,22 @@ fn run(s: &Settings) -> String {
     .unwrap();
     writeln!(md, "| ping-pong | size | p50 | p99 | p99.9 | max |").unwrap();
     writeln!(md, "|---|---:|---:|---:|---:|---:|").unwrap();
-    let mut lat = Vec::new();
+    let mut p50s = Vec::new();
     for kind in PingPong::ALL {
         for size in [8usize, 64] {
-            if matches!(kind, PingPong::CacheLine | PingPong::Futex) && size == 64 {
+            if matches!(
+                kind,
+                PingPong::CacheLine | PingPong::TwoLines | PingPong::Futex
+            ) && size == 64
+            {
                 continue; // the floors move no payload
             }
             eprintln!("latency {} {size} B", kind.name());
-            let iters = if matches!(
+            let spins = matches!(
                 kind,
                 PingPong::RingfileSpin | PingPong::CacheLine | PingPong::TwoLines
-            ) {
-                s.latency_iters
-            } else {
-                s.latency_iters / 4
-            };
+            );
+            let iters = s.latency_iters / if spins { 1 } else { 4 };
             let h = round_trips(kind, size, iters);
             writeln!(
                 md,
@@ -335,50 +362,46 @@ fn run(s: &Settings) -> String {
                 h.max()
             )
             .unwrap();
-            lat.push((
-                kind,
-                size,
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99),
-            ));
+            if size == 8 {
+                p50s.push((kind, h.value_at_quantile(0.5)));
+            }
         }
     }
+    p50s
+}
 
-    // The programs.
+/// `producer --gen` into `consumer --verify`, against the library's 64 KiB figure.
+fn programs_section(md: &mut String, s: &Settings, cross: &CrossProcess) {
     eprintln!("programs 65536 B");
     let count = if s.runs > 3 { 100_000 } else { 20_000 };
-    let library = shm[SIZES.len() - 1];
-    let mut cli = Vec::new();
-    for _ in 0..s.runs {
-        match benches::programs::gen_verify(65536, CAPACITY, count) {
-            Some(m) => cli.push(m),
-            None => break,
-        }
-    }
+    let library = median_of(cross.runs(Transport::Ringfile).last().unwrap());
+    let mut runs: Vec<Measured> = (0..s.runs)
+        .map_while(|_| benches::programs::gen_verify(65536, CAPACITY, count))
+        .collect();
     writeln!(md, "\n### The programs, 64 KiB messages\n").unwrap();
-    if cli.is_empty() {
+    if runs.is_empty() {
         writeln!(
             md,
             "Not measured: build the programs first (`cargo build --release`)."
         )
         .unwrap();
-    } else {
-        cli.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
-        let m = cli[cli.len() / 2];
-        writeln!(
-            md,
-            "`producer --gen {count} --size 65536` into `consumer --verify` (every byte of every \
-             message generated and checked; default waiting), {} MiB ring: {:.2} GB/s = {:.2}× \
-             the library's batched 64 KiB figure above, which touches one byte per message \
-             (target ≥ 0.5×).",
-            CAPACITY >> 20,
-            m.gbps(),
-            m.gbps() / library.gbps()
-        )
-        .unwrap();
+        return;
     }
+    runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+    let m = runs[runs.len() / 2];
+    writeln!(
+        md,
+        "`producer --gen {count} --size 65536` into `consumer --verify` (every byte of every \
+         message generated and checked; default waiting), {} MiB ring: {:.2} GB/s = {:.2}× \
+         the library's batched 64 KiB figure above, which touches one byte per message.",
+        CAPACITY >> 20,
+        m.gbps(),
+        m.gbps() / library.gbps()
+    )
+    .unwrap();
+}
 
-    // Async against blocking.
+fn async_section(md: &mut String, s: &Settings) {
     writeln!(
         md,
         "\n### Async receive against blocking, cross-process\n\n\
@@ -419,8 +442,10 @@ fn run(s: &Settings) -> String {
         )
         .unwrap();
     }
+}
 
-    // Ring size.
+/// ringfile's batched throughput at each ring capacity: what README's sizing advice rests on.
+fn capacity_section(md: &mut String, s: &Settings) {
     writeln!(
         md,
         "\n### ringfile cross-process throughput against ring capacity\n"
@@ -430,113 +455,71 @@ fn run(s: &Settings) -> String {
     writeln!(md, "|---:|---:|---:|").unwrap();
     for shift in [16u32, 18, 20, 22, 24, 26] {
         let capacity = 1u64 << shift;
-        let small = median(s.runs, || {
-            cross_process(Transport::Ringfile, 1024, capacity, Stop::Time(s.budget))
-        });
+        eprintln!("capacity {capacity}");
+        let gbps = |size: usize| {
+            median(s.runs, || {
+                cross_process(Transport::Ringfile, size, capacity, Stop::Time(s.budget))
+            })
+            .gbps()
+        };
+        let small = gbps(1024);
         let large = if capacity >= 256 << 10 {
-            let m = median(s.runs, || {
-                cross_process(Transport::Ringfile, 65536, capacity, Stop::Time(s.budget))
-            });
-            format!("{:.2} GB/s", m.gbps())
+            format!("{:.2} GB/s", gbps(65536))
         } else {
             "— (max message 32 KiB)".into()
         };
-        eprintln!("capacity {capacity}");
-        writeln!(
-            md,
-            "| {} KiB | {:.2} GB/s | {large} |",
-            capacity >> 10,
-            small.gbps()
-        )
-        .unwrap();
+        writeln!(md, "| {} KiB | {small:.2} GB/s | {large} |", capacity >> 10).unwrap();
     }
+}
 
-    // Targets.
-    writeln!(md, "\n### Targets\n").unwrap();
-    let (of_floor, of_pipe, of_ipmpsc, of_unix) = (
-        ratio(Transport::Ringfile, Transport::Floor),
-        ratio(Transport::Ringfile, Transport::Pipe),
-        ratio(Transport::Ringfile, Transport::Ipmpsc),
-        ratio(Transport::Ringfile, Transport::UnixStream),
-    );
-    for (i, size) in SIZES.iter().enumerate() {
-        if ![8, 64, 65536].contains(size) {
-            continue;
-        }
-        if *size == 65536 {
-            writeln!(
-                md,
-                "- {size} B: {:.0}% of the floor (target ≥ 70%); {:.1}× a Unix stream socket (target ≥ 5×)",
-                of_floor[i] * 100.0,
-                of_unix[i]
-            )
-            .unwrap();
-        } else {
-            writeln!(
-                md,
-                "- {size} B: {:.0}% of the floor (target ≥ 70%); {:.1}× a pipe (target ≥ 60×); {:.1}× ipmpsc (target ≥ 30×)",
-                of_floor[i] * 100.0,
-                of_pipe[i],
-                of_ipmpsc[i]
-            )
-            .unwrap();
-        }
+/// The ratios the issues track, side by side, each from figures of this run.
+fn ratios_section(
+    md: &mut String,
+    s: &Settings,
+    cross: &CrossProcess,
+    cost: &[(Path, Vec<benches::cost::Cost>)],
+    trips: &[(PingPong, u64)],
+) {
+    writeln!(
+        md,
+        "\n### Ratios\n\n\
+         Cross-process, each the median of the ratios of {} back-to-back runs (their range in \
+         brackets). A receiver that touches one byte per message is, at small sizes, faster \
+         than its sender: it catches up and the two fight over the lines being written, so \
+         those ratios say which side is faster as much as what each costs; receivers that \
+         read every byte are what real consumers do.\n",
+        s.runs
+    )
+    .unwrap();
+    table_head(md, "ratio", &SIZES);
+    let rows = [
+        (
+            "batched ÷ floor, reading every byte",
+            Transport::RingfileRead,
+            Transport::FloorRead,
+        ),
+        (
+            "batched ÷ floor, touching one byte",
+            Transport::Ringfile,
+            Transport::Floor,
+        ),
+        (
+            "per message ÷ batched, reading every byte",
+            Transport::RingfilePerMessageRead,
+            Transport::RingfileRead,
+        ),
+        (
+            "per message ÷ batched, touching one byte",
+            Transport::RingfilePerMessage,
+            Transport::Ringfile,
+        ),
+    ];
+    for (name, of, to) in rows {
+        spread_row(md, name, &cross.spread(of, to));
     }
-    let ratios = |of: Transport, to: Transport| -> String {
-        ratio(of, to)
-            .iter()
-            .map(|r| format!("{r:.2}"))
-            .collect::<Vec<_>>()
-            .join(" / ")
-    };
-    let sizes = SIZES.map(|s| format!("{s} B")).join(" / ");
-    writeln!(
-        md,
-        "- batched ÷ floor at {sizes} (target ≥ 0.85 at every size):\n  \
-         - receivers reading every byte: {}\n  \
-         - receivers touching one byte per message: {}",
-        ratios(Transport::RingfileRead, Transport::FloorRead),
-        ratios(Transport::Ringfile, Transport::Floor),
-    )
-    .unwrap();
-    writeln!(
-        md,
-        "  (a receiver that only touches one byte per message is, at small sizes, faster than \
-         its sender: it catches up, and the two then fight over the lines being written, so \
-         those rates say which side is faster as much as what each costs; a ratio above 1 \
-         there means the floor's receiver fell into that regime, not that ringfile beats the \
-         bare ring. Receivers that read every byte are what real consumers do; the floor's 64 B row \
-         (one aligned line per message) can fall into that regime even so.)"
-    )
-    .unwrap();
-    writeln!(
-        md,
-        "- batched ÷ the floor at ringfile's record size (the same bytes at the same stride as \
-         ringfile's records, 8 more than the payload rounded up to 8, with none of ringfile's \
-         code: what the code costs across processes; the floor to this row is what the \
-         format costs), at {sizes}:\n  \
-         - receivers reading every byte: {}\n  \
-         - receivers touching one byte per message: {}\n  \
-         (where the floor is well ahead at 256 B and 1 KiB, this row shows why: the floor's \
-         messages there lie at strides that are multiples of 256 B, which no record with a \
-         header has; FORMAT.md, \"Why records are aligned to 8 bytes\", has what such strides \
-         were measured to be worth, and what padding records up to them would win or lose.)",
-        ratios(Transport::RingfileRead, Transport::FloorRecordRead),
-        ratios(Transport::Ringfile, Transport::FloorRecord),
-    )
-    .unwrap();
-    writeln!(
-        md,
-        "- per message (`send`/`recv`) ÷ batched at {sizes} (target ≥ 0.5 at 8 and 64 B):\n  \
-         - receivers reading every byte: {}\n  \
-         - receivers touching one byte per message: {}",
-        ratios(Transport::RingfilePerMessageRead, Transport::RingfileRead),
-        ratios(Transport::RingfilePerMessage, Transport::Ringfile),
-    )
-    .unwrap();
-    let ns = |p: benches::cost::Path| &cost.iter().find(|(x, _)| *x == p).unwrap().1;
-    let cost_ratio = |of: benches::cost::Path, to: benches::cost::Path| -> String {
-        // A rate ratio: time of `to` over time of `of`.
+    // A rate ratio from one thread's times: the time of `to` over the time of `of`.
+    let ns = |p: Path| &cost.iter().find(|(x, _)| *x == p).unwrap().1;
+    let cost_ratio = |of: Path, to: Path| -> String {
         ns(to)
             .iter()
             .zip(ns(of))
@@ -546,97 +529,43 @@ fn run(s: &Settings) -> String {
     };
     writeln!(
         md,
-        "- the same two ratios from processor time on one thread (the code paths alone, no line \
-         moving between cores) at {}: batched ÷ floor {}; per message ÷ batched {}",
+        "\nOn one thread (the code paths alone, no line moving between cores), at {}: batched ÷ \
+         floor {}; batched ÷ the floor in ringfile's record format {} (what the code costs; \
+         the floor to that format is what the format costs); per message ÷ batched {}.",
         COST_SIZES.map(|s| format!("{s} B")).join(" / "),
-        cost_ratio(benches::cost::Path::Batched, benches::cost::Path::Floor),
-        cost_ratio(
-            benches::cost::Path::PerMessage,
-            benches::cost::Path::Batched
-        ),
+        cost_ratio(Path::Batched, Path::Floor),
+        cost_ratio(Path::Batched, Path::Format),
+        cost_ratio(Path::PerMessage, Path::Batched),
     )
     .unwrap();
-    {
-        use benches::cost::Path;
-        let steps = (0..COST_SIZES.len())
-            .map(|i| {
-                let (floor, format, ours) = (
-                    ns(Path::Floor)[i],
-                    ns(Path::Format)[i],
-                    ns(Path::Batched)[i],
-                );
-                format!(
-                    "{} B {:.1} → {:.1} → {:.1} (sending {:.1} → {:.1} → {:.1})",
-                    COST_SIZES[i],
-                    floor.total(),
-                    format.total(),
-                    ours.total(),
-                    floor.send,
-                    format.send,
-                    ours.send
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        writeln!(
-            md,
-            "- where batched ÷ floor goes on one thread, ns per message, floor → the floor in \
-             ringfile's record format → ringfile batched: {steps}"
-        )
-        .unwrap();
-    }
-    let p50 = |k: PingPong, size: usize| {
-        lat.iter()
-            .find(|(kind, s, _, _)| *kind == k && *s == size)
-            .map(|x| (x.2, x.3))
-            .unwrap()
-    };
-    let (spin, line, two, park, futex) = (
-        p50(PingPong::RingfileSpin, 8),
-        p50(PingPong::CacheLine, 8),
-        p50(PingPong::TwoLines, 8),
-        p50(PingPong::RingfilePark, 8),
-        p50(PingPong::Futex, 8),
-    );
-    // The p50 ratio again from back-to-back pairs: the table's rows were measured minutes
-    // apart, and this machine's line transfers change speed from minute to minute.
+    let p50 = |k: PingPong| trips.iter().find(|(kind, _)| *kind == k).unwrap().1;
+    // The spin ratio again from back-to-back pairs: the table's rows were measured minutes
+    // apart, and a shared machine's line transfers change speed from minute to minute.
     eprintln!("latency pairs: ringfile spin against the cache line, 8 B");
-    let mut pairs: Vec<f64> = (0..5)
-        .map(|_| {
-            let iters = s.latency_iters / 5;
-            let ours = round_trips(PingPong::RingfileSpin, 8, iters).value_at_quantile(0.5);
-            let line = round_trips(PingPong::CacheLine, 8, iters).value_at_quantile(0.5);
-            ours as f64 / line.max(1) as f64
-        })
-        .collect();
+    let pairs = Spread::of((0..5).map(|_| {
+        let iters = s.latency_iters / 5;
+        let ours = round_trips(PingPong::RingfileSpin, 8, iters).value_at_quantile(0.5);
+        let line = round_trips(PingPong::CacheLine, 8, iters).value_at_quantile(0.5);
+        ours as f64 / line.max(1) as f64
+    }));
     writeln!(
         md,
-        "- busy-spin round trip (8 B): p50 {} ns = {:.2}× the bare cache-line round trip of {} ns; \
-         {:.2}× as the median of 5 back-to-back pairs (target ≤ 1.6×); p99 {} ns (target < \
-         1000 ns); {:.2}× the flag-then-data floor of {} ns (two serial line transfers each way, \
-         as ringfile's tail-then-record)",
-        spin.0,
-        spin.0 as f64 / line.0 as f64,
-        line.0,
-        median_f64(&mut pairs),
-        spin.1,
-        spin.0 as f64 / two.0 as f64,
-        two.0,
+        "\nRound trips, 8 B, p50: busy-spin {} ns ÷ the bare cache line's {} ns = {:.2}× \
+         ({:.2}× ({:.2}–{:.2}) over 5 back-to-back pairs; ÷ the flag-then-data floor, two \
+         serial line transfers each way as ringfile's tail then record: {:.2}×); park {} ns ÷ \
+         the bare futex's {} ns = {:.2}×.",
+        p50(PingPong::RingfileSpin),
+        p50(PingPong::CacheLine),
+        p50(PingPong::RingfileSpin) as f64 / p50(PingPong::CacheLine).max(1) as f64,
+        pairs.median,
+        pairs.low,
+        pairs.high,
+        p50(PingPong::RingfileSpin) as f64 / p50(PingPong::TwoLines).max(1) as f64,
+        p50(PingPong::RingfilePark),
+        p50(PingPong::Futex),
+        p50(PingPong::RingfilePark) as f64 / p50(PingPong::Futex).max(1) as f64,
     )
     .unwrap();
-    writeln!(
-        md,
-        "- park round trip (8 B): p50 {} ns = {:.2}× the bare futex round trip of {} ns (target ≤ 1.2×)",
-        park.0,
-        park.0 as f64 / futex.0 as f64,
-        futex.0
-    )
-    .unwrap();
-
-    barrier_section(&mut md, s);
-
-    chart(&results, &s.out.join("throughput.svg"));
-    md
 }
 
 /// A figure over runs: the median, and the lowest and highest (the run-to-run spread).
@@ -659,113 +588,10 @@ impl Spread {
     }
 }
 
-/// The per-message path with the asymmetric fence (membarrier) against the same binary with
-/// it turned off (`RINGFILE_NO_MEMBARRIER=1`: a full fence per publish and per release), each
-/// in fresh processes (the choice is made once per process), interleaved.
-fn barrier_section(md: &mut String, s: &Settings) {
-    writeln!(
-        md,
-        "\n### The per-message barrier: membarrier against a fence per publish\n\n\
-         Fresh processes of this binary, interleaved, median of {} (each itself a median of \
-         5 runs of 400 ms, or of 100 000 round trips); \"fence\" sets \
-         `RINGFILE_NO_MEMBARRIER=1`; in brackets the range of the pairs' ratios.\n",
-        s.runs
-    )
-    .unwrap();
-    writeln!(
-        md,
-        "| per message | asymmetric (membarrier) | fence | ratio |"
-    )
-    .unwrap();
-    writeln!(md, "|---|---:|---:|---:|").unwrap();
-    for size in [8usize, 64] {
-        eprintln!("barrier: per message {size} B");
-        // "… 8 B: 47.67 M msg/s, 0.38 GB/s"
-        let (a, b, r) = interleaved(
-            s.runs,
-            &["--one", "ringfile-each", &size.to_string()],
-            |l| l.split(": ").nth(1)?.split(" M msg/s").next()?.parse().ok(),
-            false,
-        );
-        writeln!(
-            md,
-            "| throughput, {size} B | {a:.2} M msg/s | {b:.2} M msg/s | {:.2}× ({:.2}–{:.2}) |",
-            r.median, r.low, r.high
-        )
-        .unwrap();
-    }
-    eprintln!("barrier: round trip 8 B");
-    // "… 8 B: p50 181 ns, p99 300 ns, p99.9 541 ns"
-    let (a, b, r) = interleaved(
-        s.runs,
-        &["--one-trip", "spin", "8"],
-        |l| l.split("p50 ").nth(1)?.split(" ns").next()?.parse().ok(),
-        true,
-    );
-    writeln!(
-        md,
-        "| busy-spin round trip p50, 8 B | {a:.0} ns | {b:.0} ns | {:.2}× ({:.2}–{:.2}) |",
-        r.median, r.low, r.high
-    )
-    .unwrap();
-    writeln!(
-        md,
-        "\nRatios > 1 favour the asymmetric fence (for the round trip: fence ÷ membarrier)."
-    )
-    .unwrap();
-}
-
-/// Runs this binary with `args` `runs` times with the asymmetric fence and as many with the
-/// fence forced, interleaved; the medians of what `parse` reads from their last lines, and
-/// the spread of the pairs' ratios (membarrier ÷ fence, or its inverse if `inverse`: for
-/// times).
-fn interleaved(
-    runs: usize,
-    args: &[&str],
-    parse: impl Fn(&str) -> Option<f64>,
-    inverse: bool,
-) -> (f64, f64, Spread) {
-    let (mut light, mut fenced, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let a = parse(&report_child(args, false));
-        let b = parse(&report_child(args, true));
-        if let (Some(a), Some(b)) = (a, b) {
-            ratios.push(if inverse { b / a } else { a / b });
-        }
-        light.extend(a);
-        fenced.extend(b);
-    }
-    (
-        median_f64(&mut light),
-        median_f64(&mut fenced),
-        Spread::of(ratios.into_iter()),
-    )
-}
-
-/// Runs this binary with `args` (and the fence forced, if `fence`); its last line of output.
-fn report_child(args: &[&str], fence: bool) -> String {
-    let mut command = std::process::Command::new(std::env::current_exe().expect("own executable"));
-    command.args(args);
-    if fence {
-        command.env("RINGFILE_NO_MEMBARRIER", "1");
-    } else {
-        command.env_remove("RINGFILE_NO_MEMBARRIER");
-    }
-    let out = command.output().expect("run the report in a child process");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string()
-}
-
 const COST_SIZES: [usize; 4] = [8, 64, 256, 1024];
 
 /// The single-thread cost table ([`benches::cost`]): time per message for each path and size.
-fn cost_section(
-    md: &mut String,
-    runs: usize,
-) -> Vec<(benches::cost::Path, Vec<benches::cost::Cost>)> {
+fn cost_section(md: &mut String, runs: usize) -> Vec<(Path, Vec<benches::cost::Cost>)> {
     writeln!(
         md,
         "\n### Processor time per message, one thread\n\n\
@@ -783,7 +609,7 @@ fn cost_section(
     table_head(md, "path", &COST_SIZES);
     // Rounds of every path at every size, so that a change of the machine's speed during the
     // table falls on all paths alike; each cell is the median of its rounds.
-    let paths = benches::cost::Path::ALL;
+    let paths = Path::ALL;
     let mut measured = vec![vec![Vec::new(); COST_SIZES.len()]; paths.len()];
     for round in 0..runs {
         for (s, size) in COST_SIZES.into_iter().enumerate() {
@@ -822,65 +648,6 @@ fn table_head(md: &mut String, first: &str, sizes: &[usize]) {
     }
     writeln!(md).unwrap();
     writeln!(md, "|---|{}", "---:|".repeat(sizes.len())).unwrap();
-}
-
-fn chart(results: &[(Transport, Vec<Measured>)], path: &std::path::Path) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
-    root.fill(&WHITE).unwrap();
-    let max = results
-        .iter()
-        .flat_map(|(_, r)| r.iter().map(|m| m.gbps()))
-        .fold(0.01, f64::max);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Cross-process throughput (GB/s, log scale)",
-            ("sans-serif", 22),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(
-            (8f64..65536f64).log_scale(),
-            (0.001f64..max * 2.0).log_scale(),
-        )
-        .unwrap();
-    chart
-        .configure_mesh()
-        .x_desc("message size (bytes)")
-        .y_desc("GB/s")
-        .draw()
-        .unwrap();
-    for (i, (t, row)) in results.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = SIZES
-            .iter()
-            .zip(row)
-            .map(|(&s, m)| (s as f64, m.gbps().max(0.001)))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .unwrap()
-            .label(t.name())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-        chart
-            .draw_series(
-                points
-                    .into_iter()
-                    .map(|p| Circle::new(p, 3, color.filled())),
-            )
-            .unwrap();
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .unwrap();
-    root.present().unwrap();
 }
 
 #[cfg(test)]
