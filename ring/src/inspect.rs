@@ -106,7 +106,9 @@ pub struct Snapshot {
     /// Messages released since the ring was created, by every consumer (for rates: messages/s
     /// out).
     pub released_messages: u64,
-    /// The payload bytes of those messages (for rates: bytes/s out).
+    /// The payload bytes of those messages (for rates: bytes/s out): `published_bytes` less
+    /// the payload waiting, exact while nothing moves (the file does not count them: see
+    /// FORMAT.md, "Message counters").
     pub released_bytes: u64,
     /// The producer role.
     pub producer: Holder,
@@ -216,7 +218,9 @@ impl Inspector {
         let mut walk = Walk::default();
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();
-        let (published, released) = (control.published.load(), control.released.load());
+        let published = control.published.load();
+        // Relaxed: statistics (written Relaxed, before the position they go with).
+        let released_messages = control.released_messages.load(Ordering::Relaxed);
         let stream = if producer.live {
             StreamState::Open
         } else if attached {
@@ -237,8 +241,8 @@ impl Inspector {
             payload_bytes: walk.payload_bytes,
             published_messages: published.messages,
             published_bytes: published.bytes,
-            released_messages: released.messages,
-            released_bytes: released.bytes,
+            released_messages,
+            released_bytes: published.bytes.saturating_sub(walk.payload_bytes),
             producer,
             consumer,
             stream,

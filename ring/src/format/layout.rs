@@ -16,8 +16,7 @@
 //!                                producer_start: u64
 //!    768   128  producer stats   published_messages, published_bytes: u64 (statistics,
 //!                                producer only)
-//!    896   128  consumer stats   released_messages, released_bytes: u64 (statistics,
-//!                                consumer only)
+//!    896   128  consumer stats   released_messages: u64 (statistics, consumer only)
 //!   1024  3072  (zero)           reserved up to HEADER_SIZE
 //!   4096     C  data region      records; C = capacity, a power of two
 //! ```
@@ -184,7 +183,7 @@ pub struct WaitWords {
     pub fence_ack: AtomicU32,
 }
 
-/// One side's traffic counters: statistics, which no decision of the protocol reads.
+/// The producers' traffic counters: statistics, which no decision of the protocol reads.
 #[repr(C)]
 #[derive(Default)]
 pub struct Traffic {
@@ -212,8 +211,8 @@ impl Traffic {
     }
 }
 
-/// A side's own copy of its [`Traffic`] counters, which only it writes: it counts here and
-/// stores them with each position it publishes.
+/// A side's own copy of its counters, which only it writes: it counts here and stores them
+/// with each position it publishes (the consumer counts only messages).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
     /// Messages.
@@ -259,9 +258,11 @@ pub struct Control {
     /// its own: beside the tail, which the consumer reads all the time, each publish would
     /// move that line twice.
     pub published: Block<Traffic>,
-    /// What every consumer has released since the ring was created (`released_messages`,
-    /// `released_bytes`); as `published`, written by the consumer.
-    pub released: Block<Traffic>,
+    /// Messages released since the ring was created, by every consumer; as `published`,
+    /// written by the consumer. (Their payload bytes are `published.bytes` less the payload
+    /// still waiting, which readers compute: counting them would cost the consumer an add
+    /// per message.)
+    pub released_messages: Block<AtomicU64>,
 }
 
 // The layout is a file format: pin every offset so a change to the structs cannot move
@@ -289,7 +290,7 @@ const _: () = {
     assert!(offset_of!(WaitWords, fence_ack) == 12);
     assert!(offset_of!(Control, roles) == 512);
     assert!(offset_of!(Control, published) == 640);
-    assert!(offset_of!(Control, released) == 768);
+    assert!(offset_of!(Control, released_messages) == 768);
     assert!(offset_of!(Traffic, bytes) == 8);
     assert!(offset_of!(Roles, consumer_pid) == 4);
     assert!(offset_of!(Roles, producer_state) == 8);

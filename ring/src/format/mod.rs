@@ -37,9 +37,6 @@ pub const RELEASED_HEAD_OFFSET: u64 = CONTROL_OFFSET + 128;
 /// File offset of `released_messages` (u64): messages released since the ring was created
 /// (statistics only).
 pub const RELEASED_MESSAGES_OFFSET: u64 = CONTROL_OFFSET + 768;
-/// File offset of `released_bytes` (u64): the payload bytes of those messages (statistics
-/// only).
-pub const RELEASED_BYTES_OFFSET: u64 = RELEASED_MESSAGES_OFFSET + 8;
 /// File offset of the consumer's futex word (u32): 1 while the consumer waits for data.
 pub const CONSUMER_SLEEPING_OFFSET: u64 = CONTROL_OFFSET + 256;
 /// File offset of the producer's futex word (u32): 1 while the producer waits for space.
@@ -64,7 +61,9 @@ const _: () = {
     assert!(PRODUCER_SLEEPING_OFFSET == CONTROL_OFFSET + offset_of!(Control, producer_wait) as u64);
     assert!(ROLES_OFFSET == CONTROL_OFFSET + offset_of!(Control, roles) as u64);
     assert!(PUBLISHED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, published) as u64);
-    assert!(RELEASED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, released) as u64);
+    assert!(
+        RELEASED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_messages) as u64
+    );
     assert!(offset_of!(Roles, producer_pid) == 0);
     assert!(HEADER_SIZE.is_multiple_of(RECORD_ALIGN) && RECORD_HEADER.is_multiple_of(RECORD_ALIGN));
 };

@@ -8,13 +8,13 @@
 //! the data region.
 
 use crate::error::{Error, Result, Role};
-use crate::format::layout::Tally;
 use crate::format::position::{Capacity, Offset, Position};
 use crate::format::record::{decode, decode_data, Decoded, LastData, Record};
 use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::Watch;
-use crate::protocol::roles::{self, RoleGuard};
-use crate::protocol::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
+use crate::protocol::roles;
+use crate::protocol::wait::{store_and_wake, Probe, WaitStrategy};
+use crate::side::endpoint::Endpoint;
 use crate::store::shared::Shared;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -55,11 +55,11 @@ use std::time::{Duration, Instant};
 /// and a [`Message`] borrows the consumer, so one thread receives at a time.
 #[must_use = "dropping a Consumer gives up the consumer role at once"]
 pub struct Consumer {
-    pub(crate) shared: Arc<Shared>,
-    role: RoleGuard,
+    /// The ring, the role, how we wait, our counters.
+    end: Endpoint,
     /// Start of the next record; equal to the released head whenever no message or batch
     /// is outstanding. `released head <= read_pos <= cached_tail`.
-    pub(crate) read_pos: Position,
+    read_pos: Position,
     /// A copy of the producer's published tail. It can be stale (the real tail may be
     /// further on), which only ever makes the ring look emptier than it is.
     cached_tail: Position,
@@ -67,60 +67,42 @@ pub struct Consumer {
     last_data: LastData,
     capacity: Capacity,
     max_message: u64,
-    wait: WaitStrategy,
-    /// Messages and payload bytes released so far, counted on from the file's `released`
-    /// counters (statistics only: see `layout::Control::published`).
-    released_tally: Tally,
     /// Which producer's end (its death, or the end of its stream) this consumer has learnt.
     watch: Watch,
     /// Whether the last record received ended a stream (see [`is_ended`](Self::is_ended)).
     ended: bool,
-    /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
-    pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
-    /// The wait of an async receive, kept here so that a dropped future leaves nothing behind.
-    #[cfg(all(feature = "async", not(loom)))]
-    pub(crate) async_wait: crate::side::waiter::AsyncWait,
 }
 
 impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
-        let role = roles::acquire(&shared, Role::Consumer)?;
-        let sleep_barrier = crate::protocol::barrier::SleepBarrier::declare(
-            &shared.region,
-            &shared.region.control().consumer_wait,
-        );
+        let end = Endpoint::attach(shared, Role::Consumer)?;
+        let shared = &end.shared;
         let (head, _tail) = shared.positions()?;
         shared
             .local_head
             .store(head.get(), std::sync::atomic::Ordering::Release);
         let capacity = shared.region.capacity();
         Ok(Consumer {
-            role,
             read_pos: head,
             cached_tail: head,
             last_data: LastData::new(),
-            released_tally: shared.region.control().released.load(),
             capacity,
             max_message: capacity.max_message(),
-            wait: WaitStrategy::default(),
             watch: Watch::default(),
             ended: false,
-            sleep_barrier,
-            #[cfg(all(feature = "async", not(loom)))]
-            async_wait: crate::side::waiter::AsyncWait::default(),
-            shared,
+            end,
         })
     }
 
     /// How [`recv`](Self::recv) and [`recv_batch`](Self::recv_batch) wait for data.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.wait = wait;
+        self.end.waiting.strategy = wait;
     }
 
     /// The current wait strategy.
     #[must_use]
     pub fn wait_strategy(&self) -> WaitStrategy {
-        self.wait
+        self.end.waiting.strategy
     }
 
     /// Data capacity of the ring.
@@ -340,7 +322,7 @@ impl Consumer {
     ///
     /// [`Error::Io`] if the role lock cannot be tested (`fcntl` failed).
     pub fn producer_is_live(&self) -> Result<bool> {
-        self.role.is_live(&self.shared, Role::Producer)
+        self.end.is_live(Role::Producer)
     }
 
     /// The pid recorded by the last process that took the producer role, live or not (`None`
@@ -348,26 +330,21 @@ impl Consumer {
     /// use it for messages, not to signal a process.
     #[must_use]
     pub fn producer_pid(&self) -> Option<u32> {
-        roles::holder_pid(&self.shared, Role::Producer)
+        roles::holder_pid(&self.end.shared, Role::Producer)
     }
 
     #[cold]
     #[inline(never)]
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, Position)> {
-        let shared = Arc::clone(&self.shared);
-        let mut sleep_barrier = self.sleep_barrier;
-        let found = wait_until(
-            self.wait,
-            &shared.region,
-            &shared.region.control().consumer_wait,
-            &mut sleep_barrier,
-            deadline,
-            |probe| match probe {
-                Probe::Ready => self.peek(self.read_pos),
-                Probe::Idle => self.check_producer().map(|()| None),
-            },
-        );
-        self.sleep_barrier = sleep_barrier;
+        // The poll below needs the whole consumer: its wait is taken out for the call.
+        let shared = Arc::clone(&self.end.shared);
+        let placeholder = self.end.waiting.placeholder();
+        let mut waiting = std::mem::replace(&mut self.end.waiting, placeholder);
+        let found = waiting.block(&shared, deadline, |probe| match probe {
+            Probe::Ready => self.peek(self.read_pos),
+            Probe::Idle => self.check_producer().map(|()| None),
+        });
+        self.end.waiting = waiting;
         found
     }
 
@@ -392,7 +369,7 @@ impl Consumer {
             }
             Record::End => {
                 self.end_seen(next);
-                self.release(next, 0, 0);
+                self.release(next, 0);
                 Ok(None)
             }
             Record::Abort {
@@ -400,7 +377,7 @@ impl Consumer {
                 len,
             } => {
                 let error = self.aborted(payload_offset, len, next);
-                self.release(next, 0, 0);
+                self.release(next, 0);
                 Err(error)
             }
         }
@@ -412,11 +389,12 @@ impl Consumer {
     fn aborted(&mut self, payload_offset: Offset, len: u64, next: Position) -> Error {
         self.end_seen(next);
         let mut reason = Vec::new();
-        self.shared
+        self.end
+            .shared
             .region
             .copy_out(payload_offset, len, &mut reason);
         Error::StreamAborted {
-            path: self.shared.name.clone(),
+            path: self.end.shared.name.clone(),
             reason: String::from_utf8_lossy(&reason).into_owned(),
         }
     }
@@ -435,7 +413,7 @@ impl Consumer {
     #[inline(always)]
     pub(crate) fn peek(&mut self, pos: Position) -> Result<Option<(Record, Position)>> {
         if pos != self.cached_tail {
-            let word = self.shared.region.read_word(pos);
+            let word = self.end.shared.region.read_word(pos);
             if let Some(found) = self
                 .last_data
                 .decode(word, pos, self.cached_tail, self.capacity)
@@ -460,6 +438,7 @@ impl Consumer {
                 // Possibly empty on the cached tail: look at the real one. Acquire pairs
                 // with the producer's Release store, so every record below it is complete.
                 let tail = self
+                    .end
                     .shared
                     .region
                     .control()
@@ -469,7 +448,8 @@ impl Consumer {
                 // a tail beyond it was forged, and the records there are where our producer
                 // will write next (see `Shared::local_tail`).
                 let tail = tail.min(
-                    self.shared
+                    self.end
+                        .shared
                         .local_tail
                         .load(std::sync::atomic::Ordering::Acquire),
                 );
@@ -482,11 +462,12 @@ impl Consumer {
                         self.corrupt(pos, "published tail moved backwards or too far")
                     })?;
                 self.cached_tail = tail;
-                self.shared
+                self.end
+                    .shared
                     .consumer_seen_tail
                     .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
             }
-            let word = self.shared.region.read_word(pos);
+            let word = self.end.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
                 Ok(Decoded::Record(record, next)) => return Ok(Some((record, next))),
                 Ok(Decoded::Padding(next)) => pos = next,
@@ -497,33 +478,37 @@ impl Consumer {
 
     fn corrupt(&self, position: Position, reason: &'static str) -> Error {
         Error::Corrupt {
-            path: self.shared.name.clone(),
+            path: self.end.shared.name.clone(),
             position: position.get(),
             reason,
         }
     }
 
-    /// Gives the bytes below `pos`, which hold `messages` more messages of `bytes` payload
-    /// bytes in all, back to the producer.
+    /// Gives the bytes below `pos`, which hold `messages` more messages, back to the producer.
     #[inline]
-    fn release(&mut self, pos: Position, messages: u64, bytes: u64) {
-        if self.role.inherited() {
+    fn release(&mut self, pos: Position, messages: u64) {
+        if self.end.role.inherited() {
             // A message dropped in a forked child: the ring is the parent's to release.
             return;
         }
         self.read_pos = pos;
         // Release, before the shared head: a producer of this process that sees the shared
         // head also sees a local head at least as new.
-        self.shared
+        self.end
+            .shared
             .local_head
             .store(pos.get(), std::sync::atomic::Ordering::Release);
-        let control = self.shared.region.control();
-        self.released_tally.add(messages, bytes);
+        let control = self.end.shared.region.control();
+        // Messages only: the payload bytes released are what was published less what waits
+        // (FORMAT.md, "Message counters"), so receiving adds no count per message.
+        self.end.tally.add(messages, 0);
         // Before the head: statistics, which a reader that Acquire-loads the head sees at
         // least this new.
-        control.released.store(self.released_tally);
+        control
+            .released_messages
+            .store(self.end.tally.messages, Ordering::Relaxed);
         store_and_wake(
-            &self.shared.region,
+            &self.end.shared.region,
             &control.producer_wait,
             &control.roles.producer_pid,
             // Release: our reads of every record below `pos` happen before the producer,
@@ -539,7 +524,7 @@ impl Consumer {
     fn end_seen(&mut self, next: Position) {
         self.ended = true;
         self.watch
-            .end_seen(&self.shared.region.control().roles, next);
+            .end_seen(&self.end.shared.region.control().roles, next);
     }
 
     /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
@@ -547,13 +532,13 @@ impl Consumer {
     pub(crate) fn check_producer(&mut self) -> Result<()> {
         // A file truncated under us would fault at the next access to a lost page: say so
         // now, while nothing is being read.
-        self.shared.check_len()?;
-        let shared = Arc::clone(&self.shared);
+        self.end.shared.check_len()?;
+        let shared = Arc::clone(&self.end.shared);
         let roles = &shared.region.control().roles;
         let Some(suspect) = self.watch.suspect(roles) else {
             return Ok(());
         };
-        if self.role.is_live(&self.shared, Role::Producer)? {
+        if self.end.is_live(Role::Producer)? {
             return Ok(());
         }
         // The lock is free. Report only once everything published has been received, and
@@ -562,16 +547,98 @@ impl Consumer {
             return Ok(());
         }
         Err(Error::ProducerDied {
-            path: self.shared.name.clone(),
-            pid: roles::holder_pid(&self.shared, Role::Producer),
+            path: self.end.shared.name.clone(),
+            pid: roles::holder_pid(&self.end.shared, Role::Producer),
         })
+    }
+}
+
+/// The async receives (feature `async`): see the [`async_api`](crate::side::async_api) module.
+#[cfg(all(feature = "async", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+impl Consumer {
+    /// Waits, as a task, for a message: the async form of [`recv`](Self::recv), with the
+    /// same results — `None` at the end of the stream, [`Error::ProducerDied`] once everything
+    /// a producer that died had published was received, [`Error::StreamAborted`].
+    ///
+    /// Cancellation-safe: a future dropped before it completes has received nothing, and the
+    /// next receive gets the same message.
+    ///
+    /// [`Error::ProducerDied`]: crate::Error::ProducerDied
+    /// [`Error::StreamAborted`]: crate::Error::StreamAborted
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](crate::Consumer::recv).
+    pub async fn recv_async(&mut self) -> Result<Option<Message<'_>>> {
+        let found = std::future::poll_fn(|cx| self.poll_record(cx)).await?;
+        self.deliver(found)
+    }
+
+    /// Waits, as a task, for at least one message (or the end of the stream), then returns
+    /// the batch of those there: the async form of [`recv_batch`](Self::recv_batch).
+    ///
+    /// Cancellation-safe: a future dropped before it completes has received nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](crate::Consumer::recv).
+    pub async fn recv_batch_async(&mut self) -> Result<RecvBatch<'_>> {
+        std::future::poll_fn(|cx| self.poll_record(cx)).await?;
+        Ok(RecvBatch::new(self))
+    }
+
+    /// The messages as a [`Stream`](futures_core::Stream) of owned copies, for convenience
+    /// (combinators, `tokio_stream::StreamExt`): each message is copied out of the ring (with
+    /// atomic loads, as [`Message::copy_into`](crate::Message::copy_into)) and released at
+    /// once. [`recv_async`](Self::recv_async) reads in place, without copying. The stream
+    /// ends at the end of the stream, and after yielding an error.
+    pub fn stream(&mut self) -> crate::side::async_api::MessageStream<&mut Consumer> {
+        crate::side::async_api::MessageStream::new(self)
+    }
+
+    /// As [`stream`](Self::stream), owning the consumer: a `'static` stream to hand to a
+    /// spawned task. [`MessageStream::into_inner`](crate::side::async_api::MessageStream::into_inner) gives
+    /// the consumer back.
+    pub fn into_stream(self) -> crate::side::async_api::MessageStream<Consumer> {
+        crate::side::async_api::MessageStream::new(self)
+    }
+
+    /// The first record at the read position, once there is one; waits as a task.
+    pub(crate) fn poll_record(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(Record, Position)>> {
+        let mut woken = false;
+        loop {
+            if let Some(found) = self.peek(self.read_pos)? {
+                self.end.waiting.found();
+                return std::task::Poll::Ready(Ok(found));
+            }
+            if woken {
+                // Woken, and still nothing to read: the idle tick (or a spurious wake-up),
+                // when a blocking wait checks that the producer lives; so does this one.
+                self.check_producer()?;
+            }
+            let shared = Arc::clone(&self.end.shared);
+            let pos = self.read_pos;
+            // Taken out for the call, which also needs the rest of `self` for its re-check.
+            let placeholder = self.end.waiting.placeholder();
+            let mut waiting = std::mem::replace(&mut self.end.waiting, placeholder);
+            let result = waiting.poll(cx, &shared, || self.peek(pos));
+            self.end.waiting = waiting;
+            match std::task::ready!(result)? {
+                Some(found) => return std::task::Poll::Ready(Ok(found)),
+                None => woken = true,
+            }
+        }
     }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        if !self.role.inherited() {
-            self.shared.local_head.store(
+        if !self.end.role.inherited() {
+            self.end.shared.local_head.store(
                 crate::store::shared::NO_LOCAL_HEAD,
                 std::sync::atomic::Ordering::Release,
             );
@@ -582,7 +649,7 @@ impl Drop for Consumer {
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
-            .field("ring", &self.shared.name)
+            .field("ring", &self.end.shared.name)
             .field("read_pos", &self.read_pos)
             .finish()
     }
@@ -617,6 +684,7 @@ impl Deref for Message<'_> {
         // producer does not write it while the slice lives.
         unsafe {
             self.consumer
+                .end
                 .shared
                 .region
                 .bytes(self.payload_offset, self.len)
@@ -681,6 +749,7 @@ impl Message<'_> {
     /// from peers you do not trust; see [`Consumer::recv_into`].
     pub fn copy_into(&self, buf: &mut Vec<u8>) {
         self.consumer
+            .end
             .shared
             .region
             .copy_out(self.payload_offset, self.len, buf);
@@ -698,7 +767,7 @@ impl Message<'_> {
 impl Drop for Message<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.consumer.release(self.next, 1, self.len);
+        self.consumer.release(self.next, 1);
     }
 }
 
@@ -739,10 +808,8 @@ pub struct RecvBatch<'a> {
     pos: Position,
     end: bool,
     count: usize,
-    /// The payload bytes of those `count` messages.
-    bytes: u64,
-    /// How many of the `count` messages (and of their bytes) were already released.
-    released: Tally,
+    /// How many of the `count` messages were already released.
+    released: usize,
 }
 
 impl std::fmt::Debug for RecvBatch<'_> {
@@ -764,8 +831,7 @@ impl<'a> RecvBatch<'a> {
             pos,
             end: false,
             count: 0,
-            bytes: 0,
-            released: Tally::default(),
+            released: 0,
         }
     }
 
@@ -794,12 +860,11 @@ impl<'a> RecvBatch<'a> {
             )) => {
                 self.pos = next;
                 self.count += 1;
-                self.bytes += len;
                 // SAFETY: the record is published and the batch releases it only when it is
                 // dropped (after this borrow of the batch ends), so under the ring protocol the
                 // producer does not write it while the slice lives.
                 Ok(Some(unsafe {
-                    self.consumer.shared.region.bytes(payload_offset, len)
+                    self.consumer.end.shared.region.bytes(payload_offset, len)
                 }))
             }
             Some((Record::End, next)) => {
@@ -857,7 +922,7 @@ impl<'a> RecvBatch<'a> {
     ) -> Result<usize, E> {
         let mut handled = 0;
         loop {
-            let (pos, count, bytes) = (self.pos, self.count, self.bytes);
+            let (pos, count) = (self.pos, self.count);
             let Some(msg) = self.next()? else {
                 return Ok(handled);
             };
@@ -866,7 +931,6 @@ impl<'a> RecvBatch<'a> {
                 // stepping back un-reads exactly that message.
                 self.pos = pos;
                 self.count = count;
-                self.bytes = bytes;
                 return Err(e);
             }
             handled += 1;
@@ -881,15 +945,9 @@ impl<'a> RecvBatch<'a> {
             // Once per release, not per message: what was consumed ends with a message
             // (the consumer is past any earlier end) unless the batch reached an end.
             self.consumer.ended = self.end;
-            let (messages, bytes) = (
-                self.count as u64 - self.released.messages,
-                self.bytes - self.released.bytes,
-            );
-            self.released = Tally {
-                messages: self.count as u64,
-                bytes: self.bytes,
-            };
-            self.consumer.release(self.pos, messages, bytes);
+            let messages = (self.count - self.released) as u64;
+            self.released = self.count;
+            self.consumer.release(self.pos, messages);
         }
     }
 

@@ -4,7 +4,7 @@
 //! counters; fan-out's consumer slots will be one more kind of endpoint.
 
 use crate::error::{Result, Role};
-use crate::format::layout::{Tally, Traffic, WaitWords};
+use crate::format::layout::{Tally, WaitWords};
 use crate::protocol::barrier::SleepBarrier;
 use crate::protocol::roles::{self, RoleGuard};
 use crate::protocol::wait::{wait_until, Probe, WaitStrategy};
@@ -20,8 +20,8 @@ pub(crate) struct Endpoint {
     pub(crate) role: RoleGuard,
     /// How the side waits.
     pub(crate) waiting: Waiting,
-    /// Messages and payload bytes this side has published or released, counted on from the
-    /// file's counters (statistics only: see `layout::Control::published`).
+    /// What this side has published (messages and payload bytes) or released (messages),
+    /// counted on from the file's counters (statistics only: see `layout::Control::published`).
     pub(crate) tally: Tally,
 }
 
@@ -31,7 +31,18 @@ impl Endpoint {
     pub(crate) fn attach(shared: Arc<Shared>, role: Role) -> Result<Endpoint> {
         let guard = roles::acquire(&shared, role)?;
         let barrier = SleepBarrier::declare(&shared.region, words(&shared, role));
-        let tally = traffic(&shared, role).load();
+        let tally = match role {
+            Role::Producer => shared.region.control().published.load(),
+            Role::Consumer => Tally {
+                // Relaxed: statistics, never used to decide anything.
+                messages: shared
+                    .region
+                    .control()
+                    .released_messages
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                bytes: 0,
+            },
+        };
         Ok(Endpoint {
             role: guard,
             waiting: Waiting {
@@ -44,13 +55,6 @@ impl Endpoint {
             tally,
             shared,
         })
-    }
-
-    /// Stores the side's counters in the file: just before the position they go with, so
-    /// that a reader that Acquire-loads the position sees them at least this new.
-    #[inline(always)]
-    pub(crate) fn store_tally(&self) {
-        traffic(&self.shared, self.waiting.role).store(self.tally);
     }
 
     /// Whether a process holds the `other` role now (tested on its lock, never taken).
@@ -132,14 +136,5 @@ pub(crate) fn words(shared: &Shared, role: Role) -> &WaitWords {
     match role {
         Role::Producer => &control.producer_wait,
         Role::Consumer => &control.consumer_wait,
-    }
-}
-
-/// The traffic counters `role`'s side writes.
-fn traffic(shared: &Shared, role: Role) -> &Traffic {
-    let control = shared.region.control();
-    match role {
-        Role::Producer => &control.published,
-        Role::Consumer => &control.released,
     }
 }

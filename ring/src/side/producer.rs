@@ -6,15 +6,14 @@
 
 use crate::error::{Error, Result, Role};
 use crate::format::layout::{
-    Tally, END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER,
-    RECORD_PADDING,
+    END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
 use crate::format::position::{Capacity, Position};
 use crate::format::record::{encode, record_size};
 use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::{Attachment, Departure};
-use crate::protocol::roles::{self, RoleGuard};
-use crate::protocol::wait::{store_and_wake, wait_until, Probe, WaitStrategy};
+use crate::protocol::wait::{store_and_wake, Probe, WaitStrategy};
+use crate::side::endpoint::Endpoint;
 use crate::store::region::RecordWriter;
 use crate::store::shared::Shared;
 use std::ops::{Deref, DerefMut};
@@ -61,35 +60,23 @@ use std::time::{Duration, Instant};
 /// sending takes `&mut self`, so one thread sends at a time.
 #[must_use = "dropping a Producer ends the stream and gives up the producer role at once"]
 pub struct Producer {
-    pub(crate) shared: Arc<Shared>,
-    role: RoleGuard,
+    /// The ring, the role, how we wait, our counters.
+    end: Endpoint,
     /// Our attachment in the file's lifecycle words, and what dropping us does to them.
     attachment: Attachment,
     /// Where the next record goes and how much room there is.
-    pub(crate) space: Space,
+    space: Space,
     /// Where records are written: the data region of `shared`, which this producer keeps
     /// alive.
     writer: RecordWriter,
     /// The last value stored to the shared published tail.
     published: Position,
-    /// Messages and payload bytes written so far, counted on from the file's `published`
-    /// counters (statistics only: see `layout::Control::published`).
-    published_tally: Tally,
-    wait: WaitStrategy,
-    /// How this side announces its sleeps (the `barrier` module): its promise in the ring.
-    pub(crate) sleep_barrier: crate::protocol::barrier::SleepBarrier,
-    /// The wait of an async send, kept here so that a dropped future leaves nothing behind.
-    #[cfg(all(feature = "async", not(loom)))]
-    pub(crate) async_wait: crate::side::waiter::AsyncWait,
 }
 
 impl Producer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
-        let role = roles::acquire(&shared, Role::Producer)?;
-        let sleep_barrier = crate::protocol::barrier::SleepBarrier::declare(
-            &shared.region,
-            &shared.region.control().producer_wait,
-        );
+        let end = Endpoint::attach(shared, Role::Producer)?;
+        let shared = &end.shared;
         let (head, tail) = shared.positions()?;
         // A tail below one this process has seen was moved backwards by another process:
         // appending there would overwrite records our own consumer may hold.
@@ -118,7 +105,6 @@ impl Producer {
         // (The lower of two values, the first a position: a position.)
         let head = Position::new(shared.below_local_head(head.get())).unwrap_or(head);
         Ok(Producer {
-            role,
             attachment,
             space: Space {
                 write_pos: tail,
@@ -128,24 +114,19 @@ impl Producer {
             },
             published: tail,
             writer: shared.region.record_writer(),
-            published_tally: shared.region.control().published.load(),
-            wait: WaitStrategy::default(),
-            sleep_barrier,
-            #[cfg(all(feature = "async", not(loom)))]
-            async_wait: crate::side::waiter::AsyncWait::default(),
-            shared,
+            end,
         })
     }
 
     /// How [`send`](Self::send) and [`claim`](Self::claim) wait for space.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.wait = wait;
+        self.end.waiting.strategy = wait;
     }
 
     /// The current wait strategy.
     #[must_use]
     pub fn wait_strategy(&self) -> WaitStrategy {
-        self.wait
+        self.end.waiting.strategy
     }
 
     /// The largest message this ring carries.
@@ -171,7 +152,7 @@ impl Producer {
     ///
     /// [`Error::Io`] if the role lock cannot be tested (`fcntl` failed).
     pub fn consumer_is_live(&self) -> Result<bool> {
-        self.role.is_live(&self.shared, Role::Consumer)
+        self.end.is_live(Role::Consumer)
     }
 
     /// The pid recorded by the last process that took the consumer role, live or not
@@ -180,7 +161,7 @@ impl Producer {
     /// can write any value here: use it for messages, not to signal a process.
     #[must_use]
     pub fn consumer_pid(&self) -> Option<u32> {
-        crate::protocol::roles::holder_pid(&self.shared, Role::Consumer)
+        crate::protocol::roles::holder_pid(&self.end.shared, Role::Consumer)
     }
 
     /// Data capacity of the ring.
@@ -460,10 +441,10 @@ impl Producer {
     /// as fits), in the room kept free for it — or, where another writer left none, in the
     /// first room the consumer releases.
     fn finish(mut self, kind: u32, reason: &str, patience: Patience) -> Result<()> {
-        if self.role.inherited() {
+        if self.end.role.inherited() {
             self.attachment.leave();
             return Err(Error::Inherited {
-                path: self.shared.name.clone(),
+                path: self.end.shared.name.clone(),
                 role: Role::Producer,
             });
         }
@@ -479,7 +460,8 @@ impl Producer {
                 // that ends the stream is published.
                 self.attachment.leave();
                 written?;
-                self.attachment.detach(&self.shared.region.control().roles);
+                self.attachment
+                    .detach(&self.end.shared.region.control().roles);
                 Ok(())
             }
         }
@@ -488,14 +470,16 @@ impl Producer {
     /// [`finish`](Self::finish)'s record: waits for room if there is none, cuts the reason
     /// to the room there is, writes the record and publishes it.
     fn write_final(&mut self, kind: u32, reason: &str, patience: Patience) -> Result<()> {
-        let room = match self.space.final_room(&self.shared)? {
+        let room = match self.space.final_room(&self.end.shared)? {
             Some(room) => room,
             None => {
                 // No room even for an END record: another writer ignored the reserve. The
                 // consumer frees room by releasing anything, so wait for it as for a full
                 // ring (publishing first, in `reserve_waiting`), then measure again.
                 self.reserve_waiting(0, 0, patience)?;
-                self.space.final_room(&self.shared)?.ok_or(Error::Full)?
+                self.space
+                    .final_room(&self.end.shared)?
+                    .ok_or(Error::Full)?
             }
         };
         let mut cut = reason.len().min(room as usize);
@@ -507,7 +491,8 @@ impl Producer {
         // SAFETY: `try_reserve` returned `pos` with room for this record below the released
         // head plus the capacity, and we have not published it: the bytes are ours alone.
         unsafe {
-            self.shared
+            self.end
+                .shared
                 .region
                 .write_record(pos, encode(kind, payload.len() as u32), payload);
         };
@@ -522,7 +507,7 @@ impl Producer {
     ///
     /// [`Error::Io`] if `msync` fails (an I/O error of the file system holding the ring).
     pub fn sync(&self) -> Result<()> {
-        self.shared.sync()
+        self.end.shared.sync()
     }
 
     #[inline(always)]
@@ -537,7 +522,7 @@ impl Producer {
     #[inline(always)]
     pub(crate) fn write_message(&mut self, pos: Position, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
-        // SAFETY: the writer's region is `self.shared`'s, alive as long as we are; `reserve`
+        // SAFETY: the writer's region is `self.end.shared`'s, alive as long as we are; `reserve`
         // returned `pos` with room for this record below the released head plus the capacity,
         // and we have not published it: the bytes are ours alone.
         unsafe {
@@ -552,7 +537,7 @@ impl Producer {
     #[inline(always)]
     fn advance(&mut self, pos: Position, len: u64, publish: bool) {
         self.space.write_pos = pos + record_size(len);
-        self.published_tally.add(1, len);
+        self.end.tally.add(1, len);
         if publish {
             self.publish();
         }
@@ -598,32 +583,28 @@ impl Producer {
         self.publish();
         // The closure borrows only `space`, beside the ring and the barrier: no `Arc` clone (a
         // locked increment) per wait.
-        let (shared, space) = (&self.shared, &mut self.space);
-        wait_until(
-            self.wait,
-            &shared.region,
-            &shared.region.control().producer_wait,
-            &mut self.sleep_barrier,
-            deadline,
-            |probe| match probe {
+        let (shared, space) = (&self.end.shared, &mut self.space);
+        self.end
+            .waiting
+            .block(shared, deadline, |probe| match probe {
                 Probe::Ready => space.try_reserve(shared, len, keep_free),
                 Probe::Idle => Ok(None),
-            },
-        )
+            })
     }
 
     /// As [`reserve`](Self::reserve) without waiting: `None` if the record (and any padding
     /// in front of it) would leave less than `keep_free` bytes of the ring free.
     #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<Position>> {
-        self.space.try_reserve(&self.shared, len, keep_free)
+        self.space.try_reserve(&self.end.shared, len, keep_free)
     }
 
     /// Completes the record at `pos` with `len` payload bytes already written.
     #[inline]
     fn commit(&mut self, pos: Position, len: u64, publish: bool) {
         debug_assert_eq!(pos, self.space.write_pos);
-        self.shared
+        self.end
+            .shared
             .region
             .write_word(pos, encode(RECORD_DATA, len as u32));
         self.advance(pos, len, publish);
@@ -633,19 +614,19 @@ impl Producer {
     #[inline]
     pub(crate) fn publish(&mut self) {
         if self.space.write_pos != self.published {
-            let control = self.shared.region.control();
+            let control = self.end.shared.region.control();
             // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
             // then sees a local tail at least as new (see `Shared::local_tail`).
-            self.shared.local_tail.store(
+            self.end.shared.local_tail.store(
                 self.space.write_pos.get(),
                 std::sync::atomic::Ordering::Release,
             );
             // Before the tail: statistics, which a reader that Acquire-loads the tail sees at
             // least this new.
-            control.published.store(self.published_tally);
+            control.published.store(self.end.tally);
             let tail = self.space.write_pos;
             store_and_wake(
-                &self.shared.region,
+                &self.end.shared.region,
                 &control.consumer_wait,
                 &control.roles.consumer_pid,
                 // Release: every record byte written below `write_pos` is visible to a
@@ -795,6 +776,97 @@ impl Space {
     }
 }
 
+/// The async sends (feature `async`): see the [`async_api`](crate::side::async_api) module.
+#[cfg(all(feature = "async", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+impl Producer {
+    /// Waits, as a task, for room, then sends `msg`: the async form of [`send`](Self::send),
+    /// with the same errors.
+    ///
+    /// Cancellation-safe: a future dropped before it completes has sent nothing (the message
+    /// is written in one go once there is room, with no await after); sending again sends it
+    /// once.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Producer::send).
+    pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
+        let pos = std::future::poll_fn(|cx| self.poll_reserve(msg.len(), cx)).await?;
+        self.write_message(pos, msg, true);
+        Ok(())
+    }
+
+    /// As [`send_async`](Self::send_async), for a plain-old-data value (see
+    /// [`send_value`](Self::send_value)).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Producer::send).
+    pub async fn send_value_async<T: bytemuck::NoUninit>(&mut self, value: &T) -> Result<()> {
+        self.send_async(bytemuck::bytes_of(value)).await
+    }
+
+    /// Waits, as a task, for room for a `len`-byte message and claims it: the async form of
+    /// [`claim`](Self::claim).
+    ///
+    /// Cancellation-safe: a future dropped before it completes has claimed nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](crate::Producer::claim).
+    pub async fn claim_async(&mut self, len: usize) -> Result<Claim<'_>> {
+        let pos = std::future::poll_fn(|cx| self.poll_reserve(len, cx)).await?;
+        Ok(Claim {
+            producer: self,
+            pos,
+            len: len as u64,
+            publish: true,
+        })
+    }
+
+    /// Room for a record with `len` payload bytes, once there is some; waits as a task.
+    fn poll_reserve(
+        &mut self,
+        len: usize,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Position>> {
+        loop {
+            if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
+                self.end.waiting.found();
+                return std::task::Poll::Ready(Ok(pos));
+            }
+            // The consumer may be waiting for what we have written: publish before waiting.
+            self.publish();
+            // Disjoint borrows: the registration, the barrier and the free space, beside the
+            // ring (no `Arc` clone, no moving the wait out and back).
+            let (shared, space) = (&self.end.shared, &mut self.space);
+            let woken = self
+                .end
+                .waiting
+                .poll(cx, shared, || space.try_reserve(shared, len, END_RESERVE));
+            if let Some(pos) = std::task::ready!(woken)? {
+                return std::task::Poll::Ready(Ok(pos));
+            }
+        }
+    }
+}
+
+#[cfg(all(feature = "async", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+impl SendBatch<'_> {
+    /// As [`Producer::send_async`], unpublished until the batch ends (what the batch holds
+    /// is published before it waits for room, as [`send`](Self::send) does).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](crate::Producer::send).
+    pub async fn send_async(&mut self, msg: &[u8]) -> Result<()> {
+        let pos = std::future::poll_fn(|cx| self.producer.poll_reserve(msg.len(), cx)).await?;
+        self.producer.write_message(pos, msg, false);
+        Ok(())
+    }
+}
+
 impl Drop for Producer {
     /// Publishes what was written and ends the stream, as [`Producer::close`] does — or, if
     /// the thread is panicking, as [`Producer::abort`] does, with the reason "the producer's
@@ -806,11 +878,11 @@ impl Drop for Producer {
     /// A producer inherited through `fork` does nothing when dropped: the role, and the
     /// ring's state, are the parent's.
     fn drop(&mut self) {
-        if self.role.inherited() {
+        if self.end.role.inherited() {
             return;
         }
         // A clone of the Arc (drop only): `roles` borrows it, not `self`.
-        let shared = Arc::clone(&self.shared);
+        let shared = Arc::clone(&self.end.shared);
         let roles = &shared.region.control().roles;
         match self.attachment.departure() {
             Departure::End => {
@@ -835,11 +907,12 @@ impl Drop for Producer {
             }
             Departure::Leave => self.publish(),
         }
-        self.shared
+        self.end
+            .shared
             .producer_left_tail
             .store(self.published.get(), std::sync::atomic::Ordering::Relaxed);
         // No longer writing: records above our tail may be a later producer's.
-        self.shared.local_tail.store(
+        self.end.shared.local_tail.store(
             crate::store::shared::NO_LOCAL_TAIL,
             std::sync::atomic::Ordering::Release,
         );
@@ -849,7 +922,7 @@ impl Drop for Producer {
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
-            .field("ring", &self.shared.name)
+            .field("ring", &self.end.shared.name)
             .field("write_pos", &self.space.write_pos)
             .field("published", &self.published)
             .finish()
@@ -873,16 +946,16 @@ enum Patience {
 /// Dropping a claim without committing it discards it.
 #[must_use = "a claim sends nothing until it is committed"]
 pub struct Claim<'a> {
-    pub(crate) producer: &'a mut Producer,
-    pub(crate) pos: Position,
-    pub(crate) len: u64,
-    pub(crate) publish: bool,
+    producer: &'a mut Producer,
+    pos: Position,
+    len: u64,
+    publish: bool,
 }
 
 impl std::fmt::Debug for Claim<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Claim")
-            .field("ring", &self.producer.shared.name)
+            .field("ring", &self.producer.end.shared.name)
             .field("position", &self.pos)
             .field("len", &self.len)
             .finish()
@@ -957,7 +1030,7 @@ impl Deref for Claim<'_> {
         // SAFETY: the claim's bytes were reserved for it (below the released head plus the
         // capacity) and are not published until it is committed; the claim borrows the
         // producer, so no other claim or send can touch them meanwhile.
-        unsafe { self.producer.shared.region.bytes(offset, self.len) }
+        unsafe { self.producer.end.shared.region.bytes(offset, self.len) }
     }
 }
 
@@ -965,14 +1038,14 @@ impl DerefMut for Claim<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = self.producer.space.capacity.offset(self.pos) + RECORD_HEADER;
         // SAFETY: as in `deref`; `&mut self` makes this the only slice of the claim.
-        unsafe { self.producer.shared.region.bytes_mut(offset, self.len) }
+        unsafe { self.producer.end.shared.region.bytes_mut(offset, self.len) }
     }
 }
 
 /// Several sends published together; see [`Producer::batch`].
 #[must_use = "a batch publishes when it is dropped: dropping it at once does nothing useful"]
 pub struct SendBatch<'a> {
-    pub(crate) producer: &'a mut Producer,
+    producer: &'a mut Producer,
 }
 
 impl std::fmt::Debug for SendBatch<'_> {

@@ -37,11 +37,11 @@
 //! costs almost no CPU and every wait still ends, at the price of up to a millisecond of
 //! latency per wake-up.
 
-use crate::error::{Error, Result};
-use crate::format::layout::WaitWords;
+use crate::error::{Error, Result, Role};
 use crate::os::sys::{self, WaitOn};
 use crate::protocol::barrier::SleepBarrier;
 use crate::protocol::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
+use crate::side::endpoint::words;
 use crate::store::shared::Shared;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -51,20 +51,11 @@ use std::time::{Duration, Instant};
 /// Words one watcher thread sleeps on, besides its bell (`futex_waitv` takes 128 at most).
 const WORDS_PER_WATCHER: usize = 127;
 
-/// Which sleeping word of a ring.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Side {
-    /// The consumer's: it waits for data.
-    Consumer,
-    /// The producer's: it waits for space.
-    Producer,
-}
-
 /// One task's wait on one sleeping word, shared by the task and the watcher.
 pub(crate) struct Registration {
     /// Keeps the mapping (and so the word) alive while the watcher sleeps on it.
     shared: Arc<Shared>,
-    side: Side,
+    side: Role,
     /// Set by the watcher (Release) when the task should look again.
     fired: AtomicBool,
     /// Set by the task when it no longer waits: the watcher drops the registration.
@@ -92,18 +83,9 @@ impl Registration {
     }
 }
 
-/// The sleeping word of `side` in `shared`'s ring.
-pub(crate) fn sleeping_word(shared: &Shared, side: Side) -> &AtomicU32 {
-    &wait_words(shared, side).sleeping
-}
-
-/// The waiting words of `side` in `shared`'s ring.
-fn wait_words(shared: &Shared, side: Side) -> &WaitWords {
-    let control = shared.region.control();
-    match side {
-        Side::Consumer => &control.consumer_wait,
-        Side::Producer => &control.producer_wait,
-    }
+/// The sleeping word of `side`'s side of `shared`'s ring.
+fn sleeping_word(shared: &Shared, side: Role) -> &AtomicU32 {
+    &words(shared, side).sleeping
 }
 
 /// A task's side of an async wait: at most one registration at a time. Kept in the
@@ -133,7 +115,7 @@ impl AsyncWait {
         &mut self,
         cx: &mut Context<'_>,
         shared: &Arc<Shared>,
-        side: Side,
+        side: Role,
         sleep_barrier: &mut SleepBarrier,
         ready: impl FnOnce() -> Result<Option<T>>,
     ) -> Poll<Result<Option<T>>> {
@@ -150,7 +132,7 @@ impl AsyncWait {
             sleeping_word(shared, side).store(0, Ordering::Relaxed);
             return Poll::Ready(Ok(None));
         }
-        let words = wait_words(shared, side);
+        let words = words(shared, side);
         let word = &words.sleeping;
         // Announce, barrier, re-check: the protocol of `wait::park` (see the docs of `wait`).
         // A read-modify-write for the reason given there.
@@ -288,7 +270,7 @@ static WATCHERS: OnceLock<Mutex<(u32, Vec<Arc<Watcher>>)>> = OnceLock::new();
 /// Asks a watcher to fire `waker` when the word of `side` is woken (or after `limit`).
 fn register(
     shared: &Arc<Shared>,
-    side: Side,
+    side: Role,
     limit: Duration,
     waker: Waker,
 ) -> Result<Arc<Registration>> {
