@@ -265,6 +265,16 @@ pub struct Control {
     pub released_messages: Block<AtomicU64>,
 }
 
+impl Control {
+    /// The waiting words of `role`'s side: where it announces its sleeps.
+    pub fn wait_words(&self, role: crate::error::Role) -> &WaitWords {
+        match role {
+            crate::error::Role::Producer => &self.producer_wait,
+            crate::error::Role::Consumer => &self.consumer_wait,
+        }
+    }
+}
+
 // The layout is a file format: pin every offset so a change to the structs cannot move
 // a field silently. (Under loom the atomics are model types and live only on the heap.)
 #[cfg(not(loom))]

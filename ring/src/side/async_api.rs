@@ -19,8 +19,8 @@
 //! # Cancellation
 //!
 //! Every future here is cancellation-safe: its only await point comes before it changes
-//! anything in the ring, and its wait state lives in the [`Producer`](crate::Producer) or [`Consumer`], not in
-//! the future. Dropping one — `tokio::select!`, `tokio::time::timeout` — loses and
+//! anything in the ring, and its wait state lives in the [`Producer`](crate::Producer) or
+//! [`Consumer`](crate::Consumer), not in the future. Dropping one — `tokio::select!`, `tokio::time::timeout` — loses and
 //! duplicates nothing: the next call takes over where it stopped. Each method says what
 //! that means for it.
 //!
@@ -44,96 +44,4 @@
 //! # Ok(()) }
 //! ```
 
-use crate::error::Result;
-use crate::side::consumer::Consumer;
-use std::borrow::BorrowMut;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-
-/// The messages of a consumer as a [`Stream`](futures_core::Stream) of owned copies: see
-/// [`Consumer::stream`]. `C` is `&mut Consumer` or `Consumer`.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), ringfile::Error> {
-/// use futures_core::Stream;
-/// use std::pin::Pin;
-/// let ring = ringfile::Ring::memfd(4096)?;
-/// let mut producer = ring.producer()?;
-/// producer.send(b"one")?;
-/// producer.send(b"two")?;
-/// producer.close()?;
-/// let mut stream = ring.consumer()?.into_stream();
-/// let mut got = Vec::new();
-/// // `tokio_stream::StreamExt::next` does this.
-/// while let Some(msg) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-///     got.push(msg?);
-/// }
-/// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
-/// # Ok(()) }
-/// ```
-#[must_use = "a stream does nothing unless polled"]
-pub struct MessageStream<C> {
-    consumer: C,
-    done: bool,
-}
-
-impl<C: BorrowMut<Consumer>> std::fmt::Debug for MessageStream<C> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MessageStream")
-            .field("consumer", self.consumer.borrow())
-            .field("done", &self.done)
-            .finish()
-    }
-}
-
-impl<C: BorrowMut<Consumer>> MessageStream<C> {
-    pub(crate) fn new(consumer: C) -> Self {
-        MessageStream {
-            consumer,
-            done: false,
-        }
-    }
-
-    /// The consumer back.
-    pub fn into_inner(self) -> C {
-        self.consumer
-    }
-}
-
-impl<C: BorrowMut<Consumer> + Unpin> futures_core::Stream for MessageStream<C> {
-    type Item = Result<Vec<u8>>;
-
-    /// Cancellation-safe as [`Consumer::recv_async`]: a message is released only when it is
-    /// returned.
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.done {
-            return Poll::Ready(None);
-        }
-        let consumer = this.consumer.borrow_mut();
-        let item = match ready!(consumer.poll_record(cx)) {
-            Ok(found) => match consumer.deliver(found) {
-                Ok(Some(msg)) => {
-                    let mut copy = Vec::new();
-                    msg.copy_into(&mut copy);
-                    Some(Ok(copy))
-                }
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            },
-            Err(e) => Some(Err(e)),
-        };
-        this.done = !matches!(item, Some(Ok(_)));
-        Poll::Ready(item)
-    }
-}
-
-impl<C: BorrowMut<Consumer>> futures_core::FusedStream for MessageStream<C>
-where
-    Self: futures_core::Stream,
-{
-    fn is_terminated(&self) -> bool {
-        self.done
-    }
-}
+pub use crate::side::consumer::MessageStream;

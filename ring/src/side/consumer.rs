@@ -593,15 +593,15 @@ impl Consumer {
     /// atomic loads, as [`Message::copy_into`](crate::Message::copy_into)) and released at
     /// once. [`recv_async`](Self::recv_async) reads in place, without copying. The stream
     /// ends at the end of the stream, and after yielding an error.
-    pub fn stream(&mut self) -> crate::side::async_api::MessageStream<&mut Consumer> {
-        crate::side::async_api::MessageStream::new(self)
+    pub fn stream(&mut self) -> MessageStream<&mut Consumer> {
+        MessageStream::new(self)
     }
 
     /// As [`stream`](Self::stream), owning the consumer: a `'static` stream to hand to a
-    /// spawned task. [`MessageStream::into_inner`](crate::side::async_api::MessageStream::into_inner) gives
+    /// spawned task. [`MessageStream::into_inner`] gives
     /// the consumer back.
-    pub fn into_stream(self) -> crate::side::async_api::MessageStream<Consumer> {
-        crate::side::async_api::MessageStream::new(self)
+    pub fn into_stream(self) -> MessageStream<Consumer> {
+        MessageStream::new(self)
     }
 
     /// The first record at the read position, once there is one; waits as a task.
@@ -632,6 +632,102 @@ impl Consumer {
                 None => woken = true,
             }
         }
+    }
+}
+
+#[cfg(all(feature = "async", not(loom)))]
+/// The messages of a consumer as a [`Stream`](futures_core::Stream) of owned copies: see
+/// [`Consumer::stream`]. `C` is `&mut Consumer` or `Consumer`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ringfile::Error> {
+/// use futures_core::Stream;
+/// use std::pin::Pin;
+/// let ring = ringfile::Ring::memfd(4096)?;
+/// let mut producer = ring.producer()?;
+/// producer.send(b"one")?;
+/// producer.send(b"two")?;
+/// producer.close()?;
+/// let mut stream = ring.consumer()?.into_stream();
+/// let mut got = Vec::new();
+/// // `tokio_stream::StreamExt::next` does this.
+/// while let Some(msg) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+///     got.push(msg?);
+/// }
+/// assert_eq!(got, [b"one".to_vec(), b"two".to_vec()]);
+/// # Ok(()) }
+/// ```
+#[must_use = "a stream does nothing unless polled"]
+pub struct MessageStream<C> {
+    consumer: C,
+    done: bool,
+}
+
+#[cfg(all(feature = "async", not(loom)))]
+impl<C: std::borrow::BorrowMut<Consumer>> std::fmt::Debug for MessageStream<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageStream")
+            .field("consumer", self.consumer.borrow())
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+#[cfg(all(feature = "async", not(loom)))]
+impl<C: std::borrow::BorrowMut<Consumer>> MessageStream<C> {
+    pub(crate) fn new(consumer: C) -> Self {
+        MessageStream {
+            consumer,
+            done: false,
+        }
+    }
+
+    /// The consumer back.
+    pub fn into_inner(self) -> C {
+        self.consumer
+    }
+}
+
+#[cfg(all(feature = "async", not(loom)))]
+impl<C: std::borrow::BorrowMut<Consumer> + Unpin> futures_core::Stream for MessageStream<C> {
+    type Item = Result<Vec<u8>>;
+
+    /// Cancellation-safe as [`Consumer::recv_async`]: a message is released only when it is
+    /// returned.
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return std::task::Poll::Ready(None);
+        }
+        let consumer = this.consumer.borrow_mut();
+        let item = match std::task::ready!(consumer.poll_record(cx)) {
+            Ok(found) => match consumer.deliver(found) {
+                Ok(Some(msg)) => {
+                    let mut copy = Vec::new();
+                    msg.copy_into(&mut copy);
+                    Some(Ok(copy))
+                }
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            },
+            Err(e) => Some(Err(e)),
+        };
+        this.done = !matches!(item, Some(Ok(_)));
+        std::task::Poll::Ready(item)
+    }
+}
+
+#[cfg(all(feature = "async", not(loom)))]
+impl<C: std::borrow::BorrowMut<Consumer>> futures_core::FusedStream for MessageStream<C>
+where
+    Self: futures_core::Stream,
+{
+    fn is_terminated(&self) -> bool {
+        self.done
     }
 }
 

@@ -4,7 +4,7 @@
 //! counters; fan-out's consumer slots will be one more kind of endpoint.
 
 use crate::error::{Result, Role};
-use crate::format::layout::{Tally, WaitWords};
+use crate::format::layout::Tally;
 use crate::protocol::barrier::SleepBarrier;
 use crate::protocol::roles::{self, RoleGuard};
 use crate::protocol::wait::{wait_until, Probe, WaitStrategy};
@@ -30,7 +30,8 @@ impl Endpoint {
     /// module), and its counters as the file has them.
     pub(crate) fn attach(shared: Arc<Shared>, role: Role) -> Result<Endpoint> {
         let guard = roles::acquire(&shared, role)?;
-        let barrier = SleepBarrier::declare(&shared.region, words(&shared, role));
+        let barrier =
+            SleepBarrier::declare(&shared.region, shared.region.control().wait_words(role));
         let tally = match role {
             Role::Producer => shared.region.control().published.load(),
             Role::Consumer => Tally {
@@ -89,7 +90,7 @@ impl Waiting {
         wait_until(
             self.strategy,
             &shared.region,
-            words(shared, self.role),
+            shared.region.control().wait_words(self.role),
             &mut self.barrier,
             deadline,
             poll,
@@ -127,14 +128,5 @@ impl Waiting {
             #[cfg(all(feature = "async", not(loom)))]
             task: crate::side::waiter::AsyncWait::default(),
         }
-    }
-}
-
-/// The waiting words of `role`'s side.
-pub(crate) fn words(shared: &Shared, role: Role) -> &WaitWords {
-    let control = shared.region.control();
-    match role {
-        Role::Producer => &control.producer_wait,
-        Role::Consumer => &control.consumer_wait,
     }
 }

@@ -41,7 +41,6 @@ use crate::error::{Error, Result, Role};
 use crate::os::sys::{self, WaitOn};
 use crate::protocol::barrier::SleepBarrier;
 use crate::protocol::wait::{FIRST_NAP, IDLE_CHECK, LONGEST_NAP};
-use crate::side::endpoint::words;
 use crate::store::shared::Shared;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -85,7 +84,7 @@ impl Registration {
 
 /// The sleeping word of `side`'s side of `shared`'s ring.
 fn sleeping_word(shared: &Shared, side: Role) -> &AtomicU32 {
-    &words(shared, side).sleeping
+    &shared.region.control().wait_words(side).sleeping
 }
 
 /// A task's side of an async wait: at most one registration at a time. Kept in the
@@ -132,7 +131,7 @@ impl AsyncWait {
             sleeping_word(shared, side).store(0, Ordering::Relaxed);
             return Poll::Ready(Ok(None));
         }
-        let words = words(shared, side);
+        let words = shared.region.control().wait_words(side);
         let word = &words.sleeping;
         // Announce, barrier, re-check: the protocol of `wait::park` (see the docs of `wait`).
         // A read-modify-write for the reason given there.
