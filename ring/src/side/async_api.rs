@@ -10,7 +10,7 @@
 //! A task that finds nothing to do announces its sleep in the ring exactly as a blocking
 //! side does, then hands the ring's futex word to a watcher thread shared by the whole
 //! process, which sleeps on every such word at once (`futex_waitv`) and wakes the task when
-//! the peer wakes the word — see the `waiter` module for why no wake-up is lost. So an async
+//! the peer wakes the word — see the `watcher` module for why no wake-up is lost. So an async
 //! side interoperates with blocking peers in other processes (the `producer` and `consumer`
 //! programs, say) as they do with each other, costs no CPU while idle, and needs no
 //! particular runtime: the futures work on tokio's multi-threaded and current-thread

@@ -51,7 +51,7 @@ impl Endpoint {
                 strategy: WaitStrategy::default(),
                 barrier,
                 #[cfg(all(feature = "async", not(loom)))]
-                task: crate::side::waiter::AsyncWait::default(),
+                task: crate::side::watcher::AsyncWait::default(),
             },
             tally,
             shared,
@@ -74,7 +74,7 @@ pub(crate) struct Waiting {
     pub(crate) strategy: WaitStrategy,
     barrier: SleepBarrier,
     #[cfg(all(feature = "async", not(loom)))]
-    task: crate::side::waiter::AsyncWait,
+    task: crate::side::watcher::AsyncWait,
 }
 
 impl Waiting {
@@ -126,7 +126,7 @@ impl Waiting {
             strategy: self.strategy,
             barrier: self.barrier,
             #[cfg(all(feature = "async", not(loom)))]
-            task: crate::side::waiter::AsyncWait::default(),
+            task: crate::side::watcher::AsyncWait::default(),
         }
     }
 }

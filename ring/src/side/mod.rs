@@ -6,4 +6,4 @@ pub(crate) mod producer;
 pub mod typed;
 pub(crate) mod typed_sides;
 #[cfg(all(feature = "async", not(loom)))]
-pub(crate) mod waiter;
+pub(crate) mod watcher;
