@@ -56,7 +56,7 @@ use std::time::{Duration, Instant};
 #[must_use = "dropping a Consumer gives up the consumer role at once"]
 pub struct Consumer {
     /// The ring, the role, how we wait, our counters.
-    end: Endpoint,
+    endpoint: Endpoint,
     /// Start of the next record; equal to the released head whenever no message or batch
     /// is outstanding. `released head <= read_pos <= cached_tail`.
     read_pos: Position,
@@ -75,8 +75,8 @@ pub struct Consumer {
 
 impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
-        let end = Endpoint::attach(shared, Role::Consumer)?;
-        let shared = &end.shared;
+        let endpoint = Endpoint::attach(shared, Role::Consumer)?;
+        let shared = &endpoint.shared;
         let (head, _tail) = shared.positions()?;
         shared
             .local_head
@@ -90,19 +90,19 @@ impl Consumer {
             max_message: capacity.max_message(),
             watch: Watch::default(),
             ended: false,
-            end,
+            endpoint,
         })
     }
 
     /// How [`recv`](Self::recv) and [`recv_batch`](Self::recv_batch) wait for data.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.end.waiting.strategy = wait;
+        self.endpoint.waiting.strategy = wait;
     }
 
     /// The current wait strategy.
     #[must_use]
     pub fn wait_strategy(&self) -> WaitStrategy {
-        self.end.waiting.strategy
+        self.endpoint.waiting.strategy
     }
 
     /// Data capacity of the ring.
@@ -322,7 +322,7 @@ impl Consumer {
     ///
     /// [`Error::Io`] if the role lock cannot be tested (`fcntl` failed).
     pub fn producer_is_live(&self) -> Result<bool> {
-        self.end.is_live(Role::Producer)
+        self.endpoint.is_live(Role::Producer)
     }
 
     /// The pid recorded by the last process that took the producer role, live or not (`None`
@@ -330,21 +330,21 @@ impl Consumer {
     /// use it for messages, not to signal a process.
     #[must_use]
     pub fn producer_pid(&self) -> Option<u32> {
-        roles::holder_pid(&self.end.shared, Role::Producer)
+        roles::holder_pid(&self.endpoint.shared, Role::Producer)
     }
 
     #[cold]
     #[inline(never)]
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, Position)> {
         // The poll below needs the whole consumer: its wait is taken out for the call.
-        let shared = Arc::clone(&self.end.shared);
-        let placeholder = self.end.waiting.placeholder();
-        let mut waiting = std::mem::replace(&mut self.end.waiting, placeholder);
+        let shared = Arc::clone(&self.endpoint.shared);
+        let placeholder = self.endpoint.waiting.placeholder();
+        let mut waiting = std::mem::replace(&mut self.endpoint.waiting, placeholder);
         let found = waiting.block(&shared, deadline, |probe| match probe {
             Probe::Ready => self.peek(self.read_pos),
             Probe::Idle => self.check_producer().map(|()| None),
         });
-        self.end.waiting = waiting;
+        self.endpoint.waiting = waiting;
         found
     }
 
@@ -389,12 +389,12 @@ impl Consumer {
     fn aborted(&mut self, payload_offset: Offset, len: u64, next: Position) -> Error {
         self.end_seen(next);
         let mut reason = Vec::new();
-        self.end
+        self.endpoint
             .shared
             .region
             .copy_out(payload_offset, len, &mut reason);
         Error::StreamAborted {
-            path: self.end.shared.name.clone(),
+            path: self.endpoint.shared.name.clone(),
             reason: String::from_utf8_lossy(&reason).into_owned(),
         }
     }
@@ -413,7 +413,7 @@ impl Consumer {
     #[inline(always)]
     pub(crate) fn peek(&mut self, pos: Position) -> Result<Option<(Record, Position)>> {
         if pos != self.cached_tail {
-            let word = self.end.shared.region.read_word(pos);
+            let word = self.endpoint.shared.region.read_word(pos);
             if let Some(found) = self
                 .last_data
                 .decode(word, pos, self.cached_tail, self.capacity)
@@ -438,7 +438,7 @@ impl Consumer {
                 // Possibly empty on the cached tail: look at the real one. Acquire pairs
                 // with the producer's Release store, so every record below it is complete.
                 let tail = self
-                    .end
+                    .endpoint
                     .shared
                     .region
                     .control()
@@ -448,7 +448,7 @@ impl Consumer {
                 // a tail beyond it was forged, and the records there are where our producer
                 // will write next (see `Shared::local_tail`).
                 let tail = tail.min(
-                    self.end
+                    self.endpoint
                         .shared
                         .local_tail
                         .load(std::sync::atomic::Ordering::Acquire),
@@ -462,12 +462,12 @@ impl Consumer {
                         self.corrupt(pos, "published tail moved backwards or too far")
                     })?;
                 self.cached_tail = tail;
-                self.end
+                self.endpoint
                     .shared
                     .consumer_seen_tail
                     .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
             }
-            let word = self.end.shared.region.read_word(pos);
+            let word = self.endpoint.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
                 Ok(Decoded::Record(record, next)) => return Ok(Some((record, next))),
                 Ok(Decoded::Padding(next)) => pos = next,
@@ -478,7 +478,7 @@ impl Consumer {
 
     fn corrupt(&self, position: Position, reason: &'static str) -> Error {
         Error::Corrupt {
-            path: self.end.shared.name.clone(),
+            path: self.endpoint.shared.name.clone(),
             position: position.get(),
             reason,
         }
@@ -487,28 +487,28 @@ impl Consumer {
     /// Gives the bytes below `pos`, which hold `messages` more messages, back to the producer.
     #[inline]
     fn release(&mut self, pos: Position, messages: u64) {
-        if self.end.role.inherited() {
+        if self.endpoint.role.inherited() {
             // A message dropped in a forked child: the ring is the parent's to release.
             return;
         }
         self.read_pos = pos;
         // Release, before the shared head: a producer of this process that sees the shared
         // head also sees a local head at least as new.
-        self.end
+        self.endpoint
             .shared
             .local_head
             .store(pos.get(), std::sync::atomic::Ordering::Release);
-        let control = self.end.shared.region.control();
+        let control = self.endpoint.shared.region.control();
         // Messages only: the payload bytes released are what was published less what waits
         // (FORMAT.md, "Message counters"), so receiving adds no count per message.
-        self.end.tally.add(messages, 0);
+        self.endpoint.tally.add(messages, 0);
         // Before the head: statistics, which a reader that Acquire-loads the head sees at
         // least this new.
         control
             .released_messages
-            .store(self.end.tally.messages, Ordering::Relaxed);
+            .store(self.endpoint.tally.messages, Ordering::Relaxed);
         store_and_wake(
-            &self.end.shared.region,
+            &self.endpoint.shared.region,
             &control.producer_wait,
             &control.roles.producer_pid,
             // Release: our reads of every record below `pos` happen before the producer,
@@ -524,7 +524,7 @@ impl Consumer {
     fn end_seen(&mut self, next: Position) {
         self.ended = true;
         self.watch
-            .end_seen(&self.end.shared.region.control().roles, next);
+            .end_seen(&self.endpoint.shared.region.control().roles, next);
     }
 
     /// Called while waiting on an empty ring: fails with [`Error::ProducerDied`] once per
@@ -532,13 +532,13 @@ impl Consumer {
     pub(crate) fn check_producer(&mut self) -> Result<()> {
         // A file truncated under us would fault at the next access to a lost page: say so
         // now, while nothing is being read.
-        self.end.shared.check_len()?;
-        let shared = Arc::clone(&self.end.shared);
+        self.endpoint.shared.check_len()?;
+        let shared = Arc::clone(&self.endpoint.shared);
         let roles = &shared.region.control().roles;
         let Some(suspect) = self.watch.suspect(roles) else {
             return Ok(());
         };
-        if self.end.is_live(Role::Producer)? {
+        if self.endpoint.is_live(Role::Producer)? {
             return Ok(());
         }
         // The lock is free. Report only once everything published has been received, and
@@ -547,8 +547,8 @@ impl Consumer {
             return Ok(());
         }
         Err(Error::ProducerDied {
-            path: self.end.shared.name.clone(),
-            pid: roles::holder_pid(&self.end.shared, Role::Producer),
+            path: self.endpoint.shared.name.clone(),
+            pid: roles::holder_pid(&self.endpoint.shared, Role::Producer),
         })
     }
 }
@@ -612,7 +612,7 @@ impl Consumer {
         let mut woken = false;
         loop {
             if let Some(found) = self.peek(self.read_pos)? {
-                self.end.waiting.found();
+                self.endpoint.waiting.found();
                 return std::task::Poll::Ready(Ok(found));
             }
             if woken {
@@ -620,13 +620,13 @@ impl Consumer {
                 // when a blocking wait checks that the producer lives; so does this one.
                 self.check_producer()?;
             }
-            let shared = Arc::clone(&self.end.shared);
+            let shared = Arc::clone(&self.endpoint.shared);
             let pos = self.read_pos;
             // Taken out for the call, which also needs the rest of `self` for its re-check.
-            let placeholder = self.end.waiting.placeholder();
-            let mut waiting = std::mem::replace(&mut self.end.waiting, placeholder);
+            let placeholder = self.endpoint.waiting.placeholder();
+            let mut waiting = std::mem::replace(&mut self.endpoint.waiting, placeholder);
             let result = waiting.poll(cx, &shared, || self.peek(pos));
-            self.end.waiting = waiting;
+            self.endpoint.waiting = waiting;
             match std::task::ready!(result)? {
                 Some(found) => return std::task::Poll::Ready(Ok(found)),
                 None => woken = true,
@@ -733,8 +733,8 @@ where
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        if !self.end.role.inherited() {
-            self.end.shared.local_head.store(
+        if !self.endpoint.role.inherited() {
+            self.endpoint.shared.local_head.store(
                 crate::store::shared::NO_LOCAL_HEAD,
                 std::sync::atomic::Ordering::Release,
             );
@@ -745,7 +745,7 @@ impl Drop for Consumer {
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
-            .field("ring", &self.end.shared.name)
+            .field("ring", &self.endpoint.shared.name)
             .field("read_pos", &self.read_pos)
             .finish()
     }
@@ -780,7 +780,7 @@ impl Deref for Message<'_> {
         // producer does not write it while the slice lives.
         unsafe {
             self.consumer
-                .end
+                .endpoint
                 .shared
                 .region
                 .bytes(self.payload_offset, self.len)
@@ -845,7 +845,7 @@ impl Message<'_> {
     /// from peers you do not trust; see [`Consumer::recv_into`].
     pub fn copy_into(&self, buf: &mut Vec<u8>) {
         self.consumer
-            .end
+            .endpoint
             .shared
             .region
             .copy_out(self.payload_offset, self.len, buf);
@@ -960,7 +960,11 @@ impl<'a> RecvBatch<'a> {
                 // dropped (after this borrow of the batch ends), so under the ring protocol the
                 // producer does not write it while the slice lives.
                 Ok(Some(unsafe {
-                    self.consumer.end.shared.region.bytes(payload_offset, len)
+                    self.consumer
+                        .endpoint
+                        .shared
+                        .region
+                        .bytes(payload_offset, len)
                 }))
             }
             Some((Record::End, next)) => {

@@ -61,7 +61,7 @@ use std::time::{Duration, Instant};
 #[must_use = "dropping a Producer ends the stream and gives up the producer role at once"]
 pub struct Producer {
     /// The ring, the role, how we wait, our counters.
-    end: Endpoint,
+    endpoint: Endpoint,
     /// Our attachment in the file's lifecycle words, and what dropping us does to them.
     attachment: Attachment,
     /// Where the next record goes and how much room there is.
@@ -75,8 +75,8 @@ pub struct Producer {
 
 impl Producer {
     pub(crate) fn attach(shared: Arc<Shared>) -> Result<Producer> {
-        let end = Endpoint::attach(shared, Role::Producer)?;
-        let shared = &end.shared;
+        let endpoint = Endpoint::attach(shared, Role::Producer)?;
+        let shared = &endpoint.shared;
         let (head, tail) = shared.positions()?;
         // A tail below one this process has seen was moved backwards by another process:
         // appending there would overwrite records our own consumer may hold.
@@ -114,19 +114,19 @@ impl Producer {
             },
             published: tail,
             writer: shared.region.record_writer(),
-            end,
+            endpoint,
         })
     }
 
     /// How [`send`](Self::send) and [`claim`](Self::claim) wait for space.
     pub fn set_wait_strategy(&mut self, wait: WaitStrategy) {
-        self.end.waiting.strategy = wait;
+        self.endpoint.waiting.strategy = wait;
     }
 
     /// The current wait strategy.
     #[must_use]
     pub fn wait_strategy(&self) -> WaitStrategy {
-        self.end.waiting.strategy
+        self.endpoint.waiting.strategy
     }
 
     /// The largest message this ring carries.
@@ -152,7 +152,7 @@ impl Producer {
     ///
     /// [`Error::Io`] if the role lock cannot be tested (`fcntl` failed).
     pub fn consumer_is_live(&self) -> Result<bool> {
-        self.end.is_live(Role::Consumer)
+        self.endpoint.is_live(Role::Consumer)
     }
 
     /// The pid recorded by the last process that took the consumer role, live or not
@@ -161,7 +161,7 @@ impl Producer {
     /// can write any value here: use it for messages, not to signal a process.
     #[must_use]
     pub fn consumer_pid(&self) -> Option<u32> {
-        crate::protocol::roles::holder_pid(&self.end.shared, Role::Consumer)
+        crate::protocol::roles::holder_pid(&self.endpoint.shared, Role::Consumer)
     }
 
     /// Data capacity of the ring.
@@ -441,10 +441,10 @@ impl Producer {
     /// as fits), in the room kept free for it — or, where another writer left none, in the
     /// first room the consumer releases.
     fn finish(mut self, kind: u32, reason: &str, patience: Patience) -> Result<()> {
-        if self.end.role.inherited() {
+        if self.endpoint.role.inherited() {
             self.attachment.leave();
             return Err(Error::Inherited {
-                path: self.end.shared.name.clone(),
+                path: self.endpoint.shared.name.clone(),
                 role: Role::Producer,
             });
         }
@@ -461,7 +461,7 @@ impl Producer {
                 self.attachment.leave();
                 written?;
                 self.attachment
-                    .detach(&self.end.shared.region.control().roles);
+                    .detach(&self.endpoint.shared.region.control().roles);
                 Ok(())
             }
         }
@@ -470,7 +470,7 @@ impl Producer {
     /// [`finish`](Self::finish)'s record: waits for room if there is none, cuts the reason
     /// to the room there is, writes the record and publishes it.
     fn write_final(&mut self, kind: u32, reason: &str, patience: Patience) -> Result<()> {
-        let room = match self.space.final_room(&self.end.shared)? {
+        let room = match self.space.final_room(&self.endpoint.shared)? {
             Some(room) => room,
             None => {
                 // No room even for an END record: another writer ignored the reserve. The
@@ -478,7 +478,7 @@ impl Producer {
                 // ring (publishing first, in `reserve_waiting`), then measure again.
                 self.reserve_waiting(0, 0, patience)?;
                 self.space
-                    .final_room(&self.end.shared)?
+                    .final_room(&self.endpoint.shared)?
                     .ok_or(Error::Full)?
             }
         };
@@ -491,10 +491,11 @@ impl Producer {
         // SAFETY: `try_reserve` returned `pos` with room for this record below the released
         // head plus the capacity, and we have not published it: the bytes are ours alone.
         unsafe {
-            self.end
-                .shared
-                .region
-                .write_record(pos, encode(kind, payload.len() as u32), payload);
+            self.endpoint.shared.region.write_record(
+                pos,
+                encode(kind, payload.len() as u32),
+                payload,
+            );
         };
         self.space.write_pos = pos + record_size(payload.len() as u64);
         self.publish();
@@ -507,7 +508,7 @@ impl Producer {
     ///
     /// [`Error::Io`] if `msync` fails (an I/O error of the file system holding the ring).
     pub fn sync(&self) -> Result<()> {
-        self.end.shared.sync()
+        self.endpoint.shared.sync()
     }
 
     #[inline(always)]
@@ -522,7 +523,7 @@ impl Producer {
     #[inline(always)]
     pub(crate) fn write_message(&mut self, pos: Position, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
-        // SAFETY: the writer's region is `self.end.shared`'s, alive as long as we are; `reserve`
+        // SAFETY: the writer's region is `self.endpoint.shared`'s, alive as long as we are; `reserve`
         // returned `pos` with room for this record below the released head plus the capacity,
         // and we have not published it: the bytes are ours alone.
         unsafe {
@@ -537,7 +538,7 @@ impl Producer {
     #[inline(always)]
     fn advance(&mut self, pos: Position, len: u64, publish: bool) {
         self.space.write_pos = pos + record_size(len);
-        self.end.tally.add(1, len);
+        self.endpoint.tally.add(1, len);
         if publish {
             self.publish();
         }
@@ -583,8 +584,8 @@ impl Producer {
         self.publish();
         // The closure borrows only `space`, beside the ring and the barrier: no `Arc` clone (a
         // locked increment) per wait.
-        let (shared, space) = (&self.end.shared, &mut self.space);
-        self.end
+        let (shared, space) = (&self.endpoint.shared, &mut self.space);
+        self.endpoint
             .waiting
             .block(shared, deadline, |probe| match probe {
                 Probe::Ready => space.try_reserve(shared, len, keep_free),
@@ -596,14 +597,15 @@ impl Producer {
     /// in front of it) would leave less than `keep_free` bytes of the ring free.
     #[inline]
     pub(crate) fn try_reserve(&mut self, len: usize, keep_free: u64) -> Result<Option<Position>> {
-        self.space.try_reserve(&self.end.shared, len, keep_free)
+        self.space
+            .try_reserve(&self.endpoint.shared, len, keep_free)
     }
 
     /// Completes the record at `pos` with `len` payload bytes already written.
     #[inline]
     fn commit(&mut self, pos: Position, len: u64, publish: bool) {
         debug_assert_eq!(pos, self.space.write_pos);
-        self.end
+        self.endpoint
             .shared
             .region
             .write_word(pos, encode(RECORD_DATA, len as u32));
@@ -614,19 +616,19 @@ impl Producer {
     #[inline]
     pub(crate) fn publish(&mut self) {
         if self.space.write_pos != self.published {
-            let control = self.end.shared.region.control();
+            let control = self.endpoint.shared.region.control();
             // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
             // then sees a local tail at least as new (see `Shared::local_tail`).
-            self.end.shared.local_tail.store(
+            self.endpoint.shared.local_tail.store(
                 self.space.write_pos.get(),
                 std::sync::atomic::Ordering::Release,
             );
             // Before the tail: statistics, which a reader that Acquire-loads the tail sees at
             // least this new.
-            control.published.store(self.end.tally);
+            control.published.store(self.endpoint.tally);
             let tail = self.space.write_pos;
             store_and_wake(
-                &self.end.shared.region,
+                &self.endpoint.shared.region,
                 &control.consumer_wait,
                 &control.roles.consumer_pid,
                 // Release: every record byte written below `write_pos` is visible to a
@@ -832,16 +834,16 @@ impl Producer {
     ) -> std::task::Poll<Result<Position>> {
         loop {
             if let Some(pos) = self.try_reserve(len, END_RESERVE)? {
-                self.end.waiting.found();
+                self.endpoint.waiting.found();
                 return std::task::Poll::Ready(Ok(pos));
             }
             // The consumer may be waiting for what we have written: publish before waiting.
             self.publish();
             // Disjoint borrows: the registration, the barrier and the free space, beside the
             // ring (no `Arc` clone, no moving the wait out and back).
-            let (shared, space) = (&self.end.shared, &mut self.space);
+            let (shared, space) = (&self.endpoint.shared, &mut self.space);
             let woken = self
-                .end
+                .endpoint
                 .waiting
                 .poll(cx, shared, || space.try_reserve(shared, len, END_RESERVE));
             if let Some(pos) = std::task::ready!(woken)? {
@@ -878,11 +880,11 @@ impl Drop for Producer {
     /// A producer inherited through `fork` does nothing when dropped: the role, and the
     /// ring's state, are the parent's.
     fn drop(&mut self) {
-        if self.end.role.inherited() {
+        if self.endpoint.role.inherited() {
             return;
         }
         // A clone of the Arc (drop only): `roles` borrows it, not `self`.
-        let shared = Arc::clone(&self.end.shared);
+        let shared = Arc::clone(&self.endpoint.shared);
         let roles = &shared.region.control().roles;
         match self.attachment.departure() {
             Departure::End => {
@@ -907,12 +909,12 @@ impl Drop for Producer {
             }
             Departure::Leave => self.publish(),
         }
-        self.end
+        self.endpoint
             .shared
             .producer_left_tail
             .store(self.published.get(), std::sync::atomic::Ordering::Relaxed);
         // No longer writing: records above our tail may be a later producer's.
-        self.end.shared.local_tail.store(
+        self.endpoint.shared.local_tail.store(
             crate::store::shared::NO_LOCAL_TAIL,
             std::sync::atomic::Ordering::Release,
         );
@@ -922,7 +924,7 @@ impl Drop for Producer {
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
-            .field("ring", &self.end.shared.name)
+            .field("ring", &self.endpoint.shared.name)
             .field("write_pos", &self.space.write_pos)
             .field("published", &self.published)
             .finish()
@@ -955,7 +957,7 @@ pub struct Claim<'a> {
 impl std::fmt::Debug for Claim<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Claim")
-            .field("ring", &self.producer.end.shared.name)
+            .field("ring", &self.producer.endpoint.shared.name)
             .field("position", &self.pos)
             .field("len", &self.len)
             .finish()
@@ -1030,7 +1032,7 @@ impl Deref for Claim<'_> {
         // SAFETY: the claim's bytes were reserved for it (below the released head plus the
         // capacity) and are not published until it is committed; the claim borrows the
         // producer, so no other claim or send can touch them meanwhile.
-        unsafe { self.producer.end.shared.region.bytes(offset, self.len) }
+        unsafe { self.producer.endpoint.shared.region.bytes(offset, self.len) }
     }
 }
 
@@ -1038,7 +1040,13 @@ impl DerefMut for Claim<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         let offset = self.producer.space.capacity.offset(self.pos) + RECORD_HEADER;
         // SAFETY: as in `deref`; `&mut self` makes this the only slice of the claim.
-        unsafe { self.producer.end.shared.region.bytes_mut(offset, self.len) }
+        unsafe {
+            self.producer
+                .endpoint
+                .shared
+                .region
+                .bytes_mut(offset, self.len)
+        }
     }
 }
 
