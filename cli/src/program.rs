@@ -28,6 +28,17 @@ pub struct Program {
     json: bool,
 }
 
+/// For a program whose standard output is only a report (the `ringfile` tool): a reader that
+/// goes away (`ringfile ls | head -1`) ends the program quietly, by SIGPIPE, as it ends `ls`
+/// or `cat`, instead of a panic in `println!` or an error about a broken pipe. Call it first.
+/// Not for `consumer`: its output is the stream, and a failed write must be reported (and
+/// leaves the messages unreleased).
+pub fn end_quietly_when_stdout_closes() {
+    // SAFETY: signal(2) with SIG_DFL installs no handler (no code runs at the signal); Rust's
+    // runtime set SIGPIPE to ignored, and restoring the default touches nothing else.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 impl Program {
     /// Parses the command line into `C` (exiting with clap's output for `--help` and
     /// `--version`, or a usage error) and installs the SIGBUS handler, so that a ring file

@@ -173,6 +173,7 @@ fn parse_interval(text: &str) -> Result<f64, String> {
 }
 
 fn main() {
+    ringfile_cli::program::end_quietly_when_stdout_closes();
     let (program, cli, _) = Program::start::<Cli>("ringfile");
     let result = match cli.command {
         Command::Stat {

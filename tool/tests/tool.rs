@@ -786,3 +786,53 @@ fn ls_aligns_its_columns_and_speaks_the_json_vocabulary() {
     // The stream's state in the words the JSON uses ("idle"), not "no producer".
     assert!(lines[0].ends_with("idle (no producer attached)"), "{text}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_tool_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_with_1000(dir.path());
+    for args in [
+        &["stat"][..],
+        &["stat", "--json"],
+        &["peek"],
+        &["ls"],
+        &["man"],
+    ] {
+        let mut command = Command::new(exe("ringfile"));
+        command.args(args);
+        if args[0] != "man" {
+            command.arg(if args[0] == "ls" { dir.path() } else { &path });
+        }
+        // Standard output: a pipe whose reading end is closed before the tool starts.
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) writes two descriptors into `fds`, which we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both are open descriptors owned by nobody else.
+        let (read_end, write_end) = unsafe {
+            (
+                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[0]),
+                <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fds[1]),
+            )
+        };
+        drop(read_end);
+        let out = command
+            .stdin(Stdio::null())
+            .stdout(write_end)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        // Ended by SIGPIPE, as `ls | head` ends ls: it panicked with a backtrace (stat, exit
+        // 101) or said "Broken pipe" (man, exit 1).
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {out:?}"
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
