@@ -14,7 +14,7 @@ use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::Watch;
 use crate::protocol::roles;
 use crate::protocol::wait::{store_and_wake, Probe, WaitStrategy};
-use crate::side::endpoint::Endpoint;
+use crate::side::endpoint::{Endpoint, Waiting};
 use crate::store::shared::Shared;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -336,16 +336,27 @@ impl Consumer {
     #[cold]
     #[inline(never)]
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, Position)> {
-        // The poll below needs the whole consumer: its wait is taken out for the call.
+        self.with_waiting(|waiting, shared, consumer| {
+            waiting.block(shared, deadline, |probe| match probe {
+                Probe::Ready => consumer.peek(consumer.read_pos),
+                Probe::Idle => consumer.check_producer().map(|()| None),
+            })
+        })
+    }
+
+    /// Calls `f` with this consumer's [`Waiting`] taken out of it, beside the ring and the
+    /// rest of the consumer: a wait's re-check reads records, which needs the whole
+    /// consumer. (The producer's re-check needs only its `Space`, a disjoint borrow.)
+    fn with_waiting<R>(
+        &mut self,
+        f: impl FnOnce(&mut Waiting, &Arc<Shared>, &mut Consumer) -> R,
+    ) -> R {
         let shared = Arc::clone(&self.endpoint.shared);
         let placeholder = self.endpoint.waiting.placeholder();
         let mut waiting = std::mem::replace(&mut self.endpoint.waiting, placeholder);
-        let found = waiting.block(&shared, deadline, |probe| match probe {
-            Probe::Ready => self.peek(self.read_pos),
-            Probe::Idle => self.check_producer().map(|()| None),
-        });
+        let result = f(&mut waiting, &shared, self);
         self.endpoint.waiting = waiting;
-        found
+        result
     }
 
     /// Turns a record found at the read position into what `recv` returns.
@@ -620,13 +631,10 @@ impl Consumer {
                 // when a blocking wait checks that the producer lives; so does this one.
                 self.check_producer()?;
             }
-            let shared = Arc::clone(&self.endpoint.shared);
             let pos = self.read_pos;
-            // Taken out for the call, which also needs the rest of `self` for its re-check.
-            let placeholder = self.endpoint.waiting.placeholder();
-            let mut waiting = std::mem::replace(&mut self.endpoint.waiting, placeholder);
-            let result = waiting.poll(cx, &shared, || self.peek(pos));
-            self.endpoint.waiting = waiting;
+            let result = self.with_waiting(|waiting, shared, consumer| {
+                waiting.poll(cx, shared, || consumer.peek(pos))
+            });
             match std::task::ready!(result)? {
                 Some(found) => return std::task::Poll::Ready(Ok(found)),
                 None => woken = true,
