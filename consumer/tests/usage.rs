@@ -283,15 +283,10 @@ fn on_terminal(program: std::process::Command, pty: &Pty) -> Child {
 }
 
 fn eventually(what: &str, pty: &Pty, expected: &str) {
-    for _ in 0..300 {
-        if pty.text().contains(expected) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!(
-        "{what} never showed {expected:?}; it showed: {}",
-        pty.text()
+    pty.wait_for(
+        Duration::from_secs(6),
+        &format!("{what} never showed {expected:?}"),
+        |t| t.contains(expected),
     );
 }
 

@@ -472,13 +472,8 @@ fn watch_fits_its_line_to_the_terminal() {
             .unwrap();
         assert!(status.success());
         // The live display ends with a newline once it stops.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !pty.text().ends_with('\n') {
-            assert!(Instant::now() < deadline, "no end: {:?}", pty.text());
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let text = pty.wait_for(Duration::from_secs(30), "no end", |t| t.ends_with('\n'));
         // Each refresh rewrites the line: carriage return, erase the line, the line.
-        let text = pty.text();
         let lines: Vec<String> = text
             .split("\r\x1b[K")
             .filter(|l| !l.is_empty())
@@ -628,16 +623,11 @@ fn peek_shows_binary_messages_in_hex_and_says_when_a_ring_is_empty() {
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !pty.text().contains(last) {
-            assert!(
-                Instant::now() < deadline,
-                "never showed {last:?}: {}",
-                pty.text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        pty.text()
+        pty.wait_for(
+            Duration::from_secs(30),
+            &format!("never showed {last:?}"),
+            |t| t.contains(last),
+        )
     };
     let shown = on_terminal(&path, "plain text");
     assert!(shown.contains("|Hi..|"), "{shown}");
