@@ -20,9 +20,9 @@
 //!
 //! Every future here is cancellation-safe: its only await point comes before it changes
 //! anything in the ring, and its wait state lives in the [`Producer`](crate::Producer) or
-//! [`Consumer`](crate::Consumer), not in the future. Dropping one — `tokio::select!`, `tokio::time::timeout` — loses and
-//! duplicates nothing: the next call takes over where it stopped. Each method says what
-//! that means for it.
+//! [`Consumer`](crate::Consumer), not in the future. Dropping one — `tokio::select!`,
+//! `tokio::time::timeout` — loses and duplicates nothing: the next call takes over where it
+//! stopped. Each method says what that means for it.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

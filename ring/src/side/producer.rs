@@ -523,9 +523,9 @@ impl Producer {
     #[inline(always)]
     pub(crate) fn write_message(&mut self, pos: Position, msg: &[u8], publish: bool) {
         let len = msg.len() as u64;
-        // SAFETY: the writer's region is `self.endpoint.shared`'s, alive as long as we are; `reserve`
-        // returned `pos` with room for this record below the released head plus the capacity,
-        // and we have not published it: the bytes are ours alone.
+        // SAFETY: the writer's region is `self.endpoint.shared`'s, alive as long as we are;
+        // `reserve` returned `pos` with room for this record below the released head plus the
+        // capacity, and we have not published it: the bytes are ours alone.
         unsafe {
             self.writer
                 .write_record(pos, encode(RECORD_DATA, len as u32), msg);
