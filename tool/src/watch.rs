@@ -102,16 +102,16 @@ fn fields(described: &Described, rates: &Rates) -> Vec<String> {
 /// some terminals wrap); the first is cut if even it alone does not fit.
 fn fit(fields: &[String], width: usize) -> String {
     let room = width.saturating_sub(1);
-    let mut line = String::new();
+    let (mut line, mut columns) = (String::new(), 0);
     for field in fields {
-        let added = if line.is_empty() { 0 } else { 2 } + field.chars().count();
-        if line.chars().count() + added > room {
+        let separator = if line.is_empty() { "" } else { "  " };
+        let added = separator.len() + field.chars().count();
+        if columns + added > room {
             break;
         }
-        if !line.is_empty() {
-            line.push_str("  ");
-        }
+        line.push_str(separator);
         line.push_str(field);
+        columns += added;
     }
     if line.is_empty() {
         if let Some(first) = fields.first() {
