@@ -22,6 +22,14 @@ impl fmt::Display for Role {
     }
 }
 
+fn holder(pid: Option<u32>, by_this_process: bool) -> String {
+    match (pid, by_this_process) {
+        (_, true) => "this process (another Consumer of the same name)".to_string(),
+        (Some(pid), false) => format!("pid {pid}"),
+        (None, false) => "another process".to_string(),
+    }
+}
+
 /// Everything that can go wrong, one variant per failure a caller can act on.
 ///
 /// Every message is one line that names the ring (its path) and the reason.
@@ -93,7 +101,7 @@ pub enum Error {
         found: [u8; 8],
     },
     /// The file was written by an incompatible version of the format.
-    #[error("{}: ring format version {found} is not supported (this build reads version {supported})", path.display())]
+    #[error("{}: ring format version {found} is not supported (this build reads versions 1 to {supported})", path.display())]
     UnsupportedVersion {
         /// The path.
         path: PathBuf,
@@ -119,6 +127,66 @@ pub enum Error {
         min: u64,
         /// Largest capacity.
         max: u64,
+    },
+    /// A number of consumer slots a ring cannot have.
+    #[error("{consumers} consumer slots are invalid: a ring has 1 to {max}")]
+    InvalidConsumers {
+        /// The number asked for.
+        consumers: u32,
+        /// The most a ring may have.
+        max: u32,
+    },
+    /// An existing ring has another number of consumer slots than the one explicitly asked
+    /// for.
+    #[error("{}: the existing ring has {actual} consumer slot{}, not the {requested} asked for: open it without asking for a number, or remove it to create a new one", path.display(), if *actual == 1 { "" } else { "s" })]
+    ConsumersMismatch {
+        /// The path.
+        path: PathBuf,
+        /// Slots asked for.
+        requested: u32,
+        /// Slots of the ring in the file.
+        actual: u32,
+    },
+    /// A consumer name that cannot be used: empty, longer than 64 bytes, or with a control
+    /// character.
+    #[error("consumer name {name:?} is invalid: {reason}")]
+    InvalidName {
+        /// The name asked for.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A named consumer on a ring that has no slot for it: a ring with one consumer slot
+    /// (format version 1) has only the consumer `default`, and a ring whose slots are all
+    /// registered to other names has none free.
+    #[error("{}: no consumer slot for {name:?}: {reason}", path.display())]
+    NoSlot {
+        /// The path.
+        path: PathBuf,
+        /// The name asked for.
+        name: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// `evict` named a consumer that the ring has not registered.
+    #[error("{}: no consumer named {name:?} is registered", path.display())]
+    UnknownName {
+        /// The path.
+        path: PathBuf,
+        /// The name.
+        name: String,
+    },
+    /// A named consumer is held by a live process (another consumer of that name).
+    #[error("{}: the consumer {name:?} is held by {}", path.display(), holder(*pid, *by_this_process))]
+    NameTaken {
+        /// The path.
+        path: PathBuf,
+        /// The name.
+        name: String,
+        /// Pid recorded by the holder, when known.
+        pid: Option<u32>,
+        /// Whether the holder is this process.
+        by_this_process: bool,
     },
     /// The file's length does not match the sizes its header gives (for example, truncated).
     #[error("{}: file is {actual} bytes but its header describes {expected} bytes (truncated or extended?)", path.display())]

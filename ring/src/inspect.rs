@@ -120,6 +120,40 @@ pub struct Snapshot {
     pub created_unix_ns: u64,
     /// The pid of the process that created it.
     pub creator_pid: u32,
+    /// How many consumer slots the ring has (1: a ring of one consumer, format version 1).
+    pub consumer_slots: u32,
+    /// Every registered consumer, in slot order (for a ring of one consumer slot: the one
+    /// consumer, `default`, always).
+    pub consumers: Vec<ConsumerInfo>,
+}
+
+/// One registered consumer of a ring, as [`Inspector::snapshot`] found it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerInfo {
+    /// Its name (`default` for the unnamed consumer).
+    pub name: String,
+    /// Its holder: the pid its last holder recorded, and whether a live process holds it.
+    pub holder: Holder,
+    /// Whether it is lossy (never holds the producer back).
+    pub lossy: bool,
+    /// Its released position: where it resumes.
+    pub position: u64,
+    /// Messages published after its position (its lag); `None` when its position is below
+    /// the oldest message still in the ring (a lossy consumer the producer overtook).
+    pub lag_messages: Option<u64>,
+    /// Their payload bytes.
+    pub lag_bytes: Option<u64>,
+    /// Messages it released since it was registered.
+    pub released_messages: u64,
+    /// Messages a lossy consumer was overtaken by (missed).
+    pub missed: u64,
+    /// When its last holder attached (ns since the Unix epoch; 0 for a ring of one slot).
+    pub attached_unix_ns: u64,
+    /// Its `retain` policy (ns; 0: none).
+    pub retain_ns: u64,
+    /// Its `max_lag` policy (bytes; 0: none).
+    pub max_lag: u64,
 }
 
 impl Snapshot {
@@ -215,7 +249,23 @@ impl Inspector {
         let (producer, consumer) = self.holders()?;
         let roles = &self.region.control().roles.0;
         let attached = crate::protocol::lifecycle::ProducerState::load(roles).attached();
-        let mut walk = Walk::default();
+        let views = crate::protocol::slots::views(&self.region);
+        let mut walk = Walk {
+            marks: if self.region.shape().fanout() {
+                let mut marks: Vec<Mark> = views
+                    .iter()
+                    .map(|view| Mark {
+                        at: view.released,
+                        before: None,
+                    })
+                    .collect();
+                marks.sort_by_key(|mark| mark.at);
+                marks
+            } else {
+                Vec::new()
+            },
+            ..Walk::default()
+        };
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();
         let published = control.published.load();
@@ -226,7 +276,7 @@ impl Inspector {
         } else if attached {
             StreamState::ProducerDied { pid: producer.pid }
         } else {
-            match walk.end {
+            match walk.end.take() {
                 Some(Ending::End) => StreamState::Closed,
                 Some(Ending::Aborted(reason)) => StreamState::Aborted(reason),
                 None => StreamState::Idle,
@@ -248,6 +298,75 @@ impl Inspector {
             stream,
             created_unix_ns: self.header.created_unix_ns,
             creator_pid: self.header.creator_pid,
+            consumer_slots: self.region.shape().slots(),
+            consumers: self.consumers(&views, &walk, head, consumer)?,
+        })
+    }
+
+    /// The consumers of the snapshot: each slot's view with its lag, from the walk's marks.
+    fn consumers(
+        &self,
+        views: &[crate::protocol::slots::SlotView],
+        walk: &Walk,
+        head: Position,
+        consumer: Holder,
+    ) -> Result<Vec<ConsumerInfo>> {
+        if !self.region.shape().fanout() {
+            return Ok(vec![ConsumerInfo {
+                name: crate::protocol::slots::DEFAULT_NAME.to_string(),
+                holder: consumer,
+                lossy: false,
+                position: head.get(),
+                lag_messages: Some(walk.messages),
+                lag_bytes: Some(walk.payload_bytes),
+                released_messages: self
+                    .region
+                    .control()
+                    .released_messages
+                    .load(Ordering::Relaxed),
+                missed: 0,
+                attached_unix_ns: 0,
+                retain_ns: 0,
+                max_lag: 0,
+            }]);
+        }
+        views
+            .iter()
+            .map(|view| {
+                let before = walk
+                    .marks
+                    .iter()
+                    .find(|mark| mark.at == view.released)
+                    .and_then(|mark| mark.before);
+                let byte = crate::format::layout::slot_lock_byte(
+                    crate::format::layout::FORMAT_VERSION,
+                    view.index,
+                );
+                Ok(ConsumerInfo {
+                    name: view.name.clone(),
+                    holder: Holder {
+                        pid: Some(view.pid).filter(|&pid| pid != 0),
+                        live: self.is_locked(byte)?,
+                    },
+                    lossy: view.state.lossy(),
+                    position: view.released,
+                    lag_messages: before.map(|(m, _)| walk.messages - m),
+                    lag_bytes: before.map(|(_, b)| walk.payload_bytes - b),
+                    released_messages: view.released_messages,
+                    missed: view.missed,
+                    attached_unix_ns: view.attached_unix_ns,
+                    retain_ns: view.retain_ns,
+                    max_lag: view.max_lag,
+                })
+            })
+            .collect()
+    }
+
+    fn is_locked(&self, byte: u64) -> Result<bool> {
+        crate::os::sys::ofd_is_locked(&self.file, byte).map_err(|error| Error::Io {
+            path: self.name.clone(),
+            op: "check a role lock",
+            error,
         })
     }
 
@@ -265,13 +384,7 @@ impl Inspector {
                     0 => None,
                     pid => Some(pid),
                 },
-                live: crate::os::sys::ofd_is_locked(&self.file, byte).map_err(|error| {
-                    Error::Io {
-                        path: self.name.clone(),
-                        op: "check a role lock",
-                        error,
-                    }
-                })?,
+                live: self.is_locked(byte)?,
             })
         };
         Ok((
@@ -323,6 +436,7 @@ impl Inspector {
             done: 0,
         };
         while pos < tail && (walk.messages as usize) < max {
+            walk.mark(pos.get());
             let word = self.region.read_word(pos);
             let decoded = decode(word, pos, tail, capacity, self.header.max_message);
             // A record is stable until the consumer releases it: if the head passed it, what
@@ -395,8 +509,17 @@ impl Inspector {
                 },
             }
         }
+        walk.mark(tail.get());
         Ok((head, tail))
     }
+}
+
+/// A consumer's position that a walk notes the counts at, for its lag.
+#[derive(Debug)]
+struct Mark {
+    at: u64,
+    /// Messages and payload bytes walked before `at`; `None` if the walk did not pass it.
+    before: Option<(u64, u64)>,
 }
 
 /// A walk's restarts after the consumer released records under it.
@@ -456,6 +579,28 @@ struct Walk {
     payload_bytes: u64,
     skipped: u64,
     end: Option<Ending>,
+    /// Consumers' positions, in order: the counts are noted as the walk reaches each.
+    marks: Vec<Mark>,
+    /// The first mark not reached yet.
+    next_mark: usize,
+}
+
+impl Walk {
+    /// The walk is at record position `pos` (or at its end): note the counts at every mark
+    /// it has reached.
+    fn mark(&mut self, pos: u64) {
+        // Marks are sorted and the walk only goes forward: those below `pos` were passed
+        // over (below the head, or between records: no lag to tell).
+        while let Some(mark) = self.marks.get_mut(self.next_mark) {
+            if mark.at > pos {
+                break;
+            }
+            if mark.at == pos {
+                mark.before = Some((self.messages, self.payload_bytes));
+            }
+            self.next_mark += 1;
+        }
+    }
 }
 
 impl std::fmt::Debug for Inspector {

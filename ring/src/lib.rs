@@ -176,13 +176,14 @@ pub use side::typed;
 pub use async_api::MessageStream;
 pub use error::{Error, Result, Role};
 #[cfg(not(loom))]
-pub use inspect::{Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState};
+pub use inspect::{ConsumerInfo, Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState};
 #[cfg(not(loom))]
 pub use os::sigbus::{install_sigbus_handler, SigbusHandler};
+pub use protocol::slots::{Start, DEFAULT_NAME};
 pub use protocol::wait::{ParseWaitStrategyError, WaitStrategy};
-pub use ring::{Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
+pub use ring::{ConsumerOptions, Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 pub use side::consumer::{Consumer, Message, RecvBatch};
-pub use side::producer::{Claim, Producer, SendBatch};
+pub use side::producer::{Claim, Producer, SendBatch, SlowestConsumer};
 pub use side::typed_sides::{TypedConsumer, TypedMessage, TypedProducer};
 
 #[cfg(all(test, loom))]

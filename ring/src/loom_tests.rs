@@ -36,7 +36,7 @@ const SWITCH: LoomConfig = LoomConfig {
 /// space and the consumer to wait for data, with a wrap and a padding record on the way.
 fn stream(messages: u8, len: usize, wait: WaitStrategy, barrier: LoomConfig) {
     loom::model(move || {
-        let ring = Ring::heap(64, barrier);
+        let ring = Ring::heap(64, 1, barrier);
         let mut producer = ring.producer().unwrap();
         let mut consumer = ring.consumer().unwrap();
         producer.set_wait_strategy(wait);
@@ -90,7 +90,7 @@ fn loom_adaptive_zero_length_messages() {
 /// the consumer receives with `receive` until the end. Both park.
 fn batched(messages: u8, receive: fn(&mut crate::Consumer) -> Vec<u8>) {
     loom::model(move || {
-        let ring = Ring::heap(64, MEMBARRIER);
+        let ring = Ring::heap(64, 1, MEMBARRIER);
         let mut producer = ring.producer().unwrap();
         let mut consumer = ring.consumer().unwrap();
         producer.set_wait_strategy(WaitStrategy::Park);

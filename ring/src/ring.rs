@@ -1,7 +1,6 @@
 //! [`Ring`]: an open ring file, and [`RingOptions`] to open or create one.
 
 use crate::error::{Error, Result};
-use crate::format::layout::HEADER_SIZE;
 use crate::side::consumer::Consumer;
 use crate::side::producer::Producer;
 use crate::side::typed_sides::{TypedConsumer, TypedProducer};
@@ -101,14 +100,17 @@ impl Ring {
     /// 4 GiB; [`Error::NoSpace`] when memory for it cannot be had; [`Error::Io`] for any other
     /// failed system call, naming it.
     pub fn memfd(capacity: u64) -> Result<Ring> {
-        let capacity = file::check_capacity(capacity)?;
+        RingOptions::new().capacity(capacity).memfd()
+    }
+
+    fn memfd_of(shape: crate::format::shape::Shape) -> Result<Ring> {
         let name = PathBuf::from("memfd:ringfile");
         let file = crate::os::sys::memfd("ringfile").map_err(|error| Error::Io {
             path: name.clone(),
             op: "memfd_create",
             error,
         })?;
-        let opened = file::initialise(file, capacity, &name)?;
+        let opened = file::initialise(file, shape, &name)?;
         // Sealed at its size: no process can ever truncate it under a mapping (no SIGBUS).
         crate::os::sys::seal_size(&opened.file).map_err(|error| Error::Io {
             path: name.clone(),
@@ -206,11 +208,12 @@ impl Ring {
 
     /// A ring in heap memory with no file, for in-process model checking.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: u64, barrier: crate::os::model::LoomConfig) -> Ring {
+    pub(crate) fn heap(capacity: u64, slots: u32, barrier: crate::os::model::LoomConfig) -> Ring {
         let capacity =
             crate::format::position::Capacity::new(capacity).expect("a model's capacity");
+        let shape = crate::format::shape::Shape::new(capacity, slots).expect("a model's slots");
         Ring::from_shared(Shared::new(
-            crate::store::region::Region::heap(capacity, barrier),
+            crate::store::region::Region::heap(shape, barrier),
             None,
             PathBuf::from("heap"),
         ))
@@ -243,7 +246,71 @@ impl Ring {
     /// [`Error::SizeMismatch`] if the file was truncated; [`Error::Io`] for any other failed
     /// system call, naming it.
     pub fn consumer(&self) -> Result<Consumer> {
-        Consumer::attach(Arc::clone(&self.shared))
+        self.consumer_with(&ConsumerOptions::new())
+    }
+
+    /// Takes the consumer slot of `name` on a ring with several consumer slots
+    /// ([`RingOptions::consumers`]): every named consumer reads every message. A name is
+    /// registered in the ring the first time it attaches, and its position is kept there:
+    /// a consumer of that name killed and restarted resumes where it last released. A new
+    /// name starts at the oldest message still in the ring (see
+    /// [`ConsumerOptions::start`]). While registered, a name holds the producer back, even
+    /// when no process holds it, until [`evict`](Self::evict)ed. `consumer_named("default")`
+    /// is [`consumer`](Self::consumer).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::options().capacity(4096).consumers(2).memfd()?;
+    /// let mut archive = ring.consumer_named("archive")?;
+    /// let mut live = ring.consumer_named("live")?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"tick")?;
+    /// assert_eq!(&*archive.recv()?.unwrap(), b"tick");
+    /// assert_eq!(&*live.recv()?.unwrap(), b"tick");
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a name that is empty, longer than 64 bytes or holds a control
+    /// character; [`Error::NameTaken`] while a live consumer holds the name (naming its pid);
+    /// [`Error::NoSlot`] on a ring of one consumer slot (only `default` there) or when every
+    /// slot is registered to another name; otherwise as [`consumer`](Self::consumer).
+    pub fn consumer_named(&self, name: &str) -> Result<Consumer> {
+        self.consumer_with(&ConsumerOptions::new().name(name))
+    }
+
+    /// Takes a consumer slot as `options` say (name, where a new name starts, lossy...).
+    ///
+    /// # Errors
+    ///
+    /// As [`consumer_named`](Self::consumer_named).
+    pub fn consumer_with(&self, options: &ConsumerOptions) -> Result<Consumer> {
+        let join = crate::protocol::slots::Join {
+            name: options
+                .name
+                .as_deref()
+                .unwrap_or(crate::protocol::slots::DEFAULT_NAME),
+            start: options.start,
+            lossy: options.lossy,
+            retain_ns: options.retain.map_or(0, |d| {
+                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+            }),
+            max_lag: options.max_lag.unwrap_or(0),
+        };
+        Consumer::attach(Arc::clone(&self.shared), &join)
+    }
+
+    /// Removes the registration of the consumer `name` from a ring with consumer slots: its
+    /// position stops holding the producer back, and its slot is free for another name. For
+    /// a consumer that is gone for good (a registered name keeps its place, dead or not).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownName`] if no consumer of that name is registered; [`Error::NameTaken`]
+    /// while a live process holds it; [`Error::Io`] for a failed system call, naming it.
+    pub fn evict(&self, name: &str) -> Result<()> {
+        crate::protocol::slots::evict(&self.shared, name)
     }
 
     /// Takes the producer role for messages of one type `T`: each send is one `T`. Fails as
@@ -282,10 +349,17 @@ impl Ring {
         self.shared.region.capacity().max_message() as usize
     }
 
-    /// Total size of the ring file: the header page plus the capacity.
+    /// Total size of the ring file: the header plus the capacity.
     #[must_use]
     pub fn file_len(&self) -> u64 {
-        HEADER_SIZE + self.capacity()
+        self.shared.region.shape().file_len()
+    }
+
+    /// How many consumer slots the ring has: 1 for a ring of one consumer (format version
+    /// 1), else the number it was created with (see [`RingOptions::consumers`]).
+    #[must_use]
+    pub fn consumers(&self) -> u32 {
+        self.shared.region.shape().slots()
     }
 
     /// The path the ring was opened by (or a description, such as `memfd:ringfile`).
@@ -320,6 +394,77 @@ impl std::fmt::Debug for Ring {
     }
 }
 
+/// How a consumer attaches to a ring with consumer slots: see [`Ring::consumer_with`].
+///
+/// ```
+/// # fn main() -> Result<(), ringfile::Error> {
+/// use ringfile::{ConsumerOptions, Start};
+/// let ring = ringfile::Ring::options().capacity(4096).consumers(2).memfd()?;
+/// let mut producer = ring.producer()?;
+/// producer.send(b"old")?;
+/// let mut late = ring.consumer_with(&ConsumerOptions::new().name("late").start(Start::Latest))?;
+/// producer.send(b"new")?;
+/// assert_eq!(&*late.recv()?.unwrap(), b"new");
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerOptions {
+    name: Option<String>,
+    start: crate::protocol::slots::Start,
+    lossy: bool,
+    retain: Option<std::time::Duration>,
+    max_lag: Option<u64>,
+}
+
+impl ConsumerOptions {
+    /// The default consumer (`default`), lossless, starting at the oldest message.
+    #[must_use]
+    pub fn new() -> ConsumerOptions {
+        ConsumerOptions::default()
+    }
+
+    /// The name to attach under (1 to 64 bytes of UTF-8, no control characters).
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn name(mut self, name: &str) -> ConsumerOptions {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Where a name that is not registered yet starts: at the oldest message still in the
+    /// ring ([`Start::Oldest`], the default) or at the next one published. A registered name
+    /// always resumes where it released.
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn start(mut self, start: crate::protocol::slots::Start) -> ConsumerOptions {
+        self.start = start;
+        self
+    }
+
+    /// Whether the consumer is lossy: it never holds the producer back, and learns how many
+    /// messages it missed when the producer overtakes it. Recorded in the slot; this
+    /// release refuses lossy consumers on rings of one slot.
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn lossy(mut self, lossy: bool) -> ConsumerOptions {
+        self.lossy = lossy;
+        self
+    }
+
+    /// The `--retain` policy recorded in the slot: once this consumer's holder is dead for
+    /// this long, a producer may evict the name.
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn retain(mut self, retain: std::time::Duration) -> ConsumerOptions {
+        self.retain = Some(retain);
+        self
+    }
+
+    /// The `--max-lag` policy recorded in the slot: a lossless consumer this many bytes
+    /// behind may be turned lossy by the producer.
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn max_lag(mut self, bytes: u64) -> ConsumerOptions {
+        self.max_lag = Some(bytes);
+        self
+    }
+}
+
 /// How to open or create a ring: the open-or-create builder.
 ///
 /// ```
@@ -335,6 +480,7 @@ impl std::fmt::Debug for Ring {
 #[derive(Clone, Debug)]
 pub struct RingOptions {
     capacity: Option<u64>,
+    consumers: Option<u32>,
     mode: u32,
     allow_other_owner: bool,
 }
@@ -351,6 +497,7 @@ impl RingOptions {
     pub fn new() -> RingOptions {
         RingOptions {
             capacity: None,
+            consumers: None,
             mode: DEFAULT_MODE,
             allow_other_owner: false,
         }
@@ -361,6 +508,24 @@ impl RingOptions {
     #[must_use = "the options are returned, not changed in place"]
     pub fn capacity(mut self, capacity: u64) -> RingOptions {
         self.capacity = Some(capacity);
+        self
+    }
+
+    /// How many consumer slots a new ring has (default 1): each slot lets one more consumer,
+    /// under a name of its own, read every message (see
+    /// [`Ring::consumer_named`]). Required of an existing ring when opening, like the
+    /// capacity ([`Error::ConsumersMismatch`] otherwise). A ring with one slot is the
+    /// single-consumer ring of format version 1; with 2 to 256 slots, format version 2.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::options().capacity(4096).consumers(3).memfd()?;
+    /// assert_eq!(ring.consumers(), 3);
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn consumers(mut self, consumers: u32) -> RingOptions {
+        self.consumers = Some(consumers);
         self
     }
 
@@ -411,7 +576,7 @@ impl RingOptions {
     pub fn create(&self, path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
         let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
-        let opened = file::create(path, capacity, self.mode)?;
+        let opened = file::create(path, capacity, self.consumers.unwrap_or(1), self.mode)?;
         Ok(Ring::from_shared(Shared::from_open(
             opened,
             path.to_path_buf(),
@@ -434,7 +599,10 @@ impl RingOptions {
     pub fn open(&self, path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
         if let Some(capacity) = self.capacity {
-            file::check_capacity(capacity)?;
+            let capacity = file::check_capacity(capacity)?;
+            if let Some(consumers) = self.consumers {
+                file::check_shape(capacity, consumers)?;
+            }
         }
         let opened = file::open(path, self.allow_other_owner)?;
         if let Some(requested) = self.capacity {
@@ -446,10 +614,31 @@ impl RingOptions {
                 });
             }
         }
+        if let Some(requested) = self.consumers {
+            if requested != opened.header.slots() {
+                return Err(Error::ConsumersMismatch {
+                    path: path.to_path_buf(),
+                    requested,
+                    actual: opened.header.slots(),
+                });
+            }
+        }
         Ok(Ring::from_shared(Shared::from_open(
             opened,
             path.to_path_buf(),
         )))
+    }
+
+    /// Creates a ring in an anonymous memory file (a memfd) with these options, as
+    /// [`Ring::memfd`] does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::memfd`]; [`Error::InvalidConsumers`] for a number of consumer slots
+    /// outside 1 ..= 256.
+    pub fn memfd(&self) -> Result<Ring> {
+        let capacity = file::check_capacity(self.capacity.unwrap_or(DEFAULT_CAPACITY))?;
+        Ring::memfd_of(file::check_shape(capacity, self.consumers.unwrap_or(1))?)
     }
 
     /// Opens the ring at `path`, creating it first if there is none. When several processes

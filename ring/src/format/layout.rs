@@ -34,10 +34,55 @@ use bytemuck::{Pod, Zeroable};
 
 /// The first eight bytes of every ring file.
 pub const MAGIC: [u8; 8] = *b"RINGFILE";
-/// The layout version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
-/// Size of the header page that precedes the data region.
+/// The newest layout version this crate reads and writes: 2, a ring with several consumer
+/// slots. A ring with one consumer is written in version 1 ([`SINGLE_CONSUMER_VERSION`]),
+/// byte for byte the layout from before slots existed, so that it runs exactly as it did and
+/// older readers still open it.
+pub const FORMAT_VERSION: u32 = 2;
+/// The layout of a ring with one consumer (no slot table): format version 1.
+pub const SINGLE_CONSUMER_VERSION: u32 = 1;
+/// Size of the header page that precedes the data region in a version 1 ring, and the unit
+/// a version 2 header is a multiple of (see [`header_size`]).
 pub const HEADER_SIZE: u64 = 4096;
+/// Offset of the consumers' shared wake-up block in a version 2 ring (see [`FanoutWake`]).
+pub const FANOUT_WAKE_OFFSET: u64 = 1024;
+/// Offset of the first consumer slot in a version 2 ring; slot `i` is at
+/// `SLOTS_OFFSET + SLOT_SIZE * i`.
+pub const SLOTS_OFFSET: u64 = 1152;
+/// Bytes per consumer slot: one 128-byte block (see [`Slot`]).
+pub const SLOT_SIZE: u64 = 128;
+/// The most consumer slots a ring may have. Each costs 128 bytes of header and one look by
+/// the producer when its cached view says the ring may be full.
+pub const MAX_CONSUMER_SLOTS: u32 = 256;
+/// The lock byte of the registry: held (briefly, waiting for it) by whoever registers or
+/// evicts a consumer name, so that two processes never register one name twice.
+pub const REGISTRY_LOCK_BYTE: u64 = 3;
+/// Slot `i`'s lock byte in a version 2 ring is `SLOT_LOCK_BASE + i`.
+pub const SLOT_LOCK_BASE: u64 = 64;
+/// The longest consumer name, in bytes of UTF-8.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The header size (the data region's offset) of a ring with `slots` consumer slots: one
+/// page for a version 1 ring (`slots` 1), else the slot table rounded up to whole pages.
+#[must_use]
+pub const fn header_size(slots: u32) -> u64 {
+    if slots <= 1 {
+        HEADER_SIZE
+    } else {
+        (SLOTS_OFFSET + SLOT_SIZE * slots as u64).div_ceil(HEADER_SIZE) * HEADER_SIZE
+    }
+}
+
+/// The lock byte of consumer slot `slot` (slot 0 of a version 1 ring is the consumer role,
+/// [`CONSUMER_LOCK_BYTE`]).
+#[must_use]
+pub const fn slot_lock_byte(version: u32, slot: u32) -> u64 {
+    if version == SINGLE_CONSUMER_VERSION {
+        CONSUMER_LOCK_BYTE
+    } else {
+        SLOT_LOCK_BASE + slot as u64
+    }
+}
 /// Offset of the control block (positions, futex words, roles) in the file.
 pub const CONTROL_OFFSET: u64 = 128;
 /// Byte offsets of the two role locks (open file description locks; they lock no data,
@@ -112,24 +157,42 @@ pub struct Header {
     pub creator_pid: u32,
     /// Reserved, zero.
     pub flags: u32,
+    /// Version 2: the number of consumer slots, `2 ..= MAX_CONSUMER_SLOTS`; version 1: zero.
+    pub consumer_slots: u32,
     /// Reserved, zero.
-    pub reserved: [u64; 10],
+    pub reserved_52: u32,
+    /// Reserved, zero.
+    pub reserved: [u64; 9],
 }
 
 impl Header {
-    /// A header for a new ring of `capacity` bytes.
-    pub fn new(capacity: u64, created_unix_ns: u64, creator_pid: u32) -> Self {
+    /// A header for a new ring of `capacity` bytes with `slots` consumer slots (1: the
+    /// version 1 layout).
+    pub fn new(capacity: u64, slots: u32, created_unix_ns: u64, creator_pid: u32) -> Self {
+        let fanout = slots > 1;
         Header {
             magic: MAGIC,
-            version: FORMAT_VERSION,
-            header_size: HEADER_SIZE as u32,
+            version: if fanout {
+                FORMAT_VERSION
+            } else {
+                SINGLE_CONSUMER_VERSION
+            },
+            header_size: header_size(slots) as u32,
             capacity,
             max_message: max_message_len(capacity),
             created_unix_ns,
             creator_pid,
             flags: 0,
-            reserved: [0; 10],
+            consumer_slots: if fanout { slots } else { 0 },
+            reserved_52: 0,
+            reserved: [0; 9],
         }
+    }
+
+    /// How many consumer slots the ring has (1 for version 1).
+    #[must_use]
+    pub fn slots(&self) -> u32 {
+        self.consumer_slots.max(1)
     }
 }
 
@@ -275,6 +338,64 @@ impl Control {
     }
 }
 
+/// The consumers' shared wake-up words of a version 2 ring, at [`FANOUT_WAKE_OFFSET`]: one
+/// flag and one futex word for all the consumers, so that a publish wakes every sleeping
+/// consumer with one check and at most one system call, whatever their number.
+#[repr(C)]
+#[derive(Default)]
+pub struct FanoutWake {
+    /// 1 once a consumer has announced a sleep and no publish has woken it since; cleared
+    /// only by the producer, as it wakes (a consumer must not clear it: another may sleep).
+    pub sleeping: AtomicU32,
+    /// The futex word the consumers sleep on: the producer bumps it (wrapping) before
+    /// each wake-up, so a sleeper that read it before announcing never sleeps through one.
+    pub wake_seq: AtomicU32,
+}
+
+/// One consumer slot of a version 2 ring: a 128-byte block of its own.
+#[repr(C)]
+#[derive(Default)]
+pub struct Slot {
+    /// Start of the first record this slot's consumer has not released. Written by the
+    /// holder (Release); read by the producer when its cached view says the ring may be full.
+    pub released: AtomicU64,
+    /// Messages this slot's consumers released (statistics, holder only).
+    pub released_messages: AtomicU64,
+    /// `epoch << 8 | flags` ([`SLOT_REGISTERED`], [`SLOT_LOSSY`], [`SLOT_ATTACHED`]); the
+    /// epoch counts the slot's attaches and evictions. Written under the slot's lock (by its
+    /// holder, or by whoever evicts it under the registry lock too).
+    pub state: AtomicU64,
+    /// Pid of the slot's last holder.
+    pub pid: AtomicU32,
+    /// Bytes of `name` in use (0 ..= [`MAX_NAME_LEN`]).
+    pub name_len: AtomicU32,
+    /// When the last holder attached, ns since the Unix epoch.
+    pub attached_unix_ns: AtomicU64,
+    /// The holder's `--retain` policy: a dead holder may be evicted by the producer after
+    /// this many ns (0: never).
+    pub retain_ns: AtomicU64,
+    /// The holder's `--max-lag` policy: a lossless slot this many bytes behind the tail may
+    /// be turned lossy by the producer (0: never).
+    pub max_lag: AtomicU64,
+    /// Messages a lossy consumer of this slot was overtaken by and never received
+    /// (statistics, holder only).
+    pub missed: AtomicU64,
+    /// The name, UTF-8, `name_len` bytes, the rest zero. Atomic words so that a reader never
+    /// races a writer's plain stores (the registry lock orders well-behaved ones).
+    pub name: [AtomicU64; MAX_NAME_LEN / 8],
+}
+
+/// [`Slot::state`]: the slot holds a name; its position holds the producer back unless
+/// [`SLOT_LOSSY`].
+pub const SLOT_REGISTERED: u64 = 1;
+/// [`Slot::state`]: the slot's consumer is lossy (never holds the producer back).
+pub const SLOT_LOSSY: u64 = 2;
+/// [`Slot::state`]: the slot's holder is attached (cleared when it detaches cleanly; left
+/// set with the slot's lock free, it died).
+pub const SLOT_ATTACHED: u64 = 4;
+/// [`Slot::state`]: the epoch is the state shifted right by this.
+pub const SLOT_EPOCH_SHIFT: u32 = 8;
+
 // The layout is a file format: pin every offset so a change to the structs cannot move
 // a field silently. (Under loom the atomics are model types and live only on the heap.)
 #[cfg(not(loom))]
@@ -305,7 +426,21 @@ const _: () = {
     assert!(offset_of!(Roles, consumer_pid) == 4);
     assert!(offset_of!(Roles, producer_state) == 8);
     assert!(offset_of!(Roles, producer_start) == 16);
-    assert!(CONTROL_OFFSET as usize + size_of::<Control>() <= HEADER_SIZE as usize);
+    assert!(CONTROL_OFFSET as usize + size_of::<Control>() <= FANOUT_WAKE_OFFSET as usize);
+    assert!(size_of::<Slot>() == SLOT_SIZE as usize);
+    assert!(offset_of!(Slot, released_messages) == 8);
+    assert!(offset_of!(Slot, state) == 16);
+    assert!(offset_of!(Slot, pid) == 24);
+    assert!(offset_of!(Slot, name_len) == 28);
+    assert!(offset_of!(Slot, attached_unix_ns) == 32);
+    assert!(offset_of!(Slot, retain_ns) == 40);
+    assert!(offset_of!(Slot, max_lag) == 48);
+    assert!(offset_of!(Slot, missed) == 56);
+    assert!(offset_of!(Slot, name) == 64);
+    assert!(offset_of!(FanoutWake, wake_seq) == 4);
+    assert!(FANOUT_WAKE_OFFSET + 128 == SLOTS_OFFSET);
+    assert!(offset_of!(Header, consumer_slots) == 48);
+    assert!(header_size(2) == 4096 && header_size(23) == 4096 && header_size(24) == 8192);
 };
 
 #[cfg(target_endian = "big")]

@@ -15,6 +15,7 @@
 pub(crate) mod layout;
 pub(crate) mod position;
 pub(crate) mod record;
+pub(crate) mod shape;
 
 pub use record::record_size;
 

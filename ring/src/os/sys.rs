@@ -220,6 +220,19 @@ pub(crate) fn ofd_try_lock(file: &File, byte: u64) -> io::Result<bool> {
     }
 }
 
+/// Takes an exclusive open-file-description lock on one byte of `file`, waiting while
+/// another description holds it (retrying when a signal interrupts the wait). For locks
+/// held only for an instant by a live process: the kernel frees one whose holder dies.
+pub(crate) fn ofd_lock_wait(file: &File, byte: u64) -> io::Result<()> {
+    loop {
+        match ofd_lock_request(file, byte, libc::F_OFD_SETLKW) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Releases a lock taken with [`ofd_try_lock`] through the same description.
 pub(crate) fn ofd_unlock(file: &File, byte: u64) -> io::Result<()> {
     // SAFETY: flock is a plain C struct for which all-zero is a valid value.

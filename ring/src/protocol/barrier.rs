@@ -294,6 +294,15 @@ impl SleepBarrier {
         }
     }
 
+    /// The barrier of a consumer among several: it always fences, and so does the producer
+    /// (`wait::store_and_wake_all`); nothing to declare or acknowledge.
+    pub(crate) fn fence_only() -> SleepBarrier {
+        SleepBarrier::Fence {
+            request: 0,
+            acked: true,
+        }
+    }
+
     fn ask_for_fences(words: &WaitWords) -> SleepBarrier {
         words.membarrier_pid.store(0, Ordering::Relaxed);
         // Release: a waker that sees the new request sees the 0 above.

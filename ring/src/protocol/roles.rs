@@ -13,7 +13,7 @@
 //! keep the parent's role taken (see `fork`).
 
 use crate::error::{Error, Result, Role};
-use crate::format::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE};
+use crate::format::layout::{CONSUMER_LOCK_BYTE, PRODUCER_LOCK_BYTE, REGISTRY_LOCK_BYTE};
 use crate::os::sync::Ordering;
 use crate::os::sys;
 use crate::store::shared::Shared;
@@ -60,50 +60,107 @@ pub(crate) fn holder_pid(shared: &Shared, role: Role) -> Option<u32> {
 
 /// Takes `role` on the ring, or says who holds it.
 pub(crate) fn acquire(shared: &Shared, role: Role) -> Result<RoleGuard> {
+    let guard = acquire_byte(shared, lock_byte(role), |by_this_process| {
+        Error::RoleTaken {
+            path: shared.name.clone(),
+            role,
+            pid: holder_pid(shared, role),
+            by_this_process,
+        }
+    })?;
+    pid_word(shared, role).store(sys::pid(), Ordering::Release);
+    Ok(guard)
+}
+
+/// Takes the lock on `byte` of the ring file through a description of its own, or fails
+/// with `taken(whether this process holds it)`. Heap rings (the model checker's) have one
+/// process: the lock is ours.
+pub(crate) fn acquire_byte(
+    shared: &Shared,
+    byte: u64,
+    taken: impl FnOnce(bool) -> Error,
+) -> Result<RoleGuard> {
     let Some(file) = &shared.file else {
-        // A heap ring (the model checker's) has one process: the role is ours.
-        pid_word(shared, role).store(sys::pid(), Ordering::Release);
         return Ok(RoleGuard {
             #[cfg(not(loom))]
             _fork: None,
             file: None,
             generation: fork_generation(),
-            byte: lock_byte(role),
+            byte,
         });
     };
-    let io = |op, error| Error::Io {
-        path: shared.name.clone(),
-        op,
-        error,
-    };
-    // Reopening through /proc gives a new open file description of the same file (this also
-    // works for a memfd, and for a path that was renamed or unlinked since).
-    let own = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|e| io("reopen the ring file for a role lock", e))?;
+    let own = reopen(shared, file)?;
     // Registered before the lock is taken, so that no fork can copy a locked description
     // the child would keep.
     #[cfg(not(loom))]
     let registration = crate::os::fork::register(own.as_raw_fd());
-    if !sys::ofd_try_lock(&own, lock_byte(role)).map_err(|e| io("lock the role", e))? {
-        return Err(Error::RoleTaken {
-            path: shared.name.clone(),
-            role,
-            pid: holder_pid(shared, role),
-            by_this_process: held_here(&own, lock_byte(role)),
-        });
+    if !sys::ofd_try_lock(&own, byte).map_err(|e| io(shared, "lock the role", e))? {
+        return Err(taken(held_here(&own, byte)));
     }
-    pid_word(shared, role).store(sys::pid(), Ordering::Release);
     Ok(RoleGuard {
         #[cfg(not(loom))]
         _fork: Some(registration),
         file: Some(own),
         generation: fork_generation(),
-        byte: lock_byte(role),
+        byte,
     })
+}
+
+fn io(shared: &Shared, op: &'static str, error: std::io::Error) -> Error {
+    Error::Io {
+        path: shared.name.clone(),
+        op,
+        error,
+    }
+}
+
+/// A new open file description of the ring file: reopening through /proc works also for a
+/// memfd, and for a path that was renamed or unlinked since.
+fn reopen(shared: &Shared, file: &File) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| io(shared, "reopen the ring file for a role lock", e))
+}
+
+/// The registry lock of a ring with consumer slots ([`REGISTRY_LOCK_BYTE`]), held while a
+/// name is looked up and registered or evicted: waits while another process holds it (for
+/// an instant; a holder that dies frees it).
+pub(crate) struct RegistryGuard {
+    file: Option<File>,
+}
+
+/// Takes the registry lock, waiting for it.
+pub(crate) fn lock_registry(shared: &Shared) -> Result<RegistryGuard> {
+    let Some(file) = &shared.file else {
+        return Ok(RegistryGuard { file: None });
+    };
+    let own = reopen(shared, file)?;
+    sys::ofd_lock_wait(&own, REGISTRY_LOCK_BYTE)
+        .map_err(|e| io(shared, "lock the consumer registry", e))?;
+    Ok(RegistryGuard { file: Some(own) })
+}
+
+impl Drop for RegistryGuard {
+    fn drop(&mut self) {
+        if let Some(file) = &self.file {
+            // Closing the description (just after) frees it in any case.
+            let _ = sys::ofd_unlock(file, REGISTRY_LOCK_BYTE);
+        }
+    }
+}
+
+/// Whether some description holds the lock on `byte` (through `shared`'s own description,
+/// which never takes one). Heap rings: `true`, one process holds everything.
+pub(crate) fn byte_is_locked(shared: &Shared, byte: u64) -> Result<bool> {
+    match &shared.file {
+        None => Ok(true),
+        Some(file) => {
+            sys::ofd_is_locked(file, byte).map_err(|e| io(shared, "check a consumer's lock", e))
+        }
+    }
 }
 
 /// Whether another of this process's role descriptors holds the lock on `byte` that the

@@ -39,7 +39,7 @@
 //! warning once when it happens.
 
 use crate::error::{Error, Result};
-use crate::format::layout::WaitWords;
+use crate::format::layout::{FanoutWake, WaitWords};
 use crate::os::sync::{AtomicU32, Ordering};
 use crate::os::sys::Slept;
 use crate::protocol::barrier::{self, SleepBarrier};
@@ -184,6 +184,47 @@ pub(crate) fn store_and_wake(
     }
 }
 
+/// Runs `store` (the producer's tail store), then wakes every consumer of a ring with
+/// consumer slots that announced a sleep on `wake`: one check, and at most one system call
+/// however many sleep.
+///
+/// The sleepers' side is [`Words::Among`] in `park`: a sleeper reads `wake_seq`, raises
+/// `sleeping`, fences and re-checks the tail, then sleeps while `wake_seq` is unchanged. The
+/// two `SeqCst` fences order "raise the flag, load the tail" against "store the tail, load
+/// the flag": either the sleeper sees the new tail, or we see a raised flag and bump
+/// `wake_seq` after the sleeper read it, so its futex wait returns at once or is woken. The
+/// flag is cleared only here, never by a sleeper (another consumer may be asleep behind it);
+/// a flag left raised by a sleeper that found data costs one wake-up call for nobody.
+#[inline]
+pub(crate) fn store_and_wake_all(region: &Region, wake: &FanoutWake, store: impl FnOnce()) {
+    store();
+    // SeqCst fence: pairs with the sleeper's fence (above).
+    crate::os::sync::fence(Ordering::SeqCst);
+    if wake.sleeping.load(Ordering::Relaxed) != 0 {
+        wake_all(region, wake);
+    }
+}
+
+#[cold]
+fn wake_all(region: &Region, wake: &FanoutWake) {
+    wake.sleeping.swap(0, Ordering::SeqCst);
+    wake.wake_seq.fetch_add(1, Ordering::SeqCst);
+    if !futex_broken() {
+        futex_wake(region, &wake.wake_seq);
+    }
+}
+
+/// Where a waiting side announces its sleeps.
+#[derive(Clone, Copy)]
+pub(crate) enum Words<'a> {
+    /// Its own waiting words (the producer; the consumer of a ring with one slot), with its
+    /// barrier declaration.
+    Own(&'a WaitWords),
+    /// The consumers' shared wake-up words of a ring with consumer slots (see
+    /// [`store_and_wake_all`]); always fenced.
+    Among(&'a FanoutWake),
+}
+
 /// What [`wait_until`] asks of its caller's closure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Probe {
@@ -200,7 +241,7 @@ pub(crate) enum Probe {
 pub(crate) fn wait_until<T>(
     strategy: WaitStrategy,
     region: &Region,
-    words: &WaitWords,
+    words: Words<'_>,
     sleep_barrier: &mut SleepBarrier,
     deadline: Option<Instant>,
     mut poll: impl FnMut(Probe) -> Result<Option<T>>,
@@ -278,11 +319,15 @@ struct Sleep<'a> {
 /// cannot be used). Returns what the re-check found, if anything.
 fn park<T>(
     region: &Region,
-    words: &WaitWords,
+    words: Words<'_>,
     sleep_barrier: &mut SleepBarrier,
     poll: &mut impl FnMut(Probe) -> Result<Option<T>>,
     sleep: Sleep<'_>,
 ) -> Result<Option<T>> {
+    let words = match words {
+        Words::Own(words) => words,
+        Words::Among(wake) => return park_among(region, wake, poll, sleep),
+    };
     let word = &words.sleeping;
     // A read-modify-write rather than a plain store (on x86 both are one locked or plain
     // store to the same line; this is the slow path anyway): it reads the latest value of
@@ -324,6 +369,30 @@ fn park<T>(
         Some(_) => {}
     }
     word.store(0, Ordering::Relaxed);
+    Ok(None)
+}
+
+/// One sleep of a consumer among several (see [`store_and_wake_all`] for the protocol).
+fn park_among<T>(
+    region: &Region,
+    wake: &FanoutWake,
+    poll: &mut impl FnMut(Probe) -> Result<Option<T>>,
+    sleep: Sleep<'_>,
+) -> Result<Option<T>> {
+    let seq = wake.wake_seq.load(Ordering::SeqCst);
+    // A read-modify-write, as in `park`, so that it is ordered after the waker's swap(0).
+    wake.sleeping.swap(1, Ordering::SeqCst);
+    // SeqCst fence: pairs with the waker's fence in `store_and_wake_all`.
+    crate::os::sync::fence(Ordering::SeqCst);
+    let found = poll(Probe::Ready);
+    if !matches!(found, Ok(None)) {
+        // The flag stays up: another consumer may be asleep behind it (the waker clears it).
+        return found;
+    }
+    if futex_broken() || futex_wait(region, &wake.wake_seq, seq, sleep.timeout).is_none() {
+        std::thread::sleep((*sleep.nap).min(sleep.timeout));
+        *sleep.nap = (*sleep.nap * 2).min(LONGEST_NAP);
+    }
     Ok(None)
 }
 

@@ -13,6 +13,7 @@ use crate::format::record::{decode, decode_data, Decoded, LastData, Record};
 use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::Watch;
 use crate::protocol::roles;
+use crate::protocol::slots::{self, Join, SlotState};
 use crate::protocol::wait::{store_and_wake, Probe, WaitStrategy};
 use crate::side::endpoint::{Endpoint, Waiting};
 use crate::store::shared::Shared;
@@ -71,18 +72,54 @@ pub struct Consumer {
     watch: Watch,
     /// Whether the last record received ended a stream (see [`is_ended`](Self::is_ended)).
     ended: bool,
+    /// The consumer slot held on a ring with several (`None`: the one consumer of a ring of
+    /// format version 1).
+    seat: Option<SeatInfo>,
+}
+
+/// Which slot a consumer among several holds, and the state it stored there.
+#[derive(Clone, Copy, Debug)]
+struct SeatInfo {
+    index: u32,
+    state: SlotState,
 }
 
 impl Consumer {
-    pub(crate) fn attach(shared: Arc<Shared>) -> Result<Consumer> {
-        let endpoint = Endpoint::attach(shared, Role::Consumer)?;
-        let shared = &endpoint.shared;
-        let (head, _tail) = shared.positions()?;
-        shared
-            .local_head
-            .store(head.get(), std::sync::atomic::Ordering::Release);
-        let capacity = shared.region.capacity();
-        Ok(Consumer {
+    /// Takes the consumer role: on a ring of one consumer, the role itself; on a ring with
+    /// slots, the slot of `join.name` (`default` for the unnamed consumer).
+    pub(crate) fn attach(shared: Arc<Shared>, join: &Join<'_>) -> Result<Consumer> {
+        slots::check_name(join.name)?;
+        if !shared.region.shape().fanout() {
+            if join.name != slots::DEFAULT_NAME || join.lossy {
+                return Err(Error::NoSlot {
+                    path: shared.name.clone(),
+                    name: join.name.to_string(),
+                    reason: if join.lossy {
+                        "a ring with one consumer slot has only its lossless consumer; create the ring with several consumer slots (--consumers N) for lossy ones".to_string()
+                    } else {
+                        "a ring with one consumer slot has only the consumer \"default\"; create the ring with several consumer slots (--consumers N) to name consumers".to_string()
+                    },
+                });
+            }
+            let endpoint = Endpoint::attach(shared, Role::Consumer)?;
+            let (head, _tail) = endpoint.shared.positions()?;
+            return Ok(Consumer::at(endpoint, head, None));
+        }
+        let seat = slots::join(&shared, join)?;
+        let info = SeatInfo {
+            index: seat.index,
+            state: seat.state,
+        };
+        let endpoint = Endpoint::seated(shared, seat.guard, seat.messages);
+        Ok(Consumer::at(endpoint, seat.start, Some(info)))
+    }
+
+    fn at(endpoint: Endpoint, head: Position, seat: Option<SeatInfo>) -> Consumer {
+        endpoint
+            .shared
+            .set_local_head(seat.map_or(0, |s| s.index), head.get());
+        let capacity = endpoint.shared.region.capacity();
+        Consumer {
             read_pos: head,
             cached_tail: head,
             last_data: LastData::new(),
@@ -90,8 +127,23 @@ impl Consumer {
             max_message: capacity.max_message(),
             watch: Watch::default(),
             ended: false,
+            seat,
             endpoint,
-        })
+        }
+    }
+
+    /// The name this consumer reads under (`default` for the unnamed one).
+    #[must_use]
+    pub fn name(&self) -> String {
+        match self.seat {
+            None => slots::DEFAULT_NAME.to_string(),
+            Some(seat) => self
+                .endpoint
+                .shared
+                .region
+                .slot(seat.index)
+                .map_or_else(String::new, slots::name_of),
+        }
     }
 
     /// How [`recv`](Self::recv) and [`recv_batch`](Self::recv_batch) wait for data.
@@ -503,28 +555,28 @@ impl Consumer {
             return;
         }
         self.read_pos = pos;
-        // Release, before the shared head: a producer of this process that sees the shared
-        // head also sees a local head at least as new.
-        self.endpoint
-            .shared
-            .local_head
-            .store(pos.get(), std::sync::atomic::Ordering::Release);
-        let control = self.endpoint.shared.region.control();
+        // Before the shared head: a producer of this process that sees the shared head also
+        // sees a local head at least as new.
+        let shared = &self.endpoint.shared;
+        shared.set_local_head(self.seat.map_or(0, |s| s.index), pos.get());
+        let control = shared.region.control();
         // Messages only: the payload bytes released are what was published less what waits
         // (FORMAT.md, "Message counters"), so receiving adds no count per message.
         self.endpoint.tally.add(messages, 0);
+        let (head, counter) = match self.seat.and_then(|seat| shared.region.slot(seat.index)) {
+            None => (&control.released_head.0, &control.released_messages.0),
+            Some(slot) => (&slot.released, &slot.released_messages),
+        };
         // Before the head: statistics, which a reader that Acquire-loads the head sees at
         // least this new.
-        control
-            .released_messages
-            .store(self.endpoint.tally.messages, Ordering::Relaxed);
+        counter.store(self.endpoint.tally.messages, Ordering::Relaxed);
         store_and_wake(
-            &self.endpoint.shared.region,
+            &shared.region,
             &control.producer_wait,
             &control.roles.producer_pid,
             // Release: our reads of every record below `pos` happen before the producer,
             // which Acquire-loads the head, overwrites them.
-            || control.released_head.store(pos.get(), Ordering::Release),
+            || head.store(pos.get(), Ordering::Release),
         );
     }
 
@@ -742,10 +794,14 @@ where
 impl Drop for Consumer {
     fn drop(&mut self) {
         if !self.endpoint.role.inherited() {
-            self.endpoint.shared.local_head.store(
+            let shared = &self.endpoint.shared;
+            shared.set_local_head(
+                self.seat.map_or(0, |s| s.index),
                 crate::store::shared::NO_LOCAL_HEAD,
-                std::sync::atomic::Ordering::Release,
             );
+            if let Some(seat) = self.seat {
+                slots::leave(&shared.region, seat.index, seat.state);
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Result, Role};
 use crate::format::layout::Tally;
 use crate::protocol::barrier::SleepBarrier;
 use crate::protocol::roles::{self, RoleGuard};
-use crate::protocol::wait::{wait_until, Probe, WaitStrategy};
+use crate::protocol::wait::{wait_until, Probe, WaitStrategy, Words};
 use crate::store::shared::Shared;
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +48,7 @@ impl Endpoint {
             role: guard,
             waiting: Waiting {
                 role,
+                among: false,
                 strategy: WaitStrategy::default(),
                 barrier,
                 #[cfg(all(feature = "async", not(loom)))]
@@ -56,6 +57,25 @@ impl Endpoint {
             tally,
             shared,
         })
+    }
+
+    /// A consumer among several, on a slot whose lock `guard` holds, with `messages`
+    /// released so far (the slot's counter): it sleeps on the consumers' shared wake-up
+    /// words, with fences (nothing to declare).
+    pub(crate) fn seated(shared: Arc<Shared>, guard: RoleGuard, messages: u64) -> Endpoint {
+        Endpoint {
+            role: guard,
+            waiting: Waiting {
+                role: Role::Consumer,
+                among: true,
+                strategy: WaitStrategy::default(),
+                barrier: SleepBarrier::fence_only(),
+                #[cfg(all(feature = "async", not(loom)))]
+                task: crate::side::watcher::AsyncWait::default(),
+            },
+            tally: Tally { messages, bytes: 0 },
+            shared,
+        }
     }
 
     /// Whether a process holds the `other` role now (tested on its lock, never taken).
@@ -71,6 +91,8 @@ impl Endpoint {
 pub(crate) struct Waiting {
     /// Whose waiting words these are.
     role: Role,
+    /// A consumer among several: it sleeps on the consumers' shared words.
+    among: bool,
     pub(crate) strategy: WaitStrategy,
     barrier: SleepBarrier,
     #[cfg(all(feature = "async", not(loom)))]
@@ -87,10 +109,14 @@ impl Waiting {
         deadline: Option<Instant>,
         poll: impl FnMut(Probe) -> Result<Option<T>>,
     ) -> Result<T> {
+        let words = match shared.region.fanout_wake() {
+            Some(wake) if self.among => Words::Among(wake),
+            _ => Words::Own(shared.region.control().wait_words(self.role)),
+        };
         wait_until(
             self.strategy,
             &shared.region,
-            shared.region.control().wait_words(self.role),
+            words,
             &mut self.barrier,
             deadline,
             poll,
@@ -108,7 +134,7 @@ impl Waiting {
         ready: impl FnOnce() -> Result<Option<T>>,
     ) -> std::task::Poll<Result<Option<T>>> {
         self.task
-            .poll(cx, shared, self.role, &mut self.barrier, ready)
+            .poll(cx, shared, self.role, self.among, &mut self.barrier, ready)
     }
 
     /// A task found what it waited for: its registration, if any, goes.
@@ -123,6 +149,7 @@ impl Waiting {
     pub(crate) fn placeholder(&self) -> Waiting {
         Waiting {
             role: self.role,
+            among: self.among,
             strategy: self.strategy,
             barrier: self.barrier,
             #[cfg(all(feature = "async", not(loom)))]

@@ -12,7 +12,8 @@ use crate::format::position::{Capacity, Position};
 use crate::format::record::{encode, record_size};
 use crate::os::sync::Ordering;
 use crate::protocol::lifecycle::{Attachment, Departure};
-use crate::protocol::wait::{store_and_wake, Probe, WaitStrategy};
+use crate::protocol::slots;
+use crate::protocol::wait::{store_and_wake, store_and_wake_all, Probe, WaitStrategy};
 use crate::side::endpoint::Endpoint;
 use crate::store::region::RecordWriter;
 use crate::store::shared::Shared;
@@ -69,8 +70,6 @@ pub struct Producer {
     /// Where records are written: the data region of `shared`, which this producer keeps
     /// alive.
     writer: RecordWriter,
-    /// The last value stored to the shared published tail.
-    published: Position,
 }
 
 impl Producer {
@@ -108,11 +107,12 @@ impl Producer {
             attachment,
             space: Space {
                 write_pos: tail,
+                published: tail,
                 cached_head: head,
                 capacity,
                 max_message: capacity.max_message(),
+                fanout: shared.region.shape().fanout(),
             },
-            published: tail,
             writer: shared.region.record_writer(),
             endpoint,
         })
@@ -162,6 +162,48 @@ impl Producer {
     #[must_use]
     pub fn consumer_pid(&self) -> Option<u32> {
         crate::protocol::roles::holder_pid(&self.endpoint.shared, Role::Consumer)
+    }
+
+    /// The consumer that holds this producer back the most: on a ring with consumer slots,
+    /// the registered, lossless consumer with the lowest position (`None` if none is
+    /// registered: nothing holds the producer back); on a ring of one consumer, that consumer
+    /// (`default`). A full ring waits for it; `live: false` says its process is gone, and on a
+    /// ring with slots it holds the producer back until
+    /// [`Ring::evict`](crate::Ring::evict)ed or its retain policy runs out.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::options().capacity(4096).consumers(2).memfd()?;
+    /// let producer = ring.producer()?;
+    /// assert!(producer.slowest_consumer()?.is_none());
+    /// drop(ring.consumer_named("archive")?);
+    /// let slowest = producer.slowest_consumer()?.unwrap();
+    /// assert_eq!((slowest.name.as_str(), slowest.live), ("archive", false));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a lock cannot be tested (`fcntl` failed).
+    pub fn slowest_consumer(&self) -> Result<Option<SlowestConsumer>> {
+        let shared = &self.endpoint.shared;
+        if !shared.region.shape().fanout() {
+            return Ok(Some(SlowestConsumer {
+                name: slots::DEFAULT_NAME.to_string(),
+                pid: self.consumer_pid(),
+                live: self.consumer_is_live()?,
+                position: self.space.cached_head.get(),
+            }));
+        }
+        let Some(view) = slots::slowest(&shared.region) else {
+            return Ok(None);
+        };
+        Ok(Some(SlowestConsumer {
+            live: slots::is_held(shared, view.index)?,
+            name: view.name,
+            pid: Some(view.pid).filter(|&pid| pid != 0),
+            position: view.released,
+        }))
     }
 
     /// Data capacity of the ring.
@@ -615,7 +657,7 @@ impl Producer {
     /// Makes every record written so far visible to the consumer.
     #[inline]
     pub(crate) fn publish(&mut self) {
-        if self.space.write_pos != self.published {
+        if self.space.write_pos != self.space.published {
             let control = self.endpoint.shared.region.control();
             // Before the shared tail (Release): our consumer, which Acquire-loads that tail,
             // then sees a local tail at least as new (see `Shared::local_tail`).
@@ -627,17 +669,36 @@ impl Producer {
             // least this new.
             control.published.store(self.endpoint.tally);
             let tail = self.space.write_pos;
-            store_and_wake(
-                &self.endpoint.shared.region,
-                &control.consumer_wait,
-                &control.roles.consumer_pid,
-                // Release: every record byte written below `write_pos` is visible to a
-                // consumer that Acquire-loads this tail.
-                || control.published_tail.store(tail.get(), Ordering::Release),
-            );
-            self.published = tail;
+            // Release: every record byte written below `write_pos` is visible to a consumer
+            // that Acquire-loads this tail.
+            let store = || control.published_tail.store(tail.get(), Ordering::Release);
+            let region = &self.endpoint.shared.region;
+            match region.fanout_wake() {
+                None => store_and_wake(
+                    region,
+                    &control.consumer_wait,
+                    &control.roles.consumer_pid,
+                    store,
+                ),
+                Some(wake) => store_and_wake_all(region, wake, store),
+            }
+            self.space.published = tail;
         }
     }
+}
+
+/// The consumer that holds a producer back: see [`Producer::slowest_consumer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SlowestConsumer {
+    /// Its name (`default` for the unnamed consumer).
+    pub name: String,
+    /// The pid its last holder recorded (as the file says: for messages only).
+    pub pid: Option<u32>,
+    /// Whether a live process holds it now (from its lock).
+    pub live: bool,
+    /// Its released position.
+    pub position: u64,
 }
 
 /// The producer's view of the free space: where its next record goes and a copy of the
@@ -647,11 +708,16 @@ impl Producer {
 pub(crate) struct Space {
     /// End of the records written so far; `published <= write_pos <= cached_head + capacity`.
     write_pos: Position,
+    /// The last value stored to the shared published tail.
+    published: Position,
     /// A copy of the consumer's released head. It can be stale (the real head may be
     /// further on), which only ever makes the ring look fuller than it is.
     cached_head: Position,
     capacity: Capacity,
     max_message: u64,
+    /// Whether the ring has consumer slots: the head is then the gate of the slowest
+    /// consumer that holds us back (`slots`), not one consumer's head.
+    fanout: bool,
 }
 
 impl Space {
@@ -729,6 +795,9 @@ impl Space {
     /// Reads the consumer's released head into `cached_head`, refusing one that moved
     /// backwards or past our own write position.
     fn refresh_head(&mut self, shared: &Shared) -> Result<Position> {
+        if self.fanout {
+            return Ok(self.refresh_gate(shared));
+        }
         // SYNC POINT (released_head): Acquire pairs with the consumer's Release store of the
         // head, so its reads of the bytes it released happen before we overwrite them.
         let head = shared
@@ -749,6 +818,22 @@ impl Space {
             })?;
         self.cached_head = head;
         Ok(head)
+    }
+
+    /// [`refresh_head`](Self::refresh_head) on a ring with consumer slots: the lowest
+    /// position among the slots that hold us back (and this process's own consumers), at
+    /// most what we published, never below the last one (a position lower than that was
+    /// forged: every consumer that joined since starts at or after the gate, see `slots`).
+    fn refresh_gate(&mut self, shared: &Shared) -> Position {
+        let limit = self.published.get();
+        let low = slots::lowest_released(&shared.region, limit);
+        let low = slots::raise_gate(&shared.region, low, limit);
+        let low = shared.below_local_head(low);
+        let head = Position::new(low)
+            .filter(|&low| low >= self.cached_head)
+            .unwrap_or(self.cached_head);
+        self.cached_head = head;
+        head
     }
 
     /// The longest payload (at most the maximum message size) a record that ends the stream
@@ -909,10 +994,10 @@ impl Drop for Producer {
             }
             Departure::Leave => self.publish(),
         }
-        self.endpoint
-            .shared
-            .producer_left_tail
-            .store(self.published.get(), std::sync::atomic::Ordering::Relaxed);
+        self.endpoint.shared.producer_left_tail.store(
+            self.space.published.get(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         // No longer writing: records above our tail may be a later producer's.
         self.endpoint.shared.local_tail.store(
             crate::store::shared::NO_LOCAL_TAIL,
@@ -926,7 +1011,7 @@ impl std::fmt::Debug for Producer {
         f.debug_struct("Producer")
             .field("ring", &self.endpoint.shared.name)
             .field("write_pos", &self.space.write_pos)
-            .field("published", &self.published)
+            .field("published", &self.space.published)
             .finish()
     }
 }

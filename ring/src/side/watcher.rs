@@ -55,6 +55,12 @@ pub(crate) struct Registration {
     /// Keeps the mapping (and so the word) alive while the watcher sleeps on it.
     shared: Arc<Shared>,
     side: Role,
+    /// Whether the word is the consumers' shared `wake_seq` (a consumer among several)
+    /// rather than the side's own sleeping word.
+    among: bool,
+    /// The word's value while nothing woke it: 1 for a sleeping word, the sequence read
+    /// before announcing for `wake_seq`.
+    expected: u32,
     /// Set by the watcher (Release) when the task should look again.
     fired: AtomicBool,
     /// Set by the task when it no longer waits: the watcher drops the registration.
@@ -69,7 +75,24 @@ pub(crate) struct Registration {
 
 impl Registration {
     fn word(&self) -> &AtomicU32 {
-        sleeping_word(&self.shared, self.side)
+        if self.among {
+            &self
+                .shared
+                .region
+                .fanout_wake()
+                .expect("a consumer among several has a ring with slots")
+                .wake_seq
+        } else {
+            sleeping_word(&self.shared, self.side)
+        }
+    }
+
+    /// Stops announcing a sleep: the own word goes back to 0. The shared flag of consumers
+    /// among several is left to the producer to clear (another consumer may sleep behind it).
+    fn retract(&self) {
+        if !self.among {
+            sleeping_word(&self.shared, self.side).store(0, Ordering::Relaxed);
+        }
     }
 
     /// Tells the task to look again.
@@ -115,6 +138,7 @@ impl AsyncWait {
         cx: &mut Context<'_>,
         shared: &Arc<Shared>,
         side: Role,
+        among: bool,
         sleep_barrier: &mut SleepBarrier,
         ready: impl FnOnce() -> Result<Option<T>>,
     ) -> Poll<Result<Option<T>>> {
@@ -126,10 +150,13 @@ impl AsyncWait {
                     return Poll::Pending;
                 }
             }
-            self.registration = None;
             // Awake: stop announcing a sleep (as a blocking sleeper does after its futex wait).
-            sleeping_word(shared, side).store(0, Ordering::Relaxed);
+            registration.retract();
+            self.registration = None;
             return Poll::Ready(Ok(None));
+        }
+        if among {
+            return self.poll_among(cx, shared, ready);
         }
         let words = shared.region.control().wait_words(side);
         let word = &words.sleeping;
@@ -146,7 +173,7 @@ impl AsyncWait {
             }
         }
         let limit = limit.map_or(IDLE_CHECK, |limit| limit.min(IDLE_CHECK));
-        match register(shared, side, limit, cx.waker().clone()) {
+        match register(shared, side, (false, 1), limit, cx.waker().clone()) {
             Ok(registration) => {
                 self.registration = Some(registration);
                 Poll::Pending
@@ -158,12 +185,47 @@ impl AsyncWait {
         }
     }
 
+    /// [`poll`](Self::poll) for a consumer among several: announces on the consumers' shared
+    /// words as `wait::park_among` does, and has the watcher sleep on `wake_seq`.
+    fn poll_among<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &Arc<Shared>,
+        ready: impl FnOnce() -> Result<Option<T>>,
+    ) -> Poll<Result<Option<T>>> {
+        let wake = shared
+            .region
+            .fanout_wake()
+            .expect("a consumer among several has a ring with slots");
+        let seq = wake.wake_seq.load(Ordering::SeqCst);
+        wake.sleeping.swap(1, Ordering::SeqCst);
+        // SeqCst fence: pairs with the producer's in `wait::store_and_wake_all`.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        match ready() {
+            Ok(None) => {}
+            found => return Poll::Ready(found),
+        }
+        match register(
+            shared,
+            Role::Consumer,
+            (true, seq),
+            IDLE_CHECK,
+            cx.waker().clone(),
+        ) {
+            Ok(registration) => {
+                self.registration = Some(registration);
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
     /// Gives up the wait (the side found what it waited for, or is dropped), and stops
     /// announcing a sleep, so that the peer makes no wake-up call for nobody.
     pub(crate) fn cancel(&mut self) {
         self.slice = FIRST_NAP;
         if let Some(registration) = self.registration.take() {
-            sleeping_word(&registration.shared, registration.side).store(0, Ordering::Relaxed);
+            registration.retract();
             registration.cancelled.store(true, Ordering::Release);
             registration.watcher.ring();
         }
@@ -214,7 +276,9 @@ impl Watcher {
                 }
                 // Relaxed: the word's value is only a hint to look; the task re-checks the
                 // ring itself (with the fence of its next announcement).
-                if r.word().load(Ordering::Relaxed) != 1 || now.duration_since(r.since) >= r.limit {
+                if r.word().load(Ordering::Relaxed) != r.expected
+                    || now.duration_since(r.since) >= r.limit
+                {
                     r.fire();
                     fired = true;
                     return false;
@@ -236,7 +300,7 @@ impl Watcher {
                 });
                 futexes.extend(owned.iter().map(|r| WaitOn {
                     word: r.word(),
-                    expected: 1,
+                    expected: r.expected,
                 }));
                 if sys::futex_waitv(&futexes, timeout).is_ok() {
                     continue;
@@ -270,6 +334,7 @@ static WATCHERS: OnceLock<Mutex<(u32, Vec<Arc<Watcher>>)>> = OnceLock::new();
 fn register(
     shared: &Arc<Shared>,
     side: Role,
+    (among, expected): (bool, u32),
     limit: Duration,
     waker: Waker,
 ) -> Result<Arc<Registration>> {
@@ -315,6 +380,8 @@ fn register(
     let registration = Arc::new(Registration {
         shared: Arc::clone(shared),
         side,
+        among,
+        expected,
         fired: AtomicBool::new(false),
         cancelled: AtomicBool::new(false),
         waker: Mutex::new(Some(waker)),

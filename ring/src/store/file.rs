@@ -10,8 +10,12 @@
 //! the directory.
 
 use crate::error::{Error, Result};
-use crate::format::layout::{max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC};
+use crate::format::layout::{
+    header_size, max_message_len, Header, FORMAT_VERSION, HEADER_SIZE, MAGIC, MAX_CONSUMER_SLOTS,
+    SINGLE_CONSUMER_VERSION,
+};
 use crate::format::position::{Capacity, Position};
+use crate::format::shape::Shape;
 use crate::os::sys;
 use crate::store::region::Region;
 use std::fs::{File, OpenOptions};
@@ -46,6 +50,14 @@ fn io_err<'a>(path: &'a Path, op: &'static str) -> impl FnOnce(io::Error) -> Err
     }
 }
 
+/// Checks a number of consumer slots asked for by a caller, with the capacity already checked.
+pub(crate) fn check_shape(capacity: Capacity, slots: u32) -> Result<Shape> {
+    Shape::new(capacity, slots).ok_or(Error::InvalidConsumers {
+        consumers: slots,
+        max: MAX_CONSUMER_SLOTS,
+    })
+}
+
 /// Checks the permission bits asked for a new ring: its creator must be able to use it (both
 /// roles need read and write), and only permission bits are allowed.
 pub(crate) fn check_mode(mode: u32) -> Result<()> {
@@ -65,16 +77,16 @@ fn reserve(file: &File, len: u64, name: &Path) -> Result<()> {
 
 /// Sizes `file` for a ring of `capacity`, reserves its storage, maps it and writes the
 /// header. The control block is the file's zero bytes: an empty ring at position 0.
-pub(crate) fn initialise(file: File, capacity: Capacity, name: &Path) -> Result<OpenFile> {
-    let len = HEADER_SIZE + capacity.bytes();
+pub(crate) fn initialise(file: File, shape: Shape, name: &Path) -> Result<OpenFile> {
+    let len = shape.file_len();
     file.set_len(len)
         .map_err(|error| space_error(name, len, error, "size the ring file"))?;
     reserve(&file, len, name)?;
-    let region = map(&file, capacity, name, false)?;
+    let region = map(&file, shape, name, false)?;
     let created = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let header = Header::new(capacity.bytes(), created, sys::pid());
+    let header = Header::new(shape.capacity().bytes(), shape.slots(), created, sys::pid());
     region.write_header(&header);
     Ok(OpenFile {
         file,
@@ -99,8 +111,8 @@ fn space_error(name: &Path, needed: u64, error: io::Error, op: &'static str) -> 
 }
 
 /// Creates a ring at `path`, atomically. `Err(Error::AlreadyExists)` if anything is there.
-pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> {
-    let capacity = check_capacity(capacity)?;
+pub(crate) fn create(path: &Path, capacity: u64, slots: u32, mode: u32) -> Result<OpenFile> {
+    let shape = check_shape(check_capacity(capacity)?, slots)?;
     check_mode(mode)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -120,11 +132,11 @@ pub(crate) fn create(path: &Path, capacity: u64, mode: u32) -> Result<OpenFile> 
     match sys::open_tmpfile(&dir, mode).map_err(io_err(path, "create the ring file"))? {
         Some(file) => {
             exact_mode(&file, mode, path)?;
-            let opened = initialise(file, capacity, path)?;
+            let opened = initialise(file, shape, path)?;
             sys::link_fd(&opened.file, path).map_err(|e| link_error(path, e))?;
             Ok(opened)
         }
-        None => create_with_temp_name(&dir, path, capacity, mode),
+        None => create_with_temp_name(&dir, path, shape, mode),
     }
 }
 
@@ -159,12 +171,7 @@ const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The fallback for file systems without `O_TMPFILE`: initialise under a temporary name,
 /// hard-link, unlink the temporary name.
-fn create_with_temp_name(
-    dir: &Path,
-    path: &Path,
-    capacity: Capacity,
-    mode: u32,
-) -> Result<OpenFile> {
+fn create_with_temp_name(dir: &Path, path: &Path, shape: Shape, mode: u32) -> Result<OpenFile> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let tmp = dir.join(format!(
         "{TEMP_PREFIX}{}-{}{TEMP_SUFFIX}",
@@ -182,7 +189,7 @@ fn create_with_temp_name(
     let result = sys::ofd_try_lock(&file, CREATOR_LOCK_BYTE)
         .map_err(io_err(path, "lock the new ring file"))
         .and_then(|_| exact_mode(&file, mode, path))
-        .and_then(|()| initialise(file, capacity, path))
+        .and_then(|()| initialise(file, shape, path))
         .and_then(|opened| match std::fs::hard_link(&tmp, path) {
             Ok(()) => Ok(opened),
             Err(e) => Err(link_error(path, e)),
@@ -305,11 +312,11 @@ fn file_kind(ft: std::fs::FileType) -> &'static str {
 /// Checks everything about an open file before it is mapped, then maps it and checks the
 /// positions. `name` is how errors refer to it.
 pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
-    let (header, capacity) = validate_header(&file, name)?;
+    let (header, shape) = validate_header(&file, name)?;
     // A ring may be sparse (copied, or made by another program): reserve it now, so that a
     // full file system is an error here rather than a SIGBUS at the first write to a hole.
-    reserve(&file, HEADER_SIZE + capacity.bytes(), name)?;
-    let region = map(&file, capacity, name, false)?;
+    reserve(&file, shape.file_len(), name)?;
+    let region = map(&file, shape, name, false)?;
     let opened = OpenFile {
         file,
         region,
@@ -324,8 +331,8 @@ pub(crate) fn validate(file: File, name: &Path) -> Result<OpenFile> {
 #[cfg_attr(loom, allow(dead_code))] // the inspector is not model-checked
 pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
     let file = open_file(path, false)?;
-    let (header, capacity) = validate_header(&file, path)?;
-    let region = map(&file, capacity, path, true)?;
+    let (header, shape) = validate_header(&file, path)?;
+    let region = map(&file, shape, path, true)?;
     Ok(OpenFile {
         file,
         region,
@@ -335,16 +342,15 @@ pub(crate) fn open_read_only(path: &Path) -> Result<OpenFile> {
 
 /// Maps the whole of `file` (its header validated), registered for the SIGBUS handler's
 /// message under `name`: a file another process may truncate is mapped only here.
-fn map(file: &File, capacity: Capacity, name: &Path, read_only: bool) -> Result<Region> {
-    let region =
-        Region::map(file, capacity, read_only).map_err(io_err(name, "map the ring file"))?;
+fn map(file: &File, shape: Shape, name: &Path, read_only: bool) -> Result<Region> {
+    let region = Region::map(file, shape, read_only).map_err(io_err(name, "map the ring file"))?;
     #[cfg(not(loom))]
     let region = region.report_sigbus_as(name);
     Ok(region)
 }
 
 /// Checks that `file` is a regular file holding a ring header consistent with its length.
-fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
+fn validate_header(file: &File, name: &Path) -> Result<(Header, Shape)> {
     let err_path = || name.to_path_buf();
     let meta = file.metadata().map_err(io_err(name, "stat"))?;
     if !meta.file_type().is_file() {
@@ -371,21 +377,35 @@ fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
             found: header.magic,
         });
     }
-    if header.version != FORMAT_VERSION {
+    if header.version != FORMAT_VERSION && header.version != SINGLE_CONSUMER_VERSION {
         return Err(Error::UnsupportedVersion {
             path: err_path(),
             found: header.version,
             supported: FORMAT_VERSION,
         });
     }
+    let version = header.version;
     let bad = |reason: String| Error::BadHeader {
         path: err_path(),
         reason,
     };
-    if u64::from(header.header_size) != HEADER_SIZE {
+    // Version 1 has no slot count (those bytes are reserved); version 2 has 2 or more.
+    let slots = if version == SINGLE_CONSUMER_VERSION {
+        1
+    } else if (2..=MAX_CONSUMER_SLOTS).contains(&header.consumer_slots) {
+        header.consumer_slots
+    } else {
         return Err(bad(format!(
-            "header size {} (expected {HEADER_SIZE})",
-            header.header_size
+            "consumer slots (offset 48) is {}; format version 2 requires 2 to {MAX_CONSUMER_SLOTS}",
+            header.consumer_slots
+        )));
+    };
+    if u64::from(header.header_size) != header_size(slots) {
+        return Err(bad(format!(
+            "header size {} (expected {} for {slots} consumer slot{})",
+            header.header_size,
+            header_size(slots),
+            if slots == 1 { "" } else { "s" }
         )));
     }
     let Some(capacity) = Capacity::new(header.capacity) else {
@@ -408,18 +428,13 @@ fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
     // reader does not understand, and guessing could misread the ring.
     if header.flags != 0 {
         return Err(bad(format!(
-            "flags (offset 44) is {:#010x}; no flag is defined in format version {FORMAT_VERSION}, so it must be 0",
+            "flags (offset 44) is {:#010x}; no flag is defined in format version {version}, so it must be 0",
             header.flags
         )));
     }
-    if let Some(i) = header.reserved.iter().position(|&word| word != 0) {
-        return Err(bad(format!(
-            "reserved bytes 48-127 are not zero (the 8 at offset {} hold {:#x}); format version {FORMAT_VERSION} requires zero",
-            48 + 8 * i,
-            header.reserved[i]
-        )));
-    }
-    let expected = HEADER_SIZE + header.capacity;
+    check_reserved(&raw, version).map_err(bad)?;
+    let shape = Shape::new(capacity, slots).expect("slots checked above");
+    let expected = shape.file_len();
     if len != expected {
         return Err(Error::SizeMismatch {
             path: err_path(),
@@ -427,7 +442,32 @@ fn validate_header(file: &File, name: &Path) -> Result<(Header, Capacity)> {
             actual: len,
         });
     }
-    Ok((header, capacity))
+    Ok((header, shape))
+}
+
+/// Refuses a header whose reserved bytes are not zero, naming the first word that is not.
+/// Version 1 reserves bytes 48-127; version 2 uses 48-51 (the slot count) and reserves
+/// 52-127.
+fn check_reserved(raw: &[u8], version: u32) -> std::result::Result<(), String> {
+    let first_reserved = if version == SINGLE_CONSUMER_VERSION {
+        48
+    } else {
+        52
+    };
+    // Each is named by the word it lies in: 8-byte words from 48 (52-55 on its own).
+    let words = std::iter::once((first_reserved, 56 - first_reserved))
+        .chain((56..128).step_by(8).map(|at| (at, 8)));
+    for (at, size) in words {
+        if raw[at..at + size].iter().any(|&b| b != 0) {
+            let mut word = [0u8; 8];
+            word[..size].copy_from_slice(&raw[at..at + size]);
+            return Err(format!(
+                "reserved bytes {first_reserved}-127 are not zero (the {size} at offset {at} hold {:#x}); format version {version} requires zero",
+                u64::from_le_bytes(word)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The released head and published tail, checked against each other: both multiples of 8,
@@ -469,15 +509,25 @@ mod tests {
     fn the_temporary_name_fallback_creates_a_ring_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r".repeat(255)); // the temporary name does not grow with it
-        let opened =
-            create_with_temp_name(dir.path(), &path, Capacity::new(4096).unwrap(), 0o600).unwrap();
+        let opened = create_with_temp_name(
+            dir.path(),
+            &path,
+            Shape::new(Capacity::new(4096).unwrap(), 1).unwrap(),
+            0o600,
+        )
+        .unwrap();
         assert_eq!(opened.header.capacity, 4096);
         // Its creator lock is gone: the roles and a later sweep see a finished ring.
         assert!(!sys::ofd_is_locked(&opened.file, CREATOR_LOCK_BYTE).unwrap());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
         assert!(matches!(
-            create_with_temp_name(dir.path(), &path, Capacity::new(4096).unwrap(), 0o600),
+            create_with_temp_name(
+                dir.path(),
+                &path,
+                Shape::new(Capacity::new(4096).unwrap(), 1).unwrap(),
+                0o600
+            ),
             Err(Error::AlreadyExists { .. })
         ));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

@@ -6,8 +6,9 @@
 //! byte range when is the SPSC protocol's business, argued in those modules; this module
 //! guarantees that every access stays inside the memory it owns.
 
-use crate::format::layout::{Control, Header};
+use crate::format::layout::{Control, FanoutWake, Header, Slot};
 use crate::format::position::{Capacity, Offset, Position};
+use crate::format::shape::Shape;
 use std::fs::File;
 use std::io;
 use std::ptr::NonNull;
@@ -27,6 +28,8 @@ enum Backing {
     Heap {
         _control: Box<Control>,
         _data: Box<[u64]>,
+        _wake: Box<FanoutWake>,
+        _slots: Box<[Slot]>,
     },
 }
 
@@ -35,6 +38,11 @@ pub(crate) struct Region {
     control: NonNull<Control>,
     data: NonNull<u8>,
     capacity: Capacity,
+    /// The ring's shape (capacity and consumer slots).
+    shape: Shape,
+    /// A version 2 ring's consumers' wake-up block and its first slot (`shape.slots()` of
+    /// them follow it); `None` for a version 1 ring.
+    fanout: Option<(NonNull<FanoutWake>, NonNull<Slot>)>,
     /// [`Capacity::word_mask`], kept beside the pointer: a position to the offset of its
     /// header word in one `and` (on the consumer's path from one record's header to the next).
     word_mask: u64,
@@ -63,9 +71,10 @@ impl Region {
     /// A `read_only` mapping (for inspection: `PROT_READ`, from a descriptor that may be
     /// read-only) must never be written: only [`Inspector`](crate::Inspector) makes one, and
     /// it only loads.
-    pub(crate) fn map(file: &File, capacity: Capacity, read_only: bool) -> io::Result<Region> {
-        use crate::format::layout::{CONTROL_OFFSET, HEADER_SIZE};
-        let len = HEADER_SIZE + capacity.bytes();
+    pub(crate) fn map(file: &File, shape: Shape, read_only: bool) -> io::Result<Region> {
+        use crate::format::layout::{CONTROL_OFFSET, FANOUT_WAKE_OFFSET, SLOTS_OFFSET};
+        let capacity = shape.capacity();
+        let len = shape.file_len();
         let mut options = memmap2::MmapOptions::new();
         options.len(usize::try_from(len).map_err(|_| io::Error::other("ring too large to map"))?);
         let map = if read_only {
@@ -78,12 +87,26 @@ impl Region {
         // `base + CONTROL_OFFSET` is in bounds and 128-byte aligned, and `Control` (atomics
         // only, valid for every bit pattern) fits before `HEADER_SIZE` (checked in `layout`).
         let control = unsafe { NonNull::new_unchecked(base.add(CONTROL_OFFSET as usize).cast()) };
-        // SAFETY: `HEADER_SIZE` is within the mapping (capacity > 0).
-        let data = unsafe { NonNull::new_unchecked(base.add(HEADER_SIZE as usize)) };
+        // SAFETY: the header size is within the mapping (capacity > 0).
+        let data = unsafe { NonNull::new_unchecked(base.add(shape.header_size() as usize)) };
+        let fanout = shape.fanout().then(|| {
+            // SAFETY: a version 2 header holds the wake block and `slots` slots of 128 bytes
+            // from FANOUT_WAKE_OFFSET on (`layout::header_size`), within the mapping, 128-byte
+            // aligned (page-aligned base); both types are atomics only, valid for every bit
+            // pattern.
+            unsafe {
+                (
+                    NonNull::new_unchecked(base.add(FANOUT_WAKE_OFFSET as usize).cast()),
+                    NonNull::new_unchecked(base.add(SLOTS_OFFSET as usize).cast()),
+                )
+            }
+        });
         Ok(Region {
             control,
             data,
             capacity,
+            shape,
+            fanout,
             word_mask: capacity.word_mask(),
             backing: Backing::Map { sigbus: None, map },
         })
@@ -107,7 +130,7 @@ impl Region {
 
     /// Under the model checker, file mappings are not modelled.
     #[cfg(loom)]
-    pub(crate) fn map(_file: &File, _capacity: Capacity, _read_only: bool) -> io::Result<Region> {
+    pub(crate) fn map(_file: &File, _shape: Shape, _read_only: bool) -> io::Result<Region> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "file-backed rings are not available under loom",
@@ -116,19 +139,29 @@ impl Region {
 
     /// A ring in heap memory, for in-process model checking of the algorithm.
     #[cfg(all(test, loom))]
-    pub(crate) fn heap(capacity: Capacity, barrier: crate::os::model::LoomConfig) -> Region {
+    pub(crate) fn heap(shape: Shape, barrier: crate::os::model::LoomConfig) -> Region {
+        let capacity = shape.capacity();
         let control = Box::<Control>::default();
         let mut data = vec![0u64; (capacity.bytes() / 8) as usize].into_boxed_slice();
         let data_ptr = NonNull::new(data.as_mut_ptr().cast::<u8>()).expect("non-null box");
         let control_ptr = NonNull::from(&*control);
+        let wake = Box::<FanoutWake>::default();
+        let slots: Box<[Slot]> = (0..shape.slots()).map(|_| Slot::default()).collect();
+        let fanout = shape
+            .fanout()
+            .then(|| (NonNull::from(&*wake), NonNull::from(&slots[0])));
         Region {
             control: control_ptr,
             data: data_ptr,
             capacity,
+            shape,
+            fanout,
             word_mask: capacity.word_mask(),
             backing: Backing::Heap {
                 _control: control,
                 _data: data,
+                _wake: wake,
+                _slots: slots,
             },
             #[cfg(loom)]
             model: crate::os::model::Model::new(barrier),
@@ -161,6 +194,32 @@ impl Region {
     #[inline]
     pub(crate) fn capacity(&self) -> Capacity {
         self.capacity
+    }
+
+    /// The ring's shape: capacity and consumer slots.
+    #[inline]
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// A version 2 ring's consumers' shared wake-up words; `None` for version 1.
+    #[inline]
+    pub(crate) fn fanout_wake(&self) -> Option<&FanoutWake> {
+        // SAFETY: set by `map`/`heap` to a live, aligned `FanoutWake` for as long as `self`
+        // lives; atomics only, accessed through shared references.
+        self.fanout.map(|(wake, _)| unsafe { wake.as_ref() })
+    }
+
+    /// Consumer slot `i` of a version 2 ring; `None` for version 1 or past the last slot.
+    #[inline]
+    pub(crate) fn slot(&self, i: u32) -> Option<&Slot> {
+        let (_, first) = self.fanout?;
+        (i < self.shape.slots()).then(|| {
+            // SAFETY: slots `0 .. shape.slots()` lie one after the other from `first`, within
+            // the header (`layout::header_size`), aligned, alive as long as `self`; atomics
+            // only, accessed through shared references.
+            unsafe { first.add(i as usize).as_ref() }
+        })
     }
 
     /// Panics unless `offset .. offset + len` lies in the data region (a bug in the caller:

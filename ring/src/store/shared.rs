@@ -26,12 +26,13 @@ pub(crate) struct Shared {
     // `consumer_seen_tail`) or the producer (`local_tail`, `producer_left_tail`) of this
     // process, often from two threads: each on its own cache line, so neither side's stores
     // take the line the other reads (or the region's fields above) away from it.
-    /// The head as this process's consumer of this `Ring` last released it, or `NO_LOCAL_HEAD`
-    /// while there is none. The producer never writes below it, whatever the shared head in
-    /// the file says: another process that forges the head forward cannot make our own
-    /// producer overwrite a message our own consumer still borrows. (A plain std atomic, not
-    /// part of the shared protocol, so not model-checked.)
-    pub(crate) local_head: CachePadded<std::sync::atomic::AtomicU64>,
+    /// Per consumer slot, the head as this process's consumer of that slot of this `Ring`
+    /// last released it, or `NO_LOCAL_HEAD` while there is none. The producer never writes
+    /// below any of them, whatever the shared positions in the file say: another process that
+    /// forges them forward cannot make our own producer overwrite a message our own consumer
+    /// still borrows. (Plain std atomics, not part of the shared protocol, so not
+    /// model-checked.)
+    local_heads: Box<[CachePadded<std::sync::atomic::AtomicU64>]>,
     /// The highest published tail this process's consumer of this `Ring` has accepted, and
     /// the tail this process's last producer of it left: records below them exist, so a tail
     /// below them is forged, and a producer attaching there would overwrite messages this
@@ -61,23 +62,38 @@ impl Shared {
 
     /// A ring's state in this process, with no role of it held here yet.
     pub(crate) fn new(region: Region, file: Option<File>, name: PathBuf) -> Arc<Shared> {
+        let local_heads = (0..region.shape().slots())
+            .map(|_| CachePadded::new(NO_LOCAL_HEAD.into()))
+            .collect();
         Arc::new(Shared {
             region,
             file,
             name,
-            local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
+            local_heads,
             consumer_seen_tail: CachePadded::new(0.into()),
             producer_left_tail: CachePadded::new(0.into()),
             local_tail: CachePadded::new(NO_LOCAL_TAIL.into()),
         })
     }
 
-    /// `head`, or this process's consumer's local head if there is one below it: a
+    /// `head`, or the lowest local head of this process's consumers if one is below it: a
     /// consumer of this ring in this process may hold messages below a head that another
     /// process forged forward, and the producer must never overwrite those.
     #[inline]
     pub(crate) fn below_local_head(&self, head: u64) -> u64 {
-        head.min(self.local_head.load(std::sync::atomic::Ordering::Acquire))
+        self.local_heads.iter().fold(head, |low, local| {
+            low.min(local.load(std::sync::atomic::Ordering::Acquire))
+        })
+    }
+
+    /// Records where this process's consumer of slot `slot` has released up to
+    /// (`NO_LOCAL_HEAD`: it is gone). Release, before the shared position: a producer of
+    /// this process that sees the shared position also sees a local head at least as new.
+    #[inline]
+    pub(crate) fn set_local_head(&self, slot: u32, head: u64) {
+        if let Some(local) = self.local_heads.get(slot as usize) {
+            local.store(head, std::sync::atomic::Ordering::Release);
+        }
     }
 
     /// The released head and published tail, validated.
