@@ -48,6 +48,12 @@ pub struct CommonArgs {
     #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_capacity)]
     pub capacity: Option<u64>,
 
+    /// Consumer slots of the ring, if this program creates it: each lets one more consumer
+    /// (`consumer --name NAME`) read every message, 1 to 256 (default 1: one consumer, the
+    /// ring of format version 1). If given, an existing ring must have this many.
+    #[arg(long, value_name = "N")]
+    pub consumers: Option<u32>,
+
     /// How to wait for space (producer) or data (consumer).
     #[arg(long, value_enum, default_value = "adaptive", value_name = "STRATEGY")]
     pub wait: Wait,
@@ -86,6 +92,9 @@ impl CommonArgs {
             .allow_other_owner(self.allow_other_owner);
         if let Some(capacity) = self.capacity {
             options = options.capacity(capacity);
+        }
+        if let Some(consumers) = self.consumers {
+            options = options.consumers(consumers);
         }
         options
     }
@@ -154,6 +163,16 @@ impl CommonArgs {
                 path.display(),
                 format_capacity(actual),
                 format_capacity(requested),
+                path.display()
+            ),
+            ringfile::Error::ConsumersMismatch {
+                path,
+                requested,
+                actual,
+            } => anyhow::anyhow!(
+                "{}: the existing ring has {actual} consumer slot{}, not the {requested} given with --consumers: omit --consumers to use it, or remove it (rm {}) if it is left from an earlier run",
+                path.display(),
+                if actual == 1 { "" } else { "s" },
                 path.display()
             ),
             e => anyhow::Error::from(e),

@@ -142,7 +142,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         summary(0, 0, Duration::ZERO, "stopped by signal", None, None).print(cli.common.json);
         return Ok(EXIT_OK);
     };
-    let mut consumer = ring.consumer()?;
+    let mut consumer = ring.consumer_with(&cli.consumer_options())?;
     consumer.set_wait_strategy(cli.common.wait.into());
     let mut output = if writes_messages(cli) {
         Some(Output {

@@ -58,7 +58,22 @@ struct Sent {
     messages: u64,
     bytes: u64,
     counters: Arc<Counters>,
+    /// On a ring with consumer slots: the consumer the producer last found holding it back
+    /// (name and position), since when, and whether it said so.
+    held_by: Option<HeldBy>,
 }
+
+/// See [`Sent::held_by`].
+struct HeldBy {
+    name: String,
+    position: u64,
+    since: Instant,
+    told: bool,
+}
+
+/// How long a producer waits for room on one consumer that does not move before it says
+/// which (at once for one whose process is gone).
+const SAY_WHO_AFTER: Duration = Duration::from_secs(1);
 
 impl Sent {
     fn add(&mut self, messages: u64, bytes: u64) {
@@ -104,6 +119,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
         messages: 0,
         bytes: 0,
         counters,
+        held_by: None,
     };
     let start = Instant::now();
     let outcome = match cli.gen {
@@ -144,21 +160,82 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a producer that found the ring full is waiting for, for its progress line.
-fn room_wait(producer: &Producer) -> Waiting {
-    match producer.consumer_is_live() {
-        Ok(false) => Waiting::RoomNoConsumer,
+/// A producer found the ring full: says what it waits for on its progress line, and on a
+/// ring with consumer slots, once per name, that a registered consumer whose process is
+/// gone holds it back (and when it noticed), since only an operator can free it.
+fn room_wait(producer: &Producer, sent: &mut Sent) {
+    let slowest = producer.slowest_consumer();
+    let waiting = match &slowest {
+        Ok(Some(slowest)) if !slowest.live => Waiting::RoomNoConsumer,
         _ => Waiting::Room,
+    };
+    sent.counters.set_waiting(waiting);
+    let Ok(Some(slowest)) = slowest else {
+        return;
+    };
+    if producer.consumer_slots() <= 1 {
+        return;
+    }
+    let same = sent
+        .held_by
+        .as_ref()
+        .is_some_and(|h| h.name == slowest.name && h.position == slowest.position);
+    if !same {
+        sent.held_by = Some(HeldBy {
+            name: slowest.name.clone(),
+            position: slowest.position,
+            since: Instant::now(),
+            told: false,
+        });
+    }
+    let held = sent.held_by.as_mut().expect("set above");
+    if !held.told && (!slowest.live || held.since.elapsed() >= SAY_WHO_AFTER) {
+        held.told = true;
+        eprintln!(
+            "producer: ring full since {} UTC: {}",
+            time_of_day(held.since),
+            consumer_state(producer)
+        );
     }
 }
 
-/// Who should make room, for the message a stopping producer prints while it waits.
+/// The time of day `at` was, UTC, as HH:MM:SS.
+fn time_of_day(at: Instant) -> String {
+    let secs = std::time::SystemTime::now()
+        .checked_sub(at.elapsed())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Who should make room, for the message a stopping producer prints while it waits, and
+/// for the one it prints when a ring with consumer slots is held by a name whose process
+/// is gone.
 fn consumer_state(producer: &Producer) -> String {
-    match (producer.consumer_is_live(), producer.consumer_pid()) {
-        (Ok(true), Some(pid)) => format!("the consumer (pid {pid}) is attached but not reading"),
-        (Ok(true), None) => "the consumer is attached but not reading".to_string(),
-        (_, Some(pid)) => format!("no consumer is attached; the last one, pid {pid}, is gone"),
-        (_, None) => "no consumer has attached yet".to_string(),
+    let Ok(Some(slowest)) = producer.slowest_consumer() else {
+        return "no consumer holds the ring".to_string();
+    };
+    let named = producer.consumer_slots() > 1;
+    let who = if named {
+        format!("the consumer {:?}", slowest.name)
+    } else {
+        "the consumer".to_string()
+    };
+    match (slowest.live, slowest.pid) {
+        (true, Some(pid)) => format!("{who} (pid {pid}) is attached but not reading"),
+        (true, None) => format!("{who} is attached but not reading"),
+        (false, Some(pid)) if named => format!(
+            "{who} is registered but dead (its last holder, pid {pid}, is gone): `ringfile evict {} {}` frees the ring of it",
+            producer.path().display(),
+            slowest.name
+        ),
+        (false, Some(pid)) => format!("no consumer is attached; the last one, pid {pid}, is gone"),
+        (false, None) => "no consumer has attached yet".to_string(),
     }
 }
 
@@ -216,7 +293,7 @@ fn generate(
                             break;
                         }
                         Err(Error::Timeout) if signals.requested() => return Ok(()),
-                        Err(Error::Timeout) => sent.counters.set_waiting(room_wait(producer)),
+                        Err(Error::Timeout) => room_wait(producer, sent),
                         Err(e) => return Err(e.into()),
                     }
                 }
@@ -252,11 +329,11 @@ fn generate(
                 drop(batch);
                 sent.add(done, done * size as u64);
                 // Said after the batch (which borrows the producer) is published.
-                sent.counters.set_waiting(if full {
-                    room_wait(producer)
+                if full {
+                    room_wait(producer, sent);
                 } else {
-                    Waiting::Nothing
-                });
+                    sent.counters.set_waiting(Waiting::Nothing);
+                }
             }
         }
     }
@@ -378,7 +455,7 @@ fn stream_input(
             result?;
             if full {
                 // The ring is full: wait for room for the next message, looking for signals.
-                sent.counters.set_waiting(room_wait(producer));
+                room_wait(producer, sent);
                 if signals.requested() && !told {
                     told = true;
                     eprintln!(

@@ -112,7 +112,8 @@ pub struct Snapshot {
     pub released_bytes: u64,
     /// The producer role.
     pub producer: Holder,
-    /// The consumer role.
+    /// The consumer role: on a ring with consumer slots, any of its consumers (live if one
+    /// is; [`consumers`](Self::consumers) lists each).
     pub consumer: Holder,
     /// The stream.
     pub stream: StreamState,
@@ -387,10 +388,29 @@ impl Inspector {
                 live: self.is_locked(byte)?,
             })
         };
-        Ok((
-            holder(&roles.producer_pid, PRODUCER_LOCK_BYTE)?,
-            holder(&roles.consumer_pid, CONSUMER_LOCK_BYTE)?,
-        ))
+        let producer = holder(&roles.producer_pid, PRODUCER_LOCK_BYTE)?;
+        if !self.region.shape().fanout() {
+            return Ok((producer, holder(&roles.consumer_pid, CONSUMER_LOCK_BYTE)?));
+        }
+        // A ring with consumer slots: a consumer is attached if any slot's holder lives (the
+        // first such; else the last holder of the first registered slot, for its pid).
+        let mut consumer = Holder {
+            pid: None,
+            live: false,
+        };
+        for view in crate::protocol::slots::views(&self.region) {
+            let byte = crate::format::layout::slot_lock_byte(
+                crate::format::layout::FORMAT_VERSION,
+                view.index,
+            );
+            let pid = Some(view.pid).filter(|&pid| pid != 0);
+            if self.is_locked(byte)? {
+                consumer = Holder { pid, live: true };
+                break;
+            }
+            consumer.pid = consumer.pid.or(pid);
+        }
+        Ok((producer, consumer))
     }
 
     /// Hands up to `max` waiting messages to `f`, oldest first, without consuming them (and

@@ -280,7 +280,7 @@ impl Ring {
         self.consumer_with(&ConsumerOptions::new().name(name))
     }
 
-    /// Takes a consumer slot as `options` say (name, where a new name starts, lossy...).
+    /// Takes a consumer slot as `options` say (its name, where a new name starts).
     ///
     /// # Errors
     ///
@@ -292,11 +292,9 @@ impl Ring {
                 .as_deref()
                 .unwrap_or(crate::protocol::slots::DEFAULT_NAME),
             start: options.start,
-            lossy: options.lossy,
-            retain_ns: options.retain.map_or(0, |d| {
-                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
-            }),
-            max_lag: options.max_lag.unwrap_or(0),
+            lossy: false,
+            retain_ns: 0,
+            max_lag: 0,
         };
         Consumer::attach(Arc::clone(&self.shared), &join)
     }
@@ -411,9 +409,6 @@ impl std::fmt::Debug for Ring {
 pub struct ConsumerOptions {
     name: Option<String>,
     start: crate::protocol::slots::Start,
-    lossy: bool,
-    retain: Option<std::time::Duration>,
-    max_lag: Option<u64>,
 }
 
 impl ConsumerOptions {
@@ -436,31 +431,6 @@ impl ConsumerOptions {
     #[must_use = "the options are returned, not changed in place"]
     pub fn start(mut self, start: crate::protocol::slots::Start) -> ConsumerOptions {
         self.start = start;
-        self
-    }
-
-    /// Whether the consumer is lossy: it never holds the producer back, and learns how many
-    /// messages it missed when the producer overtakes it. Recorded in the slot; this
-    /// release refuses lossy consumers on rings of one slot.
-    #[must_use = "the options are returned, not changed in place"]
-    pub fn lossy(mut self, lossy: bool) -> ConsumerOptions {
-        self.lossy = lossy;
-        self
-    }
-
-    /// The `--retain` policy recorded in the slot: once this consumer's holder is dead for
-    /// this long, a producer may evict the name.
-    #[must_use = "the options are returned, not changed in place"]
-    pub fn retain(mut self, retain: std::time::Duration) -> ConsumerOptions {
-        self.retain = Some(retain);
-        self
-    }
-
-    /// The `--max-lag` policy recorded in the slot: a lossless consumer this many bytes
-    /// behind may be turned lossy by the producer.
-    #[must_use = "the options are returned, not changed in place"]
-    pub fn max_lag(mut self, bytes: u64) -> ConsumerOptions {
-        self.max_lag = Some(bytes);
         self
     }
 }

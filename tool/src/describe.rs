@@ -51,7 +51,7 @@ impl Described {
              positions: head {head}, tail {tail}\n  \
              totals:    {published} messages ({published_bytes:#}) published, {released} ({released_bytes:#}) released since creation\n  \
              producer:  {producer}\n  \
-             consumer:  {consumer}\n  \
+             {consumer}\n  \
              stream:    {stream}\n  \
              created:   {created} by pid {creator}\n  \
              file:      mode {mode:04o}, owner uid {uid} gid {gid}, {storage}",
@@ -69,7 +69,7 @@ impl Described {
             released = s.released_messages,
             released_bytes = Size(s.released_bytes),
             producer = holder(&s.producer),
-            consumer = holder(&s.consumer),
+            consumer = consumers_text(s),
             stream = stream(&s.stream),
             created = utc(s.created_unix_ns),
             creator = s.creator_pid,
@@ -96,7 +96,15 @@ impl Described {
                 s.fill_percent()
             ),
             format!("producer {}", short_holder(&s.producer)),
-            format!("consumer {}", short_holder(&s.consumer)),
+            if s.consumer_slots > 1 {
+                format!(
+                    "consumers {}/{} live",
+                    s.consumers.iter().filter(|c| c.holder.live).count(),
+                    s.consumers.len()
+                )
+            } else {
+                format!("consumer {}", short_holder(&s.consumer))
+            },
             stream(&s.stream),
         ]
     }
@@ -129,6 +137,17 @@ impl Described {
             "released_bytes": s.released_bytes,
             "producer": holder(&s.producer),
             "consumer": holder(&s.consumer),
+            "consumer_slots": s.consumer_slots,
+            "consumers": s.consumers.iter().map(|c| json!({
+                "name": c.name,
+                "pid": c.holder.pid,
+                "live": c.holder.live,
+                "lossy": c.lossy,
+                "position": c.position,
+                "lag_messages": c.lag_messages,
+                "lag_bytes": c.lag_bytes,
+                "released_messages": c.released_messages,
+            })).collect::<Vec<_>>(),
             "stream": state,
             "abort_reason": detail,
             "created_unix_ns": s.created_unix_ns,
@@ -139,6 +158,38 @@ impl Described {
             "storage": self.storage,
         })
     }
+}
+
+/// The `consumer:` line of a ring of one consumer, or the `consumers:` block of a ring with
+/// consumer slots: one line per registered name (its holder, mode, position and lag).
+fn consumers_text(s: &Snapshot) -> String {
+    if s.consumer_slots <= 1 {
+        return format!("consumer:  {}", holder(&s.consumer));
+    }
+    let mut text = format!(
+        "consumers: {} registered of {} slots",
+        s.consumers.len(),
+        s.consumer_slots
+    );
+    for c in &s.consumers {
+        let who = match (c.holder.live, c.holder.pid) {
+            (true, Some(pid)) => format!("pid {pid}, attached"),
+            (true, None) => "attached".to_string(),
+            (false, Some(pid)) => format!("dead (the last holder was pid {pid}): holds the producer back until `ringfile evict`"),
+            (false, None) => "never attached".to_string(),
+        };
+        let lag = match (c.lag_messages, c.lag_bytes) {
+            (Some(m), Some(b)) => format!("lag {m} messages ({})", Size(b)),
+            _ => "lag unknown (behind the oldest message held)".to_string(),
+        };
+        text.push_str(&format!(
+            "\n    {:?}: {who}; {}, position {}, {lag}",
+            c.name,
+            if c.lossy { "lossy" } else { "lossless" },
+            c.position
+        ));
+    }
+    text
 }
 
 fn holder(h: &Holder) -> String {

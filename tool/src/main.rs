@@ -120,6 +120,20 @@ enum Command {
         /// everyone; read alone (0640) lets `stat`/`peek` look.
         #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = ringfile_cli::options::parse_mode)]
         mode: u32,
+        /// Consumer slots: each lets one more consumer (`consumer --name NAME`) read every
+        /// message, 1 to 256 (1: one consumer, format version 1).
+        #[arg(long, value_name = "N", default_value = "1")]
+        consumers: u32,
+    },
+    /// Removes the consumer NAME from a ring with consumer slots: its position stops holding
+    /// the producer back and its slot is free for another name. For a consumer gone for good
+    /// (a registered name keeps its place when its process dies). Refused while a live
+    /// process holds the name.
+    Evict {
+        /// The ring file.
+        path: PathBuf,
+        /// The consumer's name.
+        name: String,
     },
     /// Prints a shell completion script for `ringfile`, `producer` or `consumer` (e.g.
     /// `ringfile completions bash producer > /etc/bash_completion.d/producer`).
@@ -205,11 +219,16 @@ fn main() {
             path,
             capacity,
             mode,
+            consumers,
         } => Ring::options()
             .capacity(capacity)
             .mode(mode)
+            .consumers(consumers)
             .create(&path)
             .map(drop)
+            .map_err(anyhow::Error::from),
+        Command::Evict { path, name } => Ring::open(&path)
+            .and_then(|ring| ring.evict(&name))
             .map_err(anyhow::Error::from),
         Command::Completions { shell, program } => {
             let (mut command, name) = program.command();

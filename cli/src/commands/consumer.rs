@@ -13,6 +13,9 @@ Examples:
   consumer --verify /dev/shm/demo                check `producer --gen` messages
   consumer --verify --latency /dev/shm/demo      ... and report one-way latency
   consumer --follow /dev/shm/demo                keep going across producers
+  consumer --name archive /dev/shm/feed          one of several consumers (ring made
+                                                 with --consumers N), each reading every
+                                                 message
 
 Start it before or after the producer: without --capacity it waits for the ring to be created
 (with --capacity it creates it). With --verify or --latency, messages are checked, not written
@@ -62,4 +65,43 @@ pub struct Cli {
     /// Do not exit at the end of a stream (or when a producer dies): wait for the next one.
     #[arg(long)]
     pub follow: bool,
+
+    /// Read as the consumer NAME of a ring with several consumer slots (`--consumers N`
+    /// where it is created): every named consumer reads every message. A name is registered
+    /// in the ring when it first attaches, and its position is kept there: a consumer of that
+    /// name killed and restarted resumes where it left off, and while registered the name
+    /// holds the producer back, even with no process reading it, until `ringfile evict PATH
+    /// NAME`. Without --name: the consumer `default`.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Where a name that is not registered yet starts: at the oldest message still held in
+    /// the ring, or at the next one published. A registered name always resumes where it
+    /// left off.
+    #[arg(long, value_enum, value_name = "WHERE", default_value = "oldest")]
+    pub from: From,
+}
+
+/// `--from`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// The oldest message still held in the ring.
+    Oldest,
+    /// The next message published.
+    Latest,
+}
+
+impl Cli {
+    /// The consumer slot options `--name` and `--from` ask for.
+    #[must_use]
+    pub fn consumer_options(&self) -> ringfile::ConsumerOptions {
+        let mut options = ringfile::ConsumerOptions::new().start(match self.from {
+            From::Oldest => ringfile::Start::Oldest,
+            From::Latest => ringfile::Start::Latest,
+        });
+        if let Some(name) = &self.name {
+            options = options.name(name);
+        }
+        options
+    }
 }

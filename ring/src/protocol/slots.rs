@@ -321,8 +321,16 @@ pub(crate) fn evict(shared: &Shared, name: &str) -> Result<()> {
         }
     })?;
     let state = SlotState::load(slot).next(0);
-    slot.state.store(state.raw(), Ordering::SeqCst);
     write_name(slot, "");
+    // A producer waiting for room may be waiting for this very slot: wake it, as a release
+    // would, so that it looks at the slots again now rather than at its next idle check.
+    let control = region.control();
+    crate::protocol::wait::store_and_wake(
+        region,
+        &control.producer_wait,
+        &control.roles.producer_pid,
+        || slot.state.store(state.raw(), Ordering::SeqCst),
+    );
     Ok(())
 }
 

@@ -206,6 +206,18 @@ impl Producer {
         }))
     }
 
+    /// How many consumer slots the ring has (1: a ring of one consumer).
+    #[must_use]
+    pub fn consumer_slots(&self) -> u32 {
+        self.endpoint.shared.region.shape().slots()
+    }
+
+    /// The path the ring was opened by (or a description, such as `memfd:ringfile`).
+    #[must_use]
+    pub fn path(&self) -> &std::path::Path {
+        &self.endpoint.shared.name
+    }
+
     /// Data capacity of the ring.
     #[must_use]
     pub fn capacity(&self) -> u64 {
