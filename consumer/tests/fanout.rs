@@ -11,19 +11,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 fn tool() -> Command {
-    // The tool sits beside the programs once built (a workspace test run builds it).
-    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    let exe = BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "ringfile-tool"]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building ringfile failed");
-        consumer_exe().with_file_name("ringfile")
-    });
-    Command::new(exe)
+    Command::new(sibling_exe("ringfile-tool", "ringfile"))
 }
 
 /// Waits until the ring's snapshot says `names` are all registered (each consumer registers
@@ -140,14 +128,7 @@ fn three_named_consumers_verify_a_million_messages_one_killed_and_restarted() {
     let killed_at = all.len();
     assert!(killed_at > 0 && (killed_at as u64) < TOTAL, "{killed_at}");
     all.extend(sequences(&std::fs::read(d.path("b2")).unwrap()));
-    let mut next = 0u64;
-    for &n in &all {
-        assert!(n <= next, "message {next} lost (jumped to {n})");
-        if n == next {
-            next += 1;
-        }
-    }
-    assert_eq!(next, TOTAL);
+    assert_in_order_nothing_lost(&all, TOTAL);
 }
 
 fn signal(child: &Child, sig: i32) {

@@ -161,8 +161,9 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
 }
 
 /// A producer found the ring full: says what it waits for on its progress line, and on a
-/// ring with consumer slots, once per name, that a registered consumer whose process is
-/// gone holds it back (and when it noticed), since only an operator can free it.
+/// ring with consumer slots which name holds it back (and since when): at once for a name
+/// whose process is gone, which only an operator can free, after [`SAY_WHO_AFTER`] for a
+/// live one that does not read; once per name and position.
 fn room_wait(producer: &Producer, sent: &mut Sent) {
     let slowest = producer.slowest_consumer();
     let waiting = match &slowest {
@@ -194,7 +195,7 @@ fn room_wait(producer: &Producer, sent: &mut Sent) {
         eprintln!(
             "producer: ring full since {} UTC: {}",
             time_of_day(held.since),
-            consumer_state(producer)
+            holder_state(producer, &slowest)
         );
     }
 }
@@ -217,9 +218,14 @@ fn time_of_day(at: Instant) -> String {
 /// for the one it prints when a ring with consumer slots is held by a name whose process
 /// is gone.
 fn consumer_state(producer: &Producer) -> String {
-    let Ok(Some(slowest)) = producer.slowest_consumer() else {
-        return "no consumer holds the ring".to_string();
-    };
+    match producer.slowest_consumer() {
+        Ok(Some(slowest)) => holder_state(producer, &slowest),
+        _ => "no consumer holds the ring".to_string(),
+    }
+}
+
+/// [`consumer_state`] for the consumer `slowest` already found.
+fn holder_state(producer: &Producer, slowest: &ringfile::SlowestConsumer) -> String {
     let named = producer.consumer_slots() > 1;
     let who = if named {
         format!("the consumer {:?}", slowest.name)

@@ -14,23 +14,30 @@ pub fn consumer_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_consumer"))
 }
 
-/// The producer binary sits beside the consumer's. Cargo builds it for a workspace test run
-/// but not for `cargo test -p ringfile-consumer`, so make sure it is up to date (once per run; a no-op
-/// when it is).
+/// The binary `name` of workspace package `package`, beside the consumer's. Cargo builds
+/// the other programs for a workspace test run but not for `cargo test -p
+/// ringfile-consumer`, so make sure each is up to date (once per run; a no-op when it is).
+pub fn sibling_exe(package: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", package]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building {package} failed");
+        built.push(package.to_string());
+    }
+    consumer_exe().with_file_name(name)
+}
+
+/// The producer binary (see [`sibling_exe`]).
 pub fn producer_exe() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--quiet", "-p", "ringfile-producer"]);
-            if !cfg!(debug_assertions) {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "building producer failed");
-            consumer_exe().with_file_name("producer")
-        })
-        .clone()
+    sibling_exe("ringfile-producer", "producer")
 }
 
 pub fn producer() -> Command {
@@ -109,6 +116,20 @@ impl Dir {
     pub fn ring(&self) -> PathBuf {
         self.path("ring")
     }
+}
+
+/// Checks that `seen`, what one consumer's successive runs wrote, holds every number below
+/// `total` in order: a run killed mid-stream may be followed by a repeat of what it wrote
+/// last (not yet released), never by a gap.
+pub fn assert_in_order_nothing_lost(seen: &[u64], total: u64) {
+    let mut next = 0u64;
+    for &n in seen {
+        assert!(n <= next, "message {next} lost (jumped to {n})");
+        if n == next {
+            next += 1;
+        }
+    }
+    assert_eq!(next, total);
 }
 
 /// Runs `consumer --verify --json RING` until the stream ends, asserts that it succeeded, and

@@ -222,55 +222,55 @@ pub(crate) fn join(shared: &Shared, join: &Join<'_>) -> Result<Seat> {
     })
 }
 
+/// The slot registered to `name`, if any (the caller holds the registry lock).
+fn find_name(region: &Region, name: &str) -> Option<u32> {
+    (0..region.shape().slots()).find(|&i| {
+        let slot = region.slot(i).expect("in range");
+        SlotState::load(slot).registered() && name_of(slot) == name
+    })
+}
+
+/// Takes the lock of slot `index`, registered to `name`; [`Error::NameTaken`], with the
+/// slot's last pid, while a live process holds it.
+fn lock_name(shared: &Shared, index: u32, name: &str) -> Result<RoleGuard> {
+    let slot = shared.region.slot(index).expect("in range");
+    roles::acquire_byte(shared, slot_lock_byte(FORMAT_VERSION, index), |here| {
+        Error::NameTaken {
+            path: shared.name.clone(),
+            name: name.to_string(),
+            pid: Some(slot.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0),
+            by_this_process: here,
+        }
+    })
+}
+
 /// Under the registry lock: the slot registered to `name`, or a free one, with its lock
 /// taken; and whether it is free (to be registered now).
 fn take_slot(shared: &Shared, name: &str) -> Result<(u32, RoleGuard, bool)> {
     let region = &shared.region;
+    if let Some(i) = find_name(region, name) {
+        return Ok((i, lock_name(shared, i, name)?, false));
+    }
     let slots = region.shape().slots();
-    let mine = (0..slots).find(|&i| {
+    for i in 0..slots {
         let slot = region.slot(i).expect("in range");
-        SlotState::load(slot).registered() && name_of(slot) == name
-    });
-    Ok(match mine {
-        Some(i) => {
-            let slot = region.slot(i).expect("in range");
-            let guard = roles::acquire_byte(shared, slot_lock_byte(FORMAT_VERSION, i), |here| {
-                Error::NameTaken {
-                    path: shared.name.clone(),
-                    name: name.to_string(),
-                    pid: Some(slot.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0),
-                    by_this_process: here,
-                }
-            })?;
-            (i, guard, false)
+        if SlotState::load(slot).registered() {
+            continue;
         }
-        None => {
-            let mut free = None;
-            for i in 0..slots {
-                let slot = region.slot(i).expect("in range");
-                if SlotState::load(slot).registered() {
-                    continue;
-                }
-                // A free slot whose lock is held is being evicted: the next one.
-                if let Ok(guard) =
-                    roles::acquire_byte(shared, slot_lock_byte(FORMAT_VERSION, i), |_| Error::Full)
-                {
-                    free = Some((i, guard));
-                    break;
-                }
-            }
-            let Some((i, guard)) = free else {
-                return Err(Error::NoSlot {
-                    path: shared.name.clone(),
-                    name: name.to_string(),
-                    reason: format!(
-                        "all {slots} consumer slots are registered to other names ({}); `ringfile evict` frees one",
-                        registered_names(region).join(", ")
-                    ),
-                });
-            };
-            (i, guard, true)
+        // A free slot whose lock is held is being evicted: the next one.
+        if let Ok(guard) =
+            roles::acquire_byte(shared, slot_lock_byte(FORMAT_VERSION, i), |_| Error::Full)
+        {
+            return Ok((i, guard, true));
         }
+    }
+    Err(Error::NoSlot {
+        path: shared.name.clone(),
+        name: name.to_string(),
+        reason: format!(
+            "all {slots} consumer slots are registered to other names ({}); `ringfile evict` frees one",
+            registered_names(region).join(", ")
+        ),
     })
 }
 
@@ -302,24 +302,14 @@ pub(crate) fn leave(region: &Region, index: u32, state: SlotState) {
 pub(crate) fn evict(shared: &Shared, name: &str) -> Result<()> {
     let region = &shared.region;
     let _registry = roles::lock_registry(shared)?;
-    let Some(index) = (0..region.shape().slots()).find(|&i| {
-        let slot = region.slot(i).expect("in range");
-        SlotState::load(slot).registered() && name_of(slot) == name
-    }) else {
+    let Some(index) = find_name(region, name) else {
         return Err(Error::UnknownName {
             path: shared.name.clone(),
             name: name.to_string(),
         });
     };
+    let _guard = lock_name(shared, index, name)?;
     let slot = region.slot(index).expect("in range");
-    let _guard = roles::acquire_byte(shared, slot_lock_byte(FORMAT_VERSION, index), |here| {
-        Error::NameTaken {
-            path: shared.name.clone(),
-            name: name.to_string(),
-            pid: Some(slot.pid.load(Ordering::Relaxed)).filter(|&pid| pid != 0),
-            by_this_process: here,
-        }
-    })?;
     let state = SlotState::load(slot).next(0);
     write_name(slot, "");
     // A producer waiting for room may be waiting for this very slot: wake it, as a release
