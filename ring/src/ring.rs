@@ -426,7 +426,7 @@ impl ConsumerOptions {
     }
 
     /// Where a name that is not registered yet starts: at the oldest message still in the
-    /// ring ([`Start::Oldest`], the default) or at the next one published. A registered name
+    /// ring ([`Start::Oldest`](crate::Start::Oldest), the default) or at the next one published. A registered name
     /// always resumes where it released.
     #[must_use = "the options are returned, not changed in place"]
     pub fn start(mut self, start: crate::protocol::slots::Start) -> ConsumerOptions {

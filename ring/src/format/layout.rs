@@ -44,12 +44,13 @@ pub const SINGLE_CONSUMER_VERSION: u32 = 1;
 /// Size of the header page that precedes the data region in a version 1 ring, and the unit
 /// a version 2 header is a multiple of (see [`header_size`]).
 pub const HEADER_SIZE: u64 = 4096;
-/// Offset of the consumers' shared wake-up block in a version 2 ring (see [`FanoutWake`]).
+/// Offset of the consumers' shared wake-up block in a version 2 ring (FORMAT.md, "Several
+/// consumers": a sleeping flag at +0, the futex word `wake_seq` at +4).
 pub const FANOUT_WAKE_OFFSET: u64 = 1024;
 /// Offset of the first consumer slot in a version 2 ring; slot `i` is at
 /// `SLOTS_OFFSET + SLOT_SIZE * i`.
 pub const SLOTS_OFFSET: u64 = 1152;
-/// Bytes per consumer slot: one 128-byte block (see [`Slot`]).
+/// Bytes per consumer slot: one 128-byte block (FORMAT.md, "Several consumers").
 pub const SLOT_SIZE: u64 = 128;
 /// The most consumer slots a ring may have. Each costs 128 bytes of header and one look by
 /// the producer when its cached view says the ring may be full.
@@ -385,15 +386,15 @@ pub struct Slot {
     pub name: [AtomicU64; MAX_NAME_LEN / 8],
 }
 
-/// [`Slot::state`]: the slot holds a name; its position holds the producer back unless
-/// [`SLOT_LOSSY`].
+/// Slot state bit (the state word at offset 16 of a slot): the slot holds a name; its position
+/// holds the producer back unless [`SLOT_LOSSY`].
 pub const SLOT_REGISTERED: u64 = 1;
-/// [`Slot::state`]: the slot's consumer is lossy (never holds the producer back).
+/// Slot state bit: the slot's consumer is lossy (never holds the producer back).
 pub const SLOT_LOSSY: u64 = 2;
-/// [`Slot::state`]: the slot's holder is attached (cleared when it detaches cleanly; left
-/// set with the slot's lock free, it died).
+/// Slot state bit: the slot's holder is attached (cleared when it detaches cleanly; left set
+/// with the slot's lock free, it died).
 pub const SLOT_ATTACHED: u64 = 4;
-/// [`Slot::state`]: the epoch is the state shifted right by this.
+/// Slot state: the epoch is the state word shifted right by this.
 pub const SLOT_EPOCH_SHIFT: u32 = 8;
 
 // The layout is a file format: pin every offset so a change to the structs cannot move
