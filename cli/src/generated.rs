@@ -190,6 +190,11 @@ pub struct SequenceChecker {
     pub errors: u64,
     /// Streams seen (a new stream id, or a compact sequence restarting at 0).
     pub streams: u64,
+    /// For a lossy consumer: a forward gap in a stream's sequence is counted in `skipped`
+    /// instead of being an error (its caller compares it with what the consumer missed).
+    pub allow_gaps: bool,
+    /// Messages skipped by forward gaps, under `allow_gaps`.
+    pub skipped: u64,
 }
 
 impl SequenceChecker {
@@ -208,10 +213,17 @@ impl SequenceChecker {
                     Some(_) => decoded.seq == next,
                     None => decoded.seq == next & 0xffff_ffff,
                 };
+                let expected = match decoded.stream {
+                    Some(_) => next,
+                    None => next & 0xffff_ffff,
+                };
                 if seq_matches || (decoded.stream.is_none() && decoded.seq == 0) {
                     if !seq_matches {
                         self.streams += 1; // compact stream restarted at 0
                     }
+                    None
+                } else if self.allow_gaps && decoded.seq > expected {
+                    self.skipped += decoded.seq - expected;
                     None
                 } else {
                     Some(format!(

@@ -44,9 +44,81 @@ pub fn parse_nonzero_size(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parses a duration such as `90s`, `10m`, `2h`, `1d`, `500ms` or a plain number of
+/// seconds.
+///
+/// ```
+/// use ringfile_cli::size::parse_duration;
+/// use std::time::Duration;
+/// assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+/// assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+/// assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+/// assert!(parse_duration("soon").is_err());
+/// ```
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" | "mins" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => {
+            return Err(format!(
+                "'{text}': unknown unit '{other}' (use ms, s, m, h or d, as in 90s or 10m)"
+            ))
+        }
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (as in 90s, 10m, 2h)"))?;
+    std::time::Duration::try_from_secs_f64(value * seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("'{text}' is not a positive duration"))
+}
+
+/// Shows a duration as the largest whole unit that fits: `90s`, `10m`, `2h`, `1d`.
+pub struct Duration(pub std::time::Duration);
+
+impl std::fmt::Display for Duration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
+            if ms >= size && ms.is_multiple_of(size) {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        if ms >= 1000 {
+            write!(f, "{:.1}s", self.0.as_secs_f64())
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_show_in_their_largest_whole_unit() {
+        let show = |s: &str| Duration(parse_duration(s).unwrap()).to_string();
+        assert_eq!(show("90s"), "90s");
+        assert_eq!(show("120s"), "2m");
+        assert_eq!(show("1d"), "1d");
+        assert_eq!(show("250ms"), "250ms");
+        assert_eq!(show("1.5"), "1.5s");
+    }
 
     #[test]
     fn capacities() {

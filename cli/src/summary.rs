@@ -21,6 +21,9 @@ pub struct Summary {
     pub errors: Option<u64>,
     /// One-way latency histogram in ns, under `--latency`.
     pub latency: Option<Histogram<u64>>,
+    /// Messages a lossy consumer missed (overtaken by the producer); `None` for a consumer
+    /// that cannot miss any (and for the producer).
+    pub missed: Option<u64>,
 }
 
 impl Summary {
@@ -50,6 +53,9 @@ impl Summary {
         obj.insert("ended".into(), json!(self.ended));
         if let Some(errors) = self.errors {
             obj.insert("errors".into(), json!(errors));
+        }
+        if let Some(missed) = self.missed {
+            obj.insert("missed".into(), json!(missed));
         }
         if let Some(h) = &self.latency {
             obj.insert(
@@ -81,6 +87,12 @@ impl Summary {
             mbps,
             self.ended
         );
+        if let Some(missed) = self.missed {
+            text.push_str(&format!(
+                "\n{}: missed {missed} messages (overtaken by the producer)",
+                self.program
+            ));
+        }
         if let Some(errors) = self.errors {
             text.push_str(&format!("\n{}: verify: {errors} errors", self.program));
         }
@@ -164,6 +176,7 @@ mod tests {
             ended: "end of stream",
             errors: Some(0),
             latency: Some(h),
+            missed: None,
         };
         let v = s.to_json();
         for key in ["messages", "bytes", "seconds", "errors"] {

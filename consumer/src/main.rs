@@ -106,6 +106,79 @@ impl Checks {
     }
 }
 
+/// What a consumer the producer may overtake has said about what it missed.
+struct Misses {
+    /// `Consumer::missed` when it attached (a name coming back lossless may have missed some
+    /// while it was away) and when it was last reported.
+    at_start: u64,
+    reported: u64,
+    reported_at: Option<Instant>,
+    /// Whether it said it was turned lossy.
+    turned: bool,
+    /// Sequence gaps not explained by what it missed, already counted as errors.
+    unexplained: u64,
+}
+
+/// How often, at most, a consumer says it missed messages.
+const MISSED_EVERY: Duration = Duration::from_secs(1);
+
+impl Misses {
+    fn new(consumer: &Consumer) -> Misses {
+        Misses {
+            at_start: consumer.missed(),
+            reported: consumer.missed(),
+            reported_at: None,
+            turned: consumer.is_lossy(),
+            unexplained: 0,
+        }
+    }
+
+    /// After a batch: says (at most once a second) how many messages were missed, once that
+    /// the producer turned this consumer lossy, and under --verify checks that every gap in
+    /// the sequence is one the consumer was told it missed.
+    fn report(
+        &mut self,
+        consumer: &Consumer,
+        path: &std::path::Path,
+        verify: Option<&mut SequenceChecker>,
+    ) {
+        let missed = consumer.missed();
+        let name = consumer.name();
+        if !self.turned && consumer.is_lossy() {
+            self.turned = true;
+            eprintln!(
+                "consumer: {}: {name:?} lagged more than its --max-lag: the producer no longer waits for it (lossy from now on)",
+                path.display()
+            );
+        }
+        if missed != self.reported
+            && self
+                .reported_at
+                .is_none_or(|at| at.elapsed() >= MISSED_EVERY)
+        {
+            eprintln!(
+                "consumer: {}: {name:?} was overtaken by the producer: missed {} messages ({missed} in all)",
+                path.display(),
+                missed - self.reported
+            );
+            self.reported = missed;
+            self.reported_at = Some(Instant::now());
+        }
+        if let Some(checker) = verify {
+            let allowed = missed - self.at_start;
+            let beyond = checker.skipped.saturating_sub(allowed);
+            if beyond > self.unexplained {
+                eprintln!(
+                    "consumer: verify: {} messages are missing from the sequence beyond the {allowed} the consumer missed",
+                    beyond - self.unexplained
+                );
+                checker.errors += 1;
+                self.unexplained = beyond;
+            }
+        }
+    }
+}
+
 /// Why reading a batch stopped before its end.
 /// The most of the ring one batch reads before releasing it, as a fraction (1/N): a batch
 /// that covered the whole ring (large messages, a full ring) would keep the producer waiting
@@ -139,11 +212,14 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         .open_or_wait_for_ring("consumer", signals, &counters)?
     else {
         // Stopped by a signal before any ring appeared.
-        summary(0, 0, Duration::ZERO, "stopped by signal", None, None).print(cli.common.json);
+        summary(0, 0, Duration::ZERO, "stopped by signal", None, None, None).print(cli.common.json);
         return Ok(EXIT_OK);
     };
     let mut consumer = ring.consumer_with(&cli.consumer_options())?;
     consumer.set_wait_strategy(cli.common.wait.into());
+    // A consumer the producer may overtake: it reports what it missed.
+    let lapped = cli.lossy || cli.max_lag.is_some();
+    let mut misses = Misses::new(&consumer);
     let mut output = if writes_messages(cli) {
         Some(Output {
             writer: BufWriter::with_capacity(
@@ -160,7 +236,11 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         None
     };
     let mut checks = Checks {
-        verify: cli.verify.then(SequenceChecker::default),
+        verify: cli.verify.then(|| {
+            let mut checker = SequenceChecker::default();
+            checker.allow_gaps = lapped;
+            checker
+        }),
         latency: cli.latency.then(latency_histogram),
         shown: 0,
         received: 0,
@@ -239,6 +319,9 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
         let end = batch.is_end();
         // Releases what was handled: every message accepted (and an end or abort record).
         drop(batch);
+        if lapped {
+            misses.report(&consumer, ring.path(), checks.verify.as_mut());
+        }
         counters.add(messages - before_m, bytes - before_b);
         if messages > before_m {
             last = Instant::now();
@@ -267,7 +350,17 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<i32> {
     progress.finish();
     let errors = checks.verify.as_ref().map(|c| c.errors);
     let elapsed = first.map_or(Duration::ZERO, |f| last.duration_since(f));
-    summary(messages, bytes, elapsed, ended, errors, checks.latency).print(cli.common.json);
+    let missed = lapped.then(|| consumer.missed());
+    summary(
+        messages,
+        bytes,
+        elapsed,
+        ended,
+        errors,
+        checks.latency,
+        missed,
+    )
+    .print(cli.common.json);
     if producer_failed || errors.unwrap_or(0) > 0 {
         Ok(EXIT_FAILURE)
     } else {
@@ -282,8 +375,10 @@ fn summary(
     ended: &'static str,
     errors: Option<u64>,
     latency: Option<hdrhistogram::Histogram<u64>>,
+    missed: Option<u64>,
 ) -> Summary {
     Summary {
+        missed,
         program: "consumer",
         messages,
         bytes,

@@ -258,3 +258,44 @@ fn a_dead_name_holds_the_producer_until_evicted() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(summary(&out)["messages"], 100_000);
 }
+
+#[test]
+fn a_stopped_lossy_consumer_does_not_hold_the_producer_and_says_what_it_missed() {
+    const TOTAL: u64 = 200_000;
+    let d = Dir::new();
+    let ring = d.ring();
+    let a = named_verifier(&ring, "archive", SMALL, &[]);
+    let mut live = named_verifier(&ring, "live", SMALL, &["--lossy"]);
+    let live_lines = stderr_lines(&mut live);
+    wait_registered(&ring, &["archive", "live"]);
+    signal(&live, libc::SIGSTOP);
+    let mut p = producer();
+    p.args(["--gen", &TOTAL.to_string(), "--size", "64", "--json"])
+        .arg(&ring);
+    // The stopped lossy consumer does not hold the producer back: it ends while the
+    // consumer is still stopped.
+    let p = wait(spawn(p), "producer");
+    assert!(p.status.success(), "{}", stderr(&p));
+    signal(&live, libc::SIGCONT);
+    let said = wait_for_line(&live_lines, |l| l.contains("overtaken"));
+    assert!(
+        said.contains("\"live\"") && said.contains("missed"),
+        "{said}"
+    );
+    let out = wait(a, "archive");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(&out)["messages"], TOTAL);
+    // Every gap in its sequence is one it was told of: verify passes, and what it received
+    // and what it missed add up to what was sent.
+    let last = wait_for_line(&live_lines, |l| l.starts_with('{'));
+    let s: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let status = live.wait().unwrap();
+    assert!(status.success(), "{last}");
+    assert_eq!(s["errors"], 0, "{last}");
+    let (got, missed) = (
+        s["messages"].as_u64().unwrap(),
+        s["missed"].as_u64().unwrap(),
+    );
+    assert!(missed > 0, "{last}");
+    assert_eq!(got + missed, TOTAL, "{last}");
+}

@@ -155,6 +155,7 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
         ended,
         errors: None,
         latency: None,
+        missed: None,
     }
     .print(cli.common.json);
     Ok(())
@@ -164,7 +165,8 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
 /// ring with consumer slots which name holds it back (and since when): at once for a name
 /// whose process is gone, which only an operator can free, after [`SAY_WHO_AFTER`] for a
 /// live one that does not read; once per name and position.
-fn room_wait(producer: &Producer, sent: &mut Sent) {
+fn room_wait(producer: &mut Producer, sent: &mut Sent) {
+    policy_news(producer);
     let slowest = producer.slowest_consumer();
     let waiting = match &slowest {
         Ok(Some(slowest)) if !slowest.live => Waiting::RoomNoConsumer,
@@ -197,6 +199,25 @@ fn room_wait(producer: &Producer, sent: &mut Sent) {
             time_of_day(held.since),
             holder_state(producer, &slowest)
         );
+    }
+}
+
+/// Says what the producer did under its consumers' policies (`consumer --retain`,
+/// `--max-lag`), if anything.
+fn policy_news(producer: &mut Producer) {
+    for event in producer.take_policy_events() {
+        match event {
+            ringfile::PolicyEvent::Evicted { name } => eprintln!(
+                "producer: {}: evicted the consumer {name:?}: its process was gone for longer than its --retain",
+                producer.path().display()
+            ),
+            ringfile::PolicyEvent::TurnedLossy { name, lag } => eprintln!(
+                "producer: {}: the consumer {name:?} lagged {} behind, more than its --max-lag: no longer waiting for it (it is lossy now)",
+                producer.path().display(),
+                ringfile::units::Size(lag)
+            ),
+            _ => {}
+        }
     }
 }
 
@@ -334,6 +355,7 @@ fn generate(
                 }
                 drop(batch);
                 sent.add(done, done * size as u64);
+                policy_news(producer);
                 // Said after the batch (which borrows the producer) is published.
                 if full {
                     room_wait(producer, sent);
@@ -458,6 +480,7 @@ fn stream_input(
             };
             drop(batch);
             sent.add(messages, bytes);
+            policy_news(producer);
             result?;
             if full {
                 // The ring is full: wait for room for the next message, looking for signals.

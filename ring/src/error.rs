@@ -147,6 +147,17 @@ pub enum Error {
         /// Slots of the ring in the file.
         actual: u32,
     },
+    /// A consumer's `max_lag` policy that cannot apply: 0, or not below the ring's capacity
+    /// (a consumer never lags more than the capacity).
+    #[error("{}: max lag {max_lag} bytes is invalid: it must be from 1 to less than the ring's capacity ({capacity} bytes)", path.display())]
+    InvalidMaxLag {
+        /// The path.
+        path: PathBuf,
+        /// The lag asked for.
+        max_lag: u64,
+        /// The ring's capacity.
+        capacity: u64,
+    },
     /// A consumer name that cannot be used: empty, longer than 64 bytes, or with a control
     /// character.
     #[error("consumer name {name:?} is invalid: {reason}")]

@@ -138,6 +138,8 @@ pub struct ConsumerInfo {
     pub holder: Holder,
     /// Whether it is lossy (never holds the producer back).
     pub lossy: bool,
+    /// Whether the producer turned it lossy (its `max_lag` policy).
+    pub turned_lossy: bool,
     /// Its released position: where it resumes.
     pub position: u64,
     /// Messages published after its position (its lag); `None` when its position is below
@@ -145,7 +147,8 @@ pub struct ConsumerInfo {
     pub lag_messages: Option<u64>,
     /// Their payload bytes.
     pub lag_bytes: Option<u64>,
-    /// Messages it released since it was registered.
+    /// The index of the message at its position: the messages published before it (for a
+    /// ring of one consumer, the messages it released).
     pub released_messages: u64,
     /// Messages a lossy consumer was overtaken by (missed).
     pub missed: u64,
@@ -317,6 +320,7 @@ impl Inspector {
                 name: crate::protocol::slots::DEFAULT_NAME.to_string(),
                 holder: consumer,
                 lossy: false,
+                turned_lossy: false,
                 position: head.get(),
                 lag_messages: Some(walk.messages),
                 lag_bytes: Some(walk.payload_bytes),
@@ -350,6 +354,7 @@ impl Inspector {
                         live: self.is_locked(byte)?,
                     },
                     lossy: view.state.lossy(),
+                    turned_lossy: view.state.demoted(),
                     position: view.released,
                     lag_messages: before.map(|(m, _)| walk.messages - m),
                     lag_bytes: before.map(|(_, b)| walk.payload_bytes - b),

@@ -179,7 +179,7 @@ pub use error::{Error, Result, Role};
 pub use inspect::{ConsumerInfo, Holder, Inspector, PeekSummary, Peeked, Snapshot, StreamState};
 #[cfg(not(loom))]
 pub use os::sigbus::{install_sigbus_handler, SigbusHandler};
-pub use protocol::slots::{Start, DEFAULT_NAME};
+pub use protocol::slots::{PolicyEvent, Start, DEFAULT_NAME};
 pub use protocol::wait::{ParseWaitStrategyError, WaitStrategy};
 pub use ring::{ConsumerOptions, Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
 pub use side::consumer::{Consumer, Message, RecvBatch};

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Data capacity of a ring created without an explicit one: 1 MiB.
 pub const DEFAULT_CAPACITY: u64 = 1 << 20;
@@ -292,10 +293,22 @@ impl Ring {
                 .as_deref()
                 .unwrap_or(crate::protocol::slots::DEFAULT_NAME),
             start: options.start,
-            lossy: false,
-            retain_ns: 0,
-            max_lag: 0,
+            lossy: options.lossy,
+            retain_ns: options.retain.map_or(0, |d| {
+                u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+            }),
+            max_lag: options.max_lag.unwrap_or(0),
         };
+        if let Some(max_lag) = options.max_lag {
+            let capacity = self.capacity();
+            if max_lag == 0 || max_lag >= capacity {
+                return Err(Error::InvalidMaxLag {
+                    path: self.shared.name.clone(),
+                    max_lag,
+                    capacity,
+                });
+            }
+        }
         Consumer::attach(Arc::clone(&self.shared), &join)
     }
 
@@ -409,6 +422,9 @@ impl std::fmt::Debug for Ring {
 pub struct ConsumerOptions {
     name: Option<String>,
     start: crate::protocol::slots::Start,
+    lossy: bool,
+    retain: Option<Duration>,
+    max_lag: Option<u64>,
 }
 
 impl ConsumerOptions {
@@ -431,6 +447,52 @@ impl ConsumerOptions {
     #[must_use = "the options are returned, not changed in place"]
     pub fn start(mut self, start: crate::protocol::slots::Start) -> ConsumerOptions {
         self.start = start;
+        self
+    }
+
+    /// A lossy consumer never holds the producer back: when the producer overwrites what it
+    /// had not read yet, it goes on from the oldest message still whole and counts what it
+    /// missed ([`Consumer::missed`]). It receives copies, checked whole after the copy
+    /// (never a torn or overwritten message). Default: lossless.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::options().capacity(4096).consumers(2).memfd()?;
+    /// let mut producer = ring.producer()?;
+    /// let options = ringfile::ConsumerOptions::new().name("dashboard").lossy(true);
+    /// let mut dashboard = ring.consumer_with(&options)?;
+    /// for n in 0u64..1000 {
+    ///     producer.send_value(&n)?; // never waits for the dashboard
+    /// }
+    /// let first: u64 = dashboard.recv()?.expect("open").read_value()?;
+    /// assert_eq!(first, dashboard.missed()); // what it missed, it knows
+    /// # Ok(()) }
+    /// ```
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn lossy(mut self, lossy: bool) -> ConsumerOptions {
+        self.lossy = lossy;
+        self
+    }
+
+    /// The name's place is kept for `retain` after its holder is gone (died, or detached):
+    /// then the producer evicts it, and it holds the producer back no more. Measured from
+    /// when the producer first finds the name without a live holder, as it looks at the
+    /// consumers (when its cached view says the ring is full, and while it waits for room).
+    /// Default: kept until `ringfile evict`.
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn retain(mut self, retain: Duration) -> ConsumerOptions {
+        self.retain = Some(retain);
+        self
+    }
+
+    /// A lossless consumer that falls more than `bytes` behind the published tail is turned
+    /// lossy by the producer, which then stops waiting for it: from then on it behaves as a
+    /// [`lossy`](Self::lossy) one ([`Consumer::is_lossy`] says so, [`Consumer::missed`]
+    /// counts). Because the producer may overtake it at any moment, such a consumer receives
+    /// copies, as a lossy one does. Between 1 and the capacity (exclusive).
+    #[must_use = "the options are returned, not changed in place"]
+    pub fn max_lag(mut self, bytes: u64) -> ConsumerOptions {
+        self.max_lag = Some(bytes);
         self
     }
 }

@@ -143,6 +143,10 @@ impl Described {
                 "pid": c.holder.pid,
                 "live": c.holder.live,
                 "lossy": c.lossy,
+                "turned_lossy": c.turned_lossy,
+                "missed": c.missed,
+                "retain_ns": c.retain_ns,
+                "max_lag": c.max_lag,
                 "position": c.position,
                 "lag_messages": c.lag_messages,
                 "lag_bytes": c.lag_bytes,
@@ -172,21 +176,40 @@ fn consumers_text(s: &Snapshot) -> String {
         s.consumer_slots
     );
     for c in &s.consumers {
+        let kept = if c.lossy {
+            String::new()
+        } else if c.retain_ns != 0 {
+            format!(
+                ": holds the producer back until evicted (it retains the name {} after its holder is gone)",
+                ringfile_cli::size::Duration(std::time::Duration::from_nanos(c.retain_ns))
+            )
+        } else {
+            ": holds the producer back until `ringfile evict`".to_string()
+        };
         let who = match (c.holder.live, c.holder.pid) {
             (true, Some(pid)) => format!("pid {pid}, attached"),
             (true, None) => "attached".to_string(),
-            (false, Some(pid)) => format!("dead (the last holder was pid {pid}): holds the producer back until `ringfile evict`"),
+            (false, Some(pid)) => format!("dead (the last holder was pid {pid}){kept}"),
             (false, None) => "never attached".to_string(),
         };
         let lag = match (c.lag_messages, c.lag_bytes) {
             (Some(m), Some(b)) => format!("lag {m} messages ({})", Size(b)),
             _ => "lag unknown (behind the oldest message held)".to_string(),
         };
+        let mode = match (c.lossy, c.turned_lossy) {
+            (true, true) => "lossy (turned lossy: it lagged more than its max lag)".to_string(),
+            (true, false) => "lossy".to_string(),
+            (false, _) if c.max_lag != 0 => format!("lossless up to a lag of {}", Size(c.max_lag)),
+            (false, _) => "lossless".to_string(),
+        };
+        let missed = if c.lossy || c.missed != 0 {
+            format!(", missed {}", c.missed)
+        } else {
+            String::new()
+        };
         text.push_str(&format!(
-            "\n    {:?}: {who}; {}, position {}, {lag}",
-            c.name,
-            if c.lossy { "lossy" } else { "lossless" },
-            c.position
+            "\n    {:?}: {who}; {mode}, position {}, {lag}{missed}",
+            c.name, c.position
         ));
     }
     text

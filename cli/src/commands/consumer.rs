@@ -16,6 +16,10 @@ Examples:
   consumer --name archive /dev/shm/feed          one of several consumers (ring made
                                                  with --consumers N), each reading every
                                                  message
+  consumer --name live --lossy /dev/shm/feed     a consumer the producer never waits for
+  consumer --name ops --max-lag 8MiB --retain 10m /dev/shm/feed
+                                                 waited for up to 8 MiB behind, kept 10 min
+                                                 after it is gone
 
 Start it before or after the producer: without --capacity it waits for the ring to be created
 (with --capacity it creates it). With --verify or --latency, messages are checked, not written
@@ -80,6 +84,27 @@ pub struct Cli {
     /// left off.
     #[arg(long, value_enum, value_name = "WHERE", default_value = "oldest")]
     pub from: From,
+
+    /// Never hold the producer back (needs --name, or a ring with several consumer slots):
+    /// when the producer overwrites messages before this consumer reads them, it says how
+    /// many it missed (stderr, and `missed` in the JSON summary) and goes on from the oldest
+    /// message still whole. It never receives a torn or overwritten message. With --verify,
+    /// a gap in the sequence numbers equal to what it missed is not an error.
+    #[arg(long)]
+    pub lossy: bool,
+
+    /// Keep this name's place for DURATION after its process is gone (killed, or stopped):
+    /// the producer then evicts it, and it holds the producer back no more. Counted from
+    /// when the producer finds it gone. Without it the name stays until `ringfile evict`.
+    /// As in 30s, 10m, 2h, 1d.
+    #[arg(long, value_name = "DURATION", value_parser = crate::size::parse_duration)]
+    pub retain: Option<std::time::Duration>,
+
+    /// Hold the producer back only while less than SIZE behind it: a consumer that falls
+    /// further behind is turned lossy by the producer (and says so), as with --lossy from
+    /// then on. Below the ring's capacity.
+    #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_nonzero_size, conflicts_with = "lossy")]
+    pub max_lag: Option<usize>,
 }
 
 /// `--from`.
@@ -101,6 +126,15 @@ impl Cli {
         });
         if let Some(name) = &self.name {
             options = options.name(name);
+        }
+        if self.lossy {
+            options = options.lossy(true);
+        }
+        if let Some(retain) = self.retain {
+            options = options.retain(retain);
+        }
+        if let Some(max_lag) = self.max_lag {
+            options = options.max_lag(max_lag as u64);
         }
         options
     }

@@ -255,6 +255,11 @@ pub struct Traffic {
     pub messages: AtomicU64,
     /// Their payload bytes (record headers and padding not counted).
     pub bytes: AtomicU64,
+    /// Version 2 only (zero and unused in version 1): the sequence word of the published
+    /// pair, odd while a producer stores `messages` and the tail, even once it has, so that
+    /// a reader can read the tail and the number of messages below it as one pair (see
+    /// `protocol::lapping`). At offset 784.
+    pub seq: AtomicU64,
 }
 
 impl Traffic {
@@ -394,6 +399,9 @@ pub const SLOT_LOSSY: u64 = 2;
 /// Slot state bit: the slot's holder is attached (cleared when it detaches cleanly; left set
 /// with the slot's lock free, it died).
 pub const SLOT_ATTACHED: u64 = 4;
+/// Slot state bit: the producer turned the slot lossy under its `max_lag` policy (set with
+/// [`SLOT_LOSSY`]; the next attach of the name clears both unless it asks to be lossy).
+pub const SLOT_DEMOTED: u64 = 8;
 /// Slot state: the epoch is the state word shifted right by this.
 pub const SLOT_EPOCH_SHIFT: u32 = 8;
 
@@ -424,6 +432,7 @@ const _: () = {
     assert!(offset_of!(Control, published) == 640);
     assert!(offset_of!(Control, released_messages) == 768);
     assert!(offset_of!(Traffic, bytes) == 8);
+    assert!(offset_of!(Traffic, seq) == 16);
     assert!(offset_of!(Roles, consumer_pid) == 4);
     assert!(offset_of!(Roles, producer_state) == 8);
     assert!(offset_of!(Roles, producer_start) == 16);

@@ -26,8 +26,8 @@ pub use layout::{
 };
 pub use layout::{
     header_size, slot_lock_byte, FANOUT_WAKE_OFFSET, MAX_CONSUMER_SLOTS, MAX_NAME_LEN,
-    REGISTRY_LOCK_BYTE, SINGLE_CONSUMER_VERSION, SLOTS_OFFSET, SLOT_ATTACHED, SLOT_EPOCH_SHIFT,
-    SLOT_LOCK_BASE, SLOT_LOSSY, SLOT_REGISTERED, SLOT_SIZE,
+    REGISTRY_LOCK_BYTE, SINGLE_CONSUMER_VERSION, SLOTS_OFFSET, SLOT_ATTACHED, SLOT_DEMOTED,
+    SLOT_EPOCH_SHIFT, SLOT_LOCK_BASE, SLOT_LOSSY, SLOT_REGISTERED, SLOT_SIZE,
 };
 
 /// File offset of `published_tail` (u64): the end of the last published record.
@@ -38,6 +38,10 @@ pub const PUBLISHED_MESSAGES_OFFSET: u64 = CONTROL_OFFSET + 640;
 /// File offset of `published_bytes` (u64): the payload bytes of those messages (statistics
 /// only).
 pub const PUBLISHED_BYTES_OFFSET: u64 = PUBLISHED_MESSAGES_OFFSET + 8;
+/// File offset of `publish_seq` (u64, version 2): the sequence word under which the
+/// producer stores `published_messages` and `published_tail` as one pair (FORMAT.md,
+/// "Lossy consumers").
+pub const PUBLISH_SEQ_OFFSET: u64 = PUBLISHED_MESSAGES_OFFSET + 16;
 /// File offset of `released_head` (u64): the start of the first record not yet released.
 pub const RELEASED_HEAD_OFFSET: u64 = CONTROL_OFFSET + 128;
 /// File offset of `released_messages` (u64): messages released since the ring was created

@@ -1,4 +1,5 @@
 pub(crate) mod barrier;
+pub(crate) mod lapping;
 pub(crate) mod lifecycle;
 pub(crate) mod roles;
 pub(crate) mod slots;

@@ -26,11 +26,12 @@
 
 use crate::error::{Error, Result};
 use crate::format::layout::{
-    slot_lock_byte, Slot, FORMAT_VERSION, MAX_NAME_LEN, SLOT_ATTACHED, SLOT_EPOCH_SHIFT,
-    SLOT_LOSSY, SLOT_REGISTERED,
+    slot_lock_byte, Slot, FORMAT_VERSION, MAX_NAME_LEN, SLOT_ATTACHED, SLOT_DEMOTED,
+    SLOT_EPOCH_SHIFT, SLOT_LOSSY, SLOT_REGISTERED,
 };
 use crate::format::position::Position;
 use crate::os::sync::{fence, Ordering};
+use crate::protocol::lapping;
 use crate::protocol::roles::{self, RoleGuard};
 use crate::store::region::Region;
 use crate::store::shared::Shared;
@@ -62,6 +63,11 @@ impl SlotState {
     /// Whether its consumer is lossy.
     pub(crate) fn lossy(self) -> bool {
         self.0 & SLOT_LOSSY != 0
+    }
+
+    /// Whether the producer turned it lossy (its `max_lag` policy).
+    pub(crate) fn demoted(self) -> bool {
+        self.0 & SLOT_DEMOTED != 0
     }
 
     /// Whether its position holds the producer back.
@@ -142,8 +148,11 @@ pub(crate) struct Seat {
     pub(crate) index: u32,
     pub(crate) guard: RoleGuard,
     pub(crate) start: Position,
-    /// The slot's message counter as the file has it.
+    /// The index of the message at `start` (`lapping`): the slot's counter.
     pub(crate) messages: u64,
+    /// Messages this name lost while it was away: a position the gate had passed (a name
+    /// that was lossy, or turned lossy, comes back lossless).
+    pub(crate) missed: u64,
     /// The state this holder stored (its detach compares against it).
     pub(crate) state: SlotState,
 }
@@ -159,8 +168,31 @@ pub(crate) fn join(shared: &Shared, join: &Join<'_>) -> Result<Seat> {
     let control = region.control();
     let gate = control.released_head.load(Ordering::SeqCst);
     let tail = control.published_tail.load(Ordering::Acquire);
-    let mut start = if fresh {
-        match join.start {
+    let bad = |head: u64| Error::BadPositions {
+        path: shared.name.clone(),
+        head,
+        tail,
+        capacity: region.capacity().bytes(),
+    };
+    // Where it starts, and the index of the message there (`lapping`).
+    let (mut start, mut messages) = if join.lossy {
+        // It does not hold the producer back: no race with the gate to settle. It starts
+        // at what is whole now, and proves each record whole as it reads it.
+        let anchor = match (fresh, join.start) {
+            (true, Start::Oldest) => lapping::oldest(region),
+            (true, Start::Latest) => lapping::latest(control),
+            (false, _) => Position::new(slot.released.load(Ordering::Acquire))
+                .filter(|p| p.is_aligned() && p.get() <= tail)
+                .map(|pos| lapping::Anchor {
+                    pos,
+                    index: slot.released_messages.load(Ordering::Relaxed),
+                })
+                .or_else(|| lapping::oldest(region)),
+        };
+        let anchor = anchor.ok_or_else(|| bad(gate))?;
+        (anchor.pos.get(), anchor.index)
+    } else if fresh {
+        let start = match join.start {
             // The oldest message still held for anyone: the slowest consumer that holds the
             // producer back, or, with none, the oldest the producer has not overwritten.
             Start::Oldest => {
@@ -172,16 +204,20 @@ pub(crate) fn join(shared: &Shared, join: &Join<'_>) -> Result<Seat> {
                 }
             }
             Start::Latest => tail.max(gate),
-        }
+        };
+        (start, 0) // counted below, once the producer is held back
     } else {
         // A name's position is durable: it resumes where its last holder released.
-        slot.released.load(Ordering::Acquire)
+        (
+            slot.released.load(Ordering::Acquire),
+            slot.released_messages.load(Ordering::Relaxed),
+        )
     };
     if fresh {
         write_name(slot, join.name);
-        slot.released_messages.store(0, Ordering::Relaxed);
         slot.missed.store(0, Ordering::Relaxed);
     }
+    slot.released_messages.store(messages, Ordering::Relaxed);
     slot.pid.store(crate::os::sys::pid(), Ordering::Relaxed);
     slot.attached_unix_ns.store(unix_ns(), Ordering::Relaxed);
     slot.retain_ns.store(join.retain_ns, Ordering::Relaxed);
@@ -193,31 +229,43 @@ pub(crate) fn join(shared: &Shared, join: &Join<'_>) -> Result<Seat> {
     let state = SlotState::load(slot).next(flags);
     slot.state.store(state.raw(), Ordering::SeqCst);
     drop(registry);
-    loop {
-        fence(Ordering::SeqCst);
-        let gate = control.released_head.load(Ordering::SeqCst);
-        if start >= gate {
-            break;
+    let mut missed = 0;
+    if !join.lossy {
+        let resumed = start;
+        loop {
+            fence(Ordering::SeqCst);
+            let gate = control.released_head.load(Ordering::SeqCst);
+            if start >= gate {
+                break;
+            }
+            // The producer may overwrite what lies below the gate: start there. (Only a name
+            // that was lossy, or a file another process wrote, has a position below it.)
+            start = gate;
+            slot.released.store(start, Ordering::SeqCst);
         }
-        // The producer may overwrite what lies below the gate: start there. (Only a name
-        // that was lossy, or a file another process wrote, has a position below it.)
-        start = gate;
-        slot.released.store(start, Ordering::SeqCst);
+        if fresh || start != resumed {
+            // Held back from `start` on, the records up to the tail stay put while counted.
+            let index = Position::new(start)
+                .filter(|p| p.is_aligned())
+                .and_then(|p| lapping::index_of(region, p))
+                .unwrap_or(messages);
+            if !fresh {
+                missed = index.saturating_sub(messages);
+            }
+            messages = index;
+            slot.released_messages.store(messages, Ordering::Relaxed);
+        }
     }
     let tail = control.published_tail.load(Ordering::Acquire);
     let start = Position::new(start)
         .filter(|p| p.is_aligned() && p.get() <= tail)
-        .ok_or_else(|| Error::BadPositions {
-            path: shared.name.clone(),
-            head: start,
-            tail,
-            capacity: region.capacity().bytes(),
-        })?;
+        .ok_or_else(|| bad(start))?;
     Ok(Seat {
         index,
         guard,
         start,
-        messages: slot.released_messages.load(Ordering::Relaxed),
+        messages,
+        missed,
         state,
     })
 }
@@ -284,16 +332,17 @@ pub(crate) fn registered_names(region: &Region) -> Vec<String> {
 }
 
 /// A holder leaves its slot (its process goes on): the name stays registered, its position
-/// durable, and the attached bit goes (compare-and-swap from the state it stored, so that a
-/// later holder's or an eviction's state is never touched).
+/// durable, and the attached bit goes — if the slot is still in the epoch this holder
+/// stored (a later holder's or an eviction's state is never touched; the producer's
+/// demotion under `max_lag` keeps the epoch and is kept).
 pub(crate) fn leave(region: &Region, index: u32, state: SlotState) {
     if let Some(slot) = region.slot(index) {
-        let _ = slot.state.compare_exchange(
-            state.raw(),
-            state.raw() & !SLOT_ATTACHED,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        let epoch = state.raw() >> SLOT_EPOCH_SHIFT;
+        let _ = slot
+            .state
+            .fetch_update(Ordering::Release, Ordering::Relaxed, |now| {
+                (now >> SLOT_EPOCH_SHIFT == epoch).then_some(now & !SLOT_ATTACHED)
+            });
     }
 }
 
@@ -309,6 +358,13 @@ pub(crate) fn evict(shared: &Shared, name: &str) -> Result<()> {
         });
     };
     let _guard = lock_name(shared, index, name)?;
+    free_slot(shared, index);
+    Ok(())
+}
+
+/// Under the registry lock and slot `index`'s lock: frees the slot.
+fn free_slot(shared: &Shared, index: u32) {
+    let region = &shared.region;
     let slot = region.slot(index).expect("in range");
     let state = SlotState::load(slot).next(0);
     write_name(slot, "");
@@ -321,7 +377,167 @@ pub(crate) fn evict(shared: &Shared, name: &str) -> Result<()> {
         &control.roles.producer_pid,
         || slot.state.store(state.raw(), Ordering::SeqCst),
     );
-    Ok(())
+}
+
+/// The producer evicts slot `index` under its `retain` policy, if it still holds the
+/// registration the producer saw (`seen`) and no live process holds it; returns the name
+/// evicted.
+fn expire(shared: &Shared, index: u32, seen: SlotState) -> Result<Option<String>> {
+    let _registry = roles::lock_registry(shared)?;
+    let slot = shared.region.slot(index).expect("in range");
+    if SlotState::load(slot).raw() >> SLOT_EPOCH_SHIFT != seen.raw() >> SLOT_EPOCH_SHIFT {
+        return Ok(None); // attached again (or evicted) since
+    }
+    let name = name_of(slot);
+    let Ok(_guard) = lock_name(shared, index, &name) else {
+        return Ok(None); // a live holder came back
+    };
+    free_slot(shared, index);
+    Ok(Some(name))
+}
+
+/// What the producer's look at the slots found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Scan {
+    /// The lowest released position among the slots that hold it back, at most its tail.
+    pub(crate) low: u64,
+    /// Whether some registered slot does not hold it back (lossy, or turned lossy): the gate
+    /// then moves no further than the producer needs, so that such readers keep what they
+    /// can still read (see `Space::refresh_gate`).
+    pub(crate) lapped: bool,
+}
+
+/// The producer's memory of the slots its policies watch: since when it has seen each
+/// registered slot under a `retain` policy without a live holder.
+#[derive(Debug, Default)]
+pub(crate) struct Policies {
+    /// (slot, the state seen, first seen without a holder).
+    gone: Vec<(u32, SlotState, std::time::Instant)>,
+    /// Names the producer evicted or turned lossy, for its caller to report.
+    pub(crate) events: Vec<PolicyEvent>,
+}
+
+/// Something the producer did under a consumer's policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PolicyEvent {
+    /// A name whose holder was gone for its `retain` time was evicted.
+    Evicted {
+        /// The name.
+        name: String,
+    },
+    /// A lossless name that lagged more than its `max_lag` was turned lossy.
+    TurnedLossy {
+        /// The name.
+        name: String,
+        /// How far behind the tail it was, in bytes.
+        lag: u64,
+    },
+}
+
+/// The producer's look at the slots when its cached gate says the ring may be full: the
+/// lowest position that holds it back, after applying the slots' policies — a lossless slot
+/// more than its `max_lag` behind `limit` is turned lossy (its reader copies and checks
+/// what it reads, so it can be lapped: see `lapping`), and a slot whose holder has been
+/// gone for its `retain` time is evicted.
+#[cold]
+pub(crate) fn scan(shared: &Shared, limit: u64, policies: &mut Policies) -> Scan {
+    let region = &shared.region;
+    let mut lapped = false;
+    let mut low = limit;
+    let mut expired = Vec::new();
+    for i in 0..region.shape().slots() {
+        let slot = region.slot(i).expect("in range");
+        let state = SlotState::load(slot);
+        if !state.registered() {
+            continue;
+        }
+        if state.lossy() {
+            lapped = true;
+            continue;
+        }
+        // SYNC POINT (slot state and position): as in `lowest_released`.
+        let released = slot.released.load(Ordering::Acquire);
+        if !Position::new(released).is_some_and(Position::is_aligned) {
+            continue;
+        }
+        let max_lag = slot.max_lag.load(Ordering::Relaxed);
+        let lag = limit.saturating_sub(released);
+        if max_lag != 0 && lag > max_lag && demote(slot, state) {
+            policies.events.push(PolicyEvent::TurnedLossy {
+                name: name_of(slot),
+                lag,
+            });
+            lapped = true;
+            continue;
+        }
+        if slot.retain_ns.load(Ordering::Relaxed) != 0 {
+            if let Some(since) = policies.gone_since(shared, i, state) {
+                let retain =
+                    std::time::Duration::from_nanos(slot.retain_ns.load(Ordering::Relaxed));
+                if since.elapsed() >= retain {
+                    expired.push((i, state));
+                }
+            }
+        }
+        low = low.min(released);
+    }
+    let mut evicted = false;
+    for (i, state) in expired {
+        policies.gone.retain(|&(slot, _, _)| slot != i);
+        if let Ok(Some(name)) = expire(shared, i, state) {
+            policies.events.push(PolicyEvent::Evicted { name });
+            evicted = true;
+        }
+    }
+    if evicted {
+        // Without the slots given up.
+        low = lowest_released(region, limit);
+    }
+    Scan { low, lapped }
+}
+
+impl Policies {
+    /// Since when slot `index` (in `state`) has been seen without a live holder; `None`
+    /// while one holds it (forgetting any earlier sighting).
+    fn gone_since(
+        &mut self,
+        shared: &Shared,
+        index: u32,
+        state: SlotState,
+    ) -> Option<std::time::Instant> {
+        let held = state.raw() & SLOT_ATTACHED != 0 && is_held(shared, index).unwrap_or(true);
+        let seen = self.gone.iter().position(|&(i, s, _)| {
+            i == index && s.raw() >> SLOT_EPOCH_SHIFT == state.raw() >> SLOT_EPOCH_SHIFT
+        });
+        if held {
+            self.gone.retain(|&(i, _, _)| i != index);
+            return None;
+        }
+        match seen {
+            Some(at) => Some(self.gone[at].2),
+            None => {
+                self.gone.retain(|&(i, _, _)| i != index);
+                let now = std::time::Instant::now();
+                self.gone.push((index, state, now));
+                Some(now)
+            }
+        }
+    }
+}
+
+/// Turns a lossless slot lossy under its `max_lag` policy (compare-and-swap from the state
+/// seen: a slot attached or evicted since is left alone). Its reader learns it from the
+/// [`SLOT_DEMOTED`] bit.
+fn demote(slot: &Slot, seen: SlotState) -> bool {
+    slot.state
+        .compare_exchange(
+            seen.raw(),
+            seen.raw() | SLOT_LOSSY | SLOT_DEMOTED,
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        )
+        .is_ok()
 }
 
 /// The lowest released position among the slots that hold the producer back, at most

@@ -9,8 +9,9 @@
 
 use crate::error::{Error, Result, Role};
 use crate::format::position::{Capacity, Offset, Position};
-use crate::format::record::{decode, decode_data, Decoded, LastData, Record};
+use crate::format::record::{decode, decode_data, record_size, Decoded, LastData, Record};
 use crate::os::sync::Ordering;
+use crate::protocol::lapping;
 use crate::protocol::lifecycle::Watch;
 use crate::protocol::roles;
 use crate::protocol::slots::{self, Join, SlotState};
@@ -75,6 +76,56 @@ pub struct Consumer {
     /// The consumer slot held on a ring with several (`None`: the one consumer of a ring of
     /// format version 1).
     seat: Option<SeatInfo>,
+    /// For a consumer the producer may lap (lossy, or under a `max_lag` policy): where it
+    /// copies records and how it counts them (`None`: it reads in place).
+    lapped: Option<Box<Lapped>>,
+    /// Messages this consumer missed since it attached (overtaken by the producer).
+    missed: u64,
+}
+
+/// What a consumer the producer may lap keeps: its copy of the last record, and the index
+/// (`lapping`) of the positions around it.
+#[derive(Debug)]
+struct Lapped {
+    /// The payload of the last record read (a data record's, or an abort's reason), 8-byte
+    /// aligned as payloads in the ring are.
+    buf: Vec<u64>,
+    /// The position the last look started from, and the record it found there (after any
+    /// padding): all three hold the message of index `index`.
+    from: Position,
+    at: Position,
+    /// The position after that record, which holds the message of index `next_index`.
+    next: Position,
+    index: u64,
+    next_index: u64,
+}
+
+impl Lapped {
+    fn new(start: Position, index: u64) -> Lapped {
+        Lapped {
+            buf: Vec::new(),
+            from: start,
+            at: start,
+            next: start,
+            index,
+            next_index: index,
+        }
+    }
+
+    /// The index of the message at `pos`: a position the consumer looked at last (`from`,
+    /// `at`) or the one after it (`next`).
+    fn index_at(&self, pos: Position) -> u64 {
+        if pos == self.next {
+            self.next_index
+        } else {
+            self.index
+        }
+    }
+
+    /// The last record's payload.
+    fn payload(&self, len: u64) -> &[u8] {
+        &bytemuck::cast_slice(&self.buf)[..len as usize]
+    }
 }
 
 /// Which slot a consumer among several holds, and the state it stored there.
@@ -90,12 +141,15 @@ impl Consumer {
     pub(crate) fn attach(shared: Arc<Shared>, join: &Join<'_>) -> Result<Consumer> {
         slots::check_name(join.name)?;
         if !shared.region.shape().fanout() {
-            if join.name != slots::DEFAULT_NAME || join.lossy {
+            let policy = join.retain_ns != 0 || join.max_lag != 0;
+            if join.name != slots::DEFAULT_NAME || join.lossy || policy {
                 return Err(Error::NoSlot {
                     path: shared.name.clone(),
                     name: join.name.to_string(),
                     reason: if join.lossy {
                         "a ring with one consumer slot has only its lossless consumer; create the ring with several consumer slots (--consumers N) for lossy ones".to_string()
+                    } else if policy {
+                        "a ring with one consumer slot keeps its consumer's place for good; create the ring with several consumer slots (--consumers N) for --retain and --max-lag".to_string()
                     } else {
                         "a ring with one consumer slot has only the consumer \"default\"; create the ring with several consumer slots (--consumers N) to name consumers".to_string()
                     },
@@ -103,21 +157,37 @@ impl Consumer {
             }
             let endpoint = Endpoint::attach(shared, Role::Consumer)?;
             let (head, _tail) = endpoint.shared.positions()?;
-            return Ok(Consumer::at(endpoint, head, None));
+            return Ok(Consumer::at(endpoint, head, None, None));
         }
         let seat = slots::join(&shared, join)?;
         let info = SeatInfo {
             index: seat.index,
             state: seat.state,
         };
+        let lapped = (join.lossy || join.max_lag != 0)
+            .then(|| Box::new(Lapped::new(seat.start, seat.messages)));
         let endpoint = Endpoint::seated(shared, seat.guard, seat.messages);
-        Ok(Consumer::at(endpoint, seat.start, Some(info)))
+        let mut consumer = Consumer::at(endpoint, seat.start, Some(info), lapped);
+        consumer.missed = seat.missed;
+        if seat.missed != 0 {
+            consumer.count_missed_in_slot(seat.missed);
+        }
+        Ok(consumer)
     }
 
-    fn at(endpoint: Endpoint, head: Position, seat: Option<SeatInfo>) -> Consumer {
-        endpoint
-            .shared
-            .set_local_head(seat.map_or(0, |s| s.index), head.get());
+    fn at(
+        endpoint: Endpoint,
+        head: Position,
+        seat: Option<SeatInfo>,
+        lapped: Option<Box<Lapped>>,
+    ) -> Consumer {
+        if lapped.is_none() {
+            // A lapped reader holds nothing in place: the producer of this process need not
+            // spare its position (it proves what it copies whole).
+            endpoint
+                .shared
+                .set_local_head(seat.map_or(0, |s| s.index), head.get());
+        }
         let capacity = endpoint.shared.region.capacity();
         Consumer {
             read_pos: head,
@@ -128,7 +198,41 @@ impl Consumer {
             watch: Watch::default(),
             ended: false,
             seat,
+            lapped,
+            missed: 0,
             endpoint,
+        }
+    }
+
+    /// Messages this consumer missed since it attached: those the producer overwrote before
+    /// a lossy consumer (or one turned lossy by its `max_lag`) read them, and those a name
+    /// coming back lossless had lost while it was lossy. Always 0 for a lossless consumer
+    /// that never was lossy.
+    #[must_use]
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// Whether this consumer is lossy now: attached as lossy, or turned lossy by the
+    /// producer under its `max_lag` policy (the producer no longer waits for it).
+    #[must_use]
+    pub fn is_lossy(&self) -> bool {
+        self.seat
+            .and_then(|seat| self.endpoint.shared.region.slot(seat.index))
+            .is_some_and(|slot| {
+                let state = SlotState::load(slot);
+                state.registered() && state.lossy()
+            })
+    }
+
+    /// Adds `missed` to the slot's missed counter (statistics for `ringfile stat`).
+    fn count_missed_in_slot(&self, missed: u64) {
+        if let Some(slot) = self
+            .seat
+            .and_then(|seat| self.endpoint.shared.region.slot(seat.index))
+        {
+            let total = slot.missed.load(Ordering::Relaxed).wrapping_add(missed);
+            slot.missed.store(total, Ordering::Relaxed);
         }
     }
 
@@ -452,10 +556,14 @@ impl Consumer {
     fn aborted(&mut self, payload_offset: Offset, len: u64, next: Position) -> Error {
         self.end_seen(next);
         let mut reason = Vec::new();
-        self.endpoint
-            .shared
-            .region
-            .copy_out(payload_offset, len, &mut reason);
+        match &self.lapped {
+            None => self
+                .endpoint
+                .shared
+                .region
+                .copy_out(payload_offset, len, &mut reason),
+            Some(lapped) => reason.extend_from_slice(lapped.payload(len)),
+        }
         Error::StreamAborted {
             path: self.endpoint.shared.name.clone(),
             reason: String::from_utf8_lossy(&reason).into_owned(),
@@ -475,6 +583,9 @@ impl Consumer {
     /// finding the next record does not wait for this one's header.
     #[inline(always)]
     pub(crate) fn peek(&mut self, pos: Position) -> Result<Option<(Record, Position)>> {
+        if self.lapped.is_some() {
+            return self.peek_lapped(pos);
+        }
         if pos != self.cached_tail {
             let word = self.endpoint.shared.region.read_word(pos);
             if let Some(found) = self
@@ -539,6 +650,113 @@ impl Consumer {
         }
     }
 
+    /// [`peek`](Self::peek) for a consumer the producer may lap (`lapping`): copies the record
+    /// at `from` (after any padding), then proves the copy whole; if the producer overtook
+    /// it, counts what was missed and goes on from the oldest message still whole.
+    #[cold]
+    #[inline(never)]
+    fn peek_lapped(&mut self, mut from: Position) -> Result<Option<(Record, Position)>> {
+        let shared = Arc::clone(&self.endpoint.shared);
+        let region = &shared.region;
+        let control = region.control();
+        let lapped = self.lapped.as_mut().expect("a lapped consumer");
+        // A look from before the last resynchronisation (a receive or a batch that found
+        // nothing after it): go on from where it went on.
+        from = from.max(lapped.from);
+        let mut index = lapped.index_at(from);
+        loop {
+            let mut pos = from;
+            // What the look found: a record (and where), nothing yet, or a reason the bytes
+            // do not decode (damage, or a lap).
+            let found: std::result::Result<Option<(Record, Position, Position)>, &'static str> = loop {
+                if pos == self.cached_tail {
+                    // Acquire: as `peek_slow`.
+                    let tail = control.published_tail.load(Ordering::Acquire);
+                    if tail == pos.get() {
+                        break Ok(None);
+                    }
+                    match Position::new(tail).filter(|t| t.is_aligned() && *t >= pos) {
+                        None => break Err("published tail moved backwards"),
+                        // Published more than a capacity past us: lapped.
+                        Some(tail) if !self.capacity.spans(pos, tail) => {
+                            break Err("published tail too far")
+                        }
+                        Some(tail) => self.cached_tail = tail,
+                    }
+                }
+                let word = region.read_word(pos);
+                match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
+                    Ok(Decoded::Padding(next)) => pos = next,
+                    Ok(Decoded::Record(record, next)) => {
+                        if let Record::Data {
+                            payload_offset,
+                            len,
+                        }
+                        | Record::Abort {
+                            payload_offset,
+                            len,
+                        } = record
+                        {
+                            region.copy_words(payload_offset, len, &mut lapped.buf);
+                        }
+                        break Ok(Some((record, pos, next)));
+                    }
+                    Err(reason) => break Err(reason),
+                }
+            };
+            if lapping::whole_since(control, from) {
+                return match found {
+                    Ok(None) => Ok(None),
+                    Ok(Some((record, at, next))) => {
+                        let data = u64::from(matches!(record, Record::Data { .. }));
+                        (lapped.from, lapped.at, lapped.next) = (from, at, next);
+                        (lapped.index, lapped.next_index) = (index, index.wrapping_add(data));
+                        Ok(Some((record, next)))
+                    }
+                    // Nothing overwrote it, yet it does not decode: damage.
+                    Err(reason) => Err(Error::Corrupt {
+                        path: shared.name.clone(),
+                        position: pos.get(),
+                        reason,
+                    }),
+                };
+            }
+            // Overtaken: whatever was copied may be torn. Go on from the oldest whole message.
+            let anchor = lapping::oldest(region).ok_or_else(|| Error::Corrupt {
+                path: shared.name.clone(),
+                position: pos.get(),
+                reason: "published tail is not a position",
+            })?;
+            let missed = anchor.index.saturating_sub(index);
+            self.missed = self.missed.wrapping_add(missed);
+            if let Some(slot) = self.seat.and_then(|seat| region.slot(seat.index)) {
+                let total = slot.missed.load(Ordering::Relaxed).wrapping_add(missed);
+                slot.missed.store(total, Ordering::Relaxed);
+            }
+            **lapped = Lapped {
+                buf: std::mem::take(&mut lapped.buf),
+                ..Lapped::new(anchor.pos, anchor.index)
+            };
+            (from, index) = (anchor.pos, anchor.index);
+            self.cached_tail = anchor.pos;
+        }
+    }
+
+    /// The payload of the record this consumer found last at `offset`, `len` bytes: in
+    /// place, or its copy for a consumer the producer may lap.
+    ///
+    /// # Safety
+    /// The record must be one [`peek`](Self::peek) returned last, not yet released: under the
+    /// ring protocol the producer then does not write it while the slice lives.
+    #[inline(always)]
+    unsafe fn payload(&self, offset: Offset, len: u64) -> &[u8] {
+        match &self.lapped {
+            // SAFETY: the caller's contract.
+            None => unsafe { self.endpoint.shared.region.bytes(offset, len) },
+            Some(lapped) => lapped.payload(len),
+        }
+    }
+
     fn corrupt(&self, position: Position, reason: &'static str) -> Error {
         Error::Corrupt {
             path: self.endpoint.shared.name.clone(),
@@ -555,6 +773,10 @@ impl Consumer {
             return;
         }
         self.read_pos = pos;
+        if let Some(lapped) = &self.lapped {
+            self.release_lapped(pos, lapped.index_at(pos));
+            return;
+        }
         // Before the shared head: a producer of this process that sees the shared head also
         // sees a local head at least as new.
         let shared = &self.endpoint.shared;
@@ -577,6 +799,27 @@ impl Consumer {
             // Release: our reads of every record below `pos` happen before the producer,
             // which Acquire-loads the head, overwrites them.
             || head.store(pos.get(), Ordering::Release),
+        );
+    }
+
+    /// [`release`](Self::release) for a consumer the producer may lap: its slot's position and
+    /// the index of the message there.
+    #[cold]
+    fn release_lapped(&mut self, pos: Position, index: u64) {
+        self.endpoint.tally.messages = index;
+        let shared = &self.endpoint.shared;
+        let Some(slot) = self.seat.and_then(|seat| shared.region.slot(seat.index)) else {
+            return;
+        };
+        slot.released_messages.store(index, Ordering::Relaxed);
+        let control = shared.region.control();
+        // Release, and the producer woken: until it is turned lossy, a consumer under a
+        // `max_lag` policy holds the producer back as a lossless one does.
+        store_and_wake(
+            &shared.region,
+            &control.producer_wait,
+            &control.roles.producer_pid,
+            || slot.released.store(pos.get(), Ordering::Release),
         );
     }
 
@@ -839,16 +1082,10 @@ impl Deref for Message<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        // SAFETY: the record is published (below the tail we Acquire-loaded) and not yet
-        // released (this message releases it when dropped), so under the ring protocol the
-        // producer does not write it while the slice lives.
-        unsafe {
-            self.consumer
-                .endpoint
-                .shared
-                .region
-                .bytes(self.payload_offset, self.len)
-        }
+        // SAFETY: the record is the one `peek` returned last (a message borrows its consumer
+        // mutably, so nothing was peeked since), published and not yet released (this
+        // message releases it when dropped).
+        unsafe { self.consumer.payload(self.payload_offset, self.len) }
     }
 }
 
@@ -908,11 +1145,19 @@ impl Message<'_> {
     /// is this process's own, which no other process can change afterwards. For payloads
     /// from peers you do not trust; see [`Consumer::recv_into`].
     pub fn copy_into(&self, buf: &mut Vec<u8>) {
-        self.consumer
-            .endpoint
-            .shared
-            .region
-            .copy_out(self.payload_offset, self.len, buf);
+        match &self.consumer.lapped {
+            None => {
+                self.consumer
+                    .endpoint
+                    .shared
+                    .region
+                    .copy_out(self.payload_offset, self.len, buf);
+            }
+            Some(lapped) => {
+                buf.clear();
+                buf.extend_from_slice(lapped.payload(self.len));
+            }
+        }
     }
 
     /// Gives the message back unreleased: the next `recv` (of this consumer, or of the next
@@ -1020,16 +1265,9 @@ impl<'a> RecvBatch<'a> {
             )) => {
                 self.pos = next;
                 self.count += 1;
-                // SAFETY: the record is published and the batch releases it only when it is
-                // dropped (after this borrow of the batch ends), so under the ring protocol the
-                // producer does not write it while the slice lives.
-                Ok(Some(unsafe {
-                    self.consumer
-                        .endpoint
-                        .shared
-                        .region
-                        .bytes(payload_offset, len)
-                }))
+                // SAFETY: the record is the one `peek` just returned, published, and the batch
+                // releases it only when it is dropped (after this borrow of the batch ends).
+                Ok(Some(unsafe { self.consumer.payload(payload_offset, len) }))
             }
             Some((Record::End, next)) => {
                 self.pos = next;
@@ -1086,14 +1324,16 @@ impl<'a> RecvBatch<'a> {
     ) -> Result<usize, E> {
         let mut handled = 0;
         loop {
-            let (pos, count) = (self.pos, self.count);
+            let count = self.count;
             let Some(msg) = self.next()? else {
                 return Ok(handled);
             };
+            let len = msg.len() as u64;
             if let Err(e) = f(msg) {
                 // Only a data record was read (an end or abort yields no message), so
-                // stepping back un-reads exactly that message.
-                self.pos = pos;
+                // stepping back to its start un-reads exactly that message (its start, not
+                // where the look began: a lapped consumer may have moved on from there).
+                self.pos = Position::new(self.pos.get() - record_size(len)).unwrap_or(self.pos);
                 self.count = count;
                 return Err(e);
             }

@@ -9,10 +9,11 @@ use crate::format::layout::{
     END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
 };
 use crate::format::position::{Capacity, Position};
-use crate::format::record::{encode, record_size};
+use crate::format::record::{decode, encode, record_size, Decoded};
 use crate::os::sync::Ordering;
+use crate::protocol::lapping::PublishSeq;
 use crate::protocol::lifecycle::{Attachment, Departure};
-use crate::protocol::slots;
+use crate::protocol::slots::{self, PolicyEvent};
 use crate::protocol::wait::{store_and_wake, store_and_wake_all, Probe, WaitStrategy};
 use crate::side::endpoint::Endpoint;
 use crate::store::region::RecordWriter;
@@ -70,6 +71,8 @@ pub struct Producer {
     /// Where records are written: the data region of `shared`, which this producer keeps
     /// alive.
     writer: RecordWriter,
+    /// The published pair's sequence word (version 2 rings only).
+    publish_seq: PublishSeq,
 }
 
 impl Producer {
@@ -97,6 +100,12 @@ impl Producer {
             .local_tail
             .store(tail.get(), std::sync::atomic::Ordering::Release);
         let attachment = Attachment::attach(&shared.region.control().roles, tail);
+        if shared.region.shape().fanout() {
+            // The gate we start from was stored by an earlier producer: this fence, after our
+            // load of it and before our first write, is what lets a lapped reader that sees
+            // that write see a gate at least as high (`lapping`, as after `raise_gate`).
+            crate::os::sync::fence(Ordering::SeqCst);
+        }
         let capacity = shared.region.capacity();
         // A consumer of this ring in this process may hold messages below a head that another
         // process forged forward: start from the lower of the two, as `try_reserve` does, or
@@ -112,8 +121,10 @@ impl Producer {
                 capacity,
                 max_message: capacity.max_message(),
                 fanout: shared.region.shape().fanout(),
+                policies: slots::Policies::default(),
             },
             writer: shared.region.record_writer(),
+            publish_seq: PublishSeq::resume(&shared.region.control().published),
             endpoint,
         })
     }
@@ -204,6 +215,15 @@ impl Producer {
             pid: Some(view.pid).filter(|&pid| pid != 0),
             position: view.released,
         }))
+    }
+
+    /// What this producer did under its consumers' policies since the last call: names
+    /// evicted because their holder was gone for their `retain` time, and names turned lossy
+    /// because they lagged more than their `max_lag` (see [`ConsumerOptions`](crate::ConsumerOptions)).
+    /// The producer applies the policies as it looks at the consumers: when its cached view
+    /// says the ring may be full, and while it waits for room.
+    pub fn take_policy_events(&mut self) -> Vec<PolicyEvent> {
+        std::mem::take(&mut self.space.policies.events)
     }
 
     /// How many consumer slots the ring has (1: a ring of one consumer).
@@ -642,8 +662,9 @@ impl Producer {
         self.endpoint
             .waiting
             .block(shared, deadline, |probe| match probe {
-                Probe::Ready => space.try_reserve(shared, len, keep_free),
-                Probe::Idle => Ok(None),
+                // Idle: look again all the same, so that the consumers' policies (`retain`)
+                // are applied while we wait.
+                Probe::Ready | Probe::Idle => space.try_reserve(shared, len, keep_free),
             })
     }
 
@@ -677,22 +698,34 @@ impl Producer {
                 self.space.write_pos.get(),
                 std::sync::atomic::Ordering::Release,
             );
-            // Before the tail: statistics, which a reader that Acquire-loads the tail sees at
-            // least this new.
-            control.published.store(self.endpoint.tally);
             let tail = self.space.write_pos;
             // Release: every record byte written below `write_pos` is visible to a consumer
             // that Acquire-loads this tail.
             let store = || control.published_tail.store(tail.get(), Ordering::Release);
             let region = &self.endpoint.shared.region;
             match region.fanout_wake() {
-                None => store_and_wake(
-                    region,
-                    &control.consumer_wait,
-                    &control.roles.consumer_pid,
-                    store,
-                ),
-                Some(wake) => store_and_wake_all(region, wake, store),
+                None => {
+                    // Before the tail: statistics, which a reader that Acquire-loads the tail
+                    // sees at least this new.
+                    control.published.store(self.endpoint.tally);
+                    store_and_wake(
+                        region,
+                        &control.consumer_wait,
+                        &control.roles.consumer_pid,
+                        store,
+                    );
+                }
+                Some(wake) => {
+                    // The counter and the tail as one pair, for readers that must learn
+                    // which message a position holds (`lapping`).
+                    let seq = &mut self.publish_seq;
+                    seq.begin(&control.published);
+                    control.published.store(self.endpoint.tally);
+                    store_and_wake_all(region, wake, || {
+                        store();
+                        seq.end(&control.published);
+                    });
+                }
             }
             self.space.published = tail;
         }
@@ -730,6 +763,8 @@ pub(crate) struct Space {
     /// Whether the ring has consumer slots: the head is then the gate of the slowest
     /// consumer that holds us back (`slots`), not one consumer's head.
     fanout: bool,
+    /// What the consumers' policies (`retain`, `max_lag`) need us to remember.
+    policies: slots::Policies,
 }
 
 impl Space {
@@ -787,7 +822,7 @@ impl Space {
         let end = self.write_pos + (padding + size + keep_free);
         if end > self.capacity.limit(self.cached_head) {
             // Possibly full on the cached head: look at the real one.
-            let head = self.refresh_head(shared)?;
+            let head = self.refresh_head(shared, end)?;
             if end > self.capacity.limit(head) {
                 return Ok(None); // really full
             }
@@ -806,9 +841,9 @@ impl Space {
 impl Space {
     /// Reads the consumer's released head into `cached_head`, refusing one that moved
     /// backwards or past our own write position.
-    fn refresh_head(&mut self, shared: &Shared) -> Result<Position> {
+    fn refresh_head(&mut self, shared: &Shared, need: Position) -> Result<Position> {
         if self.fanout {
-            return Ok(self.refresh_gate(shared));
+            return Ok(self.refresh_gate(shared, need));
         }
         // SYNC POINT (released_head): Acquire pairs with the consumer's Release store of the
         // head, so its reads of the bytes it released happen before we overwrite them.
@@ -836,9 +871,25 @@ impl Space {
     /// position among the slots that hold us back (and this process's own consumers), at
     /// most what we published, never below the last one (a position lower than that was
     /// forged: every consumer that joined since starts at or after the gate, see `slots`).
-    fn refresh_gate(&mut self, shared: &Shared) -> Position {
+    fn refresh_gate(&mut self, shared: &Shared, need: Position) -> Position {
         let limit = self.published.get();
-        let low = slots::lowest_released(&shared.region, limit);
+        let scan = slots::scan(shared, limit, &mut self.policies);
+        let mut low = scan.low;
+        if scan.lapped {
+            // Readers that do not hold us back read what lies at or after the gate (see
+            // `lapping`): move it no further than the room this record needs, or half the
+            // ring, so that a lapped reader that keeps up loses nothing — to the first record
+            // boundary there (readers start at the gate), found by walking our own records
+            // from the last gate.
+            let cap = self.capacity.bytes();
+            let wanted = need
+                .get()
+                .saturating_sub(cap)
+                .max(self.write_pos.get().saturating_sub(cap / 2));
+            if wanted < low {
+                low = low.min(self.boundary_from(shared, wanted));
+            }
+        }
         let low = slots::raise_gate(&shared.region, low, limit);
         let low = shared.below_local_head(low);
         let head = Position::new(low)
@@ -848,13 +899,29 @@ impl Space {
         head
     }
 
+    /// The first record boundary at or after `wanted` (at most the published tail), walking
+    /// the records we published from the cached gate, a boundary. Those records are whole: we
+    /// overwrite nothing at or after the gate. A header that does not decode (another
+    /// process wrote there) ends the walk at the published tail.
+    fn boundary_from(&self, shared: &Shared, wanted: u64) -> u64 {
+        let (mut pos, tail) = (self.cached_head, self.published);
+        while pos.get() < wanted && pos < tail {
+            let word = shared.region.read_word(pos);
+            match decode(word, pos, tail, self.capacity, self.max_message) {
+                Ok(Decoded::Record(_, next) | Decoded::Padding(next)) => pos = next,
+                Err(_) => return tail.get(),
+            }
+        }
+        pos.get().min(tail.get())
+    }
+
     /// The longest payload (at most the maximum message size) a record that ends the stream
     /// can carry in the room free now, placed where [`try_reserve`](Self::try_reserve) with
     /// `keep_free` 0 would put it; `None` if not even an empty record fits (the ring was left
     /// without the reserve by another writer and the consumer has not released since).
     #[cold]
     fn final_room(&mut self, shared: &Shared) -> Result<Option<u64>> {
-        let head = self.refresh_head(shared)?;
+        let head = self.refresh_head(shared, self.write_pos)?;
         // Saturating: a head forged by another process, lowered to this process's own
         // consumer's at attach, may leave the write position past head + capacity.
         let free = self

@@ -362,6 +362,23 @@ impl Region {
         }
     }
 
+    /// Copies the words covering `offset .. offset + len` of the data region into `out`
+    /// (replacing its contents) with atomic loads, as [`copy_out`](Self::copy_out) does, for a
+    /// reader the producer may lap: the copy may be torn by a concurrent write, which its
+    /// reader detects afterwards (`protocol::lapping`). No read is reported to the model
+    /// checker: racing the producer is what such a reader does by design.
+    pub(crate) fn copy_words(&self, offset: Offset, len: u64, out: &mut Vec<u64>) {
+        let offset = offset.get();
+        assert!(offset.is_multiple_of(8), "unaligned copy at {offset}");
+        let words = len.div_ceil(8);
+        self.check(offset, words * 8);
+        out.clear();
+        out.extend((0..words as usize).map(|i| {
+            self.word_at(offset as usize + 8 * i)
+                .load(std::sync::atomic::Ordering::Relaxed)
+        }));
+    }
+
     /// Tells the model checker that the bytes `offset .. offset + len` are read now, so that
     /// it checks this read is ordered after every write of them by the other side. (The
     /// data region is real memory; the model tracks it in 8-byte cells.) Nothing outside
