@@ -87,7 +87,7 @@ impl Summary {
             mbps,
             self.ended
         );
-        if let Some(missed) = self.missed {
+        if let Some(missed) = self.missed.filter(|&m| m > 0) {
             text.push_str(&format!(
                 "\n{}: missed {missed} messages (overtaken by the producer)",
                 self.program

@@ -104,7 +104,8 @@ pub struct Snapshot {
     /// The payload bytes of those messages (for rates: bytes/s in).
     pub published_bytes: u64,
     /// Messages released since the ring was created, by every consumer (for rates: messages/s
-    /// out).
+    /// out); on a ring with consumer slots, the messages below the gate (released by every
+    /// name that holds the producer back): `published_messages` less those waiting.
     pub released_messages: u64,
     /// The payload bytes of those messages (for rates: bytes/s out): `published_bytes` less
     /// the payload waiting, exact while nothing moves (the file does not count them: see
@@ -273,8 +274,13 @@ impl Inspector {
         let (head, tail) = self.walk(Copies::None, &mut walk, &mut |_| {})?;
         let control = self.region.control();
         let published = control.published.load();
-        // Relaxed: statistics (written Relaxed, before the position they go with).
-        let released_messages = control.released_messages.load(Ordering::Relaxed);
+        // Relaxed: statistics (written Relaxed, before the position they go with). With
+        // consumer slots, what lies below the gate: published less what the walk counted.
+        let released_messages = if self.region.shape().fanout() {
+            published.messages.saturating_sub(walk.messages)
+        } else {
+            control.released_messages.load(Ordering::Relaxed)
+        };
         let stream = if producer.live {
             StreamState::Open
         } else if attached {

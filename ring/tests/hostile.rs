@@ -29,6 +29,18 @@ proptest! {
         fuzz_ops::open_bytes(&data);
     }
 
+    /// A version 2 header (consumer slots) with arbitrary control block, slots (states,
+    /// positions, names, counters, policy words) and records (first byte 3 mod 4).
+    #[test]
+    fn arbitrary_slots_are_validated_before_use(
+        shape in (0u8..64).prop_map(|s| s * 4 + 3),
+        rest in prop::collection::vec(any::<u8>(), 0..6000)
+    ) {
+        let mut data = vec![shape];
+        data.extend(rest);
+        fuzz_ops::open_bytes(&data);
+    }
+
     #[test]
     fn producer_and_consumer_survive_a_hostile_writer(
         program in prop::collection::vec(any::<u8>(), 1..400)

@@ -264,3 +264,29 @@ fn policies_need_a_ring_with_consumer_slots() {
         assert!(err.to_string().contains("--consumers N"), "{err}");
     }
 }
+
+/// Found by the hostile-writer fuzz target: a released head (the gate) forged past the
+/// published tail made a lossy consumer resynchronise forever, each try finding itself
+/// overtaken again. It now says the file is damaged, in one error.
+#[test]
+fn a_gate_forged_past_the_tail_is_damage_not_a_lap_forever() {
+    use std::os::unix::fs::FileExt;
+    let (dir, ring) = make(2, 4096);
+    let mut producer = ring.producer().unwrap();
+    let mut lossy = ring
+        .consumer_with(&ConsumerOptions::new().name("l").lossy(true))
+        .unwrap();
+    producer.send(&message(0, 16)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("ring"))
+        .unwrap();
+    file.write_all_at(&(1u64 << 40).to_le_bytes(), 256).unwrap();
+    let got = lossy.try_recv().map(|m| m.map(|m| m.to_vec()));
+    match got {
+        Err(Error::Corrupt { reason, .. }) => {
+            assert_eq!(reason, "released head is past the published tail")
+        }
+        other => panic!("expected a damaged-file error, got {other:?}"),
+    }
+}

@@ -656,7 +656,7 @@ impl Consumer {
     #[cold]
     #[inline(never)]
     fn peek_lapped(&mut self, mut from: Position) -> Result<Option<(Record, Position)>> {
-        let shared = Arc::clone(&self.endpoint.shared);
+        let shared: &Shared = &self.endpoint.shared;
         let region = &shared.region;
         let control = region.control();
         let lapped = self.lapped.as_mut().expect("a lapped consumer");
@@ -670,8 +670,11 @@ impl Consumer {
             // do not decode (damage, or a lap).
             let found: std::result::Result<Option<(Record, Position, Position)>, &'static str> = loop {
                 if pos == self.cached_tail {
-                    // Acquire: as `peek_slow`.
-                    let tail = control.published_tail.load(Ordering::Acquire);
+                    // Acquire, and never past our own producer's records: as `peek_slow`.
+                    let tail = control
+                        .published_tail
+                        .load(Ordering::Acquire)
+                        .min(shared.local_tail.load(std::sync::atomic::Ordering::Acquire));
                     if tail == pos.get() {
                         break Ok(None);
                     }
@@ -727,6 +730,16 @@ impl Consumer {
                 position: pos.get(),
                 reason: "published tail is not a position",
             })?;
+            // The gate passed `from`, so a true anchor lies past it (the gate only grows and
+            // never passes the tail); one that does not is a gate forged past the tail, and
+            // going on from it would find the same forever.
+            if anchor.pos <= from {
+                return Err(Error::Corrupt {
+                    path: shared.name.clone(),
+                    position: from.get(),
+                    reason: "released head is past the published tail",
+                });
+            }
             let missed = anchor.index.saturating_sub(index);
             self.missed = self.missed.wrapping_add(missed);
             if let Some(slot) = self.seat.and_then(|seat| region.slot(seat.index)) {
