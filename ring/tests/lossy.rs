@@ -281,6 +281,7 @@ fn a_gate_forged_past_the_tail_is_damage_not_a_lap_forever() {
         .write(true)
         .open(dir.path().join("ring"))
         .unwrap();
+    // The released head (the gate) lies at file offset 256 (FORMAT.md, "Header page").
     file.write_all_at(&(1u64 << 40).to_le_bytes(), 256).unwrap();
     let got = lossy.try_recv().map(|m| m.map(|m| m.to_vec()));
     match got {

@@ -609,24 +609,8 @@ impl Consumer {
     fn peek_slow(&mut self, mut pos: Position) -> Result<Option<(Record, Position)>> {
         loop {
             if pos == self.cached_tail {
-                // Possibly empty on the cached tail: look at the real one. Acquire pairs
-                // with the producer's Release store, so every record below it is complete.
-                let tail = self
-                    .endpoint
-                    .shared
-                    .region
-                    .control()
-                    .published_tail
-                    .load(Ordering::Acquire);
-                // Never past what our own producer (if this process has one) has written:
-                // a tail beyond it was forged, and the records there are where our producer
-                // will write next (see `Shared::local_tail`).
-                let tail = tail.min(
-                    self.endpoint
-                        .shared
-                        .local_tail
-                        .load(std::sync::atomic::Ordering::Acquire),
-                );
+                // Possibly empty on the cached tail: look at the real one.
+                let tail = self.endpoint.shared.readable_tail();
                 if tail == pos.get() {
                     return Ok(None);
                 }
@@ -670,11 +654,7 @@ impl Consumer {
             // do not decode (damage, or a lap).
             let found: std::result::Result<Option<(Record, Position, Position)>, &'static str> = loop {
                 if pos == self.cached_tail {
-                    // Acquire, and never past our own producer's records: as `peek_slow`.
-                    let tail = control
-                        .published_tail
-                        .load(Ordering::Acquire)
-                        .min(shared.local_tail.load(std::sync::atomic::Ordering::Acquire));
+                    let tail = shared.readable_tail();
                     if tail == pos.get() {
                         break Ok(None);
                     }

@@ -96,6 +96,20 @@ impl Shared {
         }
     }
 
+    /// The published tail as a consumer of this process may read up to: Acquire (pairs with
+    /// the producer's Release store of the tail, so every record below it is complete), and
+    /// never past what our own producer (if this process has one) has written — a tail
+    /// beyond that was forged, and the records there are where our producer writes next.
+    #[inline]
+    pub(crate) fn readable_tail(&self) -> u64 {
+        let tail = self
+            .region
+            .control()
+            .published_tail
+            .load(crate::os::sync::Ordering::Acquire);
+        tail.min(self.local_tail.load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// The released head and published tail, validated.
     pub(crate) fn positions(&self) -> Result<(Position, Position)> {
         file::positions(&self.region, &self.name)
