@@ -232,6 +232,25 @@ fn a_dead_name_holds_the_producer_until_evicted() {
         text.contains("\"gone\": dead") && text.contains("\"live\": pid"),
         "{text}"
     );
+    // `ls` and `watch` show every consumer too: name, pid or dead, mode, position, lag.
+    let ls = tool()
+        .arg("ls")
+        .arg(ring.parent().unwrap())
+        .output()
+        .unwrap();
+    let watch = tool()
+        .args(["watch", "--count", "1", "--interval", "0.1"])
+        .arg(&ring)
+        .output()
+        .unwrap();
+    for (what, out) in [("ls", ls), ("watch", watch)] {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("gone dead lossless at 0 lag ")
+                && text.contains(&format!("live pid {} lossless at ", live.id())),
+            "{what}: {text}"
+        );
+    }
     // A live name cannot be evicted; a dead one can, and the producer goes on at once.
     let refused = tool()
         .args(["evict"])
@@ -257,6 +276,41 @@ fn a_dead_name_holds_the_producer_until_evicted() {
     let out = wait(live, "live");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(summary(&out)["messages"], 100_000);
+}
+
+/// `--retain`: the producer itself evicts a name whose holder has been gone that long, says
+/// so, and goes on; the other consumer gets everything.
+#[test]
+fn a_dead_name_with_retain_is_evicted_by_the_producer() {
+    let d = Dir::new();
+    let ring = d.ring();
+    let mut gone = named_verifier(&ring, "gone", SMALL, &["--retain", "1s"]);
+    let live = named_verifier(&ring, "live", SMALL, &[]);
+    wait_registered(&ring, &["gone", "live"]);
+    gone.kill().unwrap();
+    gone.wait().unwrap();
+    let mut p = producer();
+    p.args(["--gen", "100000", "--size", "64", "--json"])
+        .arg(&ring);
+    let mut p = spawn(p);
+    let lines = stderr_lines(&mut p);
+    let said = wait_for_line(&lines, |l| l.contains("evicted"));
+    assert!(
+        said.contains("\"gone\"") && said.contains("--retain"),
+        "{said}"
+    );
+    let p = wait(p, "producer");
+    assert!(p.status.success());
+    let out = wait(live, "live");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(summary(&out)["messages"], 100_000);
+    // The name is free: the ring lists only the live one.
+    let snapshot = ringfile::Inspector::open(&ring)
+        .unwrap()
+        .snapshot()
+        .unwrap();
+    let names: Vec<_> = snapshot.consumers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["live"]);
 }
 
 #[test]

@@ -97,11 +97,7 @@ impl Described {
             ),
             format!("producer {}", short_holder(&s.producer)),
             if s.consumer_slots > 1 {
-                format!(
-                    "consumers {}/{} live",
-                    s.consumers.iter().filter(|c| c.holder.live).count(),
-                    s.consumers.len()
-                )
+                consumers_brief(s)
             } else {
                 format!("consumer {}", short_holder(&s.consumer))
             },
@@ -213,6 +209,32 @@ fn consumers_text(s: &Snapshot) -> String {
         ));
     }
     text
+}
+
+/// Every registered consumer of a ring with consumer slots, in one field: what `ls` and
+/// `watch` show (name, pid or dead, lossless or lossy, position, lag in messages and bytes).
+pub fn consumers_brief(s: &Snapshot) -> String {
+    if s.consumers.is_empty() {
+        return format!("consumers: none of {} slots", s.consumer_slots);
+    }
+    let each: Vec<String> = s
+        .consumers
+        .iter()
+        .map(|c| {
+            let who = match (c.holder.live, c.holder.pid) {
+                (true, Some(pid)) => format!("pid {pid}"),
+                (true, None) => "attached".to_string(),
+                (false, _) => "dead".to_string(),
+            };
+            let mode = if c.lossy { "lossy" } else { "lossless" };
+            let lag = match (c.lag_messages, c.lag_bytes) {
+                (Some(m), Some(b)) => format!("lag {m} ({})", Size(b)),
+                _ => "lag unknown".to_string(),
+            };
+            format!("{} {who} {mode} at {} {lag}", c.name, c.position)
+        })
+        .collect();
+    format!("consumers: {}", each.join(", "))
 }
 
 fn holder(h: &Holder) -> String {

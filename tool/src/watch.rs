@@ -92,7 +92,11 @@ fn fields(described: &Described, rates: &Rates) -> Vec<String> {
         format!("{:.0}% full", s.fill_percent()),
         format!("stream: {}", describe::stream(&s.stream)),
         format!("producer: {}", attached(s.producer.live)),
-        format!("consumer: {}", attached(s.consumer.live)),
+        if s.consumer_slots > 1 {
+            describe::consumers_brief(s)
+        } else {
+            format!("consumer: {}", attached(s.consumer.live))
+        },
         described.path.clone(),
     ]
 }
