@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub mod awaiting;
 pub mod cost;
+pub mod fanout;
 pub mod floor;
 pub mod inprocess;
 pub mod latency;
@@ -550,6 +551,10 @@ pub fn child_main() -> bool {
     let parts: Vec<&str> = spec.split('|').collect();
     if parts[0].starts_with("latency-") {
         latency::child(&parts);
+        return true;
+    }
+    if parts[0] == "fanout" {
+        fanout::child(&parts);
         return true;
     }
     if parts[0] == "await-send" {

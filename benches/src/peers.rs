@@ -35,8 +35,8 @@ fn check(msg: &[u8], size: usize, seq: u64) {
     assert_eq!(got, seq, "lost, duplicated or reordered message");
 }
 
-type IoxPublisher = iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>;
-type IoxSubscriber = iceoryx2::port::subscriber::Subscriber<ipc::Service, [u8], ()>;
+pub(crate) type IoxPublisher = iceoryx2::port::publisher::Publisher<ipc::Service, [u8], ()>;
+pub(crate) type IoxSubscriber = iceoryx2::port::subscriber::Subscriber<ipc::Service, [u8], ()>;
 type IoxService =
     iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
 
@@ -58,8 +58,8 @@ impl Iceoryx2 {
     }
 
     /// Creates (`create`) or opens the lossless service `name` carrying up to `size`-byte
-    /// messages, `buffer` of them in flight.
-    fn service(&self, name: &str, buffer: usize, create: bool) -> IoxService {
+    /// messages, `buffer` of them in flight, for up to `subscribers` subscribers.
+    fn service(&self, name: &str, buffer: usize, subscribers: usize, create: bool) -> IoxService {
         let name: ServiceName = name.try_into().expect("a valid iceoryx2 service name");
         let builder = self
             .node
@@ -69,7 +69,7 @@ impl Iceoryx2 {
             .subscriber_max_buffer_size(buffer)
             .history_size(0)
             .max_publishers(1)
-            .max_subscribers(1);
+            .max_subscribers(subscribers);
         if create {
             builder.create().expect("create the iceoryx2 service")
         } else {
@@ -77,9 +77,22 @@ impl Iceoryx2 {
         }
     }
 
-    /// A lossless publisher of up to `size`-byte messages on `name` (creating the service).
+    /// A lossless publisher of up to `size`-byte messages on `name` (creating the service,
+    /// for one subscriber).
     pub fn publisher(&self, name: &str, size: usize, buffer: usize, create: bool) -> IoxPublisher {
-        self.service(name, buffer, create)
+        self.publisher_for(name, size, buffer, 1, create)
+    }
+
+    /// [`publisher`](Self::publisher) on a service for up to `subscribers` subscribers.
+    pub fn publisher_for(
+        &self,
+        name: &str,
+        size: usize,
+        buffer: usize,
+        subscribers: usize,
+        create: bool,
+    ) -> IoxPublisher {
+        self.service(name, buffer, subscribers, create)
             .publisher_builder()
             .initial_max_slice_len(size)
             .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
@@ -87,9 +100,20 @@ impl Iceoryx2 {
             .expect("create an iceoryx2 publisher")
     }
 
-    /// A subscriber on `name` with a buffer of `buffer` messages.
+    /// A subscriber on `name` with a buffer of `buffer` messages (a service for one).
     pub fn subscriber(&self, name: &str, buffer: usize, create: bool) -> IoxSubscriber {
-        self.service(name, buffer, create)
+        self.subscriber_for(name, buffer, 1, create)
+    }
+
+    /// [`subscriber`](Self::subscriber) on a service for up to `subscribers` subscribers.
+    pub fn subscriber_for(
+        &self,
+        name: &str,
+        buffer: usize,
+        subscribers: usize,
+        create: bool,
+    ) -> IoxSubscriber {
+        self.service(name, buffer, subscribers, create)
             .subscriber_builder()
             .buffer_size(buffer)
             .create()

@@ -20,7 +20,7 @@
 //! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, two-lines, futex,
 //! iceoryx2, ipc-channel).
 //! `--cost` measures only the processor time per message on one thread (see
-//! `benches::cost`).
+//! `benches::cost`); `--fanout` only the several-readers tables (see `benches::fanout`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-each, ringfile-disk, floor, and ringfile-read,
 //! ringfile-each-read, floor-read (receivers that read every byte), pipe, pipe-big,
@@ -78,13 +78,13 @@ fn main() {
             continue;
         }
         expect_values = match a.as_str() {
-            "--quick" | "--update" | "--cost" => 0,
+            "--quick" | "--update" | "--cost" | "--fanout" => 0,
             "--cores" | "--out" => 1,
             "--one" | "--one-trip" => 2,
             other => {
                 eprintln!(
                     "report: unknown argument '{other}' (expected --quick, --update, --out DIR, \
-                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost)"
+                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --fanout)"
                 );
                 std::process::exit(2);
             }
@@ -131,6 +131,18 @@ fn main() {
     if args.iter().any(|a| a == "--cost") {
         let mut md = String::new();
         cost_section(&mut md, 5);
+        println!("{md}");
+        return;
+    }
+    if args.iter().any(|a| a == "--fanout") {
+        let settings = Settings {
+            runs: if quick { 3 } else { 5 },
+            budget: Duration::ZERO,
+            latency_iters: if quick { 20_000 } else { 200_000 },
+            out: PathBuf::new(),
+        };
+        let mut md = String::new();
+        fanout_section(&mut md, &settings);
         println!("{md}");
         return;
     }
@@ -203,6 +215,7 @@ fn run(s: &Settings) -> String {
     programs_section(&mut md, s, &cross);
     async_section(&mut md, s);
     capacity_section(&mut md, s);
+    fanout_section(&mut md, s);
     ratios_section(&mut md, s, &cross, &cost, &trips);
     md
 }
@@ -469,6 +482,142 @@ fn capacity_section(md: &mut String, s: &Settings) {
             "— (max message 32 KiB)".into()
         };
         writeln!(md, "| {} KiB | {small:.2} GB/s | {large} |", capacity >> 10).unwrap();
+    }
+}
+
+/// Several readers on one stream ([`benches::fanout`]): (a) the producer's processor time per
+/// message with 1 to 16 readers, as a ratio to one reader; (b) messages delivered to 1 to 4
+/// readers together per second; (c) the same against iceoryx2 with as many subscribers.
+fn fanout_section(md: &mut String, s: &Settings) {
+    use benches::fanout::{aggregate, producer_cost, Fan, SIZE, SLOTS};
+    const READERS: [usize; 5] = [1, 2, 4, 8, 16];
+    const CAPACITY: u64 = ringfile::DEFAULT_CAPACITY;
+    let bursts = if s.runs > 3 { 40 } else { 12 };
+    // SAFETY: sysconf has no preconditions.
+    let cores = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    // [fan][readers][run], interleaved: each run measures every fan at every count back to back.
+    let mut cost = vec![vec![Vec::new(); READERS.len()]; Fan::ALL.len()];
+    for run in 0..s.runs {
+        for (ri, &readers) in READERS.iter().enumerate() {
+            for (fi, &fan) in Fan::ALL.iter().enumerate() {
+                if fan.takes(readers) {
+                    eprintln!("fan-out cost, run {}: {} to {readers}", run + 1, fan.name());
+                    cost[fi][ri].push(producer_cost(fan, readers, CAPACITY, bursts).producer_ns);
+                }
+            }
+        }
+    }
+    writeln!(
+        md,
+        "
+### Several readers on one stream
+
+         One producer process, 1 to 16 reader processes, {SIZE}-byte messages, {} KiB rings          (ringfile: {SLOTS} consumer slots whatever the number of readers, each reader a named          consumer that parks when the ring is empty and reads in batches; iceoryx2: a lossless          publisher and as many subscribers, which poll and yield the core when empty). The          producer is pinned to its core, the readers to the others — on this {cores}-core          machine {} — and every message reaches every reader (checked).
+
+         **Producer's cost.** The producer sends bursts of half a ring ({bursts} of them) and          waits, untimed, until every reader has had the burst: what it pays to send with that          many readers attached and reading, never waiting for room. Processor time of the          producer's thread per message (median of {} runs), and in brackets its ratio to the          same row with one reader (median of the runs' ratios, lowest–highest):
+",
+        CAPACITY >> 10,
+        if cores <= 2 {
+            "all on the one other core"
+        } else {
+            "round robin"
+        },
+        s.runs
+    )
+    .unwrap();
+    write!(md, "| producer ÷ readers |").unwrap();
+    for r in READERS {
+        write!(md, " {r} |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(READERS.len())).unwrap();
+    for (fi, fan) in Fan::ALL.iter().enumerate() {
+        write!(md, "| {} |", fan.name()).unwrap();
+        for runs in &cost[fi] {
+            if runs.is_empty() {
+                write!(md, " — |").unwrap();
+                continue;
+            }
+            let ratio = Spread::of(runs.iter().zip(&cost[fi][0]).map(|(x, one)| x / one));
+            write!(
+                md,
+                " {:.1} ns ({:.2}×, {:.2}–{:.2}) |",
+                median_f64(&mut runs.clone()),
+                ratio.median,
+                ratio.low,
+                ratio.high
+            )
+            .unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+    writeln!(
+        md,
+        "
+iceoryx2's cost per message as a multiple of ringfile's (same run; median of the          runs' ratios, lowest–highest):
+"
+    )
+    .unwrap();
+    write!(md, "| iceoryx2 ÷ | readers 1 |").unwrap();
+    for r in &READERS[1..] {
+        write!(md, " {r} |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(READERS.len())).unwrap();
+    let iox = Fan::ALL.iter().position(|&f| f == Fan::Iceoryx2).unwrap();
+    for (fi, fan) in Fan::ALL.iter().enumerate() {
+        if matches!(fan, Fan::Iceoryx2 | Fan::RingfileOneSlot) {
+            continue;
+        }
+        let spreads: Vec<Spread> = cost[iox]
+            .iter()
+            .zip(&cost[fi])
+            .map(|(theirs, ours)| Spread::of(theirs.iter().zip(ours).map(|(t, o)| t / o)))
+            .collect();
+        spread_row(md, fan.name(), &spreads);
+    }
+    // (b) and (c): streaming, wall time.
+    const AGGREGATE: [usize; 4] = [1, 2, 3, 4];
+    let count: u64 = if s.runs > 3 { 1 << 20 } else { 1 << 18 };
+    let mut rates = vec![vec![Vec::new(); AGGREGATE.len()]; Fan::ALL.len()];
+    for run in 0..s.runs {
+        for (ri, &readers) in AGGREGATE.iter().enumerate() {
+            for (fi, &fan) in Fan::ALL.iter().enumerate() {
+                if fan.takes(readers) {
+                    eprintln!(
+                        "fan-out aggregate, run {}: {} to {readers}",
+                        run + 1,
+                        fan.name()
+                    );
+                    rates[fi][ri].push(aggregate(fan, readers, CAPACITY, count).delivered_per_sec);
+                }
+            }
+        }
+    }
+    writeln!(
+        md,
+        "
+**Delivered, all readers together.** The producer streams {count} messages without          pause (it waits for room when the slowest reader is a ring behind); messages received          by all readers together per second of wall time, first send to the last reader's end          (median of {} runs; readers sharing a core share its time, so on this machine the          total is bounded by one core's reading):
+",
+        s.runs
+    )
+    .unwrap();
+    write!(md, "| delivered ÷ readers |").unwrap();
+    for r in AGGREGATE {
+        write!(md, " {r} |").unwrap();
+    }
+    writeln!(md).unwrap();
+    writeln!(md, "|---|{}", "---:|".repeat(AGGREGATE.len())).unwrap();
+    for (fi, fan) in Fan::ALL.iter().enumerate() {
+        write!(md, "| {} |", fan.name()).unwrap();
+        for runs in &rates[fi] {
+            if runs.is_empty() {
+                write!(md, " — |").unwrap();
+            } else {
+                write!(md, " {} msg/s |", fmt_rate(median_f64(&mut runs.clone()))).unwrap();
+            }
+        }
+        writeln!(md).unwrap();
     }
 }
 
