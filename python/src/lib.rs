@@ -1,0 +1,640 @@
+//! `ringfile._ringfile`: the Python classes over the Rust library (never a second
+//! implementation of the protocol). The package `ringfile` (python/ringfile) re-exports them
+//! with the exceptions and the type stubs.
+//!
+//! Waiting: every blocking call releases the GIL (`Python::detach`) and waits in slices of
+//! [`SLICE`], re-taking the GIL between slices only to run Python's signal handlers, so
+//! Ctrl-C raises `KeyboardInterrupt` within a slice. Threads: each side lives in a mutex
+//! that is only ever locked with the GIL released, so two Python threads using one side
+//! take turns (and never deadlock against the GIL); a call made while another thread waits
+//! on the same side waits its turn.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+use ringfile::units::Size;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a wait runs with the GIL released before it looks for a signal.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// Raises the package's exception for a library error (see `ringfile/_errors.py`: one class
+/// per failure a caller can act on, all under `RingfileError`), with the library's one-line
+/// message and, where the error has them, `path`, `pid` and `reason` attributes.
+fn raise(py: Python<'_>, error: ringfile::Error) -> PyErr {
+    use ringfile::Error as E;
+    let (class, path, pid, reason): (&str, Option<&PathBuf>, Option<u32>, Option<&str>) =
+        match &error {
+            E::Full => ("RingFull", None, None, None),
+            E::Timeout => ("Timeout", None, None, None),
+            E::ProducerDied { path, pid } => ("ProducerDied", Some(path), *pid, None),
+            E::StreamAborted { path, reason } => {
+                ("StreamAborted", Some(path), None, Some(reason.as_str()))
+            }
+            E::RoleTaken { path, pid, .. } | E::NameTaken { path, pid, .. } => {
+                ("RoleHeld", Some(path), *pid, None)
+            }
+            E::NotFound { path } => ("RingNotFound", Some(path), None, None),
+            E::AlreadyExists { path } => ("RingExists", Some(path), None, None),
+            E::PermissionDenied { path, .. } | E::OtherOwner { path, .. } => {
+                ("PermissionDenied", Some(path), None, None)
+            }
+            E::TooShort { path, .. }
+            | E::NotRegularFile { path, .. }
+            | E::BadMagic { path, .. }
+            | E::UnsupportedVersion { path, .. }
+            | E::BadHeader { path, .. }
+            | E::SizeMismatch { path, .. }
+            | E::CapacityMismatch { path, .. }
+            | E::ConsumersMismatch { path, .. }
+            | E::BadPositions { path, .. }
+            | E::Corrupt { path, .. } => ("BadRingFile", Some(path), None, None),
+            E::InvalidCapacity { .. }
+            | E::InvalidConsumers { .. }
+            | E::InvalidMaxLag { .. }
+            | E::InvalidName { .. }
+            | E::InvalidMode { .. }
+            | E::TooLarge { .. }
+            | E::WrongLength { .. } => ("InvalidArgument", None, None, None),
+            E::NoSlot { path, .. } | E::UnknownName { path, .. } => {
+                ("NoSuchConsumer", Some(path), None, None)
+            }
+            E::Inherited { path, .. } => ("Inherited", Some(path), None, None),
+            _ => ("RingfileError", None, None, None),
+        };
+    let build = || -> PyResult<PyErr> {
+        let class = py.import("ringfile._errors")?.getattr(class)?;
+        let value = class.call1((error.to_string(),))?;
+        if let Some(path) = path {
+            value.setattr("path", path.to_string_lossy().into_owned())?;
+        }
+        if let Some(pid) = pid {
+            value.setattr("pid", pid)?;
+        }
+        if let Some(reason) = reason {
+            value.setattr("reason", reason)?;
+        }
+        Ok(PyErr::from_value(value))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// A capacity given as an int or as text such as `"16MiB"`.
+fn capacity_of(value: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if let Ok(bytes) = value.extract::<u64>() {
+        return Ok(bytes);
+    }
+    let text: String = value.extract().map_err(|_| {
+        PyValueError::new_err("capacity: expected an int (bytes) or a size such as \"16MiB\"")
+    })?;
+    text.parse::<Size>()
+        .map(|size| size.0)
+        .map_err(|e| PyValueError::new_err(format!("capacity {text:?}: {e}")))
+}
+
+/// Locks `mutex` with the GIL released (so that a thread holding it and waiting for the GIL
+/// cannot deadlock against us). A poisoned lock (a panic inside a call) is taken anyway: the
+/// sides keep their state consistent across every error return.
+fn lock<T: Send>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Waits with `attempt` in slices (each given the time left in the slice), the GIL released,
+/// running Python's signal handlers between slices; `None` timeout waits for good.
+/// `attempt` returns `Err(Timeout)` when its slice passed without result.
+fn wait_sliced<T>(
+    timeout: Option<f64>,
+    mut attempt: impl FnMut(Duration) -> ringfile::Result<T>,
+) -> PyResult<T> {
+    let deadline = match timeout {
+        None => None,
+        Some(t) if t.is_finite() && t >= 0.0 => Some(Instant::now() + Duration::from_secs_f64(t)),
+        Some(t) => return Err(PyValueError::new_err(format!("timeout {t}: expected seconds >= 0"))),
+    };
+    loop {
+        let slice = match deadline {
+            None => SLICE,
+            Some(at) => at.saturating_duration_since(Instant::now()).min(SLICE),
+        };
+        match attempt(slice) {
+            Ok(value) => return Ok(value),
+            Err(ringfile::Error::Timeout)
+                if deadline.is_none_or(|at| Instant::now() < at) =>
+            {
+                Python::attach(|py| py.check_signals())?;
+            }
+            Err(error) => return Err(Python::attach(|py| raise(py, error))),
+        }
+    }
+}
+
+/// A ring file: open or create one, then take its producer or a consumer.
+#[pyclass(module = "ringfile", frozen)]
+struct Ring {
+    ring: ringfile::Ring,
+}
+
+#[pymethods]
+impl Ring {
+    /// Opens the ring file at `path`.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Ring> {
+        py.detach(|| ringfile::Ring::open(&path))
+            .map(|ring| Ring { ring })
+            .map_err(|e| raise(py, e))
+    }
+
+    /// Creates a ring file at `path` (nothing may exist there): `capacity` bytes of data
+    /// (a power of two; an int or a size such as "16MiB"), `consumers` slots (1: one
+    /// consumer; 2 to 256: that many named consumers, each reading every message), `mode`
+    /// the exact permission bits.
+    #[staticmethod]
+    #[pyo3(signature = (path, capacity = None, consumers = 1, mode = 0o600))]
+    fn create(
+        py: Python<'_>,
+        path: PathBuf,
+        capacity: Option<&Bound<'_, PyAny>>,
+        consumers: u32,
+        mode: u32,
+    ) -> PyResult<Ring> {
+        let options = options(capacity, consumers, mode)?;
+        py.detach(|| options.create(&path))
+            .map(|ring| Ring { ring })
+            .map_err(|e| raise(py, e))
+    }
+
+    /// Opens the ring at `path`, or creates it as `create` does if nothing is there. An
+    /// existing ring must have the capacity and consumer slots asked for.
+    #[staticmethod]
+    #[pyo3(signature = (path, capacity = None, consumers = 1, mode = 0o600))]
+    fn open_or_create(
+        py: Python<'_>,
+        path: PathBuf,
+        capacity: Option<&Bound<'_, PyAny>>,
+        consumers: u32,
+        mode: u32,
+    ) -> PyResult<Ring> {
+        let options = options(capacity, consumers, mode)?;
+        py.detach(|| options.open_or_create(&path))
+            .map(|ring| Ring { ring })
+            .map_err(|e| raise(py, e))
+    }
+
+    /// Takes the producer role (one live producer per ring).
+    fn producer(&self, py: Python<'_>) -> PyResult<Producer> {
+        let producer = self.ring.producer().map_err(|e| raise(py, e))?;
+        Ok(Producer {
+            side: Mutex::new(Some(producer)),
+            path: self.path(),
+        })
+    }
+
+    /// Takes a consumer: the ring's one consumer, or on a ring with consumer slots the
+    /// consumer `name` (default "default"), which resumes where that name last released.
+    /// `start="latest"` starts a new name at the next message instead of the oldest held;
+    /// `lossy=True` never holds the producer back (it counts what it misses, `missed`).
+    #[pyo3(signature = (name = None, *, lossy = false, start = "oldest"))]
+    fn consumer(
+        &self,
+        py: Python<'_>,
+        name: Option<&str>,
+        lossy: bool,
+        start: &str,
+    ) -> PyResult<Consumer> {
+        let start = match start {
+            "oldest" => ringfile::Start::Oldest,
+            "latest" => ringfile::Start::Latest,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "start {other:?}: expected \"oldest\" or \"latest\""
+                )))
+            }
+        };
+        let mut options = ringfile::ConsumerOptions::new().lossy(lossy).start(start);
+        if let Some(name) = name {
+            options = options.name(name);
+        }
+        let consumer = py
+            .detach(|| self.ring.consumer_with(&options))
+            .map_err(|e| raise(py, e))?;
+        Ok(Consumer {
+            side: Mutex::new(Some(consumer)),
+            path: self.path(),
+        })
+    }
+
+    /// The data capacity in bytes.
+    #[getter]
+    fn capacity(&self) -> u64 {
+        self.ring.capacity()
+    }
+
+    /// The number of consumer slots.
+    #[getter]
+    fn consumers(&self) -> u32 {
+        self.ring.consumers()
+    }
+
+    /// The longest message the ring carries, in bytes.
+    #[getter]
+    fn max_message_len(&self) -> usize {
+        self.ring.max_message_len()
+    }
+
+    /// The ring file's path.
+    #[getter]
+    fn path(&self) -> String {
+        self.ring.path().to_string_lossy().into_owned()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<ringfile.Ring {:?} capacity={} consumers={}>",
+            self.path(),
+            self.ring.capacity(),
+            self.ring.consumers()
+        )
+    }
+}
+
+fn options(
+    capacity: Option<&Bound<'_, PyAny>>,
+    consumers: u32,
+    mode: u32,
+) -> PyResult<ringfile::RingOptions> {
+    let capacity = capacity
+        .map(capacity_of)
+        .transpose()?
+        .unwrap_or(ringfile::DEFAULT_CAPACITY);
+    Ok(ringfile::Ring::options()
+        .capacity(capacity)
+        .consumers(consumers)
+        .mode(mode))
+}
+
+/// The message's bytes of a bytes-like object: one C-contiguous buffer of bytes.
+fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
+    let buffer = PyBuffer::<u8>::get(data).or_else(|_| {
+        // A typed buffer (a NumPy array of floats, say): its bytes, as `bytes(view)` gives.
+        let view = data.py().import("builtins")?.getattr("memoryview")?.call1((data,))?;
+        PyBuffer::<u8>::get(&view.call_method1("cast", ("B",))?)
+    })?;
+    if !buffer.is_c_contiguous() {
+        return Err(PyValueError::new_err(
+            "message: expected a C-contiguous bytes-like object",
+        ));
+    }
+    Ok(buffer)
+}
+
+/// Copies the buffer's bytes into `dst` (exactly its length).
+fn copy_buffer(buffer: &PyBuffer<u8>, dst: &mut [u8]) {
+    debug_assert_eq!(dst.len(), buffer.len_bytes());
+    // SAFETY: the buffer is C-contiguous (checked in `bytes_of`) and exported for as long as
+    // `buffer` lives, so `len_bytes` bytes from `buf_ptr` stay allocated; `dst` is ours and
+    // does not overlap it (it lies in the ring's mapping). Another Python thread could write
+    // the object while we copy (we may run with the GIL released): the copy may then mix
+    // old and new bytes, as `bytes(obj)` racing the same writer would.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            buffer.buf_ptr().cast::<u8>(),
+            dst.as_mut_ptr(),
+            dst.len(),
+        );
+    }
+}
+
+/// The producer of a ring: `send` bytes-like objects, then `close` (or `abort`).
+#[pyclass(module = "ringfile", frozen)]
+struct Producer {
+    side: Mutex<Option<ringfile::Producer>>,
+    path: String,
+}
+
+impl Producer {
+    fn with<T>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut ringfile::Producer) -> PyResult<T> + Send,
+    ) -> PyResult<T>
+    where
+        T: Send,
+    {
+        let path = &self.path;
+        py.detach(|| {
+            let mut side = lock(&self.side);
+            match side.as_mut() {
+                Some(producer) => f(producer),
+                None => Err(closed("producer", path)),
+            }
+        })
+    }
+
+    fn take(&self, py: Python<'_>) -> PyResult<ringfile::Producer> {
+        py.detach(|| lock(&self.side).take())
+            .ok_or_else(|| closed("producer", &self.path))
+    }
+}
+
+fn closed(side: &str, path: &str) -> PyErr {
+    Python::attach(|py| {
+        let build = || -> PyResult<PyErr> {
+            let class = py.import("ringfile._errors")?.getattr("Closed")?;
+            Ok(PyErr::from_value(class.call1((format!(
+                "{path}: this {side} was closed or detached"
+            ),))?))
+        };
+        build().unwrap_or_else(|e| e)
+    })
+}
+
+#[pymethods]
+impl Producer {
+    /// Sends one message (any bytes-like object: bytes, bytearray, memoryview, a NumPy
+    /// array), copied once, into the ring; waits for room (`timeout` seconds at most, then
+    /// `Timeout`; None: for good).
+    #[pyo3(signature = (data, timeout = None))]
+    fn send(&self, py: Python<'_>, data: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<()> {
+        let buffer = bytes_of(data)?;
+        let len = buffer.len_bytes();
+        self.with(py, |producer| {
+            wait_sliced(timeout, |slice| {
+                let mut claim = producer.claim_timeout(len, slice)?;
+                copy_buffer(&buffer, &mut claim);
+                claim.commit();
+                Ok(())
+            })
+        })
+    }
+
+    /// Sends one message if there is room now; raises `RingFull` otherwise.
+    fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let buffer = bytes_of(data)?;
+        let len = buffer.len_bytes();
+        self.with(py, |producer| {
+            let mut claim = producer
+                .try_claim(len)
+                .map_err(|e| Python::attach(|py| raise(py, e)))?;
+            copy_buffer(&buffer, &mut claim);
+            claim.commit();
+            Ok(())
+        })
+    }
+
+    /// Sends every message of `messages` (an iterable of bytes-like objects) and makes them
+    /// visible to the consumers together: one publish for the lot.
+    fn send_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let buffers: Vec<PyBuffer<u8>> = messages
+            .try_iter()?
+            .map(|m| bytes_of(&m?))
+            .collect::<PyResult<_>>()?;
+        self.with(py, |producer| {
+            let mut batch = producer.batch();
+            for buffer in &buffers {
+                let len = buffer.len_bytes();
+                wait_sliced(None, |slice| {
+                    let mut claim = batch.claim_timeout(len, slice)?;
+                    copy_buffer(buffer, &mut claim);
+                    claim.commit();
+                    Ok(())
+                })?;
+            }
+            Ok(buffers.len())
+        })
+    }
+
+    /// Ends the stream: every consumer receives what was sent, then the end (`recv`
+    /// returns None). Releases the role.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let producer = self.take(py)?;
+        py.detach(|| producer.close()).map_err(|e| raise(py, e))
+    }
+
+    /// Ends the stream with an error: consumers raise `StreamAborted` with `reason` once
+    /// they have received what was sent before.
+    fn abort(&self, py: Python<'_>, reason: &str) -> PyResult<()> {
+        let producer = self.take(py)?;
+        py.detach(|| producer.abort(reason)).map_err(|e| raise(py, e))
+    }
+
+    /// Lets go of the role without ending the stream: another producer may attach and go
+    /// on, and consumers keep waiting.
+    fn detach(&self, py: Python<'_>) -> PyResult<()> {
+        self.take(py)?.detach();
+        Ok(())
+    }
+
+    /// The longest message this ring carries, in bytes.
+    #[getter]
+    fn max_message_len(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |p| Ok(p.max_message_len()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Leaving a `with` block closes the stream, or aborts it (with the exception as the
+    /// reason) if the block raised; a producer already closed is left alone.
+    #[pyo3(signature = (exc_type = None, exc = None, _tb = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let Some(producer) = py.detach(|| lock(&self.side).take()) else {
+            return Ok(false);
+        };
+        let result = match (exc_type, exc) {
+            (Some(kind), Some(exc)) if !kind.is_none() => {
+                let reason = format!(
+                    "{}: {}",
+                    kind.getattr("__name__")?.str()?,
+                    exc.str()?
+                );
+                py.detach(|| producer.abort(&reason))
+            }
+            _ => py.detach(|| producer.close()),
+        };
+        result.map_err(|e| raise(py, e))?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ringfile.Producer of {:?}>", self.path)
+    }
+}
+
+/// A consumer of a ring: `recv` messages (or iterate) until the end of the stream.
+#[pyclass(module = "ringfile", frozen)]
+struct Consumer {
+    side: Mutex<Option<ringfile::Consumer>>,
+    path: String,
+}
+
+impl Consumer {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut ringfile::Consumer) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        let path = &self.path;
+        py.detach(|| {
+            let mut side = lock(&self.side);
+            match side.as_mut() {
+                Some(consumer) => f(consumer),
+                None => Err(closed("consumer", path)),
+            }
+        })
+    }
+}
+
+/// The bytes of a message, made with the GIL taken back (the message stays borrowed from the
+/// ring until the copy is done, then is released).
+fn to_bytes(message: &[u8]) -> Py<PyBytes> {
+    Python::attach(|py| PyBytes::new(py, message).unbind())
+}
+
+#[pymethods]
+impl Consumer {
+    /// Receives the next message as bytes, waiting for it (`timeout` seconds at most, then
+    /// `Timeout`; None: for good); None at the end of the stream. Raises `ProducerDied` if
+    /// the producer died without ending its stream, `StreamAborted` if it aborted it.
+    #[pyo3(signature = (timeout = None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyBytes>>> {
+        self.with(py, |consumer| {
+            wait_sliced(timeout, |slice| {
+                Ok(consumer.recv_timeout(slice)?.map(|msg| to_bytes(&msg)))
+            })
+        })
+    }
+
+    /// Receives the next message if one is waiting: bytes; None at the end of the stream;
+    /// raises `RingEmpty` if nothing is there yet.
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        self.with(py, |consumer| {
+            let got = consumer.try_recv().map(|m| m.map(|msg| to_bytes(&msg)));
+            match got {
+                Ok(Some(bytes)) => Ok(Some(bytes)),
+                // The library's two `None`s told apart: the end, or nothing yet.
+                Ok(None) if consumer.is_ended() => Ok(None),
+                Ok(None) => Err(Python::attach(empty)),
+                Err(e) => Err(Python::attach(|py| raise(py, e))),
+            }
+        })
+    }
+
+    /// Receives up to `max` messages at once (at least one, waiting as `recv` does): a list
+    /// of bytes, one release for the lot; an empty list at the end of the stream.
+    #[pyo3(signature = (max = 1024, timeout = None))]
+    fn recv_batch(
+        &self,
+        py: Python<'_>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Py<PyList>> {
+        if max == 0 {
+            return Err(PyValueError::new_err("max: expected at least 1"));
+        }
+        self.with(py, |consumer| {
+            wait_sliced(timeout, |slice| {
+                let mut batch = consumer.recv_batch_timeout(slice)?;
+                let mut out: Vec<Py<PyBytes>> = Vec::new();
+                let collected = Python::attach(|py| -> ringfile::Result<Py<PyList>> {
+                    while out.len() < max {
+                        match batch.next()? {
+                            Some(msg) => out.push(PyBytes::new(py, msg).unbind()),
+                            None => break,
+                        }
+                    }
+                    Ok(PyList::new(py, &out).expect("a list of bytes").unbind())
+                });
+                let list = collected?;
+                if out.len() == max {
+                    // Leave the rest for the next call: release what was read.
+                    batch.release();
+                }
+                Ok(list)
+            })
+        })
+    }
+
+    /// Messages the producer overtook this (lossy) consumer by, so far.
+    #[getter]
+    fn missed(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |c| Ok(c.missed()))
+    }
+
+    /// This consumer's name (`default` for a ring's one consumer).
+    #[getter]
+    fn name(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |c| Ok(c.name()))
+    }
+
+    /// Whether the last message received was the end of the stream.
+    #[getter]
+    fn ended(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with(py, |c| Ok(c.is_ended()))
+    }
+
+    /// Lets go of the consumer role (a named consumer's position stays: the name resumes
+    /// there). Using it afterwards raises `Closed`.
+    fn close(&self, py: Python<'_>) {
+        drop(py.detach(|| lock(&self.side).take()));
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        // None ends the iteration (pyo3 raises StopIteration for it).
+        self.recv(py, None)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ringfile.Consumer of {:?}>", self.path)
+    }
+}
+
+fn empty(py: Python<'_>) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let class = py.import("ringfile._errors")?.getattr("RingEmpty")?;
+        Ok(PyErr::from_value(class.call1(("no message waiting",))?))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+/// The Rust half of the `ringfile` package.
+#[pymodule]
+fn _ringfile(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Ring>()?;
+    m.add_class::<Producer>()?;
+    m.add_class::<Consumer>()?;
+    m.add("DEFAULT_CAPACITY", ringfile::DEFAULT_CAPACITY)?;
+    Ok(())
+}
