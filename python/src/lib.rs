@@ -99,7 +99,9 @@ fn capacity_of(value: &Bound<'_, PyAny>) -> PyResult<u64> {
 /// cannot deadlock against us). A poisoned lock (a panic inside a call) is taken anyway: the
 /// sides keep their state consistent across every error return.
 fn lock<T: Send>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Waits with `attempt` in slices (each given the time left in the slice), the GIL released,
@@ -112,7 +114,11 @@ fn wait_sliced<T>(
     let deadline = match timeout {
         None => None,
         Some(t) if t.is_finite() && t >= 0.0 => Some(Instant::now() + Duration::from_secs_f64(t)),
-        Some(t) => return Err(PyValueError::new_err(format!("timeout {t}: expected seconds >= 0"))),
+        Some(t) => {
+            return Err(PyValueError::new_err(format!(
+                "timeout {t}: expected seconds >= 0"
+            )))
+        }
     };
     loop {
         let slice = match deadline {
@@ -121,9 +127,7 @@ fn wait_sliced<T>(
         };
         match attempt(slice) {
             Ok(value) => return Ok(value),
-            Err(ringfile::Error::Timeout)
-                if deadline.is_none_or(|at| Instant::now() < at) =>
-            {
+            Err(ringfile::Error::Timeout) if deadline.is_none_or(|at| Instant::now() < at) => {
                 Python::attach(|py| py.check_signals())?;
             }
             Err(error) => return Err(Python::attach(|py| raise(py, error))),
@@ -221,7 +225,10 @@ impl Ring {
             .detach(|| self.ring.consumer_with(&options))
             .map_err(|e| raise(py, e))?;
         Ok(Consumer {
-            side: Mutex::new(Some(consumer)),
+            side: Mutex::new(Some(Side {
+                consumer,
+                pending: None,
+            })),
             path: self.path(),
         })
     }
@@ -288,7 +295,11 @@ fn options(
 fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
     let buffer = PyBuffer::<u8>::get(data).or_else(|_| {
         // A typed buffer (a NumPy array of floats, say): its bytes, as `bytes(view)` gives.
-        let view = data.py().import("builtins")?.getattr("memoryview")?.call1((data,))?;
+        let view = data
+            .py()
+            .import("builtins")?
+            .getattr("memoryview")?
+            .call1((data,))?;
         PyBuffer::<u8>::get(&view.call_method1("cast", ("B",))?)
     })?;
     if !buffer.is_c_contiguous() {
@@ -308,11 +319,7 @@ fn copy_buffer(buffer: &PyBuffer<u8>, dst: &mut [u8]) {
     // the object while we copy (we may run with the GIL released): the copy may then mix
     // old and new bytes, as `bytes(obj)` racing the same writer would.
     unsafe {
-        std::ptr::copy_nonoverlapping(
-            buffer.buf_ptr().cast::<u8>(),
-            dst.as_mut_ptr(),
-            dst.len(),
-        );
+        std::ptr::copy_nonoverlapping(buffer.buf_ptr().cast::<u8>(), dst.as_mut_ptr(), dst.len());
     }
 }
 
@@ -426,7 +433,8 @@ impl Producer {
     /// they have received what was sent before.
     fn abort(&self, py: Python<'_>, reason: &str) -> PyResult<()> {
         let producer = self.take(py)?;
-        py.detach(|| producer.abort(reason)).map_err(|e| raise(py, e))
+        py.detach(|| producer.abort(reason))
+            .map_err(|e| raise(py, e))
     }
 
     /// Lets go of the role without ending the stream: another producer may attach and go
@@ -461,11 +469,7 @@ impl Producer {
         };
         let result = match (exc_type, exc) {
             (Some(kind), Some(exc)) if !kind.is_none() => {
-                let reason = format!(
-                    "{}: {}",
-                    kind.getattr("__name__")?.str()?,
-                    exc.str()?
-                );
+                let reason = format!("{}: {}", kind.getattr("__name__")?.str()?, exc.str()?);
                 py.detach(|| producer.abort(&reason))
             }
             _ => py.detach(|| producer.close()),
@@ -482,15 +486,39 @@ impl Producer {
 /// A consumer of a ring: `recv` messages (or iterate) until the end of the stream.
 #[pyclass(module = "ringfile", frozen)]
 struct Consumer {
-    side: Mutex<Option<ringfile::Consumer>>,
+    side: Mutex<Option<Side>>,
     path: String,
+}
+
+/// A consumer and what it owes its caller.
+struct Side {
+    consumer: ringfile::Consumer,
+    /// What a `recv_batch` found after the messages it returned (the end of the stream, an
+    /// abort): reported by the next call, so that no message read is lost to it.
+    pending: Option<Pending>,
+}
+
+enum Pending {
+    End,
+    Failed(ringfile::Error),
+}
+
+impl Side {
+    /// The end or error a batch left to report, if any: `Ok(true)` for the end.
+    fn take_pending(&mut self) -> PyResult<bool> {
+        match self.pending.take() {
+            None => Ok(false),
+            Some(Pending::End) => Ok(true),
+            Some(Pending::Failed(e)) => Err(Python::attach(|py| raise(py, e))),
+        }
+    }
 }
 
 impl Consumer {
     fn with<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut ringfile::Consumer) -> PyResult<T> + Send,
+        f: impl FnOnce(&mut Side) -> PyResult<T> + Send,
     ) -> PyResult<T> {
         let path = &self.path;
         py.detach(|| {
@@ -516,7 +544,11 @@ impl Consumer {
     /// the producer died without ending its stream, `StreamAborted` if it aborted it.
     #[pyo3(signature = (timeout = None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyBytes>>> {
-        self.with(py, |consumer| {
+        self.with(py, |side| {
+            if side.take_pending()? {
+                return Ok(None);
+            }
+            let consumer = &mut side.consumer;
             wait_sliced(timeout, |slice| {
                 Ok(consumer.recv_timeout(slice)?.map(|msg| to_bytes(&msg)))
             })
@@ -526,7 +558,11 @@ impl Consumer {
     /// Receives the next message if one is waiting: bytes; None at the end of the stream;
     /// raises `RingEmpty` if nothing is there yet.
     fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        self.with(py, |consumer| {
+        self.with(py, |side| {
+            if side.take_pending()? {
+                return Ok(None);
+            }
+            let consumer = &mut side.consumer;
             let got = consumer.try_recv().map(|m| m.map(|msg| to_bytes(&msg)));
             match got {
                 Ok(Some(bytes)) => Ok(Some(bytes)),
@@ -541,34 +577,39 @@ impl Consumer {
     /// Receives up to `max` messages at once (at least one, waiting as `recv` does): a list
     /// of bytes, one release for the lot; an empty list at the end of the stream.
     #[pyo3(signature = (max = 1024, timeout = None))]
-    fn recv_batch(
-        &self,
-        py: Python<'_>,
-        max: usize,
-        timeout: Option<f64>,
-    ) -> PyResult<Py<PyList>> {
+    fn recv_batch(&self, py: Python<'_>, max: usize, timeout: Option<f64>) -> PyResult<Py<PyList>> {
         if max == 0 {
             return Err(PyValueError::new_err("max: expected at least 1"));
         }
-        self.with(py, |consumer| {
+        self.with(py, |side| {
+            if side.take_pending()? {
+                return Ok(Python::attach(|py| PyList::empty(py).unbind()));
+            }
+            let Side { consumer, pending } = side;
             wait_sliced(timeout, |slice| {
                 let mut batch = consumer.recv_batch_timeout(slice)?;
-                let mut out: Vec<Py<PyBytes>> = Vec::new();
-                let collected = Python::attach(|py| -> ringfile::Result<Py<PyList>> {
-                    while out.len() < max {
-                        match batch.next()? {
-                            Some(msg) => out.push(PyBytes::new(py, msg).unbind()),
-                            None => break,
+                Python::attach(|py| {
+                    let list = PyList::empty(py);
+                    while list.len() < max {
+                        match batch.next() {
+                            Ok(Some(msg)) => list
+                                .append(PyBytes::new(py, msg))
+                                .expect("appending to a new list"),
+                            Ok(None) => break,
+                            // Reported now if nothing came before it, else next time.
+                            Err(e) if list.is_empty() => return Err(e),
+                            Err(e) => {
+                                *pending = Some(Pending::Failed(e));
+                                break;
+                            }
                         }
                     }
-                    Ok(PyList::new(py, &out).expect("a list of bytes").unbind())
-                });
-                let list = collected?;
-                if out.len() == max {
-                    // Leave the rest for the next call: release what was read.
-                    batch.release();
-                }
-                Ok(list)
+                    if batch.is_end() && !list.is_empty() && pending.is_none() {
+                        *pending = Some(Pending::End);
+                    }
+                    // Dropping the batch releases what was read; the rest waits.
+                    Ok(list.unbind())
+                })
             })
         })
     }
@@ -576,19 +617,19 @@ impl Consumer {
     /// Messages the producer overtook this (lossy) consumer by, so far.
     #[getter]
     fn missed(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with(py, |c| Ok(c.missed()))
+        self.with(py, |s| Ok(s.consumer.missed()))
     }
 
     /// This consumer's name (`default` for a ring's one consumer).
     #[getter]
     fn name(&self, py: Python<'_>) -> PyResult<String> {
-        self.with(py, |c| Ok(c.name()))
+        self.with(py, |s| Ok(s.consumer.name()))
     }
 
     /// Whether the last message received was the end of the stream.
     #[getter]
     fn ended(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with(py, |c| Ok(c.is_ended()))
+        self.with(py, |s| Ok(s.consumer.is_ended() && s.pending.is_none()))
     }
 
     /// Lets go of the consumer role (a named consumer's position stays: the name resumes
