@@ -239,3 +239,63 @@ fn loom_fanout_evict_wakes_the_producer() {
         sender.join().unwrap();
     });
 }
+
+/// A consumer joins while the producer, with no consumer holding it back, laps the ring and
+/// raises the gate at each scan: the joiner must start where nothing it reads is then
+/// overwritten (loom's shadow cells report a read racing the producer's write), and read
+/// every message from there, in order, to the end — holding the producer back from the
+/// moment it joined. Two threads: the join against the scan, in CI at bound 3.
+#[test]
+fn loom_fanout_join_races_the_producers_scan() {
+    loom::model(|| {
+        let ring = Ring::heap(64, 2, FENCES);
+        let mut producer = ring.producer().unwrap();
+        producer.set_wait_strategy(WaitStrategy::Park);
+        let sender = thread::spawn(move || {
+            for i in 0..3u8 {
+                producer.send(&[i; 16]).unwrap();
+            }
+            producer.close().unwrap();
+        });
+        let mut b = ring.consumer_named("b").unwrap();
+        b.set_wait_strategy(WaitStrategy::Park);
+        let mut seen = Vec::new();
+        while let Some(msg) = b.recv().unwrap() {
+            assert!(msg.iter().all(|&byte| byte == msg[0]), "torn: {:?}", &*msg);
+            seen.push(msg[0]);
+        }
+        // A suffix of the stream: consecutive, up to the last message.
+        let first = seen.first().copied().unwrap_or(3);
+        assert_eq!(seen, (first..3).collect::<Vec<_>>());
+        sender.join().unwrap();
+    });
+}
+
+/// A named consumer reads two messages and leaves while the producer waits for the room
+/// they free and scans: its released position stays (the producer goes on only as far as
+/// it), and the name, taken again, resumes at the third message and reads to the end.
+#[test]
+fn loom_fanout_leave_keeps_the_position_the_producer_scans() {
+    loom::model(|| {
+        let ring = Ring::heap(64, 2, FENCES);
+        let mut a = ring.consumer_named("a").unwrap();
+        let mut producer = ring.producer().unwrap();
+        a.set_wait_strategy(WaitStrategy::Park);
+        producer.set_wait_strategy(WaitStrategy::Park);
+        let sender = thread::spawn(move || {
+            // Three 24-byte records: the third needs the room the first frees.
+            for i in 0..3u8 {
+                producer.send(&[i; 16]).unwrap();
+            }
+            producer.close().unwrap();
+        });
+        for expected in 0..2u8 {
+            assert_eq!(a.recv().unwrap().unwrap()[0], expected);
+        }
+        drop(a);
+        sender.join().unwrap();
+        let mut again = ring.consumer_named("a").unwrap();
+        assert_eq!(again.recv().unwrap().unwrap()[0], 2);
+        assert!(again.recv().unwrap().is_none());
+    });
+}

@@ -98,10 +98,7 @@ pub(crate) fn published(control: &Control) -> Published {
         if (s1 == s2 && s1 & 1 == 0) || tries >= 1000 {
             return Published { tail, messages };
         }
-        std::hint::spin_loop();
-        if tries.is_multiple_of(64) {
-            std::thread::yield_now();
-        }
+        crate::os::sync::retry_pause(tries);
     }
 }
 

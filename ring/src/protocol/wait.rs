@@ -340,7 +340,7 @@ fn park<T>(
     let limit = sleep_barrier.announce(region, words, sleep.slice);
     let found = poll(Probe::Ready);
     if !matches!(found, Ok(None)) {
-        word.store(0, Ordering::Relaxed);
+        lower(word);
         return found;
     }
     let timeout = limit.map_or(sleep.timeout, |limit| limit.min(sleep.timeout));
@@ -368,8 +368,18 @@ fn park<T>(
         }
         Some(_) => {}
     }
-    word.store(0, Ordering::Relaxed);
+    lower(word);
     Ok(None)
+}
+
+/// Lowers a sleeper's own flag after its sleep. A read-modify-write, as the raise is: on x86
+/// a locked instruction where a store would do, after a sleep or a re-check that found what
+/// it waited for, so it costs nothing that counts. Loom needs it: it can order a plain store
+/// against a concurrent read-modify-write of the same word (a waker's `swap(0)`) in a way
+/// no machine can (tokio-rs/loom issues 254, 389), and then let this side's next re-raise be
+/// read as 0 by its own futex check, reporting a lost wake-up that cannot happen.
+fn lower(word: &AtomicU32) {
+    word.swap(0, Ordering::Relaxed);
 }
 
 /// One sleep of a consumer among several (see [`store_and_wake_all`] for the protocol).
