@@ -18,9 +18,9 @@
 //!   buffers) of the report's size; messages delivered to all readers together per second of
 //!   wall time, from the first send to the last reader's end.
 
-use crate::{pin, CHILD_ENV, FILL};
+use crate::{online_cores, pin, pin_to, FILL};
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
 
 /// Whose fan-out.
@@ -108,8 +108,7 @@ fn thread_cpu() -> Duration {
 /// is the only one), reader `i` on the `i`-th of them, round robin.
 fn reader_core(i: usize) -> usize {
     let (sender, receiver) = crate::cores();
-    // SAFETY: sysconf has no preconditions.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    let online = online_cores();
     let sender = sender % online;
     let mut others: Vec<usize> = (0..online).filter(|&c| c != sender).collect();
     if others.is_empty() {
@@ -122,15 +121,6 @@ fn reader_core(i: usize) -> usize {
     others[i % others.len()]
 }
 
-fn pin_to(core: usize) {
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
 /// The readers of one run, spawned and attached.
 struct Readers {
     children: Vec<(Child, BufReader<ChildStdout>)>,
@@ -141,18 +131,7 @@ impl Readers {
         let children = (0..readers)
             .map(|i| {
                 let spec = format!("fanout|{}|{path}|{i}|{readers}|{burst}|{buffer}", fan.tag());
-                let mut child = Command::new(std::env::current_exe().expect("own executable"))
-                    .env(CHILD_ENV, spec)
-                    .stdout(Stdio::piped())
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .expect("spawn a reader");
-                let mut out = BufReader::new(child.stdout.take().unwrap());
-                let mut line = String::new();
-                out.read_line(&mut line)
-                    .expect("read a reader's first line");
-                assert_eq!(line.trim(), "ready", "a reader did not start");
-                (child, out)
+                crate::spawn_ready_talking(&spec, None)
             })
             .collect();
         Readers { children }

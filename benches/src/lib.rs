@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod awaiting;
@@ -70,13 +70,22 @@ pub fn share_a_physical_core(a: usize, b: usize) -> Option<bool> {
 /// Pins the calling thread to the core of `end` (see [`cores`]; modulo the online cores).
 pub fn pin(end: End) {
     let (sender, receiver) = cores();
-    let core = match end {
+    pin_to(match end {
         End::Sender => sender,
         End::Receiver => receiver,
-    };
-    // Not `available_parallelism`: it honours this thread's (already narrowed) affinity.
+    });
+}
+
+/// The cores online. Not `available_parallelism`: it honours this thread's (already
+/// narrowed) affinity.
+pub(crate) fn online_cores() -> usize {
     // SAFETY: sysconf has no preconditions.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize
+}
+
+/// Pins the calling thread to `core` (modulo the online cores).
+pub(crate) fn pin_to(core: usize) {
+    let online = online_cores();
     // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -314,22 +323,13 @@ fn write_all(fd: i32, mut buf: &[u8]) {
 
 struct Receiver {
     child: Child,
-    out: BufReader<std::process::ChildStdout>,
+    out: BufReader<ChildStdout>,
 }
 
 impl Receiver {
     fn spawn(spec: &str, data: Option<OwnedFd>) -> Receiver {
-        let mut cmd = Command::new(std::env::current_exe().expect("own executable"));
-        cmd.env(CHILD_ENV, spec).stdout(Stdio::piped());
-        match data {
-            Some(fd) => cmd.stdin(Stdio::from(fd)),
-            None => cmd.stdin(Stdio::null()),
-        };
-        let mut child = cmd.spawn().expect("spawn the receiving process");
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let mut r = Receiver { child, out };
-        assert_eq!(r.line(), "ready", "receiver did not start");
-        r
+        let (child, out) = spawn_ready_talking(spec, data);
+        Receiver { child, out }
     }
 
     fn line(&mut self) -> String {
@@ -528,10 +528,19 @@ fn iceoryx2_service(path: &Path) -> String {
 /// Starts this executable again as the other end of a measurement (`CHILD_ENV` = `spec`,
 /// read by [`child_main`]) and waits until it says it is ready.
 pub(crate) fn spawn_ready(spec: &str) -> Child {
+    spawn_ready_talking(spec, None).0
+}
+
+/// [`spawn_ready`] with `data` as the child's stdin (none: /dev/null), keeping the child's
+/// stdout for what it says after `ready`.
+pub(crate) fn spawn_ready_talking(
+    spec: &str,
+    data: Option<OwnedFd>,
+) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new(std::env::current_exe().expect("own executable"))
         .env(CHILD_ENV, spec)
         .stdout(Stdio::piped())
-        .stdin(Stdio::null())
+        .stdin(data.map_or_else(Stdio::null, Stdio::from))
         .spawn()
         .expect("spawn the other end");
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -539,7 +548,7 @@ pub(crate) fn spawn_ready(spec: &str) -> Child {
     out.read_line(&mut line)
         .expect("read the other end's first line");
     assert_eq!(line.trim(), "ready", "the other end did not start");
-    child
+    (child, out)
 }
 
 /// Runs the receiving side if this process was spawned as one; returns false otherwise.
