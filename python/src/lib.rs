@@ -66,8 +66,7 @@ fn raise(py: Python<'_>, error: ringfile::Error) -> PyErr {
             _ => ("RingfileError", None, None, None),
         };
     let build = || -> PyResult<PyErr> {
-        let class = py.import("ringfile._errors")?.getattr(class)?;
-        let value = class.call1((error.to_string(),))?;
+        let value = exception(py, class, error.to_string())?;
         if let Some(path) = path {
             value.setattr("path", path.to_string_lossy().into_owned())?;
         }
@@ -80,6 +79,20 @@ fn raise(py: Python<'_>, error: ringfile::Error) -> PyErr {
         Ok(PyErr::from_value(value))
     };
     build().unwrap_or_else(|e| e)
+}
+
+/// A new instance of the package's exception `class` (in `ringfile/_errors.py`) saying
+/// `message`.
+fn exception<'py>(py: Python<'py>, class: &str, message: String) -> PyResult<Bound<'py, PyAny>> {
+    py.import("ringfile._errors")?
+        .getattr(class)?
+        .call1((message,))
+}
+
+/// The error that raises the package's exception `class` saying `message` (or, should the
+/// package itself be broken, the error that says so).
+fn error(py: Python<'_>, class: &str, message: String) -> PyErr {
+    exception(py, class, message).map_or_else(|e| e, PyErr::from_value)
 }
 
 /// A capacity given as an int or as text such as `"16MiB"`.
@@ -102,6 +115,21 @@ fn lock<T: Send>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `f` on the side in `side` (the GIL released, the side locked), or raises `Closed`
+/// if it was closed or detached.
+fn with_side<S: Send, T: Send>(
+    py: Python<'_>,
+    side: &Mutex<Option<S>>,
+    what: &str,
+    path: &str,
+    f: impl FnOnce(&mut S) -> PyResult<T> + Send,
+) -> PyResult<T> {
+    py.detach(|| match lock(side).as_mut() {
+        Some(side) => f(side),
+        None => Err(closed(what, path)),
+    })
 }
 
 /// Waits with `attempt` in slices (each given the time left in the slice), the GIL released,
@@ -141,14 +169,24 @@ struct Ring {
     ring: ringfile::Ring,
 }
 
+impl Ring {
+    /// The ring `make` opens or creates, the GIL released while it does.
+    fn made(
+        py: Python<'_>,
+        make: impl FnOnce() -> ringfile::Result<ringfile::Ring> + Send,
+    ) -> PyResult<Ring> {
+        py.detach(make)
+            .map(|ring| Ring { ring })
+            .map_err(|e| raise(py, e))
+    }
+}
+
 #[pymethods]
 impl Ring {
     /// Opens the ring file at `path`.
     #[staticmethod]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Ring> {
-        py.detach(|| ringfile::Ring::open(&path))
-            .map(|ring| Ring { ring })
-            .map_err(|e| raise(py, e))
+        Ring::made(py, || ringfile::Ring::open(&path))
     }
 
     /// Creates a ring file at `path` (nothing may exist there): `capacity` bytes of data
@@ -165,9 +203,7 @@ impl Ring {
         mode: u32,
     ) -> PyResult<Ring> {
         let options = options(capacity, consumers, mode)?;
-        py.detach(|| options.create(&path))
-            .map(|ring| Ring { ring })
-            .map_err(|e| raise(py, e))
+        Ring::made(py, || options.create(&path))
     }
 
     /// Opens the ring at `path`, or creates it as `create` does if nothing is there. An
@@ -182,9 +218,7 @@ impl Ring {
         mode: u32,
     ) -> PyResult<Ring> {
         let options = options(capacity, consumers, mode)?;
-        py.detach(|| options.open_or_create(&path))
-            .map(|ring| Ring { ring })
-            .map_err(|e| raise(py, e))
+        Ring::made(py, || options.open_or_create(&path))
     }
 
     /// Takes the producer role (one live producer per ring).
@@ -331,22 +365,12 @@ struct Producer {
 }
 
 impl Producer {
-    fn with<T>(
+    fn with<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut ringfile::Producer) -> PyResult<T> + Send,
-    ) -> PyResult<T>
-    where
-        T: Send,
-    {
-        let path = &self.path;
-        py.detach(|| {
-            let mut side = lock(&self.side);
-            match side.as_mut() {
-                Some(producer) => f(producer),
-                None => Err(closed("producer", path)),
-            }
-        })
+    ) -> PyResult<T> {
+        with_side(py, &self.side, "producer", &self.path, f)
     }
 
     fn take(&self, py: Python<'_>) -> PyResult<ringfile::Producer> {
@@ -357,13 +381,11 @@ impl Producer {
 
 fn closed(side: &str, path: &str) -> PyErr {
     Python::attach(|py| {
-        let build = || -> PyResult<PyErr> {
-            let class = py.import("ringfile._errors")?.getattr("Closed")?;
-            Ok(PyErr::from_value(class.call1((format!(
-                "{path}: this {side} was closed or detached"
-            ),))?))
-        };
-        build().unwrap_or_else(|e| e)
+        error(
+            py,
+            "Closed",
+            format!("{path}: this {side} was closed or detached"),
+        )
     })
 }
 
@@ -520,14 +542,7 @@ impl Consumer {
         py: Python<'_>,
         f: impl FnOnce(&mut Side) -> PyResult<T> + Send,
     ) -> PyResult<T> {
-        let path = &self.path;
-        py.detach(|| {
-            let mut side = lock(&self.side);
-            match side.as_mut() {
-                Some(consumer) => f(consumer),
-                None => Err(closed("consumer", path)),
-            }
-        })
+        with_side(py, &self.side, "consumer", &self.path, f)
     }
 }
 
@@ -663,11 +678,7 @@ impl Consumer {
 }
 
 fn empty(py: Python<'_>) -> PyErr {
-    let build = || -> PyResult<PyErr> {
-        let class = py.import("ringfile._errors")?.getattr("RingEmpty")?;
-        Ok(PyErr::from_value(class.call1(("no message waiting",))?))
-    };
-    build().unwrap_or_else(|e| e)
+    error(py, "RingEmpty", "no message waiting".to_string())
 }
 
 /// The Rust half of the `ringfile` package.
