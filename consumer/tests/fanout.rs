@@ -206,20 +206,31 @@ fn a_stopped_consumer_holds_the_producer_and_the_producer_names_it() {
     }
 }
 
-#[test]
-fn a_dead_name_holds_the_producer_until_evicted() {
-    let d = Dir::new();
-    let ring = d.ring();
-    let mut gone = named_verifier(&ring, "gone", SMALL, &[]);
-    let live = named_verifier(&ring, "live", SMALL, &[]);
-    wait_registered(&ring, &["gone", "live"]);
+/// A named consumer "gone" (with `gone_args`) registered then killed, a live one "live", and
+/// a producer of 100 000 generated messages started after: the live consumer, the producer
+/// and the producer's stderr lines.
+fn a_dead_name_and_a_producer(
+    ring: &Path,
+    gone_args: &[&str],
+) -> (Child, Child, std::sync::mpsc::Receiver<String>) {
+    let mut gone = named_verifier(ring, "gone", SMALL, gone_args);
+    let live = named_verifier(ring, "live", SMALL, &[]);
+    wait_registered(ring, &["gone", "live"]);
     gone.kill().unwrap();
     gone.wait().unwrap();
     let mut p = producer();
     p.args(["--gen", "100000", "--size", "64", "--json"])
-        .arg(&ring);
+        .arg(ring);
     let mut p = spawn(p);
     let lines = stderr_lines(&mut p);
+    (live, p, lines)
+}
+
+#[test]
+fn a_dead_name_holds_the_producer_until_evicted() {
+    let d = Dir::new();
+    let ring = d.ring();
+    let (live, p, lines) = a_dead_name_and_a_producer(&ring, &[]);
     let said = wait_for_line(&lines, |l| l.contains("ring full"));
     assert!(
         said.contains("\"gone\"") && said.contains("dead") && said.contains("ringfile evict"),
@@ -284,16 +295,7 @@ fn a_dead_name_holds_the_producer_until_evicted() {
 fn a_dead_name_with_retain_is_evicted_by_the_producer() {
     let d = Dir::new();
     let ring = d.ring();
-    let mut gone = named_verifier(&ring, "gone", SMALL, &["--retain", "1s"]);
-    let live = named_verifier(&ring, "live", SMALL, &[]);
-    wait_registered(&ring, &["gone", "live"]);
-    gone.kill().unwrap();
-    gone.wait().unwrap();
-    let mut p = producer();
-    p.args(["--gen", "100000", "--size", "64", "--json"])
-        .arg(&ring);
-    let mut p = spawn(p);
-    let lines = stderr_lines(&mut p);
+    let (live, p, lines) = a_dead_name_and_a_producer(&ring, &["--retain", "1s"]);
     let said = wait_for_line(&lines, |l| l.contains("evicted"));
     assert!(
         said.contains("\"gone\"") && said.contains("--retain"),
