@@ -178,6 +178,20 @@ fn loom_fanout_two_consumers_no_lost_wakeups() {
     });
 }
 
+/// Joins the ring as `name` and reads to the end: whole messages (no byte of one overwritten
+/// while read), a suffix of the `total` sent — consecutive, up to the last.
+fn read_a_suffix(ring: &Ring, name: &str, total: u8) {
+    let mut joiner = ring.consumer_named(name).unwrap();
+    joiner.set_wait_strategy(WaitStrategy::Park);
+    let mut seen = Vec::new();
+    while let Some(msg) = joiner.recv().unwrap() {
+        assert!(msg.iter().all(|&byte| byte == msg[0]), "torn: {:?}", &*msg);
+        seen.push(msg[0]);
+    }
+    let first = seen.first().copied().unwrap_or(total);
+    assert_eq!(seen, (first..total).collect::<Vec<_>>());
+}
+
 /// A consumer joins while the producer runs ahead of the one consumer already there and
 /// raises its gate: the joiner must start where nothing it reads is overwritten (loom's
 /// shadow cells report a read racing the producer's write), and then read every message
@@ -204,16 +218,7 @@ fn loom_fanout_join_races_the_producers_gate() {
             }
             count
         });
-        let mut b = ring.consumer_named("b").unwrap();
-        b.set_wait_strategy(WaitStrategy::Park);
-        let mut seen = Vec::new();
-        while let Some(msg) = b.recv().unwrap() {
-            assert!(msg.iter().all(|&byte| byte == msg[0]), "torn: {:?}", &*msg);
-            seen.push(msg[0]);
-        }
-        // A suffix of the stream: consecutive, up to the last message.
-        let first = seen.first().copied().unwrap_or(3);
-        assert_eq!(seen, (first..3).collect::<Vec<_>>());
+        read_a_suffix(&ring, "b", 3);
         assert_eq!(reader.join().unwrap(), 3);
         sender.join().unwrap();
     });
@@ -257,16 +262,7 @@ fn loom_fanout_join_races_the_producers_scan() {
             }
             producer.close().unwrap();
         });
-        let mut b = ring.consumer_named("b").unwrap();
-        b.set_wait_strategy(WaitStrategy::Park);
-        let mut seen = Vec::new();
-        while let Some(msg) = b.recv().unwrap() {
-            assert!(msg.iter().all(|&byte| byte == msg[0]), "torn: {:?}", &*msg);
-            seen.push(msg[0]);
-        }
-        // A suffix of the stream: consecutive, up to the last message.
-        let first = seen.first().copied().unwrap_or(3);
-        assert_eq!(seen, (first..3).collect::<Vec<_>>());
+        read_a_suffix(&ring, "b", 3);
         sender.join().unwrap();
     });
 }
