@@ -14,12 +14,15 @@ package is the Rust library's own code, with Python classes around it.
     >>> [msg for msg in ring.consumer()]
     [b'hello', b'world']
 
+Without a copy, ``with consumer.recv_view() as data:`` reads a message in place (a
+read-only memoryview; ``numpy.frombuffer(data, ...)``) and releases it on leaving the block.
+
 Waits release the GIL and answer Ctrl-C; ``timeout`` is in seconds. See ``Ring``,
-``Producer``, ``Consumer`` and the exceptions in ``ringfile._errors`` (all exported here).
+``Producer``, ``Consumer``, ``View`` and the exceptions in ``ringfile._errors`` (all exported here).
 """
 
-from ringfile._ringfile import DEFAULT_CAPACITY, Consumer, Producer, Ring
+from ringfile._ringfile import DEFAULT_CAPACITY, Consumer, Producer, Ring, View
 from ringfile._errors import *  # noqa: F401,F403
 from ringfile import _errors
 
-__all__ = ["Ring", "Producer", "Consumer", "DEFAULT_CAPACITY"] + _errors.__all__
+__all__ = ["Ring", "Producer", "Consumer", "View", "DEFAULT_CAPACITY"] + _errors.__all__

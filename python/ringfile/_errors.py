@@ -71,6 +71,11 @@ class NoSuchConsumer(RingfileError):
     """No free consumer slot for a new name, or no such name."""
 
 
+class ViewOpen(RingfileError):
+    """A view from ``recv_view`` is still open: release it (leave its ``with`` block)
+    before receiving again."""
+
+
 class Inherited(RingfileError):
     """A role inherited across ``fork``: the child must take its own."""
 

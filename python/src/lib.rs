@@ -10,12 +10,15 @@
 //! on the same side waits its turn.
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyBufferError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ringfile::units::Size;
+use std::ffi::c_int;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a wait runs with the GIL released before it looks for a signal.
@@ -117,9 +120,32 @@ fn lock<T: Send>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A producer or a consumer: what `with_side` checks before every call.
+trait Held {
+    const ROLE: ringfile::Role;
+    /// Whether this process inherited the side through `fork` (and must not use it).
+    fn is_inherited(&self) -> bool;
+}
+
+impl Held for ringfile::Producer {
+    const ROLE: ringfile::Role = ringfile::Role::Producer;
+    fn is_inherited(&self) -> bool {
+        ringfile::Producer::is_inherited(self)
+    }
+}
+
+impl Held for Side {
+    const ROLE: ringfile::Role = ringfile::Role::Consumer;
+    fn is_inherited(&self) -> bool {
+        self.consumer.is_inherited()
+    }
+}
+
 /// Runs `f` on the side in `side` (the GIL released, the side locked), or raises `Closed`
-/// if it was closed or detached.
-fn with_side<S: Send, T: Send>(
+/// if it was closed or detached, `Inherited` in a child forked after it was taken (the
+/// library checks that only where it must, in `close` and `abort`; a Python call costs
+/// far more than the check, so every call makes it).
+fn with_side<S: Held + Send, T: Send>(
     py: Python<'_>,
     side: &Mutex<Option<S>>,
     what: &str,
@@ -127,6 +153,15 @@ fn with_side<S: Send, T: Send>(
     f: impl FnOnce(&mut S) -> PyResult<T> + Send,
 ) -> PyResult<T> {
     py.detach(|| match lock(side).as_mut() {
+        Some(side) if side.is_inherited() => Err(Python::attach(|py| {
+            raise(
+                py,
+                ringfile::Error::Inherited {
+                    path: path.into(),
+                    role: S::ROLE,
+                },
+            )
+        })),
         Some(side) => f(side),
         None => Err(closed(what, path)),
     })
@@ -262,6 +297,7 @@ impl Ring {
             side: Mutex::new(Some(Side {
                 consumer,
                 pending: None,
+                view: None,
             })),
             path: self.path(),
         })
@@ -518,6 +554,9 @@ struct Side {
     /// What a `recv_batch` found after the messages it returned (the end of the stream, an
     /// abort): reported by the next call, so that no message read is lost to it.
     pending: Option<Pending>,
+    /// The message a `recv_view` handed out, left unreleased at the head of the ring until
+    /// its view is released; while it is open, receiving again is refused.
+    view: Option<Arc<ViewState>>,
 }
 
 enum Pending {
@@ -526,8 +565,13 @@ enum Pending {
 }
 
 impl Side {
-    /// The end or error a batch left to report, if any: `Ok(true)` for the end.
+    /// The end or error a batch left to report, if any: `Ok(true)` for the end. Refuses
+    /// (`ViewOpen`) while a view of a message is open: messages are received in order, and
+    /// the one in view is not yet released.
     fn take_pending(&mut self) -> PyResult<bool> {
+        if self.view.is_some() {
+            return Err(view_open());
+        }
         match self.pending.take() {
             None => Ok(false),
             Some(Pending::End) => Ok(true),
@@ -600,7 +644,9 @@ impl Consumer {
             if side.take_pending()? {
                 return Ok(Python::attach(|py| PyList::empty(py).unbind()));
             }
-            let Side { consumer, pending } = side;
+            let Side {
+                consumer, pending, ..
+            } = side;
             wait_sliced(timeout, |slice| {
                 let mut batch = consumer.recv_batch_timeout(slice)?;
                 Python::attach(|py| {
@@ -648,9 +694,76 @@ impl Consumer {
     }
 
     /// Lets go of the consumer role (a named consumer's position stays: the name resumes
-    /// there). Using it afterwards raises `Closed`.
-    fn close(&self, py: Python<'_>) {
-        drop(py.detach(|| lock(&self.side).take()));
+    /// there). Using it afterwards raises `Closed`. A message still in an open view is left
+    /// unreleased (the next consumer of this name receives it again) and the view is
+    /// invalidated; while a buffer of that view is still exported (a memoryview, a NumPy
+    /// array), closing raises `BufferError` instead, since the ring's memory must outlive it.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let side = py.detach(|| {
+            let mut side = lock(&self.side);
+            if let Some(view) = side.as_ref().and_then(|s| s.view.as_ref()) {
+                view.invalidate()?;
+            }
+            Ok::<_, PyErr>(side.take())
+        })?;
+        drop(side);
+        Ok(())
+    }
+
+    /// Receives the next message without copying it: a `View` of its bytes in the ring's
+    /// own memory (None at the end of the stream), waiting as `recv` does. Use it as a
+    /// context manager, which gives a read-only memoryview (`numpy.frombuffer` reads it in
+    /// place) and releases the message on leaving the block:
+    ///
+    ///     with consumer.recv_view() as data:
+    ///         frame = numpy.frombuffer(data, dtype=numpy.uint8)
+    ///         ...
+    ///
+    /// Until the view is released the message is not (the producer cannot reuse its space)
+    /// and this consumer receives nothing else (`ViewOpen`); a view released, or dropped,
+    /// cannot be read again (its memoryview raises `ValueError`). Not for a lossy consumer,
+    /// whose messages may be overwritten while held.
+    #[pyo3(signature = (timeout = None))]
+    fn recv_view(slf: Py<Self>, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<View>> {
+        let state = slf.get().with(py, |side| {
+            if side.take_pending()? {
+                return Ok(None);
+            }
+            if side.consumer.is_lossy() {
+                return Err(Python::attach(|py| {
+                    error(
+                        py,
+                        "InvalidArgument",
+                        "recv_view: a lossy consumer's messages may be overwritten while \
+                         viewed; use recv or recv_batch (they copy)"
+                            .to_string(),
+                    )
+                }));
+            }
+            let consumer = &mut side.consumer;
+            let found = wait_sliced(timeout, |slice| {
+                Ok(consumer.recv_timeout(slice)?.map(|msg| {
+                    let (address, len) = (msg.as_ptr() as usize, msg.len());
+                    // Left at the head of the ring, unreleased, until the view is released.
+                    msg.unread();
+                    (address, len)
+                }))
+            })?;
+            Ok(found.map(|(address, len)| {
+                let state = Arc::new(ViewState {
+                    address,
+                    len,
+                    exports: AtomicUsize::new(0),
+                });
+                side.view = Some(Arc::clone(&state));
+                state
+            }))
+        })?;
+        Ok(state.map(|state| View {
+            consumer: slf,
+            state,
+            memoryview: Mutex::new(None),
+        }))
     }
 
     fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -667,13 +780,269 @@ impl Consumer {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-        self.close(py);
-        false
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
         format!("<ringfile.Consumer of {:?}>", self.path)
+    }
+}
+
+fn view_open() -> PyErr {
+    Python::attach(|py| {
+        error(
+            py,
+            "ViewOpen",
+            "a view of the last message is still open: release it (leave its with block) \
+             before receiving again"
+                .to_string(),
+        )
+    })
+}
+
+/// What a [`View`] and its consumer share: where the message lies in the mapping, and how
+/// many buffers of it are exported (or [`RELEASED`]).
+struct ViewState {
+    address: usize,
+    len: usize,
+    /// Buffers exported (memoryviews, NumPy arrays over them), or `RELEASED` once the view
+    /// was released or invalidated: one word, so that exporting and releasing cannot both
+    /// win. Relaxed would do for the count itself; AcqRel orders the release after every
+    /// reader's `__releasebuffer__` (a reader on another thread), before the space goes back.
+    exports: AtomicUsize,
+}
+
+/// `ViewState::exports` once the view can no longer be read.
+const RELEASED: usize = usize::MAX;
+
+impl ViewState {
+    /// Counts one more exported buffer, unless the view was released.
+    fn export(&self) -> PyResult<()> {
+        self.exports
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n != RELEASED).then_some(n + 1)
+            })
+            .map(drop)
+            .map_err(|_| PyBufferError::new_err("this view was released: its message is gone"))
+    }
+
+    fn unexport(&self) {
+        let _ = self
+            .exports
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n != RELEASED && n > 0).then(|| n - 1)
+            });
+    }
+
+    /// Marks the view unreadable, unless a buffer of it is still exported. `Ok(false)` if it
+    /// already was.
+    fn invalidate(&self) -> PyResult<bool> {
+        match self
+            .exports
+            .compare_exchange(0, RELEASED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Ok(true),
+            Err(RELEASED) => Ok(false),
+            Err(n) => Err(PyBufferError::new_err(format!(
+                "the view is still in use by {n} buffer(s) (a memoryview or NumPy array made \
+                 from it): delete them before releasing it"
+            ))),
+        }
+    }
+}
+
+/// A message received by `Consumer.recv_view`, read in place in the ring's memory (the
+/// buffer protocol: `memoryview(view)`, `numpy.frombuffer(view)`), read-only. `with view
+/// as data:` gives a memoryview and releases the message on leaving; `release()` does so
+/// explicitly. Once released it cannot be read: a memoryview of it raises `ValueError`,
+/// and making a new one raises `BufferError`.
+#[pyclass(module = "ringfile", frozen)]
+struct View {
+    /// Keeps the consumer, and with it the ring's mapping, alive while the view is.
+    consumer: Py<Consumer>,
+    state: Arc<ViewState>,
+    /// The memoryview `__enter__` handed out, released by `__exit__`.
+    memoryview: Mutex<Option<Py<PyAny>>>,
+}
+
+impl View {
+    /// Releases the message to the producer (once; later calls do nothing).
+    fn release_message(&self, py: Python<'_>) -> PyResult<()> {
+        if !self.state.invalidate()? {
+            return Ok(());
+        }
+        let consumer = self.consumer.get();
+        py.detach(|| {
+            let mut guard = lock(&consumer.side);
+            // Closed since: the message was left to the next consumer of the name.
+            let Some(side) = guard.as_mut() else {
+                return Ok(());
+            };
+            if side.consumer.is_inherited() {
+                // A child forked with the view open: the message is the parent's to release.
+                return Err(Python::attach(|py| {
+                    raise(
+                        py,
+                        ringfile::Error::Inherited {
+                            path: consumer.path.clone().into(),
+                            role: ringfile::Role::Consumer,
+                        },
+                    )
+                }));
+            }
+            match &side.view {
+                Some(open) if Arc::ptr_eq(open, &self.state) => side.view = None,
+                _ => return Ok(()),
+            }
+            // The message `recv_view` left unread is the one at the head: receive it again
+            // and drop it, which releases it.
+            let outcome = match side.consumer.try_recv() {
+                Ok(Some(msg))
+                    if msg.as_ptr() as usize == self.state.address
+                        && msg.len() == self.state.len =>
+                {
+                    drop(msg);
+                    Ok(())
+                }
+                Ok(Some(msg)) => {
+                    msg.unread();
+                    Err(Python::attach(|py| {
+                        error(
+                            py,
+                            "BadRingFile",
+                            format!(
+                                "{}: the message in view changed place in the ring while \
+                                 viewed (another process wrote the file); left unreleased",
+                                consumer.path
+                            ),
+                        )
+                    }))
+                }
+                Ok(None) => Ok(()),
+                Err(e) => Err(Python::attach(|py| raise(py, e))),
+            };
+            outcome
+        })
+    }
+}
+
+#[pymethods]
+impl View {
+    /// Exports the message's bytes, read-only, in place.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        let state = &slf.get().state;
+        state.export()?;
+        // SAFETY: `view` is the Py_buffer CPython handed us to fill. The bytes lie in the
+        // ring's mapping at `address`, `len` long, and stay there, unchanged by the
+        // producer, while this buffer is exported: the message is not released while
+        // `exports` is above zero (`invalidate` refuses), the consumer (which owns the
+        // mapping) lives as long as this view does, and `PyBuffer_FillInfo` makes the
+        // buffer hold a reference to this view. Read-only (`readonly = 1`): a writable
+        // request fails in `PyBuffer_FillInfo` with BufferError.
+        let filled = unsafe {
+            ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                state.address as *mut std::ffi::c_void,
+                state.len as ffi::Py_ssize_t,
+                1,
+                flags,
+            )
+        };
+        if filled != 0 {
+            state.unexport();
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
+    }
+
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
+        self.state.unexport();
+    }
+
+    /// The message's length in bytes.
+    fn __len__(&self) -> usize {
+        self.state.len
+    }
+
+    /// The message's address in this process (it lies in the ring file's mapping).
+    #[getter]
+    fn address(&self) -> usize {
+        self.state.address
+    }
+
+    /// Whether the view was released (or its consumer closed).
+    #[getter]
+    fn released(&self) -> bool {
+        self.state.exports.load(Ordering::Acquire) == RELEASED
+    }
+
+    /// A copy of the message's bytes.
+    fn tobytes<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyBytes>> {
+        let view = slf
+            .py()
+            .import("builtins")?
+            .getattr("memoryview")?
+            .call1((slf,))?;
+        let bytes = view.call_method0("tobytes")?.cast_into::<PyBytes>()?;
+        view.call_method0("release")?;
+        Ok(bytes)
+    }
+
+    /// Releases the message to the producer; the view cannot be read afterwards. Raises
+    /// `BufferError` while a buffer made from it (other than the `with` block's
+    /// memoryview) is still alive.
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let memoryview = lock(&self.memoryview).take();
+        if let Some(memoryview) = memoryview {
+            if let Err(e) = memoryview.call_method0(py, "release") {
+                // A NumPy array still holds the memoryview: keep it for the next try.
+                *lock(&self.memoryview) = Some(memoryview);
+                return Err(e);
+            }
+        }
+        self.release_message(py)
+    }
+
+    /// A read-only memoryview of the message, released with the view on leaving the block.
+    fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
+        let memoryview = slf
+            .py()
+            .import("builtins")?
+            .getattr("memoryview")?
+            .call1((slf,))?
+            .unbind();
+        *lock(&slf.get().memoryview) = Some(memoryview.clone_ref(slf.py()));
+        Ok(memoryview)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.release(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.released() { "released" } else { "open" };
+        format!("<ringfile.View of {} bytes, {state}>", self.state.len)
+    }
+}
+
+impl Drop for View {
+    /// A view dropped unreleased releases its message (as dropping a Rust `Message` does).
+    /// No buffer can be exported then: each holds a reference to the view.
+    fn drop(&mut self) {
+        Python::attach(|py| {
+            if let Err(e) = self.release_message(py) {
+                e.write_unraisable(py, None);
+            }
+        });
     }
 }
 
@@ -687,6 +1056,7 @@ fn _ringfile(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ring>()?;
     m.add_class::<Producer>()?;
     m.add_class::<Consumer>()?;
+    m.add_class::<View>()?;
     m.add("DEFAULT_CAPACITY", ringfile::DEFAULT_CAPACITY)?;
     Ok(())
 }

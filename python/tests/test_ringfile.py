@@ -260,3 +260,142 @@ def test_a_producer_block_that_raises_aborts_the_stream(ring_path):
     with pytest.raises(ringfile.StreamAborted) as e:
         consumer.recv()
     assert e.value.reason == "RuntimeError: bad input"
+
+
+def mapping_of(path):
+    """The (start, end) address ranges of this process's mappings of the file at `path`
+    (found by inode: a ring made with O_TMPFILE is mapped under its first, unlinked name)."""
+    inode = os.stat(path).st_ino
+    ranges = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(None, 5)
+            if len(fields) >= 5 and int(fields[4]) == inode:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((start, end))
+    return ranges
+
+
+def test_a_view_is_zero_copy_and_invalid_once_released(ring_path):
+    ring = ringfile.Ring.create(ring_path, capacity="64KiB")
+    producer, consumer = ring.producer(), ring.consumer()
+    frame = np.arange(1000, dtype=np.float64)
+    producer.send(frame)
+    producer.send(b"next")
+    ranges = mapping_of(ring_path)
+    assert ranges, "the ring file is mapped"
+
+    view = consumer.recv_view()
+    with view as data:
+        assert isinstance(data, memoryview) and data.readonly and len(data) == frame.nbytes
+        array = np.frombuffer(data, dtype=np.float64)
+        # In place: the array's bytes are the ring's, at the view's address, in the mapping.
+        assert array.ctypes.data == view.address
+        assert any(start <= view.address < view.address + len(view) <= end for start, end in ranges)
+        assert np.array_equal(array, frame)
+        with pytest.raises(TypeError):
+            data[0] = 1  # read-only
+        # The message is held: receiving again is refused, and so is releasing while the
+        # array still reads it.
+        with pytest.raises(ringfile.ViewOpen):
+            consumer.recv(timeout=0)
+        with pytest.raises(BufferError):
+            view.release()
+        assert np.array_equal(array, frame)  # still there, still the message
+        del array
+    assert view.released
+    with pytest.raises(ValueError):
+        data[0]  # the block's memoryview is released with the message
+    with pytest.raises(BufferError):
+        memoryview(view)
+    # Released, the space went back and the next message comes.
+    assert consumer.recv() == b"next"
+
+
+def test_views_release_each_message_once_and_keep_nothing_back(ring_path):
+    ring = ringfile.Ring.create(ring_path, capacity="4KiB")
+    producer, consumer = ring.producer(), ring.consumer()
+    # Far more than the ring holds: each view's release must really free its space.
+    for i in range(2_000):
+        producer.send(i.to_bytes(8, "little") * 8, timeout=5)
+        if i % 2:
+            with consumer.recv_view() as data:
+                assert int.from_bytes(data[:8], "little") == i
+        else:
+            view = consumer.recv_view()
+            assert view.tobytes()[:8] == i.to_bytes(8, "little")
+            del view  # dropped unreleased: releases, as a Rust Message does
+    producer.close()
+    assert consumer.recv_view() is None and consumer.ended
+
+
+def test_closing_a_consumer_with_a_view_open_leaves_the_message_to_the_next(ring_path):
+    ring = ringfile.Ring.create(ring_path, capacity="64KiB", consumers=2)
+    producer = ring.producer()
+    producer.send(b"held")
+    consumer = ring.consumer("reader")
+    view = consumer.recv_view()
+    held = memoryview(view)
+    with pytest.raises(BufferError):
+        consumer.close()  # the memory must outlive the exported memoryview
+    held.release()
+    consumer.close()
+    assert view.released
+    with pytest.raises(BufferError):
+        memoryview(view)
+    # Not released: the name resumes at it.
+    assert ring.consumer("reader").recv(timeout=5) == b"held"
+
+
+def test_a_lossy_consumer_refuses_views(ring_path):
+    ring = ringfile.Ring.create(ring_path, capacity="64KiB", consumers=2)
+    ring.producer().send(b"x")
+    with pytest.raises(ringfile.InvalidArgument, match="lossy"):
+        ring.consumer("fast", lossy=True).recv_view()
+
+
+def test_roles_inherited_through_fork_raise_in_the_child(ring_path):
+    ring = ringfile.Ring.create(ring_path, capacity="64KiB")
+    producer, consumer = ring.producer(), ring.consumer()
+    producer.send(b"viewed")
+    producer.send(b"before")
+    view = consumer.recv_view()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        # The child: its inherited roles refuse (they are the parent's), and so does the
+        # view it inherited; a role it takes itself is refused while the parent holds it.
+        outcome = []
+        for attempt in (
+            lambda: producer.send(b"child"),
+            lambda: consumer.recv(timeout=0),
+            view.release,
+            producer.close,
+        ):
+            try:
+                attempt()
+                outcome.append("ok")
+            except ringfile.Inherited:
+                outcome.append("Inherited")
+            except Exception as e:  # noqa: BLE001 - reported to the parent
+                outcome.append(type(e).__name__)
+        try:
+            ring.producer()
+            outcome.append("ok")
+        except ringfile.RoleHeld:
+            outcome.append("RoleHeld")
+        except Exception as e:  # noqa: BLE001
+            outcome.append(type(e).__name__)
+        os.write(write, " ".join(outcome).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        said = pipe.read()
+    os.waitpid(pid, 0)
+    assert said == "Inherited Inherited Inherited Inherited RoleHeld"
+    # The parent's roles are untouched: the child neither sent, consumed nor released.
+    assert view.tobytes() == b"viewed"
+    view.release()
+    producer.send(b"after")
+    producer.close()
+    assert list(consumer) == [b"before", b"after"]

@@ -97,7 +97,8 @@
 //! parent's [`Producer`] or [`Consumer`] but must not use it (it would be a second writer of
 //! that side): [`Producer::close`] and [`Producer::abort`] fail there with
 //! [`Error::Inherited`], and dropping the producer, the consumer or a message in the child
-//! changes nothing in the ring. The child does not keep the parent's roles taken either:
+//! changes nothing in the ring ([`Producer::is_inherited`] and [`Consumer::is_inherited`]
+//! tell; the Python package refuses every call there). The child does not keep the parent's roles taken either:
 //! its copies of the role locks' descriptors are pointed elsewhere when it first runs, and a
 //! role the parent drops is unlocked explicitly, so it is free at once even while a child
 //! that has not run yet still shares the lock's descriptor. One window remains: a parent

@@ -481,6 +481,15 @@ impl Consumer {
         self.endpoint.is_live(Role::Producer)
     }
 
+    /// Whether this consumer was inherited through `fork` (this process is a child of the one
+    /// that took the role): such a consumer must not be used (see the crate's "Processes and
+    /// `fork`"). A binding that checks before each call can refuse with
+    /// [`Error::Inherited`] where the library would not check on its fast path.
+    #[must_use]
+    pub fn is_inherited(&self) -> bool {
+        self.endpoint.role.inherited()
+    }
+
     /// The pid recorded by the last process that took the producer role, live or not (`None`
     /// if no producer ever attached). The file says it, so a peer can write any value here:
     /// use it for messages, not to signal a process.

@@ -140,6 +140,15 @@ impl Producer {
         self.endpoint.waiting.strategy
     }
 
+    /// Whether this producer was inherited through `fork` (this process is a child of the one
+    /// that took the role): such a producer must not be used (see the crate's "Processes and
+    /// `fork`"). A binding that checks before each call can refuse with
+    /// [`Error::Inherited`] where the library would not check on its fast path.
+    #[must_use]
+    pub fn is_inherited(&self) -> bool {
+        self.endpoint.role.inherited()
+    }
+
     /// The largest message this ring carries.
     #[must_use]
     pub fn max_message_len(&self) -> usize {
