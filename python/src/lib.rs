@@ -16,6 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 use ringfile::units::Size;
 use std::ffi::c_int;
+use std::future::Future;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -300,6 +302,8 @@ impl Ring {
                 view: None,
             })),
             path: self.path(),
+            wake: std::sync::OnceLock::new(),
+            awaiting: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -546,6 +550,13 @@ impl Producer {
 struct Consumer {
     side: Mutex<Option<Side>>,
     path: String,
+    /// The eventfd that `recv_async`'s event loop watches (made at its first use): the
+    /// library's watcher thread wakes the task by writing to it, so no thread per ring and
+    /// no GIL on the watcher's side.
+    wake: std::sync::OnceLock<Arc<WakeFd>>,
+    /// A task is inside `recv_async`/`recv_batch_async` (one at a time: the event loop
+    /// watches the eventfd for one).
+    awaiting: std::sync::atomic::AtomicBool,
 }
 
 /// A consumer and what it owes its caller.
@@ -648,30 +659,108 @@ impl Consumer {
                 consumer, pending, ..
             } = side;
             wait_sliced(timeout, |slice| {
-                let mut batch = consumer.recv_batch_timeout(slice)?;
-                Python::attach(|py| {
-                    let list = PyList::empty(py);
-                    while list.len() < max {
-                        match batch.next() {
-                            Ok(Some(msg)) => list
-                                .append(PyBytes::new(py, msg))
-                                .expect("appending to a new list"),
-                            Ok(None) => break,
-                            // Reported now if nothing came before it, else next time.
-                            Err(e) if list.is_empty() => return Err(e),
-                            Err(e) => {
-                                *pending = Some(Pending::Failed(e));
-                                break;
-                            }
+                batch_list(consumer.recv_batch_timeout(slice)?, max, pending)
+            })
+        })
+    }
+
+    /// `await consumer.recv_async(timeout=None)`: `recv` for asyncio. The event loop waits
+    /// on an eventfd that the library's watcher thread (one per process, whatever the number
+    /// of rings) signals when the producer publishes; a message already there is returned
+    /// without waiting. One task at a time per consumer (another raises `RuntimeError`).
+    #[pyo3(signature = (timeout = None))]
+    fn recv_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        slf.py()
+            .import("ringfile._aio")?
+            .getattr("receive")?
+            .call1((slf, None::<usize>, timeout))
+    }
+
+    /// `await consumer.recv_batch_async(max=1024, timeout=None)`: `recv_batch` for asyncio,
+    /// waiting as `recv_async` does.
+    #[pyo3(signature = (max = 1024, timeout = None))]
+    fn recv_batch_async<'py>(
+        slf: &Bound<'py, Self>,
+        max: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if max == 0 {
+            return Err(PyValueError::new_err("max: expected at least 1"));
+        }
+        slf.py()
+            .import("ringfile._aio")?
+            .getattr("receive")?
+            .call1((slf, Some(max), timeout))
+    }
+
+    /// For `ringfile._aio`: the eventfd the event loop watches.
+    fn _wake_fd(&self) -> PyResult<i32> {
+        Ok(self.wake_fd()?.0.as_raw_fd())
+    }
+
+    /// For `ringfile._aio`: marks a task inside `recv_async` (`true`), or gone (`false`).
+    fn _awaiting(&self, entering: bool) -> PyResult<()> {
+        if !entering {
+            self.awaiting.store(false, Ordering::Release);
+            return Ok(());
+        }
+        self.awaiting
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(drop)
+            .map_err(|_| {
+                pyo3::exceptions::PyRuntimeError::new_err(
+                    "another task is already awaiting a receive on this consumer: \
+                     one task at a time (or one consumer per task)",
+                )
+            })
+    }
+
+    /// For `ringfile._aio`: one poll of the library's async receive, the GIL released:
+    /// `(True, result)` if it is done (`result` as `recv` or `recv_batch` returns it),
+    /// `(False, None)` if the task waits; the eventfd is then signalled when to poll again.
+    fn _poll(&self, py: Python<'_>, max: Option<usize>) -> PyResult<(bool, Option<Py<PyAny>>)> {
+        let waker = std::task::Waker::from(self.wake_fd()?);
+        self.with(py, |side| {
+            if side.take_pending()? {
+                let end = match max {
+                    None => None,
+                    Some(_) => Some(Python::attach(|py| PyList::empty(py).into_any().unbind())),
+                };
+                return Ok((true, end));
+            }
+            let mut cx = std::task::Context::from_waker(&waker);
+            let Side {
+                consumer, pending, ..
+            } = side;
+            let outcome = match max {
+                None => {
+                    let future = std::pin::pin!(consumer.recv_async());
+                    match future.poll(&mut cx) {
+                        std::task::Poll::Pending => None,
+                        std::task::Poll::Ready(got) => {
+                            Some(got.map(|m| m.map(|msg| to_bytes(&msg).into_any())))
                         }
                     }
-                    if batch.is_end() && !list.is_empty() && pending.is_none() {
-                        *pending = Some(Pending::End);
+                }
+                Some(max) => {
+                    let future = std::pin::pin!(consumer.recv_batch_async());
+                    match future.poll(&mut cx) {
+                        std::task::Poll::Pending => None,
+                        std::task::Poll::Ready(got) => Some(
+                            got.and_then(|batch| batch_list(batch, max, pending))
+                                .map(|list| Some(list.into_any())),
+                        ),
                     }
-                    // Dropping the batch releases what was read; the rest waits.
-                    Ok(list.unbind())
-                })
-            })
+                }
+            };
+            match outcome {
+                None => Ok((false, None)),
+                Some(Ok(value)) => Ok((true, value)),
+                Some(Err(e)) => Err(Python::attach(|py| raise(py, e))),
+            }
         })
     }
 
@@ -788,6 +877,85 @@ impl Consumer {
     fn __repr__(&self) -> String {
         format!("<ringfile.Consumer of {:?}>", self.path)
     }
+}
+
+impl Consumer {
+    fn wake_fd(&self) -> PyResult<Arc<WakeFd>> {
+        if let Some(fd) = self.wake.get() {
+            return Ok(Arc::clone(fd));
+        }
+        let made = WakeFd::new()?;
+        Ok(Arc::clone(self.wake.get_or_init(|| made)))
+    }
+}
+
+/// An eventfd that wakes an asyncio task: the library's watcher thread calls `wake`, which
+/// writes to it (no GIL needed); the event loop, watching it with `add_reader`, reads it and
+/// polls again.
+struct WakeFd(std::os::fd::OwnedFd);
+
+impl WakeFd {
+    fn new() -> PyResult<Arc<WakeFd>> {
+        // SAFETY: eventfd takes no pointers; a result >= 0 is a new descriptor we own.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(PyErr::from(std::io::Error::last_os_error()));
+        }
+        // SAFETY: `fd` was just opened and is owned by nothing else.
+        Ok(Arc::new(WakeFd(unsafe {
+            std::os::fd::FromRawFd::from_raw_fd(fd)
+        })))
+    }
+}
+
+impl std::task::Wake for WakeFd {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let one: u64 = 1;
+        // SAFETY: writes the 8 bytes of `one` to our own open eventfd. A full counter
+        // (EAGAIN) already means "readable"; nothing else can fail here.
+        unsafe {
+            libc::write(
+                self.0.as_raw_fd(),
+                std::ptr::from_ref(&one).cast(),
+                std::mem::size_of::<u64>(),
+            );
+        }
+    }
+}
+
+/// Up to `max` messages of `batch` as a list of bytes, the GIL taken for it; an end or an
+/// error found after some messages is left in `pending` for the next call, so that no
+/// message read is lost to it. Dropping the batch releases what was read; the rest waits.
+fn batch_list(
+    mut batch: ringfile::RecvBatch<'_>,
+    max: usize,
+    pending: &mut Option<Pending>,
+) -> ringfile::Result<Py<PyList>> {
+    Python::attach(|py| {
+        let list = PyList::empty(py);
+        while list.len() < max {
+            match batch.next() {
+                Ok(Some(msg)) => list
+                    .append(PyBytes::new(py, msg))
+                    .expect("appending to a new list"),
+                Ok(None) => break,
+                // Reported now if nothing came before it, else next time.
+                Err(e) if list.is_empty() => return Err(e),
+                Err(e) => {
+                    *pending = Some(Pending::Failed(e));
+                    break;
+                }
+            }
+        }
+        if batch.is_end() && !list.is_empty() && pending.is_none() {
+            *pending = Some(Pending::End);
+        }
+        Ok(list.unbind())
+    })
 }
 
 fn view_open() -> PyErr {

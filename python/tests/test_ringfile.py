@@ -399,3 +399,90 @@ def test_roles_inherited_through_fork_raise_in_the_child(ring_path):
     producer.send(b"after")
     producer.close()
     assert list(consumer) == [b"before", b"after"]
+
+
+def threads_of_this_process():
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_recv_async_across_processes_without_a_thread_per_ring(tmp_path):
+    import asyncio
+
+    rings, count = 8, 2_000
+    paths = [str(tmp_path / f"ring{i}") for i in range(rings)]
+    consumers = [ringfile.Ring.create(p, capacity="4KiB").consumer() for p in paths]
+    # A producer process per ring, each starting late, so that every task waits first.
+    producers = [
+        python(
+            """
+            import sys, time, ringfile
+            time.sleep(0.5)
+            with ringfile.Ring.open(sys.argv[1]).producer() as producer:
+                for i in range(int(sys.argv[2])):
+                    producer.send(i.to_bytes(8, "little"))
+            """,
+            path,
+            str(count),
+        )
+        for path in paths
+    ]
+    threads_before = threads_of_this_process()
+    most_threads = 0
+
+    async def read(consumer, batched):
+        nonlocal most_threads
+        got = 0
+        while True:
+            if batched:
+                messages = await consumer.recv_batch_async(max=100, timeout=60)
+                if not messages:
+                    return got
+            else:
+                message = await consumer.recv_async(timeout=60)
+                if message is None:
+                    return got
+                messages = [message]
+            for message in messages:
+                assert int.from_bytes(message, "little") == got
+                got += 1
+            most_threads = max(most_threads, threads_of_this_process())
+
+    async def main():
+        return await asyncio.gather(*(read(c, i % 2 == 1) for i, c in enumerate(consumers)))
+
+    assert asyncio.run(main()) == [count] * rings
+    for producer in producers:
+        assert producer.wait(timeout=60) == 0, producer.stderr.read()
+    # One watcher thread for all eight rings, not one each.
+    assert most_threads <= threads_before + 2, (threads_before, most_threads)
+
+
+def test_recv_async_one_task_at_a_time_and_the_errors_of_recv(ring_path):
+    import asyncio
+
+    ring = ringfile.Ring.create(ring_path, capacity="64KiB")
+    producer, consumer = ring.producer(), ring.consumer()
+
+    async def main():
+        first = asyncio.ensure_future(consumer.recv_async())
+        await asyncio.sleep(0.05)
+        with pytest.raises(RuntimeError, match="one task at a time"):
+            await consumer.recv_async(timeout=1)
+        producer.send(b"woken")
+        assert await first == b"woken"
+        with pytest.raises(ringfile.Timeout):
+            await consumer.recv_async(timeout=0.05)
+        # Cancelled while waiting: nothing received, the next receive gets the message.
+        waiting = asyncio.ensure_future(consumer.recv_async())
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        producer.send(b"kept")
+        assert await consumer.recv_async(timeout=5) == b"kept"
+        producer.abort("bad input")
+        with pytest.raises(ringfile.StreamAborted) as aborted:
+            await consumer.recv_async(timeout=5)
+        assert aborted.value.reason == "bad input"
+
+    asyncio.run(main())
