@@ -725,10 +725,7 @@ impl Consumer {
         let waker = std::task::Waker::from(self.wake_fd()?);
         self.with(py, |side| {
             if side.take_pending()? {
-                let end = match max {
-                    None => None,
-                    Some(_) => Some(Python::attach(|py| PyList::empty(py).into_any().unbind())),
-                };
+                let end = max.map(|_| Python::attach(|py| PyList::empty(py).into_any().unbind()));
                 return Ok((true, end));
             }
             let mut cx = std::task::Context::from_waker(&waker);
