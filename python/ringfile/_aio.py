@@ -9,6 +9,8 @@ is returned at once, without a trip through the loop.
 import asyncio
 import os
 
+from ringfile._errors import Timeout
+
 
 def _woken(fd, future):
     try:
@@ -32,8 +34,6 @@ async def receive(consumer, max, timeout):
                 return value
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
-                from ringfile._errors import Timeout
-
                 raise Timeout(f"no message within {timeout} s")
             woken = loop.create_future()
             loop.add_reader(fd, _woken, fd, woken)

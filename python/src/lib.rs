@@ -13,7 +13,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyMemoryView};
 use ringfile::units::Size;
 use std::ffi::c_int;
 use std::future::Future;
@@ -155,15 +155,7 @@ fn with_side<S: Held + Send, T: Send>(
     f: impl FnOnce(&mut S) -> PyResult<T> + Send,
 ) -> PyResult<T> {
     py.detach(|| match lock(side).as_mut() {
-        Some(side) if side.is_inherited() => Err(Python::attach(|py| {
-            raise(
-                py,
-                ringfile::Error::Inherited {
-                    path: path.into(),
-                    role: S::ROLE,
-                },
-            )
-        })),
+        Some(side) if side.is_inherited() => Err(inherited(path, S::ROLE)),
         Some(side) => f(side),
         None => Err(closed(what, path)),
     })
@@ -369,11 +361,7 @@ fn options(
 fn bytes_of(data: &Bound<'_, PyAny>) -> PyResult<PyBuffer<u8>> {
     let buffer = PyBuffer::<u8>::get(data).or_else(|_| {
         // A typed buffer (a NumPy array of floats, say): its bytes, as `bytes(view)` gives.
-        let view = data
-            .py()
-            .import("builtins")?
-            .getattr("memoryview")?
-            .call1((data,))?;
+        let view = PyMemoryView::from(data)?;
         PyBuffer::<u8>::get(&view.call_method1("cast", ("B",))?)
     })?;
     if !buffer.is_c_contiguous() {
@@ -417,6 +405,19 @@ impl Producer {
         py.detach(|| lock(&self.side).take())
             .ok_or_else(|| closed("producer", &self.path))
     }
+}
+
+/// The library's `Inherited` error for `role` of the ring at `path`, raised.
+fn inherited(path: &str, role: ringfile::Role) -> PyErr {
+    Python::attach(|py| {
+        raise(
+            py,
+            ringfile::Error::Inherited {
+                path: path.into(),
+                role,
+            },
+        )
+    })
 }
 
 fn closed(side: &str, path: &str) -> PyErr {
@@ -673,10 +674,7 @@ impl Consumer {
         slf: &Bound<'py, Self>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        slf.py()
-            .import("ringfile._aio")?
-            .getattr("receive")?
-            .call1((slf, None::<usize>, timeout))
+        aio_receive(slf, None, timeout)
     }
 
     /// `await consumer.recv_batch_async(max=1024, timeout=None)`: `recv_batch` for asyncio,
@@ -690,10 +688,7 @@ impl Consumer {
         if max == 0 {
             return Err(PyValueError::new_err("max: expected at least 1"));
         }
-        slf.py()
-            .import("ringfile._aio")?
-            .getattr("receive")?
-            .call1((slf, Some(max), timeout))
+        aio_receive(slf, Some(max), timeout)
     }
 
     /// For `ringfile._aio`: the eventfd the event loop watches.
@@ -733,25 +728,12 @@ impl Consumer {
                 consumer, pending, ..
             } = side;
             let outcome = match max {
-                None => {
-                    let future = std::pin::pin!(consumer.recv_async());
-                    match future.poll(&mut cx) {
-                        std::task::Poll::Pending => None,
-                        std::task::Poll::Ready(got) => {
-                            Some(got.map(|m| m.map(|msg| to_bytes(&msg).into_any())))
-                        }
-                    }
-                }
-                Some(max) => {
-                    let future = std::pin::pin!(consumer.recv_batch_async());
-                    match future.poll(&mut cx) {
-                        std::task::Poll::Pending => None,
-                        std::task::Poll::Ready(got) => Some(
-                            got.and_then(|batch| batch_list(batch, max, pending))
-                                .map(|list| Some(list.into_any())),
-                        ),
-                    }
-                }
+                None => poll_once(consumer.recv_async(), &mut cx)
+                    .map(|got| got.map(|m| m.map(|msg| to_bytes(&msg).into_any()))),
+                Some(max) => poll_once(consumer.recv_batch_async(), &mut cx).map(|got| {
+                    got.and_then(|batch| batch_list(batch, max, pending))
+                        .map(|list| Some(list.into_any()))
+                }),
             };
             match outcome {
                 None => Ok((false, None)),
@@ -785,15 +767,14 @@ impl Consumer {
     /// invalidated; while a buffer of that view is still exported (a memoryview, a NumPy
     /// array), closing raises `BufferError` instead, since the ring's memory must outlive it.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let side = py.detach(|| {
+        py.detach(|| {
             let mut side = lock(&self.side);
             if let Some(view) = side.as_ref().and_then(|s| s.view.as_ref()) {
                 view.invalidate()?;
             }
             Ok::<_, PyErr>(side.take())
-        })?;
-        drop(side);
-        Ok(())
+        })
+        .map(drop)
     }
 
     /// Receives the next message without copying it: a `View` of its bytes in the ring's
@@ -873,6 +854,30 @@ impl Consumer {
 
     fn __repr__(&self) -> String {
         format!("<ringfile.Consumer of {:?}>", self.path)
+    }
+}
+
+/// The coroutine of `ringfile._aio` that awaits a receive of `consumer` (one message, or a
+/// batch of up to `max`).
+fn aio_receive<'py>(
+    consumer: &Bound<'py, Consumer>,
+    max: Option<usize>,
+    timeout: Option<f64>,
+) -> PyResult<Bound<'py, PyAny>> {
+    consumer
+        .py()
+        .import("ringfile._aio")?
+        .getattr("receive")?
+        .call1((consumer, max, timeout))
+}
+
+/// Polls `future` once: its output if it is ready, `None` if it waits (its waker, `cx`'s,
+/// is then registered with the library's watcher). The future is dropped either way; the
+/// library's receives are cancellation-safe and keep the registration in the consumer.
+fn poll_once<F: Future>(future: F, cx: &mut std::task::Context<'_>) -> Option<F::Output> {
+    match std::pin::pin!(future).poll(cx) {
+        std::task::Poll::Pending => None,
+        std::task::Poll::Ready(output) => Some(output),
     }
 }
 
@@ -1045,17 +1050,9 @@ impl View {
             let Some(side) = guard.as_mut() else {
                 return Ok(());
             };
-            if side.consumer.is_inherited() {
+            if side.is_inherited() {
                 // A child forked with the view open: the message is the parent's to release.
-                return Err(Python::attach(|py| {
-                    raise(
-                        py,
-                        ringfile::Error::Inherited {
-                            path: consumer.path.clone().into(),
-                            role: ringfile::Role::Consumer,
-                        },
-                    )
-                }));
+                return Err(inherited(&consumer.path, Side::ROLE));
             }
             match &side.view {
                 Some(open) if Arc::ptr_eq(open, &self.state) => side.view = None,
@@ -1150,11 +1147,7 @@ impl View {
 
     /// A copy of the message's bytes.
     fn tobytes<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyBytes>> {
-        let view = slf
-            .py()
-            .import("builtins")?
-            .getattr("memoryview")?
-            .call1((slf,))?;
+        let view = PyMemoryView::from(slf.as_any())?;
         let bytes = view.call_method0("tobytes")?.cast_into::<PyBytes>()?;
         view.call_method0("release")?;
         Ok(bytes)
@@ -1177,12 +1170,7 @@ impl View {
 
     /// A read-only memoryview of the message, released with the view on leaving the block.
     fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<PyAny>> {
-        let memoryview = slf
-            .py()
-            .import("builtins")?
-            .getattr("memoryview")?
-            .call1((slf,))?
-            .unbind();
+        let memoryview = PyMemoryView::from(slf.as_any())?.into_any().unbind();
         *lock(&slf.get().memoryview) = Some(memoryview.clone_ref(slf.py()));
         Ok(memoryview)
     }

@@ -1,6 +1,7 @@
 """The Python package through the built extension, against the Rust programs and across
 real processes."""
 
+import asyncio
 import json
 import os
 import random
@@ -406,8 +407,6 @@ def threads_of_this_process():
 
 
 def test_recv_async_across_processes_without_a_thread_per_ring(tmp_path):
-    import asyncio
-
     rings, count = 8, 2_000
     paths = [str(tmp_path / f"ring{i}") for i in range(rings)]
     consumers = [ringfile.Ring.create(p, capacity="4KiB").consumer() for p in paths]
@@ -458,8 +457,6 @@ def test_recv_async_across_processes_without_a_thread_per_ring(tmp_path):
 
 
 def test_recv_async_one_task_at_a_time_and_the_errors_of_recv(ring_path):
-    import asyncio
-
     ring = ringfile.Ring.create(ring_path, capacity="64KiB")
     producer, consumer = ring.producer(), ring.consumer()
 
