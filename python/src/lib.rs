@@ -547,6 +547,12 @@ impl Producer {
 }
 
 /// A consumer of a ring: `recv` messages (or iterate) until the end of the stream.
+///
+/// What a receive returns is released — its space given back to the producer, the
+/// consumer's place moved past it — when this consumer receives again or closes: a process
+/// killed while handling a message (or a batch) leaves it to the next consumer of its name,
+/// which receives it again. Nothing handed to Python is lost; at most what was in hand
+/// comes twice. (A lossy consumer releases at once: the producer does not wait for it.)
 #[pyclass(module = "ringfile", frozen)]
 struct Consumer {
     side: Mutex<Option<Side>>,
@@ -571,19 +577,32 @@ struct Side {
     view: Option<Arc<ViewState>>,
 }
 
+impl Drop for Side {
+    fn drop(&mut self) {
+        // What the last receive handed to Python is done with: the consumer is going away.
+        let mark = self.consumer.read_mark();
+        self.consumer.release_to(mark);
+    }
+}
+
 enum Pending {
     End,
     Failed(ringfile::Error),
 }
 
 impl Side {
-    /// The end or error a batch left to report, if any: `Ok(true)` for the end. Refuses
+    /// Releases what the last receive returned, then gives the end or error a batch left to
+    /// report, if any: `Ok(true)` for the end. Refuses
     /// (`ViewOpen`) while a view of a message is open: messages are received in order, and
     /// the one in view is not yet released.
     fn take_pending(&mut self) -> PyResult<bool> {
         if self.view.is_some() {
             return Err(view_open());
         }
+        // A receive says the caller is done with what the last one returned: release it now,
+        // before waiting (kept messages would hold a full ring's producer back for good).
+        let mark = self.consumer.read_mark();
+        self.consumer.release_to(mark);
         match self.pending.take() {
             None => Ok(false),
             Some(Pending::End) => Ok(true),
@@ -602,10 +621,13 @@ impl Consumer {
     }
 }
 
-/// The bytes of a message, made with the GIL taken back (the message stays borrowed from the
-/// ring until the copy is done, then is released).
-fn to_bytes(message: &[u8]) -> Py<PyBytes> {
-    Python::attach(|py| PyBytes::new(py, message).unbind())
+/// The bytes of a message, made with the GIL taken back. The message is kept, not released:
+/// its space goes back to the producer when this consumer receives again (or closes), so a
+/// process killed while handling it leaves it to the next consumer of its name.
+fn to_bytes(message: ringfile::Message<'_>) -> Py<PyBytes> {
+    let bytes = Python::attach(|py| PyBytes::new(py, &message).unbind());
+    message.keep();
+    bytes
 }
 
 #[pymethods]
@@ -621,7 +643,7 @@ impl Consumer {
             }
             let consumer = &mut side.consumer;
             wait_sliced(timeout, |slice| {
-                Ok(consumer.recv_timeout(slice)?.map(|msg| to_bytes(&msg)))
+                Ok(consumer.recv_timeout(slice)?.map(to_bytes))
             })
         })
     }
@@ -634,7 +656,7 @@ impl Consumer {
                 return Ok(None);
             }
             let consumer = &mut side.consumer;
-            let got = consumer.try_recv().map(|m| m.map(|msg| to_bytes(&msg)));
+            let got = consumer.try_recv().map(|m| m.map(to_bytes));
             match got {
                 Ok(Some(bytes)) => Ok(Some(bytes)),
                 // The library's two `None`s told apart: the end, or nothing yet.
@@ -729,7 +751,7 @@ impl Consumer {
             } = side;
             let outcome = match max {
                 None => poll_once(consumer.recv_async(), &mut cx)
-                    .map(|got| got.map(|m| m.map(|msg| to_bytes(&msg).into_any()))),
+                    .map(|got| got.map(|m| m.map(|msg| to_bytes(msg).into_any()))),
                 Some(max) => poll_once(consumer.recv_batch_async(), &mut cx).map(|got| {
                     got.and_then(|batch| batch_list(batch, max, pending))
                         .map(|list| Some(list.into_any()))
@@ -762,7 +784,7 @@ impl Consumer {
     }
 
     /// Lets go of the consumer role (a named consumer's position stays: the name resumes
-    /// there). Using it afterwards raises `Closed`. A message still in an open view is left
+    /// there), releasing what the last receive returned. Using it afterwards raises `Closed`. A message still in an open view is left
     /// unreleased (the next consumer of this name receives it again) and the view is
     /// invalidated; while a buffer of that view is still exported (a memoryview, a NumPy
     /// array), closing raises `BufferError` instead, since the ring's memory must outlive it.
@@ -931,7 +953,7 @@ impl std::task::Wake for WakeFd {
 
 /// Up to `max` messages of `batch` as a list of bytes, the GIL taken for it; an end or an
 /// error found after some messages is left in `pending` for the next call, so that no
-/// message read is lost to it. Dropping the batch releases what was read; the rest waits.
+/// message read is lost to it. What was read is kept (released by the next receive).
 fn batch_list(
     mut batch: ringfile::RecvBatch<'_>,
     max: usize,
@@ -956,6 +978,8 @@ fn batch_list(
         if batch.is_end() && !list.is_empty() && pending.is_none() {
             *pending = Some(Pending::End);
         }
+        // Released when this consumer receives again, as `to_bytes` says.
+        batch.keep();
         Ok(list.unbind())
     })
 }

@@ -183,7 +183,7 @@ pub use os::sigbus::{install_sigbus_handler, SigbusHandler};
 pub use protocol::slots::{PolicyEvent, Start, DEFAULT_NAME};
 pub use protocol::wait::{ParseWaitStrategyError, WaitStrategy};
 pub use ring::{ConsumerOptions, Ring, RingOptions, DEFAULT_CAPACITY, DEFAULT_MODE};
-pub use side::consumer::{Consumer, Message, RecvBatch};
+pub use side::consumer::{Consumer, Message, ReadMark, RecvBatch};
 pub use side::producer::{Claim, Producer, SendBatch, SlowestConsumer};
 pub use side::typed_sides::{TypedConsumer, TypedMessage, TypedProducer};
 

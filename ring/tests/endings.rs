@@ -302,3 +302,47 @@ fn a_producer_whose_own_end_was_read_is_never_reported_as_died() {
         Err(Error::Timeout)
     ));
 }
+
+#[test]
+fn kept_messages_hold_their_space_until_released_and_come_back_to_the_next_consumer() {
+    let ring = Ring::memfd(4096).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let sent = fill(&mut producer);
+    let mut consumer = ring.consumer().unwrap();
+    // Read everything, keep it: the producer gets no room back.
+    let mut batch = consumer.recv_batch().unwrap();
+    let mut read = 0;
+    while batch.next().unwrap().is_some() {
+        read += 1;
+    }
+    batch.keep();
+    assert_eq!((read, consumer.kept()), (sent, sent as u64));
+    assert!(matches!(consumer.try_recv(), Ok(None)));
+    assert!(!consumer.is_ended());
+    assert!(matches!(producer.try_send(&[]), Err(Error::Full)));
+    // Give back what lay before a mark: the producer has room again, the rest stays kept.
+    drop(consumer);
+    let mut consumer = ring.consumer().unwrap();
+    consumer.recv().unwrap().unwrap().keep();
+    consumer.recv().unwrap().unwrap().keep();
+    let mark = consumer.read_mark();
+    consumer.recv().unwrap().unwrap().keep();
+    consumer.release_to(mark);
+    assert_eq!(consumer.kept(), 1);
+    consumer.release_to(mark); // again: nothing more
+    assert_eq!(consumer.kept(), 1);
+    producer.send(&[7u8; 40]).unwrap();
+    producer.close().unwrap();
+    // The third was kept, not released: a new consumer reads it first.
+    drop(consumer);
+    let mut consumer = ring.consumer().unwrap();
+    let mut received = 0;
+    while let Some(msg) = consumer.recv().unwrap() {
+        msg.keep();
+        received += 1;
+    }
+    assert_eq!(received, sent - 2 + 1);
+    // The end released everything kept before it.
+    assert_eq!(consumer.kept(), 0);
+    assert!(consumer.is_ended());
+}

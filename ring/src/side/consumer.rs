@@ -60,8 +60,13 @@ pub struct Consumer {
     /// The ring, the role, how we wait, our counters.
     endpoint: Endpoint,
     /// Start of the next record; equal to the released head whenever no message or batch
-    /// is outstanding. `released head <= read_pos <= cached_tail`.
+    /// is outstanding and nothing is kept. `released <= read_pos <= cached_tail`.
     read_pos: Position,
+    /// The head this consumer last stored (its slot's, or the ring's): what it released.
+    released: Position,
+    /// Messages read and kept ([`Message::keep`], [`RecvBatch::keep`]): between `released`
+    /// and `read_pos`, not yet given back to the producer.
+    kept: u64,
     /// A copy of the producer's published tail. It can be stale (the real tail may be
     /// further on), which only ever makes the ring look emptier than it is.
     cached_tail: Position,
@@ -191,6 +196,8 @@ impl Consumer {
         let capacity = endpoint.shared.region.capacity();
         Consumer {
             read_pos: head,
+            released: head,
+            kept: 0,
             cached_tail: head,
             last_data: LastData::new(),
             capacity,
@@ -767,7 +774,8 @@ impl Consumer {
         }
     }
 
-    /// Gives the bytes below `pos`, which hold `messages` more messages, back to the producer.
+    /// Gives the bytes below `pos`, which hold `messages` more messages (after those kept),
+    /// back to the producer.
     #[inline]
     fn release(&mut self, pos: Position, messages: u64) {
         if self.endpoint.role.inherited() {
@@ -779,6 +787,73 @@ impl Consumer {
             self.release_lapped(pos, lapped.index_at(pos));
             return;
         }
+        let messages = messages + std::mem::take(&mut self.kept);
+        self.store_head(pos, messages);
+    }
+
+    /// Marks what was read up to `pos` (`messages` more messages) as read but not released:
+    /// see [`Message::keep`]. A consumer the producer may lap keeps nothing (the producer
+    /// does not wait for its space, so keeping would not protect it): it releases at once.
+    fn keep(&mut self, pos: Position, messages: u64) {
+        if self.lapped.is_some() {
+            self.release(pos, messages);
+            return;
+        }
+        self.read_pos = pos;
+        self.kept += messages;
+    }
+
+    /// Where this consumer has read to, kept messages included: give it to
+    /// [`release_to`](Self::release_to) once what was read before it is handled.
+    #[must_use]
+    pub fn read_mark(&self) -> ReadMark {
+        ReadMark {
+            pos: self.read_pos,
+            read: self.endpoint.tally.messages + self.kept,
+        }
+    }
+
+    /// Releases the messages kept ([`Message::keep`], [`RecvBatch::keep`]) that lie before
+    /// `mark`, an earlier [`read_mark`](Self::read_mark) of this consumer; those after it
+    /// stay kept. A mark at or before what is already released does nothing. For a reader
+    /// that hands messages on and learns later, in order, which were delivered — a network
+    /// bridge releasing what its peer acknowledged:
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let (mut producer, mut consumer) = (ring.producer()?, ring.consumer()?);
+    /// for m in [b"a", b"b", b"c"] {
+    ///     producer.send(m)?;
+    /// }
+    /// consumer.recv()?.expect("a").keep();
+    /// let after_a = consumer.read_mark();
+    /// consumer.recv()?.expect("b").keep(); // read on while "a" is in flight
+    /// consumer.release_to(after_a); // "a" delivered: its space goes back, "b" stays kept
+    /// drop(consumer); // stopped before "b" was delivered: the next consumer gets it again
+    /// let mut consumer = ring.consumer()?;
+    /// assert_eq!(&*consumer.recv()?.expect("b again"), b"b");
+    /// # Ok(()) }
+    /// ```
+    pub fn release_to(&mut self, mark: ReadMark) {
+        if self.endpoint.role.inherited() || mark.pos <= self.released || mark.pos > self.read_pos {
+            return;
+        }
+        let messages = mark.read.saturating_sub(self.endpoint.tally.messages);
+        self.kept = self.kept.saturating_sub(messages);
+        self.store_head(mark.pos, messages);
+    }
+
+    /// Messages read and kept, not yet released.
+    #[must_use]
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+
+    /// Stores the head `pos` (`messages` more released) and wakes a producer waiting for room.
+    #[inline]
+    fn store_head(&mut self, pos: Position, messages: u64) {
+        self.released = pos;
         // Before the shared head: a producer of this process that sees the shared head also
         // sees a local head at least as new.
         let shared = &self.endpoint.shared;
@@ -808,6 +883,7 @@ impl Consumer {
     /// the index of the message there.
     #[cold]
     fn release_lapped(&mut self, pos: Position, index: u64) {
+        self.released = pos;
         self.endpoint.tally.messages = index;
         let shared = &self.endpoint.shared;
         let Some(slot) = self.seat.and_then(|seat| shared.region.slot(seat.index)) else {
@@ -1169,6 +1245,24 @@ impl Message<'_> {
         // Forgetting skips the release in `drop`; a `Message` owns nothing else.
         std::mem::forget(self);
     }
+
+    /// Ends the borrow with the message read but its space not yet released: the next
+    /// receive goes on after it, and it is released with the next release of this consumer
+    /// (a later message's, the end of the stream's, or [`Consumer::release_to`]). A
+    /// consumer that stops before then leaves it to the next consumer of its name, which
+    /// receives it again: for a reader that copies a message out and is not done with it
+    /// until it asks for the next one. (A consumer the producer may lap — lossy, or under a
+    /// `max_lag` policy — releases it at once: the producer does not wait for its space.)
+    ///
+    /// Kept messages hold their space: a consumer that keeps what fills the ring and then
+    /// waits for more waits for good, as the producer waits for that space. Release
+    /// ([`Consumer::release_to`] with [`Consumer::read_mark`]) before a receive that may wait.
+    pub fn keep(self) {
+        // Not dropped: the release in `drop` does not happen.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        let next = this.next;
+        this.consumer.keep(next, 1);
+    }
 }
 
 impl Drop for Message<'_> {
@@ -1366,6 +1460,18 @@ impl<'a> RecvBatch<'a> {
         std::mem::forget(self);
     }
 
+    /// Ends the batch with what it read kept: read, not released (see [`Message::keep`]).
+    pub fn keep(self) {
+        // Not dropped: the release in `drop` does not happen.
+        let mut this = std::mem::ManuallyDrop::new(self);
+        if this.pos != this.consumer.read_pos {
+            this.consumer.ended = this.end;
+            let messages = (this.count - this.released) as u64;
+            let pos = this.pos;
+            this.consumer.keep(pos, messages);
+        }
+    }
+
     /// Whether the batch reached the end of the stream (the end marker, or the abort record
     /// that [`next`](Self::next) reported), which it consumes.
     #[inline]
@@ -1386,6 +1492,25 @@ impl Drop for RecvBatch<'_> {
     #[inline]
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// Where a consumer had read to (kept messages included), from [`Consumer::read_mark`]; given
+/// to [`Consumer::release_to`] once what was read before it is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadMark {
+    pos: Position,
+    /// Messages read by then, counted as the consumer's released-message counter counts.
+    read: u64,
+}
+
+impl ReadMark {
+    /// The stream position of the mark: the byte position in the ring's stream just after
+    /// the last record read. Positions only grow over a ring file's life, so a position
+    /// names one place in its stream for good.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.pos.get()
     }
 }
 
