@@ -216,11 +216,61 @@ fn run(s: &Settings) -> String {
     async_section(&mut md, s);
     capacity_section(&mut md, s);
     fanout_section(&mut md, s);
+    python_section(&mut md, s);
     ratios_section(&mut md, s, &cross, &cost, &trips);
     md
 }
 
 /// Where and how the report was measured.
+/// The Python rows: `python/bench.py` (Python → Python across processes against
+/// `multiprocessing`'s Queue and Pipe), run by the interpreter `RINGFILE_PYTHON` names (default
+/// `python3`), which must have the package installed (`pip install ./python`). Without one the
+/// section says how to get it rather than failing the whole report.
+fn python_section(md: &mut String, s: &Settings) {
+    let named = std::env::var("RINGFILE_PYTHON").ok();
+    let python = named.clone().unwrap_or_else(|| "python3".into());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../python/bench.py");
+    writeln!(
+        md,
+        "\n### Python to Python across processes (python/bench.py)\n"
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(&script);
+    if s.runs < 5 {
+        cmd.arg("--quick");
+    }
+    eprintln!("python rows: {python} {}", script.display());
+    let result = cmd.stderr(std::process::Stdio::inherit()).output();
+    // An interpreter named on purpose that cannot run the rows is an error (CI's smoke run
+    // relies on it); the default python3 without the package only leaves a note.
+    if let Some(named) = &named {
+        if !result.as_ref().is_ok_and(|out| out.status.success()) {
+            eprintln!("report: RINGFILE_PYTHON={named}: python/bench.py did not run ({result:?})");
+            std::process::exit(1);
+        }
+    }
+    match result {
+        Ok(out) if out.status.success() => {
+            md.push_str(String::from_utf8_lossy(&out.stdout).trim_end());
+            md.push('\n');
+        }
+        Ok(out) => writeln!(
+            md,
+            "Not measured: `{python} python/bench.py` failed ({}); install the package with \
+             `pip install ./python` and point `RINGFILE_PYTHON` at that interpreter.",
+            out.status
+        )
+        .unwrap(),
+        Err(e) => writeln!(
+            md,
+            "Not measured: cannot run `{python}` ({e}); set `RINGFILE_PYTHON` to an interpreter \
+             with the package installed (`pip install ./python`)."
+        )
+        .unwrap(),
+    }
+}
+
 fn header(md: &mut String, s: &Settings) {
     let date = std::process::Command::new("date")
         .arg("-u")
