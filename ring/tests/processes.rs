@@ -71,6 +71,20 @@ fn helper_process() {
             say("CLAIMED".into());
             std::thread::sleep(Duration::from_secs(3600));
         }
+        "mark_and_hang" => {
+            // Each message's publish records its sequence number as the resume mark; then a
+            // marked claim that is never committed (a kill leaves it unpublished).
+            let mut producer = Ring::open(arg(1)).unwrap().producer().unwrap();
+            for seq in 1..=num(2) {
+                producer.mark_next_publish(std::num::NonZeroU64::new(seq).unwrap());
+                producer.send(&message(seq)).unwrap();
+            }
+            producer.mark_next_publish(std::num::NonZeroU64::new(u64::MAX).unwrap());
+            let mut claim = producer.claim(64).unwrap();
+            claim.fill(0xee);
+            say("MARKED".into());
+            std::thread::sleep(Duration::from_secs(3600));
+        }
         "hold" => {
             let ring = Ring::open(arg(1)).unwrap();
             let _role = match arg(2) {
@@ -399,6 +413,28 @@ fn killed_producers_claim_is_discarded() {
         check(&consumer.recv_timeout(PATIENCE).unwrap().unwrap()),
         10
     );
+}
+
+#[test]
+fn killed_producers_successor_reads_the_mark_of_its_last_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ring_path(&dir);
+    let ring = Ring::create(&path, 64 * 1024).unwrap();
+    assert_eq!(
+        ring.producer().unwrap().resume_mark(),
+        None,
+        "a new ring has none"
+    );
+    let mut helper = Helper::spawn(&["mark_and_hang", &path, "25"]);
+    helper.expect("MARKED");
+    helper.kill();
+    // The mark of the last publish, not that of the claim the kill left unpublished.
+    let mut producer = ring.producer().unwrap();
+    assert_eq!(producer.resume_mark().map(|m| m.get()), Some(25));
+    // An unmarked publish leaves no mark for the next producer.
+    producer.send(&message(26)).unwrap();
+    producer.detach();
+    assert_eq!(ring.producer().unwrap().resume_mark(), None);
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //!    512   128  producer wait    producer_sleeping: u32 (futex word: producer waits for space),
 //!                                then the producer's barrier words
 //!    640   128  roles line       producer_pid, consumer_pid: u32; producer_state: u64;
-//!                                producer_start: u64
+//!                                producer_start: u64; two resume marks (tail, mark: u64)
 //!    768   128  producer stats   published_messages, published_bytes: u64 (statistics,
 //!                                producer only)
 //!    896   128  consumer stats   released_messages: u64 (statistics, consumer only)
@@ -228,6 +228,23 @@ pub struct Roles {
     /// is this producer's, every record before it an earlier one's. Written before
     /// `producer_state`.
     pub producer_start: AtomicU64,
+    /// Two resume marks (see [`ResumeMark`]): a producer that records where its input stood
+    /// with a publish writes the one not matching the published tail, so a crash between
+    /// writing a mark and publishing leaves the other, which still matches.
+    pub resume: [ResumeMark; 2],
+}
+
+/// A producer's note of where its input stood at a publish: `mark`, an opaque non-zero value
+/// of the producer's (a bridge stores the upstream sequence of the last message written), is
+/// valid only while `tail` equals the published tail, i.e. for the publish it was written with.
+/// Only producers read and write these; zero (a ring that never had one) means no mark.
+#[repr(C)]
+#[derive(Default)]
+pub struct ResumeMark {
+    /// The published tail this mark goes with.
+    pub tail: AtomicU64,
+    /// The producer's value; 0: none.
+    pub mark: AtomicU64,
 }
 
 /// One side's waiting words: its futex word, and how the other side must order its wake-up
@@ -436,6 +453,9 @@ const _: () = {
     assert!(offset_of!(Roles, consumer_pid) == 4);
     assert!(offset_of!(Roles, producer_state) == 8);
     assert!(offset_of!(Roles, producer_start) == 16);
+    assert!(offset_of!(Roles, resume) == 24);
+    assert!(size_of::<ResumeMark>() == 16);
+    assert!(offset_of!(ResumeMark, mark) == 8);
     assert!(CONTROL_OFFSET as usize + size_of::<Control>() <= FANOUT_WAKE_OFFSET as usize);
     assert!(size_of::<Slot>() == SLOT_SIZE as usize);
     assert!(offset_of!(Slot, released_messages) == 8);

@@ -54,6 +54,9 @@ pub const PRODUCER_SLEEPING_OFFSET: u64 = CONTROL_OFFSET + 384;
 /// File offset of the roles block: `producer_pid` (u32), `consumer_pid` (u32),
 /// `producer_state` (u64), `producer_start` (u64).
 pub const ROLES_OFFSET: u64 = CONTROL_OFFSET + 512;
+/// File offset of the producer's two resume marks, each a `tail` (u64) and a `mark` (u64)
+/// (FORMAT.md, "Resume marks").
+pub const RESUME_MARKS_OFFSET: u64 = ROLES_OFFSET + 24;
 /// The alignment every message payload has in memory: records start on multiples of
 /// [`RECORD_ALIGN`] from a page-aligned data region, and the payload follows the 8-byte
 /// record header. Typed views ([`Message::value`](crate::Message::value) and the like) need
@@ -75,5 +78,6 @@ const _: () = {
         RELEASED_MESSAGES_OFFSET == CONTROL_OFFSET + offset_of!(Control, released_messages) as u64
     );
     assert!(offset_of!(Roles, producer_pid) == 0);
+    assert!(RESUME_MARKS_OFFSET == ROLES_OFFSET + offset_of!(Roles, resume) as u64);
     assert!(HEADER_SIZE.is_multiple_of(RECORD_ALIGN) && RECORD_HEADER.is_multiple_of(RECORD_ALIGN));
 };

@@ -11,10 +11,15 @@
 //! one process after another, and must tell one holder's life from the next, needs exactly
 //! this word. Consumer slots (several consumers per ring) will hold one each, with an
 //! attachment and a watch of their own beside these.
+//!
+//! The roles block also holds the producer's two resume marks ([`ResumeMarks`]): what a
+//! producer that copies another stream in (a bridge) recorded of its input with a publish, so
+//! that its successor knows where to go on.
 
 use crate::format::layout::{Roles, PRODUCER_ATTACHED};
 use crate::format::position::Position;
 use crate::os::sync::Ordering;
+use std::num::NonZeroU64;
 
 /// A producer state word: the epoch counts the producers that ever attached (it tells one
 /// producer's life from the next); the low bit says whether the last one to attach still is.
@@ -181,5 +186,100 @@ mod tests {
         // The epoch wraps, the bit stays meaningful.
         let last = ProducerState(u64::MAX);
         assert_eq!(last.next().0, PRODUCER_ATTACHED);
+    }
+}
+
+/// A producer's resume marks: the mark recorded with the last publish (if that publish had
+/// one), and which of the two slots the next mark goes to.
+///
+/// The protocol: to record mark `m` with the publish of tail `t`, write `m` then `t` into the
+/// slot that does not hold the mark valid now, then publish `t`. A slot is valid while its tail
+/// equals the published tail; tails only grow, so at most one slot is, and a producer that
+/// dies between writing a slot and publishing leaves the other slot — the previous publish's
+/// mark — valid. Only producers read and write the slots, one at a time (the producer lock);
+/// one that dies leaves its stores in the shared mapping for the next.
+#[derive(Debug, Default)]
+pub(crate) struct ResumeMarks {
+    /// The mark valid when we attached.
+    found: Option<NonZeroU64>,
+    /// The slot the next mark is written to.
+    next: usize,
+}
+
+impl ResumeMarks {
+    /// Reads the marks as a producer attaching at published tail `tail` finds them.
+    pub(crate) fn read(roles: &Roles, tail: Position) -> ResumeMarks {
+        for (i, slot) in roles.resume.iter().enumerate() {
+            // Acquire: pairs with the Release in `write` — a slot whose tail we see has its
+            // mark at least that new (the mark is stored first).
+            if slot.tail.load(Ordering::Acquire) == tail.get() {
+                if let Some(found) = NonZeroU64::new(slot.mark.load(Ordering::Relaxed)) {
+                    return ResumeMarks {
+                        found: Some(found),
+                        next: 1 - i,
+                    };
+                }
+            }
+        }
+        ResumeMarks::default()
+    }
+
+    /// The mark recorded with the publish of the tail this producer attached at.
+    pub(crate) fn found(&self) -> Option<NonZeroU64> {
+        self.found
+    }
+
+    /// Records `mark` for the publish of `tail`, which the caller makes next.
+    pub(crate) fn write(&mut self, roles: &Roles, tail: Position, mark: NonZeroU64) {
+        let slot = &roles.resume[self.next];
+        slot.mark.store(mark.get(), Ordering::Relaxed);
+        // Release: pairs with the Acquire in `read` (the mark before the tail).
+        slot.tail.store(tail.get(), Ordering::Release);
+        self.next = 1 - self.next;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod resume_tests {
+    use super::*;
+
+    fn at(n: u64) -> Position {
+        Position::new(n).unwrap()
+    }
+
+    #[test]
+    fn a_mark_written_but_never_published_leaves_the_previous_one() {
+        let roles = Roles::default();
+        assert_eq!(ResumeMarks::read(&roles, at(0)).found(), None);
+        let mut marks = ResumeMarks::read(&roles, at(0));
+        marks.write(&roles, at(64), NonZeroU64::new(7).unwrap());
+        // Published: 64. Then a mark for 128 is written and the producer dies unpublished.
+        marks.write(&roles, at(128), NonZeroU64::new(9).unwrap());
+        let after_death = ResumeMarks::read(&roles, at(64));
+        assert_eq!(after_death.found().map(NonZeroU64::get), Some(7));
+        // Had 128 been published, its mark would be the one.
+        assert_eq!(
+            ResumeMarks::read(&roles, at(128))
+                .found()
+                .map(NonZeroU64::get),
+            Some(9)
+        );
+        // The successor writes over the dead producer's stale slot, not over the valid one.
+        let mut successor = after_death;
+        successor.write(&roles, at(192), NonZeroU64::new(11).unwrap());
+        assert_eq!(
+            ResumeMarks::read(&roles, at(64))
+                .found()
+                .map(NonZeroU64::get),
+            Some(7)
+        );
+        assert_eq!(
+            ResumeMarks::read(&roles, at(192))
+                .found()
+                .map(NonZeroU64::get),
+            Some(11)
+        );
+        // A publish without a mark: no slot matches.
+        assert_eq!(ResumeMarks::read(&roles, at(256)).found(), None);
     }
 }

@@ -12,12 +12,13 @@ use crate::format::position::{Capacity, Position};
 use crate::format::record::{decode, encode, record_size, Decoded};
 use crate::os::sync::Ordering;
 use crate::protocol::lapping::PublishSeq;
-use crate::protocol::lifecycle::{Attachment, Departure};
+use crate::protocol::lifecycle::{Attachment, Departure, ResumeMarks};
 use crate::protocol::slots::{self, PolicyEvent};
 use crate::protocol::wait::{store_and_wake, store_and_wake_all, Probe, WaitStrategy};
 use crate::side::endpoint::Endpoint;
 use crate::store::region::RecordWriter;
 use crate::store::shared::Shared;
+use std::num::NonZeroU64;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -73,6 +74,10 @@ pub struct Producer {
     writer: RecordWriter,
     /// The published pair's sequence word (version 2 rings only).
     publish_seq: PublishSeq,
+    /// The resume marks: what the last publish before us recorded, where ours go.
+    resume: ResumeMarks,
+    /// A mark to record with the next publish ([`Producer::mark_next_publish`]).
+    pending_mark: Option<NonZeroU64>,
 }
 
 impl Producer {
@@ -125,8 +130,44 @@ impl Producer {
             },
             writer: shared.region.record_writer(),
             publish_seq: PublishSeq::resume(&shared.region.control().published),
+            resume: ResumeMarks::read(&shared.region.control().roles, tail),
+            pending_mark: None,
             endpoint,
         })
+    }
+
+    /// The mark the last publish before this producer attached recorded
+    /// ([`mark_next_publish`](Self::mark_next_publish)), if it recorded one: a producer that
+    /// copies another stream into this ring (`ringfile-bridge in`) learns from it how far its
+    /// predecessor — perhaps killed — got, and goes on from there. `None` for a ring whose
+    /// last publish had no mark (or that never had one).
+    #[must_use]
+    pub fn resume_mark(&self) -> Option<NonZeroU64> {
+        self.resume.found()
+    }
+
+    /// Records `mark` (an opaque non-zero value of the caller's, e.g. the sequence number of
+    /// the last input message written) with the next publish, atomically with it as a
+    /// successor sees it: a later producer's [`resume_mark`](Self::resume_mark) returns the
+    /// mark of the last publish, and a producer that dies before publishing leaves the
+    /// previous mark in place. A second call before the publish replaces the first. Costs
+    /// two stores per marked publish and nothing otherwise.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("ring");
+    /// let ring = ringfile::Ring::create(&path, 4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.mark_next_publish(std::num::NonZeroU64::new(41).unwrap());
+    /// producer.send(b"input message 41")?;
+    /// producer.detach();
+    /// assert_eq!(ring.producer()?.resume_mark().map(|m| m.get()), Some(41));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn mark_next_publish(&mut self, mark: NonZeroU64) {
+        self.pending_mark = Some(mark);
     }
 
     /// How [`send`](Self::send) and [`claim`](Self::claim) wait for space.
@@ -708,6 +749,9 @@ impl Producer {
                 std::sync::atomic::Ordering::Release,
             );
             let tail = self.space.write_pos;
+            if let Some(mark) = self.pending_mark.take() {
+                self.resume.write(&control.roles, tail, mark);
+            }
             // Release: every record byte written below `write_pos` is visible to a consumer
             // that Acquire-loads this tail.
             let store = || control.published_tail.store(tail.get(), Ordering::Release);
