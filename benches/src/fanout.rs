@@ -173,7 +173,8 @@ fn ring_path(fan: Fan, readers: usize) -> String {
 
 /// What the producer side does with the stream: ringfile's or iceoryx2's.
 enum Sender {
-    Ring(ringfile::Producer, bool),
+    /// Boxed: a producer is much larger than iceoryx2's publisher.
+    Ring(Box<ringfile::Producer>, bool),
     Iceoryx2(
         crate::peers::IoxPublisher,
         #[allow(dead_code)] crate::peers::Iceoryx2,
@@ -204,7 +205,10 @@ impl Sender {
                     .expect("create the ring");
                 let mut producer = ring.producer().unwrap();
                 producer.set_wait_strategy(ringfile::WaitStrategy::Spin);
-                (Sender::Ring(producer, fan == Fan::RingfilePerMessage), 0)
+                (
+                    Sender::Ring(Box::new(producer), fan == Fan::RingfilePerMessage),
+                    0,
+                )
             }
         }
     }
@@ -239,7 +243,7 @@ impl Sender {
 
     fn close(self) {
         match self {
-            Sender::Ring(producer, _) => producer.close().unwrap(),
+            Sender::Ring(producer, _) => (*producer).close().unwrap(),
             Sender::Iceoryx2(publisher, _) => crate::peers::iceoryx2_publish(&publisher, &[]),
         }
     }
