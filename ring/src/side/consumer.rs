@@ -78,6 +78,9 @@ pub struct Consumer {
     watch: Watch,
     /// Whether the last record received ended a stream (see [`is_ended`](Self::is_ended)).
     ended: bool,
+    /// Whether an end or abort record is kept as a kept message is, instead of releasing
+    /// (see [`set_keep_ends`](Self::set_keep_ends)).
+    keep_ends: bool,
     /// The consumer slot held on a ring with several (`None`: the one consumer of a ring of
     /// format version 1).
     seat: Option<SeatInfo>,
@@ -204,6 +207,7 @@ impl Consumer {
             max_message: capacity.max_message(),
             watch: Watch::default(),
             ended: false,
+            keep_ends: false,
             seat,
             lapped,
             missed: 0,
@@ -552,7 +556,7 @@ impl Consumer {
             }
             Record::End => {
                 self.end_seen(next);
-                self.release(next, 0);
+                self.release_or_keep_end(next);
                 Ok(None)
             }
             Record::Abort {
@@ -560,9 +564,20 @@ impl Consumer {
                 len,
             } => {
                 let error = self.aborted(payload_offset, len, next);
-                self.release(next, 0);
+                self.release_or_keep_end(next);
                 Err(error)
             }
+        }
+    }
+
+    /// After an end or abort record that ends at `next`: releases it with what was kept, or,
+    /// under [`set_keep_ends`](Self::set_keep_ends), keeps it.
+    #[cold]
+    fn release_or_keep_end(&mut self, next: Position) {
+        if self.keep_ends {
+            self.keep(next, 0);
+        } else {
+            self.release(next, 0);
         }
     }
 
@@ -842,6 +857,33 @@ impl Consumer {
         let messages = mark.read.saturating_sub(self.endpoint.tally.messages);
         self.kept = self.kept.saturating_sub(messages);
         self.store_head(mark.pos, messages);
+    }
+
+    /// Whether the end of a stream (an end or abort record) is kept, as [`Message::keep`]
+    /// keeps a message, rather than released when it is received. Off by default: receiving
+    /// the end releases it and everything kept before it. On, for a reader that hands the end
+    /// on as it hands on messages (a network bridge): the end stays in the ring until
+    /// [`release_to`](Self::release_to) passes it, so a reader killed before the end was
+    /// delivered leaves it, and what was kept before it, to the next consumer of its name.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), ringfile::Error> {
+    /// let ring = ringfile::Ring::memfd(4096)?;
+    /// let mut producer = ring.producer()?;
+    /// producer.send(b"last")?;
+    /// producer.close()?;
+    /// let mut consumer = ring.consumer()?;
+    /// consumer.set_keep_ends(true);
+    /// consumer.recv()?.expect("last").keep();
+    /// assert!(consumer.recv()?.is_none()); // the end: received, kept
+    /// drop(consumer); // stopped before it handed the end on
+    /// let mut consumer = ring.consumer()?;
+    /// assert_eq!(&*consumer.recv()?.expect("again"), b"last");
+    /// assert!(consumer.recv()?.is_none()); // released this time (keep_ends is off)
+    /// # Ok(()) }
+    /// ```
+    pub fn set_keep_ends(&mut self, keep: bool) {
+        self.keep_ends = keep;
     }
 
     /// Messages read and kept, not yet released.

@@ -1349,6 +1349,13 @@ impl SendBatch<'_> {
             .claim_inner(len, Patience::For(timeout), false)
     }
 
+    /// As [`Producer::mark_next_publish`]: records `mark` with the batch's next publish
+    /// (the one [`publish`](Self::publish) or the end of the batch makes, or one a send
+    /// makes when it has to wait for room).
+    pub fn mark_next_publish(&mut self, mark: NonZeroU64) {
+        self.producer.mark_next_publish(mark);
+    }
+
     /// Publishes the messages sent so far and goes on batching.
     pub fn publish(&mut self) {
         self.producer.publish();
