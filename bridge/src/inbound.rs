@@ -1,0 +1,415 @@
+//! `ringfile-bridge in`: the far ring's producer, fed by a durable JetStream consumer.
+//!
+//! Exactly once: with each publish into the ring the bridge records a resume mark (the
+//! JetStream sequence of the frame and how many of its messages are written,
+//! [`frame::Mark`]); a bridge that attaches reads the mark its predecessor left and skips
+//! what JetStream redelivers up to it. A frame is acknowledged to JetStream only once it is
+//! published in the ring. Frames are also checked against the near ring's positions: one
+//! whose place the ring already holds is a duplicate (skipped), and one that would leave a
+//! gap (a frame lost on the way while a later one arrived) is given back to JetStream until
+//! the missing one is redelivered.
+
+use crate::frame::{self, Kind, Mark, Meta, Place};
+use crate::nats;
+use crate::options::InArgs;
+use anyhow::Context as _;
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{self, AckKind};
+use futures_util::StreamExt;
+use ringfile::{Error, Producer, Ring};
+use ringfile_cli::progress::{Counters, Progress, Waiting};
+use ringfile_cli::signals::Signals;
+use ringfile_cli::summary::Summary;
+use ringfile_cli::SIGNAL_POLL;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The program's name in messages.
+pub const PROGRAM: &str = "ringfile-bridge in";
+
+/// How long JetStream waits for the acknowledgement of a delivered frame before delivering it
+/// again (to this bridge, or its successor).
+const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a pull request waits on the server for frames.
+const PULL_EXPIRES: Duration = Duration::from_millis(500);
+
+/// How long a frame that would leave a gap is held back before JetStream delivers it again.
+const GAP_DELAY: Duration = Duration::from_millis(500);
+
+/// A batch pulled, or what stopped the pulling (said once, retried).
+type Pulled = Result<Vec<jetstream::Message>, String>;
+
+/// Runs `ringfile-bridge in`.
+pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
+    let runtime = crate::runtime()?;
+    let servers = nats::servers(&args.nats);
+    let counters = Arc::new(Counters::default());
+    let mut totals = Totals::default();
+    let js = runtime.block_on(nats::connect(&args.nats, PROGRAM))?;
+    let Some(stream) = runtime.block_on(nats::stream(&js, &args.nats, PROGRAM, signals))? else {
+        return Ok(finish(&totals, "stopped by signal", args.nats.json));
+    };
+    let mut options = Ring::options()
+        .mode(args.mode)
+        .allow_other_owner(args.allow_other_owner);
+    if let Some(capacity) = args.capacity {
+        options = options.capacity(capacity);
+    }
+    if let Some(consumers) = args.consumers {
+        options = options.consumers(consumers);
+    }
+    let ring = options.open_or_create(&args.path)?;
+    let mut producer = Some(ring.producer()?);
+    let durable = args
+        .durable
+        .clone()
+        .unwrap_or_else(|| default_durable(&args.path));
+    let consumer = loop {
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: args.nats.subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            deliver_policy: DeliverPolicy::All,
+            max_ack_pending: i64::try_from(args.fetch * 4).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        match runtime.block_on(stream.get_or_create_consumer(&durable, config)) {
+            Ok(c) => break c,
+            Err(e) if e.to_string().contains("timed out") => {
+                eprintln!("{PROGRAM}: {servers}: creating consumer {durable}: {e}; retrying");
+                if runtime.block_on(nats::sleep_or_signal(signals, nats::RETRY)) {
+                    return Ok(finish(&totals, "stopped by signal", args.nats.json));
+                }
+            }
+            Err(e) => anyhow::bail!(
+                "{servers}: stream {}: the durable consumer {durable}: {e}",
+                args.nats.stream
+            ),
+        }
+    };
+    // Where the last bridge stopped: the mark in the ring, and the frame it names.
+    let mut mark = producer
+        .as_ref()
+        .and_then(Producer::resume_mark)
+        .map(Mark::decode);
+    let mut last: Option<Place> = None;
+    if let Some(m) = mark {
+        last = runtime.block_on(async {
+            match stream.get_raw_message(m.sequence).await {
+                Ok(msg) => frame::decode(Some(&msg.headers), &msg.payload)
+                    .ok()
+                    .map(|meta| meta.place),
+                Err(_) => None,
+            }
+        });
+    }
+    // The puller: at most one batch waits here while the ring is full, and one more is
+    // being pulled; then it stops pulling.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Pulled>(1);
+    let fetch = args.fetch as usize;
+    let puller = runtime.spawn(async move {
+        loop {
+            let batch = async {
+                let mut messages = consumer
+                    .fetch()
+                    .max_messages(fetch)
+                    .expires(PULL_EXPIRES)
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut got = Vec::new();
+                while let Some(m) = messages.next().await {
+                    got.push(m.map_err(|e| e.to_string())?);
+                }
+                Ok::<_, String>(got)
+            }
+            .await;
+            let failed = batch.is_err();
+            if !matches!(&batch, Ok(b) if b.is_empty()) && tx.send(batch).await.is_err() {
+                return;
+            }
+            if failed {
+                tokio::time::sleep(nats::RETRY).await;
+            }
+        }
+    });
+    let progress = Progress::start(PROGRAM, Arc::clone(&counters), args.nats.quiet);
+    let mut told: Option<String> = None;
+    let ended = 'run: loop {
+        if signals.requested() {
+            break "stopped by signal";
+        }
+        let pulled = runtime.block_on(async { tokio::time::timeout(SIGNAL_POLL, rx.recv()).await });
+        let batch = match pulled {
+            Err(_) => continue, // nothing yet
+            Ok(None) => anyhow::bail!("the task pulling from JetStream stopped"),
+            Ok(Some(Err(problem))) => {
+                if told.as_ref() != Some(&problem) {
+                    eprintln!(
+                        "{PROGRAM}: {servers}: pulling from stream {}: {problem}; retrying",
+                        args.nats.stream
+                    );
+                    told = Some(problem);
+                }
+                continue;
+            }
+            Ok(Some(Ok(batch))) => {
+                told = None;
+                batch
+            }
+        };
+        let mut held_back = false;
+        for message in batch {
+            if held_back {
+                nak(&runtime, message);
+                continue;
+            }
+            let sequence = message
+                .info()
+                .map_err(|e| anyhow::anyhow!("a JetStream message without its metadata: {e}"))?
+                .stream_sequence;
+            let meta =
+                frame::decode(message.headers.as_ref(), &message.payload).with_context(|| {
+                    format!(
+                    "{servers}: stream {} message {sequence} on {}: not a ringfile-bridge frame",
+                    args.nats.stream, message.subject
+                )
+                })?;
+            let parts = if meta.kind == Kind::Data {
+                meta.count
+            } else {
+                1
+            };
+            // Already written, by this bridge or the one before.
+            let mut from = 0;
+            if let Some(m) = mark {
+                if sequence < m.sequence || (sequence == m.sequence && m.written >= parts) {
+                    ack(&runtime, message);
+                    continue;
+                }
+                if sequence == m.sequence {
+                    from = m.written;
+                }
+            }
+            if from == 0 {
+                if let Some(l) = last.as_ref().filter(|l| l.ring == meta.place.ring) {
+                    if meta.place.end <= l.end
+                        && !(meta.kind == Kind::Died && meta.place.start == l.end)
+                    {
+                        ack(&runtime, message);
+                        continue;
+                    }
+                    if meta.place.start > l.end {
+                        // A frame before this one is still on its way: give this back.
+                        held_back = true;
+                        nak(&runtime, message);
+                        continue;
+                    }
+                    if meta.place.start < l.end {
+                        anyhow::bail!(
+                            "{servers}: stream {} message {sequence}: frame [{}, {}) overlaps the frame written before it, which ended at {} (the stream has two writers for one ring?)",
+                            args.nats.stream, meta.place.start, meta.place.end, l.end
+                        );
+                    }
+                }
+            }
+            if producer.is_none() {
+                producer = Some(ring.producer()?);
+            }
+            let written = match write(
+                &mut producer,
+                &meta,
+                &message.payload,
+                sequence,
+                from,
+                signals,
+                &counters,
+            )? {
+                None => break 'run "stopped by signal",
+                Some(w) => w,
+            };
+            totals.add(&meta, written, &counters);
+            mark = Some(Mark {
+                sequence,
+                written: parts,
+            });
+            last = Some(meta.place.clone());
+            ack(&runtime, message);
+            let what = match &meta.kind {
+                Kind::Data => continue,
+                Kind::End => "end of stream",
+                Kind::Abort(_) => "producer failed",
+                Kind::Died => "producer died",
+            };
+            eprintln!(
+                "{PROGRAM}: {}: {what} carried from stream {}",
+                args.path.display(),
+                args.nats.stream
+            );
+            if !args.follow {
+                break 'run what;
+            }
+        }
+    };
+    puller.abort();
+    progress.finish();
+    // A producer still attached leaves the stream open for the next bridge (a signal).
+    if let Some(p) = producer {
+        p.detach();
+    }
+    // Acknowledgements go out before the connection closes.
+    let _ = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(2), js.client().flush()).await
+    });
+    Ok(finish(&totals, ended, args.nats.json))
+}
+
+fn ack(runtime: &tokio::runtime::Runtime, message: jetstream::Message) {
+    runtime.spawn(async move {
+        let _ = message.ack().await;
+    });
+}
+
+fn nak(runtime: &tokio::runtime::Runtime, message: jetstream::Message) {
+    runtime.spawn(async move {
+        let _ = message.ack_with(AckKind::Nak(Some(GAP_DELAY))).await;
+    });
+}
+
+/// The durable consumer's name when none is given: from the ring file's name.
+fn default_durable(path: &std::path::Path) -> String {
+    let name: String = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("ringfile-{name}")
+}
+
+/// Writes a frame into the ring from its message `from` on, marking each publish; returns
+/// the messages written and their bytes, or `None` if a signal came while the ring was full. An ending ends
+/// the producer (`producer` is then `None`).
+fn write(
+    producer: &mut Option<Producer>,
+    meta: &Meta,
+    payload: &[u8],
+    sequence: u64,
+    from: u64,
+    signals: &Signals,
+    counters: &Counters,
+) -> anyhow::Result<Option<(u64, u64)>> {
+    let mark = |written| Mark { sequence, written }.encode();
+    match &meta.kind {
+        Kind::Data => {}
+        Kind::End => {
+            let mut p = producer.take().expect("attached");
+            p.mark_next_publish(mark(1));
+            p.close()?;
+            return Ok(Some((0, 0)));
+        }
+        Kind::Abort(reason) => {
+            let mut p = producer.take().expect("attached");
+            p.mark_next_publish(mark(1));
+            p.abort(reason)?;
+            return Ok(Some((0, 0)));
+        }
+        Kind::Died => {
+            producer.take().expect("attached").abandon();
+            return Ok(Some((0, 0)));
+        }
+    }
+    let messages = frame::unpack(payload, meta.count).with_context(|| {
+        format!(
+            "frame at position {} of ring {}",
+            meta.place.start, meta.place.ring
+        )
+    })?;
+    let p = producer.as_mut().expect("attached");
+    let max = p.max_message_len();
+    if let Some(big) = messages.iter().find(|m| m.len() > max) {
+        anyhow::bail!(
+            "{}: a message of {} bytes came, larger than the ring's maximum of {max}: create the ring with a larger --capacity",
+            p.path().display(),
+            big.len()
+        );
+    }
+    let mut batch = p.batch();
+    let (mut written, mut bytes) = (0, 0);
+    for (i, msg) in messages.iter().enumerate().skip(from as usize) {
+        match batch.try_send(msg) {
+            Ok(()) => {}
+            Err(Error::Full) => {
+                // What is written so far is published with its mark; then wait for room.
+                batch.mark_next_publish(mark(i as u64));
+                batch.publish();
+                counters.set_waiting(Waiting::Room);
+                loop {
+                    match batch.send_timeout(msg, SIGNAL_POLL) {
+                        Ok(()) => break,
+                        Err(Error::Timeout) if signals.requested() => return Ok(None),
+                        Err(Error::Timeout) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                counters.set_waiting(Waiting::Nothing);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        written += 1;
+        bytes += msg.len() as u64;
+    }
+    batch.mark_next_publish(mark(meta.count));
+    batch.publish();
+    Ok(Some((written, bytes)))
+}
+
+#[derive(Default)]
+struct Totals {
+    messages: u64,
+    bytes: u64,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+impl Totals {
+    fn add(&mut self, meta: &Meta, (written, bytes): (u64, u64), counters: &Counters) {
+        if meta.kind != Kind::Data {
+            return;
+        }
+        let now = Instant::now();
+        self.first.get_or_insert(now);
+        self.last = Some(now);
+        self.messages += written;
+        self.bytes += bytes;
+        counters.add(written, bytes);
+    }
+}
+
+fn finish(totals: &Totals, ended: &'static str, json: bool) -> i32 {
+    let elapsed = match (totals.first, totals.last) {
+        (Some(f), Some(l)) => l.duration_since(f),
+        _ => Duration::ZERO,
+    };
+    Summary {
+        program: PROGRAM,
+        messages: totals.messages,
+        bytes: totals.bytes,
+        elapsed,
+        ended,
+        errors: None,
+        latency: None,
+        missed: None,
+    }
+    .print(json);
+    ringfile_cli::EXIT_OK
+}
