@@ -13,8 +13,8 @@ use crate::frame::{self, Kind, Mark, Meta, Place};
 use crate::nats;
 use crate::options::InArgs;
 use anyhow::Context as _;
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
 use ringfile::{Error, Producer, Ring};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
@@ -34,9 +34,6 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long a pull request waits on the server for frames.
 const PULL_EXPIRES: Duration = Duration::from_millis(500);
 
-/// How long a frame that would leave a gap is held back before JetStream delivers it again.
-const GAP_DELAY: Duration = Duration::from_millis(500);
-
 /// A batch pulled, or what stopped the pulling (said once, retried).
 type Pulled = Result<Vec<jetstream::Message>, String>;
 
@@ -47,9 +44,6 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
     let counters = Arc::new(Counters::default());
     let mut totals = Totals::default();
     let js = runtime.block_on(nats::connect(&args.nats, PROGRAM))?;
-    let Some(stream) = runtime.block_on(nats::stream(&js, &args.nats, PROGRAM, signals))? else {
-        return Ok(finish(&totals, "stopped by signal", args.nats.json));
-    };
     let mut options = Ring::options()
         .mode(args.mode)
         .allow_other_owner(args.allow_other_owner);
@@ -60,37 +54,15 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
         options = options.consumers(consumers);
     }
     let ring = options.open_or_create(&args.path)?;
-    let mut producer = Some(ring.producer()?);
-    let durable = args
-        .durable
-        .clone()
-        .unwrap_or_else(|| default_durable(&args.path));
-    let consumer = loop {
-        let config = pull::Config {
-            durable_name: Some(durable.clone()),
-            filter_subject: args.nats.subject.clone(),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: ACK_WAIT,
-            deliver_policy: DeliverPolicy::All,
-            max_ack_pending: i64::try_from(args.fetch * 4).unwrap_or(i64::MAX),
-            ..Default::default()
-        };
-        match runtime.block_on(stream.get_or_create_consumer(&durable, config)) {
-            Ok(c) => break c,
-            Err(e) if e.to_string().contains("timed out") => {
-                eprintln!("{PROGRAM}: {servers}: creating consumer {durable}: {e}; retrying");
-                if runtime.block_on(nats::sleep_or_signal(signals, nats::RETRY)) {
-                    return Ok(finish(&totals, "stopped by signal", args.nats.json));
-                }
-            }
-            Err(e) => anyhow::bail!(
-                "{servers}: stream {}: the durable consumer {durable}: {e}",
-                args.nats.stream
-            ),
-        }
+    // Whatever way the bridge stops short of an ending (a signal, an error), the producer
+    // detaches: the far ring's stream stays open for the next bridge, as the near one is.
+    let mut producer = Detaching(Some(ring.producer()?));
+    let Some(stream) = runtime.block_on(nats::stream(&js, &args.nats, PROGRAM, signals))? else {
+        return Ok(finish(&totals, "stopped by signal", args.nats.json));
     };
     // Where the last bridge stopped: the mark in the ring, and the frame it names.
     let mut mark = producer
+        .0
         .as_ref()
         .and_then(Producer::resume_mark)
         .map(Mark::decode);
@@ -105,36 +77,25 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
             }
         });
     }
-    // The puller: at most one batch waits here while the ring is full, and one more is
-    // being pulled; then it stops pulling.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Pulled>(1);
-    let fetch = args.fetch as usize;
-    let puller = runtime.spawn(async move {
-        loop {
-            let batch = async {
-                let mut messages = consumer
-                    .fetch()
-                    .max_messages(fetch)
-                    .expires(PULL_EXPIRES)
-                    .messages()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut got = Vec::new();
-                while let Some(m) = messages.next().await {
-                    got.push(m.map_err(|e| e.to_string())?);
-                }
-                Ok::<_, String>(got)
-            }
-            .await;
-            let failed = batch.is_err();
-            if !matches!(&batch, Ok(b) if b.is_empty()) && tx.send(batch).await.is_err() {
-                return;
-            }
-            if failed {
-                tokio::time::sleep(nats::RETRY).await;
-            }
-        }
-    });
+    let durable = args
+        .durable
+        .clone()
+        .unwrap_or_else(|| default_durable(&args.path));
+    let mut puller = Puller {
+        runtime: &runtime,
+        stream: &stream,
+        durable,
+        subject: args.nats.subject.clone(),
+        fetch: args.fetch,
+        servers: servers.clone(),
+        task: None,
+    };
+    // With a mark, JetStream delivers from the frame it names (what its consumer had
+    // delivered to a killed bridge and not seen acknowledged would otherwise wait out the
+    // acknowledgement timeout); without, from where the durable consumer is.
+    let Some(mut rx) = puller.start(mark.map(|m| m.sequence), signals)? else {
+        return Ok(finish(&totals, "stopped by signal", args.nats.json));
+    };
     let progress = Progress::start(PROGRAM, Arc::clone(&counters), args.nats.quiet);
     let mut told: Option<String> = None;
     let ended = 'run: loop {
@@ -160,12 +121,7 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
                 batch
             }
         };
-        let mut held_back = false;
         for message in batch {
-            if held_back {
-                nak(&runtime, message);
-                continue;
-            }
             let sequence = message
                 .info()
                 .map_err(|e| anyhow::anyhow!("a JetStream message without its metadata: {e}"))?
@@ -202,10 +158,19 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
                         continue;
                     }
                     if meta.place.start > l.end {
-                        // A frame before this one is still on its way: give this back.
-                        held_back = true;
-                        nak(&runtime, message);
-                        continue;
+                        // A frame before this one was lost on the way (a connection that
+                        // broke): have JetStream deliver again from the one after the last
+                        // written, dropping what was pulled.
+                        let again = mark.map_or(1, |m| m.sequence + 1);
+                        eprintln!(
+                            "{PROGRAM}: {servers}: stream {} message {sequence} starts at position {}, past the end {} of what was written: pulling again from message {again}",
+                            args.nats.stream, meta.place.start, l.end
+                        );
+                        match puller.start(Some(again), signals)? {
+                            Some(fresh) => rx = fresh,
+                            None => break 'run "stopped by signal",
+                        }
+                        continue 'run;
                     }
                     if meta.place.start < l.end {
                         anyhow::bail!(
@@ -215,11 +180,11 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
                     }
                 }
             }
-            if producer.is_none() {
-                producer = Some(ring.producer()?);
+            if producer.0.is_none() {
+                producer.0 = Some(ring.producer()?);
             }
             let written = match write(
-                &mut producer,
+                &mut producer.0,
                 &meta,
                 &message.payload,
                 sequence,
@@ -253,12 +218,9 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
             }
         }
     };
-    puller.abort();
+    puller.stop();
     progress.finish();
-    // A producer still attached leaves the stream open for the next bridge (a signal).
-    if let Some(p) = producer {
-        p.detach();
-    }
+    drop(producer);
     // Acknowledgements go out before the connection closes.
     let _ = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(2), js.client().flush()).await
@@ -272,10 +234,126 @@ fn ack(runtime: &tokio::runtime::Runtime, message: jetstream::Message) {
     });
 }
 
-fn nak(runtime: &tokio::runtime::Runtime, message: jetstream::Message) {
-    runtime.spawn(async move {
-        let _ = message.ack_with(AckKind::Nak(Some(GAP_DELAY))).await;
-    });
+/// The far ring's producer, detached (not closed) if dropped attached.
+struct Detaching(Option<Producer>);
+
+impl Drop for Detaching {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            p.detach();
+        }
+    }
+}
+
+/// The durable consumer and the task that pulls from it: at most one batch waits in the
+/// channel while the ring is full, and one more is being pulled; then it stops pulling.
+struct Puller<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    stream: &'a jetstream::stream::Stream,
+    durable: String,
+    subject: String,
+    fetch: u64,
+    servers: String,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Puller<'_> {
+    /// (Re)starts pulling: from stream message `from` (the durable consumer is created anew
+    /// there), or, with `None`, from where the durable consumer stands. `None` on a signal
+    /// while the server is away.
+    fn start(
+        &mut self,
+        from: Option<u64>,
+        signals: &Signals,
+    ) -> anyhow::Result<Option<tokio::sync::mpsc::Receiver<Pulled>>> {
+        self.stop();
+        let config = pull::Config {
+            durable_name: Some(self.durable.clone()),
+            filter_subject: self.subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            deliver_policy: from.map_or(DeliverPolicy::All, |start_sequence| {
+                DeliverPolicy::ByStartSequence { start_sequence }
+            }),
+            max_ack_pending: i64::try_from(self.fetch * 4).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
+        let mut told = false;
+        let consumer = loop {
+            let attempt = self.runtime.block_on(async {
+                if from.is_some() {
+                    // Gone already is fine; anything else shows in the create below.
+                    let _ = self.stream.delete_consumer(&self.durable).await;
+                    self.stream.create_consumer(config.clone()).await
+                } else {
+                    self.stream
+                        .get_or_create_consumer(&self.durable, config.clone())
+                        .await
+                }
+            });
+            match attempt {
+                Ok(c) => break c,
+                Err(e) => {
+                    let text = e.to_string();
+                    if !(text.contains("timed out") || text.contains("request")) {
+                        anyhow::bail!(
+                            "{}: the durable consumer {}: {e}",
+                            self.servers,
+                            self.durable
+                        );
+                    }
+                    if !told {
+                        eprintln!(
+                            "{PROGRAM}: {}: the durable consumer {}: {e}; waiting for the server",
+                            self.servers, self.durable
+                        );
+                        told = true;
+                    }
+                }
+            }
+            if self
+                .runtime
+                .block_on(nats::sleep_or_signal(signals, nats::RETRY))
+            {
+                return Ok(None);
+            }
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Pulled>(1);
+        let fetch = usize::try_from(self.fetch).unwrap_or(usize::MAX);
+        self.task = Some(self.runtime.spawn(async move {
+            loop {
+                let batch = async {
+                    let mut messages = consumer
+                        .fetch()
+                        .max_messages(fetch)
+                        .expires(PULL_EXPIRES)
+                        .messages()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut got = Vec::new();
+                    while let Some(m) = messages.next().await {
+                        got.push(m.map_err(|e| e.to_string())?);
+                    }
+                    Ok::<_, String>(got)
+                }
+                .await;
+                let failed = batch.is_err();
+                if !matches!(&batch, Ok(b) if b.is_empty()) && tx.send(batch).await.is_err() {
+                    return;
+                }
+                if failed {
+                    tokio::time::sleep(nats::RETRY).await;
+                }
+            }
+        }));
+        Ok(Some(rx))
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
 }
 
 /// The durable consumer's name when none is given: from the ring file's name.

@@ -1,0 +1,404 @@
+//! ringfile-bridge end to end, across real processes and a real nats-server: the tests start
+//! `nats-server -js` themselves on a free loopback port with a temporary store, and fail
+//! (they do not skip) where it is not installed (Debian: `apt-get install nats-server`).
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+fn bridge_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ringfile-bridge"))
+}
+
+/// The binary `name` of workspace package `package`, beside the bridge's: built once per run
+/// (Cargo builds the other programs for a workspace test run, not for `cargo test -p
+/// ringfile-bridge`; a no-op when up to date).
+fn sibling_exe(package: &str, name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", package]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().unwrap().success(), "building {package} failed");
+        built.push(package.to_string());
+    }
+    bridge_exe().with_file_name(name)
+}
+
+fn producer_exe() -> PathBuf {
+    sibling_exe("ringfile-producer", "producer")
+}
+
+fn consumer_exe() -> PathBuf {
+    sibling_exe("ringfile-consumer", "consumer")
+}
+
+/// A nats-server with JetStream on a free loopback port, its store in a temporary directory.
+struct Nats {
+    child: Option<Child>,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Nats {
+            child: None,
+            port,
+            store: tempfile::tempdir().unwrap(),
+        };
+        nats.run();
+        nats
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn run(&mut self) {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(self.store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run nats-server ({e}): the bridge tests need a real one (Debian: apt-get install nats-server)"
+                )
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (-9) and starts it again on the same port and store.
+    fn restart(&mut self, down_for: Duration) {
+        self.kill();
+        std::thread::sleep(down_for);
+        self.run();
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A child that is killed if the test ends before it exits.
+struct Proc(Option<Child>, &'static str);
+
+impl Proc {
+    fn spawn(cmd: &mut Command, what: &'static str) -> Proc {
+        Proc(
+            Some(
+                cmd.stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            ),
+            what,
+        )
+    }
+
+    /// Kills it with SIGKILL, asserting it was still running.
+    fn kill9(&mut self) {
+        let mut c = self.0.take().unwrap();
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "{} exited before it was to be killed: {}",
+            self.1,
+            stderr(&mut c)
+        );
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// Waits for it to exit (at most `limit`): its status and stderr.
+    fn wait(&mut self, limit: Duration) -> (ExitStatus, String) {
+        let mut c = self.0.take().unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return (status, stderr(&mut c));
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "{} did not exit within {limit:?}: {}",
+                    self.1,
+                    stderr(&mut c)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn stderr(c: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(e) = &mut c.stderr {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+/// The JSON summary on the last line of a program's stderr.
+fn summary(stderr: &str) -> serde_json::Value {
+    let last = stderr.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}) in:\n{stderr}"))
+}
+
+fn out(nats: &Nats, ring: &Path, stream: &str, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bridge_exe());
+    cmd.arg("out")
+        .arg(ring)
+        .args(["--server", &nats.url(), "--stream", stream, "--subject"])
+        .arg(format!("{stream}.feed"))
+        .args(["--create-stream", "--quiet"])
+        .args(extra);
+    Proc::spawn(&mut cmd, "ringfile-bridge out")
+}
+
+fn inward(nats: &Nats, ring: &Path, stream: &str, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(bridge_exe());
+    cmd.arg("in")
+        .arg(ring)
+        .args(["--server", &nats.url(), "--stream", stream, "--subject"])
+        .arg(format!("{stream}.feed"))
+        .args(["--quiet"])
+        .args(extra);
+    Proc::spawn(&mut cmd, "ringfile-bridge in")
+}
+
+fn far_consumer(ring: &Path, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(consumer_exe());
+    cmd.args(["--verify", "--json", "--quiet"])
+        .args(extra)
+        .arg(ring);
+    Proc::spawn(&mut cmd, "consumer")
+}
+
+/// The case the issue names: a million generated messages ring → NATS → ring, with `out`
+/// killed twice, `in` killed twice and the server killed and restarted once mid-stream;
+/// `consumer --verify` on the far ring counts every message once, in order.
+#[test]
+fn a_million_messages_cross_exactly_once_through_kills_and_a_server_restart() {
+    let mut nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (near, far) = (dir.path().join("near"), dir.path().join("far"));
+    const COUNT: u64 = 1_000_000;
+    // `in` first, before the stream exists (either order).
+    let mut inb = inward(&nats, &far, "MILLION", &["--capacity", "1MiB"]);
+    // `in` is the far ring's producer: killed, it is a producer that died, and the consumer
+    // goes on (--follow) with the `in` that replaces it, as README advises.
+    let mut consumer = far_consumer(&far, &["--follow", "--count", &COUNT.to_string()]);
+    // Paced so that the kills land mid-stream: about 10 s at 100 000 messages/s.
+    let mut producer = Proc::spawn(
+        Command::new(producer_exe())
+            .args(["--gen", &COUNT.to_string(), "--rate", "100000", "--quiet"])
+            .arg(&near),
+        "producer",
+    );
+    let mut outb = out(&nats, &near, "MILLION", &[]);
+    let step = Duration::from_millis(1200);
+    std::thread::sleep(step);
+    outb.kill9();
+    outb = out(&nats, &near, "MILLION", &[]);
+    std::thread::sleep(step);
+    inb.kill9();
+    inb = inward(&nats, &far, "MILLION", &[]);
+    std::thread::sleep(step);
+    nats.restart(Duration::from_millis(700));
+    std::thread::sleep(step);
+    outb.kill9();
+    outb = out(&nats, &near, "MILLION", &[]);
+    std::thread::sleep(step);
+    inb.kill9();
+    inb = inward(&nats, &far, "MILLION", &[]);
+
+    let (status, err) = producer.wait(Duration::from_secs(120));
+    assert!(status.success(), "producer: {err}");
+    let (status, err) = consumer.wait(Duration::from_secs(120));
+    let s = summary(&err);
+    assert_eq!(s["messages"], COUNT, "far consumer: {err}");
+    assert_eq!(s["errors"], 0, "far consumer: {err}");
+    assert_eq!(s["ended"], "count reached", "far consumer: {err}");
+    assert!(status.success(), "far consumer: {err}");
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out: {err}");
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert!(status.success(), "in: {err}");
+}
+
+/// Runs a near producer written with the library, then checks what the far consumer says.
+fn ending_crosses(stream: &str, end: impl FnOnce(ringfile::Producer)) -> (ExitStatus, String) {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (near, far) = (dir.path().join("near"), dir.path().join("far"));
+    let ring = ringfile::Ring::create(&near, 64 * 1024).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut outb = out(&nats, &near, stream, &[]);
+    let mut inb = inward(&nats, &far, stream, &["--capacity", "64KiB"]);
+    let mut consumer = far_consumer(&far, &[]);
+    // Generated messages the far `consumer --verify` accepts: copied from a `producer --gen`.
+    let source = dir.path().join("source");
+    let status = Command::new(producer_exe())
+        .args(["--gen", "100", "--quiet"])
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let src = ringfile::Ring::open(&source).unwrap();
+    let mut reader = src.consumer().unwrap();
+    while let Some(m) = reader.recv().unwrap() {
+        producer.send(&m).unwrap();
+    }
+    end(producer);
+    let result = consumer.wait(Duration::from_secs(60));
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out: {err}");
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert!(status.success(), "in: {err}");
+    result
+}
+
+#[test]
+fn the_end_of_a_stream_reaches_the_far_consumer() {
+    let (status, err) = ending_crosses("ENDS", |p| p.close().unwrap());
+    let s = summary(&err);
+    assert!(status.success(), "{err}");
+    assert_eq!(s["ended"], "end of stream", "{err}");
+    assert_eq!(s["messages"], 100, "{err}");
+}
+
+#[test]
+fn an_abort_and_its_reason_reach_the_far_consumer() {
+    let (status, err) = ending_crosses("ABORTS", |p| p.abort("disk full upstream").unwrap());
+    let s = summary(&err);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(s["ended"], "producer failed", "{err}");
+    assert!(err.contains("disk full upstream"), "{err}");
+    assert_eq!(s["messages"], 100, "{err}");
+}
+
+#[test]
+fn a_producer_that_died_is_seen_dead_on_the_far_ring() {
+    let (status, err) = ending_crosses("DEATHS", |p| p.abandon());
+    let s = summary(&err);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(s["ended"], "producer died", "{err}");
+    assert_eq!(s["messages"], 100, "{err}");
+}
+
+/// A far ring that fills (no consumer yet) holds the `in` bridge: nothing is lost, and a
+/// consumer started later receives every message once.
+#[test]
+fn a_full_far_ring_holds_the_stream_without_loss() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (near, far) = (dir.path().join("near"), dir.path().join("far"));
+    const COUNT: u64 = 50_000; // 64 B each: 3.2 MB, fifty times the far ring
+    let mut producer = Proc::spawn(
+        Command::new(producer_exe())
+            .args(["--gen", &COUNT.to_string(), "--quiet"])
+            .arg(&near),
+        "producer",
+    );
+    let mut outb = out(&nats, &near, "FULL", &[]);
+    let mut inb = inward(&nats, &far, "FULL", &["--capacity", "64KiB"]);
+    let (status, err) = producer.wait(Duration::from_secs(60));
+    assert!(status.success(), "producer: {err}");
+    // Everything reaches JetStream (out exits once the end is acknowledged) while the far
+    // ring is full and `in` waits for room.
+    let (status, err) = outb.wait(Duration::from_secs(60));
+    assert!(status.success(), "out: {err}");
+    // The far ring fills, and stays full while no one reads it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let used = ringfile::Inspector::open(&far)
+            .and_then(|i| i.snapshot())
+            .map_or(0, |s| s.used_bytes());
+        if used > 60 * 1024 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the far ring did not fill: {used} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut consumer = far_consumer(&far, &[]);
+    let (status, err) = consumer.wait(Duration::from_secs(60));
+    let s = summary(&err);
+    assert!(status.success(), "{err}");
+    assert_eq!(s["messages"], COUNT, "{err}");
+    assert_eq!(s["errors"], 0, "{err}");
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert!(status.success(), "in: {err}");
+}
+
+#[test]
+fn bad_options_are_one_line_usage_errors() {
+    let o = Command::new(bridge_exe())
+        .args(["out", "/tmp/x", "--stream", "S", "--subject", "s"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--server"), "{err}");
+    let o = Command::new(bridge_exe())
+        .args([
+            "in",
+            "/tmp/x",
+            "--server",
+            "nats://h:1",
+            "--stream",
+            "S",
+            "--subject",
+            "s",
+            "--replicas",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--replicas without --create-stream"
+    );
+}
