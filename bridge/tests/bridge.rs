@@ -402,3 +402,45 @@ fn bad_options_are_one_line_usage_errors() {
         "--replicas without --create-stream"
     );
 }
+
+/// `out` started before its ring exists waits for it; `in` stopped by a signal leaves the
+/// far stream open (detached, not ended) for the next bridge.
+#[test]
+fn a_signal_to_in_leaves_the_far_stream_open() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (near, far) = (dir.path().join("near"), dir.path().join("far"));
+    let mut outb = out(&nats, &near, "OPEN", &[]);
+    let mut inb = inward(&nats, &far, "OPEN", &["--capacity", "1MiB", "--json"]);
+    let status = Command::new(producer_exe())
+        .args(["--gen", "1000", "--no-close", "--quiet"])
+        .arg(&near)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ringfile::Inspector::open(&far)
+        .and_then(|i| i.snapshot())
+        .map_or(0, |s| s.published_messages)
+        < 1000
+    {
+        assert!(Instant::now() < deadline, "the messages did not cross");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid, which has not been waited for.
+    unsafe { libc::kill(inb.0.as_ref().unwrap().id() as i32, libc::SIGTERM) };
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert!(status.success(), "in: {err}");
+    assert_eq!(summary(&err)["ended"], "stopped by signal", "{err}");
+    let ring = ringfile::Ring::open(&far).unwrap();
+    let mut consumer = ring.consumer().unwrap();
+    for _ in 0..1000 {
+        assert!(consumer.try_recv().unwrap().is_some());
+    }
+    assert!(consumer.try_recv().unwrap().is_none());
+    assert!(
+        !consumer.is_ended(),
+        "the far stream was ended by a bridge that was stopped"
+    );
+    drop(outb.0.take().map(|mut c| c.kill()));
+}
