@@ -50,6 +50,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// How the summaries and messages name the ending this kind carries.
+    pub fn ending(&self) -> &'static str {
+        match self {
+            Kind::Data => "messages",
+            Kind::End => "end of stream",
+            Kind::Abort(_) => "producer failed",
+            Kind::Died => "producer died",
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             Kind::Data => "data",

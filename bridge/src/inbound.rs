@@ -12,6 +12,7 @@
 use crate::frame::{self, Kind, Mark, Meta, Place};
 use crate::nats;
 use crate::options::InArgs;
+use crate::totals::Totals;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
@@ -19,10 +20,9 @@ use futures_util::StreamExt;
 use ringfile::{Error, Producer, Ring};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
-use ringfile_cli::summary::Summary;
 use ringfile_cli::SIGNAL_POLL;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The program's name in messages.
 pub const PROGRAM: &str = "ringfile-bridge in";
@@ -58,7 +58,7 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
     // detaches: the far ring's stream stays open for the next bridge, as the near one is.
     let mut producer = Detaching(Some(ring.producer()?));
     let Some(stream) = runtime.block_on(nats::stream(&js, &args.nats, PROGRAM, signals))? else {
-        return Ok(finish(&totals, "stopped by signal", args.nats.json));
+        return Ok(totals.finish(PROGRAM, "stopped by signal", args.nats.json));
     };
     // Where the last bridge stopped: the mark in the ring, and the frame it names.
     let mut mark = producer
@@ -94,7 +94,7 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
     // delivered to a killed bridge and not seen acknowledged would otherwise wait out the
     // acknowledgement timeout); without, from where the durable consumer is.
     let Some(mut rx) = puller.start(mark.map(|m| m.sequence), signals)? else {
-        return Ok(finish(&totals, "stopped by signal", args.nats.json));
+        return Ok(totals.finish(PROGRAM, "stopped by signal", args.nats.json));
     };
     let progress = Progress::start(PROGRAM, Arc::clone(&counters), args.nats.quiet);
     let mut told: Option<String> = None;
@@ -195,19 +195,19 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
                 None => break 'run "stopped by signal",
                 Some(w) => w,
             };
-            totals.add(&meta, written, &counters);
+            if meta.kind == Kind::Data {
+                totals.add(written.0, written.1, &counters);
+            }
             mark = Some(Mark {
                 sequence,
                 written: parts,
             });
             last = Some(meta.place.clone());
             ack(&runtime, message);
-            let what = match &meta.kind {
-                Kind::Data => continue,
-                Kind::End => "end of stream",
-                Kind::Abort(_) => "producer failed",
-                Kind::Died => "producer died",
-            };
+            if meta.kind == Kind::Data {
+                continue;
+            }
+            let what = meta.kind.ending();
             eprintln!(
                 "{PROGRAM}: {}: {what} carried from stream {}",
                 args.path.display(),
@@ -225,7 +225,7 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
     let _ = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(2), js.client().flush()).await
     });
-    Ok(finish(&totals, ended, args.nats.json))
+    Ok(totals.finish(PROGRAM, ended, args.nats.json))
 }
 
 fn ack(runtime: &tokio::runtime::Runtime, message: jetstream::Message) {
@@ -449,45 +449,4 @@ fn write(
     batch.mark_next_publish(mark(meta.count));
     batch.publish();
     Ok(Some((written, bytes)))
-}
-
-#[derive(Default)]
-struct Totals {
-    messages: u64,
-    bytes: u64,
-    first: Option<Instant>,
-    last: Option<Instant>,
-}
-
-impl Totals {
-    fn add(&mut self, meta: &Meta, (written, bytes): (u64, u64), counters: &Counters) {
-        if meta.kind != Kind::Data {
-            return;
-        }
-        let now = Instant::now();
-        self.first.get_or_insert(now);
-        self.last = Some(now);
-        self.messages += written;
-        self.bytes += bytes;
-        counters.add(written, bytes);
-    }
-}
-
-fn finish(totals: &Totals, ended: &'static str, json: bool) -> i32 {
-    let elapsed = match (totals.first, totals.last) {
-        (Some(f), Some(l)) => l.duration_since(f),
-        _ => Duration::ZERO,
-    };
-    Summary {
-        program: PROGRAM,
-        messages: totals.messages,
-        bytes: totals.bytes,
-        elapsed,
-        ended,
-        errors: None,
-        latency: None,
-        missed: None,
-    }
-    .print(json);
-    ringfile_cli::EXIT_OK
 }

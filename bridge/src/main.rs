@@ -7,6 +7,7 @@ mod inbound;
 mod nats;
 mod options;
 mod outbound;
+mod totals;
 
 use options::{Cli, Direction};
 use ringfile::Ring;

@@ -15,6 +15,7 @@
 use crate::frame::{self, Kind, Meta, Place};
 use crate::nats;
 use crate::options::OutArgs;
+use crate::totals::Totals;
 use anyhow::Context as _;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
@@ -23,12 +24,11 @@ use bytes::Bytes;
 use ringfile::{Consumer, ConsumerOptions, Error, ReadMark, Ring};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
-use ringfile_cli::summary::Summary;
 use ringfile_cli::SIGNAL_POLL;
 use std::collections::VecDeque;
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The program's name in messages.
 pub const PROGRAM: &str = "ringfile-bridge out";
@@ -82,15 +82,6 @@ enum Step {
     Ending(Kind),
 }
 
-/// The totals of the run.
-#[derive(Default)]
-struct Totals {
-    messages: u64,
-    bytes: u64,
-    first: Option<Instant>,
-    last: Option<Instant>,
-}
-
 /// Runs `ringfile-bridge out`.
 pub fn run(args: &OutArgs, signals: &Signals) -> anyhow::Result<i32> {
     let runtime = crate::runtime()?;
@@ -98,18 +89,10 @@ pub fn run(args: &OutArgs, signals: &Signals) -> anyhow::Result<i32> {
     let counters = Arc::new(Counters::default());
     let js = runtime.block_on(nats::connect(&args.nats, PROGRAM))?;
     let Some(stream) = runtime.block_on(nats::stream(&js, &args.nats, PROGRAM, signals))? else {
-        return Ok(finish(
-            &Totals::default(),
-            "stopped by signal",
-            args.nats.json,
-        ));
+        return Ok(Totals::default().finish(PROGRAM, "stopped by signal", args.nats.json));
     };
     let Some(ring) = crate::wait_for_ring(&args.path, PROGRAM, signals, &counters)? else {
-        return Ok(finish(
-            &Totals::default(),
-            "stopped by signal",
-            args.nats.json,
-        ));
+        return Ok(Totals::default().finish(PROGRAM, "stopped by signal", args.nats.json));
     };
     let ring_id = crate::ring_id(&ring)?;
     let progress = Progress::start(PROGRAM, Arc::clone(&counters), args.nats.quiet);
@@ -142,26 +125,7 @@ pub fn run(args: &OutArgs, signals: &Signals) -> anyhow::Result<i32> {
         }
     };
     progress.finish();
-    Ok(finish(&totals, ended, args.nats.json))
-}
-
-fn finish(totals: &Totals, ended: &'static str, json: bool) -> i32 {
-    let elapsed = match (totals.first, totals.last) {
-        (Some(f), Some(l)) => l.duration_since(f),
-        _ => Duration::ZERO,
-    };
-    Summary {
-        program: PROGRAM,
-        messages: totals.messages,
-        bytes: totals.bytes,
-        elapsed,
-        ended,
-        errors: None,
-        latency: None,
-        missed: None,
-    }
-    .print(json);
-    ringfile_cli::EXIT_OK
+    Ok(totals.finish(PROGRAM, ended, args.nats.json))
 }
 
 fn attach(ring: &Ring, args: &OutArgs) -> anyhow::Result<Consumer> {
@@ -364,7 +328,7 @@ impl Outbound<'_> {
                 }
                 None => false,
             };
-            let what = describe(&ending);
+            let what = ending.ending();
             if !already {
                 let meta = Meta {
                     place,
@@ -505,13 +469,8 @@ impl Outbound<'_> {
                 Ok(_) => {
                     released = Some(front.mark);
                     if front.meta.kind == Kind::Data {
-                        let now = Instant::now();
-                        self.totals.first.get_or_insert(now);
-                        self.totals.last = Some(now);
-                        self.totals.messages += front.meta.count;
-                        self.totals.bytes += front.bytes;
-                        self.counters.add(front.meta.count, front.bytes);
-                        self.counters.set_waiting(Waiting::Nothing);
+                        self.totals
+                            .add(front.meta.count, front.bytes, self.counters);
                     }
                 }
                 Err(e) => {
@@ -553,15 +512,6 @@ impl Outbound<'_> {
 fn abort_all(in_flight: &mut VecDeque<InFlight>) {
     for f in in_flight.drain(..) {
         f.ack.abort();
-    }
-}
-
-fn describe(kind: &Kind) -> &'static str {
-    match kind {
-        Kind::Data => "messages",
-        Kind::End => "end of stream",
-        Kind::Abort(_) => "producer failed",
-        Kind::Died => "producer died",
     }
 }
 

@@ -183,26 +183,35 @@ fn summary(stderr: &str) -> serde_json::Value {
     serde_json::from_str(last).unwrap_or_else(|e| panic!("no JSON summary ({e}) in:\n{stderr}"))
 }
 
-fn out(nats: &Nats, ring: &Path, stream: &str, extra: &[&str]) -> Proc {
+/// `ringfile-bridge DIRECTION RING` on `stream` (subject `<stream>.feed`), quiet.
+fn bridge(direction: &'static str, nats: &Nats, ring: &Path, stream: &str, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(bridge_exe());
-    cmd.arg("out")
+    cmd.arg(direction)
         .arg(ring)
         .args(["--server", &nats.url(), "--stream", stream, "--subject"])
         .arg(format!("{stream}.feed"))
-        .args(["--create-stream", "--quiet"])
+        .arg("--quiet")
         .args(extra);
-    Proc::spawn(&mut cmd, "ringfile-bridge out")
+    Proc::spawn(
+        &mut cmd,
+        if direction == "out" {
+            "ringfile-bridge out"
+        } else {
+            "ringfile-bridge in"
+        },
+    )
+}
+
+/// `out`, creating the stream.
+fn out(nats: &Nats, ring: &Path, stream: &str, extra: &[&str]) -> Proc {
+    let extra: Vec<&str> = std::iter::once("--create-stream")
+        .chain(extra.iter().copied())
+        .collect();
+    bridge("out", nats, ring, stream, &extra)
 }
 
 fn inward(nats: &Nats, ring: &Path, stream: &str, extra: &[&str]) -> Proc {
-    let mut cmd = Command::new(bridge_exe());
-    cmd.arg("in")
-        .arg(ring)
-        .args(["--server", &nats.url(), "--stream", stream, "--subject"])
-        .arg(format!("{stream}.feed"))
-        .args(["--quiet"])
-        .args(extra);
-    Proc::spawn(&mut cmd, "ringfile-bridge in")
+    bridge("in", nats, ring, stream, extra)
 }
 
 fn far_consumer(ring: &Path, extra: &[&str]) -> Proc {
