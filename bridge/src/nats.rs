@@ -3,6 +3,7 @@
 
 use crate::options::{NatsArgs, Retention};
 use anyhow::Context as _;
+use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::{self, stream, Context};
 use async_nats::{ConnectOptions, Event};
 use ringfile_cli::signals::Signals;
@@ -126,9 +127,8 @@ pub async fn stream(
         let problem = match js.get_stream(&args.stream).await {
             Ok(found) => return Ok(Some(found)),
             Err(e) => match e.kind() {
-                stream_missing
-                    if matches!(&stream_missing, async_nats::jetstream::context::GetStreamErrorKind::JetStream(j)
-                        if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+                GetStreamErrorKind::JetStream(j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND =>
                 {
                     if args.create_stream {
                         match js.create_stream(stream_config(args)).await {
@@ -153,11 +153,10 @@ pub async fn stream(
                         )
                     }
                 }
-                async_nats::jetstream::context::GetStreamErrorKind::JetStream(j) => {
+                GetStreamErrorKind::JetStream(j) => {
                     anyhow::bail!("{servers}: stream {}: {j}", args.stream)
                 }
-                async_nats::jetstream::context::GetStreamErrorKind::InvalidStreamName
-                | async_nats::jetstream::context::GetStreamErrorKind::EmptyName => {
+                GetStreamErrorKind::InvalidStreamName | GetStreamErrorKind::EmptyName => {
                     anyhow::bail!("--stream {:?}: not a valid stream name", args.stream)
                 }
                 _ => format!("JetStream does not answer ({e}); waiting for it"),
