@@ -13,6 +13,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod awaiting;
+pub mod bridge;
 pub mod cost;
 pub mod fanout;
 pub mod floor;

@@ -16,7 +16,7 @@ use crate::totals::Totals;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt as _};
 use ringfile::{Error, Producer, Ring};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
@@ -321,28 +321,54 @@ impl Puller<'_> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Pulled>(1);
         let fetch = usize::try_from(self.fetch).unwrap_or(usize::MAX);
         self.task = Some(self.runtime.spawn(async move {
+            // async-nats's pull stream keeps pull requests pipelined (a new one goes out when
+            // half of `fetch` is left), so frames keep coming while the last ones are written;
+            // what it holds is bounded by `fetch` (and by max_ack_pending at the server).
+            // Each batch sent on is what had arrived, up to `fetch` frames: one to wait for,
+            // the rest ready.
             loop {
-                let batch = async {
-                    let mut messages = consumer
-                        .fetch()
-                        .max_messages(fetch)
-                        .expires(PULL_EXPIRES)
-                        .messages()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let mut got = Vec::new();
-                    while let Some(m) = messages.next().await {
-                        got.push(m.map_err(|e| e.to_string())?);
+                let messages = consumer
+                    .stream()
+                    .max_messages_per_batch(fetch)
+                    .expires(PULL_EXPIRES)
+                    .messages()
+                    .await;
+                let mut messages = match messages {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if tx.send(Err(e.to_string())).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(nats::RETRY).await;
+                        continue;
                     }
-                    Ok::<_, String>(got)
-                }
-                .await;
-                let failed = batch.is_err();
-                if !matches!(&batch, Ok(b) if b.is_empty()) && tx.send(batch).await.is_err() {
-                    return;
-                }
-                if failed {
-                    tokio::time::sleep(nats::RETRY).await;
+                };
+                'pulling: loop {
+                    let mut got = Vec::new();
+                    let mut failed = None;
+                    match messages.next().await {
+                        Some(Ok(m)) => got.push(m),
+                        Some(Err(e)) => failed = Some(e.to_string()),
+                        None => failed = Some("the pull subscription ended".to_string()),
+                    }
+                    while failed.is_none() && got.len() < fetch {
+                        match messages.next().now_or_never() {
+                            Some(Some(Ok(m))) => got.push(m),
+                            Some(Some(Err(e))) => failed = Some(e.to_string()),
+                            Some(None) => failed = Some("the pull subscription ended".to_string()),
+                            None => break,
+                        }
+                    }
+                    if !got.is_empty() && tx.send(Ok(got)).await.is_err() {
+                        return;
+                    }
+                    if let Some(problem) = failed {
+                        if tx.send(Err(problem)).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(nats::RETRY).await;
+                        break 'pulling;
+                    }
                 }
             }
         }));

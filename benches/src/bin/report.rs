@@ -20,7 +20,8 @@
 //! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, two-lines, futex,
 //! iceoryx2, ipc-channel).
 //! `--cost` measures only the processor time per message on one thread (see
-//! `benches::cost`); `--fanout` only the several-readers tables (see `benches::fanout`).
+//! `benches::cost`); `--fanout` only the several-readers tables (see `benches::fanout`);
+//! `--bridge` only the NATS bridge's rows (see `benches::bridge`; needs `nats-server`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-each, ringfile-disk, floor, and ringfile-read,
 //! ringfile-each-read, floor-read (receivers that read every byte), pipe, pipe-big,
@@ -78,13 +79,13 @@ fn main() {
             continue;
         }
         expect_values = match a.as_str() {
-            "--quick" | "--update" | "--cost" | "--fanout" => 0,
+            "--quick" | "--update" | "--cost" | "--fanout" | "--bridge" => 0,
             "--cores" | "--out" => 1,
             "--one" | "--one-trip" => 2,
             other => {
                 eprintln!(
                     "report: unknown argument '{other}' (expected --quick, --update, --out DIR, \
-                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --fanout)"
+                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --fanout, --bridge)"
                 );
                 std::process::exit(2);
             }
@@ -131,6 +132,18 @@ fn main() {
     if args.iter().any(|a| a == "--cost") {
         let mut md = String::new();
         cost_section(&mut md, 5);
+        println!("{md}");
+        return;
+    }
+    if args.iter().any(|a| a == "--bridge") {
+        let settings = Settings {
+            runs: if quick { 3 } else { 5 },
+            budget: Duration::ZERO,
+            latency_iters: 0,
+            out: PathBuf::new(),
+        };
+        let mut md = String::new();
+        bridge_section(&mut md, &settings);
         println!("{md}");
         return;
     }
@@ -216,12 +229,109 @@ fn run(s: &Settings) -> String {
     async_section(&mut md, s);
     capacity_section(&mut md, s);
     fanout_section(&mut md, s);
+    bridge_section(&mut md, s);
     python_section(&mut md, s);
     ratios_section(&mut md, s, &cross, &cost, &trips);
     md
 }
 
-/// Where and how the report was measured.
+/// The NATS bridge's rows ([`benches::bridge`]): at 64 B and 4 KiB, a plain async-nats
+/// JetStream publisher with the bridge's batching, `ringfile-bridge out` alone, and ring → NATS
+/// → ring, interleaved in each run; the bridge's rates as ratios to the publisher's of the same
+/// run. Without `nats-server` or the built programs the section says what is missing.
+fn bridge_section(md: &mut String, s: &Settings) {
+    use benches::bridge::{Server, BATCH_BYTES, BATCH_MESSAGES, IN_FLIGHT};
+    const SIZES: [usize; 2] = [64, 4096];
+    writeln!(md, "\n### Across machines: the NATS JetStream bridge\n").unwrap();
+    benches::bridge::unpin();
+    let mut server = match Server::start() {
+        Ok(server) => server,
+        Err(why) => {
+            writeln!(md, "Not measured: {why}.").unwrap();
+            return;
+        }
+    };
+    // Each run carries about 64 MiB (16 MiB quick) of payload at each size.
+    let payload: u64 = if s.runs > 3 { 64 << 20 } else { 16 << 20 };
+    // [size][publisher, out, publisher + reader, path][run]
+    let mut runs = vec![vec![Vec::new(); 4]; SIZES.len()];
+    for run in 0..s.runs {
+        for (i, &size) in SIZES.iter().enumerate() {
+            let count = payload / size as u64;
+            eprintln!("bridge {size} B, run {}", run + 1);
+            runs[i][0].push(server.publisher(size, count, false));
+            let Some(out) = server.bridge(size, count, None) else {
+                writeln!(
+                    md,
+                    "Not measured: build the programs first (`cargo build --release`)."
+                )
+                .unwrap();
+                return;
+            };
+            runs[i][1].push(out);
+            runs[i][2].push(server.publisher(size, count, true));
+            runs[i][3].push(server.bridge(size, count, Some(CAPACITY)).expect("built"));
+        }
+    }
+    writeln!(
+        md,
+        "One `nats-server -js` (file storage, one replica) on this machine, which the report \
+         starts on a loopback port; every process unpinned. **Publisher**: a plain async-nats \
+         JetStream publisher, the baseline: messages already in memory packed as the bridge \
+         packs them (each a 4-byte length and its bytes, up to {} KiB or {BATCH_MESSAGES} \
+         messages a NATS message), each with a `Nats-Msg-Id`, {IN_FLIGHT} in flight, every \
+         acknowledgement awaited. **out**: `ringfile-bridge out` (same batching, its defaults) \
+         publishing a ring that holds the stream (`producer --gen`, closed) until JetStream \
+         acknowledged the end. **ring → NATS → ring**: the same with `ringfile-bridge in` \
+         filling a {} MiB far ring at once and `consumer --verify` checking every byte of \
+         every message there. **Publisher + reader**: the publisher with a durable pull consumer \
+         in its process, on a connection of its own, reading the stream meanwhile (explicit acknowledgements, 64 frames a \
+         pull, as `ringfile-bridge in` pulls): what NATS alone carries end to end here, the \
+         fair baseline for ring → NATS → ring. {} MiB of payload a run; rates from the first \
+         acknowledgement (or the first message read) to the last, median of {} runs, and in \
+         brackets the ratio to the baseline named of the same run (median, lowest–highest). \
+         Goal (issue 30): ≥ 0.8 of the publisher.\n",
+        BATCH_BYTES >> 10,
+        CAPACITY >> 20,
+        payload >> 20,
+        s.runs
+    )
+    .unwrap();
+    table_head(md, "messages/s", &SIZES);
+    for (name, row, base) in [
+        ("publisher (baseline)", 0, None),
+        ("`ringfile-bridge out`", 1, Some(0)),
+        ("ring → NATS → ring", 3, Some(0)),
+        ("publisher + reader (second baseline)", 2, None),
+        ("ring → NATS → ring ÷ publisher + reader", 3, Some(2)),
+    ] {
+        write!(md, "| {name} |").unwrap();
+        for by_size in &runs {
+            let m = median_of(&by_size[row]);
+            let Some(base) = base else {
+                write!(md, " {} |", fmt_rate(m.rate())).unwrap();
+                continue;
+            };
+            let ratio = Spread::of(
+                by_size[row]
+                    .iter()
+                    .zip(&by_size[base])
+                    .map(|(x, base)| x.rate() / base.rate()),
+            );
+            write!(
+                md,
+                " {} ({:.2}×, {:.2}–{:.2}) |",
+                fmt_rate(m.rate()),
+                ratio.median,
+                ratio.low,
+                ratio.high
+            )
+            .unwrap();
+        }
+        writeln!(md).unwrap();
+    }
+}
+
 /// The Python rows: `python/bench.py` (Python → Python across processes against
 /// `multiprocessing`'s Queue and Pipe), run by the interpreter `RINGFILE_PYTHON` names (default
 /// `python3`), which must have the package installed (`pip install ./python`). Without one the
@@ -271,6 +381,7 @@ fn python_section(md: &mut String, s: &Settings) {
     }
 }
 
+/// Where and how the report was measured.
 fn header(md: &mut String, s: &Settings) {
     let date = std::process::Command::new("date")
         .arg("-u")
