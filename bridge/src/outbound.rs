@@ -241,6 +241,9 @@ impl Outbound<'_> {
                         msg.keep();
                         Step::Skipped
                     } else if len + frame::LEN_BYTES as u64 > limit {
+                        // Given back unread: it stays in the ring for a bridge with a larger
+                        // limit (dropped, it would count as received and be released).
+                        msg.unread();
                         anyhow::bail!(
                             "{}: a message of {len} bytes at position {} is larger than a NATS message may be here ({limit} bytes, from --batch-bytes {} and the server's max_payload {}): raise them",
                             self.args.path.display(),
@@ -255,11 +258,17 @@ impl Outbound<'_> {
                         });
                         if full {
                             let p = packing.take().expect("a frame is being packed");
-                            if let Some(stop) =
-                                self.publish_data(p, before, &mut expected, &mut in_flight)?
-                            {
-                                msg.unread();
-                                return Ok(stop);
+                            match self.publish_data(p, before, &mut expected, &mut in_flight) {
+                                Ok(None) => {}
+                                // Not packed: given back for the next session or bridge.
+                                Ok(Some(stop)) => {
+                                    msg.unread();
+                                    return Ok(stop);
+                                }
+                                Err(e) => {
+                                    msg.unread();
+                                    return Err(e);
+                                }
                             }
                         }
                         let p = packing.get_or_insert_with(|| Packing {

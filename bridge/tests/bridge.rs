@@ -275,6 +275,25 @@ fn a_million_messages_cross_exactly_once_through_kills_and_a_server_restart() {
 }
 
 /// Runs a near producer written with the library, then checks what the far consumer says.
+/// `count` generated messages that `consumer --verify` accepts: copied out of a ring
+/// that `producer --gen` filled in `dir`.
+fn generated(dir: &Path, count: u64) -> Vec<Vec<u8>> {
+    let source = dir.join("source");
+    let status = Command::new(producer_exe())
+        .args(["--gen", &count.to_string(), "--quiet"])
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ring = ringfile::Ring::open(&source).unwrap();
+    let mut reader = ring.consumer().unwrap();
+    let mut messages = Vec::new();
+    while let Some(m) = reader.recv().unwrap() {
+        messages.push(m.to_vec());
+    }
+    messages
+}
+
 fn ending_crosses(stream: &str, end: impl FnOnce(ringfile::Producer)) -> (ExitStatus, String) {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
@@ -284,17 +303,7 @@ fn ending_crosses(stream: &str, end: impl FnOnce(ringfile::Producer)) -> (ExitSt
     let mut outb = out(&nats, &near, stream, &[]);
     let mut inb = inward(&nats, &far, stream, &["--capacity", "64KiB"]);
     let mut consumer = far_consumer(&far, &[]);
-    // Generated messages the far `consumer --verify` accepts: copied from a `producer --gen`.
-    let source = dir.path().join("source");
-    let status = Command::new(producer_exe())
-        .args(["--gen", "100", "--quiet"])
-        .arg(&source)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let src = ringfile::Ring::open(&source).unwrap();
-    let mut reader = src.consumer().unwrap();
-    while let Some(m) = reader.recv().unwrap() {
+    for m in generated(dir.path(), 100) {
         producer.send(&m).unwrap();
     }
     end(producer);
@@ -452,4 +461,88 @@ fn a_signal_to_in_leaves_the_far_stream_open() {
         "the far stream was ended by a bridge that was stopped"
     );
     drop(outb.0.take().map(|mut c| c.kill()));
+}
+
+/// A message larger than a NATS message may be (the server's max_payload, 1 MiB by default)
+/// stops `out` with a one-line error naming it, and stays in the ring: nothing is released
+/// that JetStream did not acknowledge.
+#[test]
+fn a_message_larger_than_nats_allows_is_a_one_line_error_and_stays_in_the_ring() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let near = dir.path().join("near");
+    let ring = ringfile::Ring::create(&near, 4 << 20).unwrap();
+    let mut producer = ring.producer().unwrap();
+    producer.send(b"small first").unwrap();
+    let big = vec![7u8; 3 << 19]; // 1.5 MiB
+    producer.send(&big).unwrap();
+    producer.close().unwrap();
+    let (status, err) = out(&nats, &near, "BIG", &[]).wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("a message of 1572864 bytes") && last.contains("larger than a NATS message"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // The large message is still there, whole (the small one before it was packed, never
+    // published, so it was not released either).
+    let mut consumer = ring.consumer().unwrap();
+    let mut first = consumer.recv().unwrap().unwrap().to_vec();
+    if first == b"small first" {
+        first = consumer.recv().unwrap().unwrap().to_vec();
+    }
+    assert!(
+        first == big,
+        "the large message was not left in the ring whole"
+    );
+    assert!(consumer.recv().unwrap().is_none(), "the end follows it");
+}
+
+/// On a ring with several consumers `out --name` reads as one named consumer among others:
+/// the far consumer and a local one each receive every message.
+#[test]
+fn out_reads_a_ring_with_several_consumers_as_a_named_one() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (near, far) = (dir.path().join("near"), dir.path().join("far"));
+    let ring = ringfile::Ring::options()
+        .capacity(1 << 20)
+        .consumers(2)
+        .create(&near)
+        .unwrap();
+    // The local reader joins first and holds every message until it reads, so the bridge
+    // (starting at the oldest) sees them all whenever it joins.
+    let mut local = ring.consumer_named("local").unwrap();
+    let sent = generated(dir.path(), 100);
+    let mut producer = ring.producer().unwrap();
+    for m in &sent {
+        producer.send(m).unwrap();
+    }
+    producer.close().unwrap();
+    let mut outb = out(&nats, &near, "NAMED", &["--name", "bridge", "--json"]);
+    let mut inb = inward(&nats, &far, "NAMED", &["--capacity", "64KiB"]);
+    let mut verifier = far_consumer(&far, &[]);
+    let (status, err) = verifier.wait(Duration::from_secs(60));
+    assert!(status.success(), "far consumer: {err}");
+    assert_eq!(summary(&err)["messages"], 100, "{err}");
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out: {err}");
+    assert_eq!(summary(&err)["messages"], 100, "{err}");
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert!(status.success(), "in: {err}");
+    for m in &sent {
+        assert_eq!(&local.recv().unwrap().unwrap()[..], &m[..]);
+    }
+    assert!(local.recv().unwrap().is_none());
+    let stat = Command::new(sibling_exe("ringfile-tool", "ringfile"))
+        .arg("stat")
+        .arg(&near)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&stat.stdout);
+    assert!(
+        text.contains("bridge"),
+        "the bridge's slot is named: {text}"
+    );
 }
