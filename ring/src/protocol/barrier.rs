@@ -236,13 +236,21 @@ pub(crate) fn store_then_look(
             sleeping
         }
     } else {
-        store();
-        // SeqCst fence: orders the position store before the flag load; pairs with the
-        // sleeper's fence (see the `wait` module).
-        fence(Ordering::SeqCst);
-        acknowledge(words);
-        words.sleeping.load(Ordering::Relaxed) != 0
+        store_fence_look(words, store)
     }
+}
+
+/// [`store_then_look`] without the asymmetric barrier: out of line, so that the light path,
+/// which runs once per message, stays small enough to inline where it is used.
+#[cold]
+#[inline(never)]
+fn store_fence_look(words: &WaitWords, store: impl FnOnce()) -> bool {
+    store();
+    // SeqCst fence: orders the position store before the flag load; pairs with the
+    // sleeper's fence (see the `wait` module).
+    fence(Ordering::SeqCst);
+    acknowledge(words);
+    words.sleeping.load(Ordering::Relaxed) != 0
 }
 
 /// After a fence: tells a sleeper that asked for fences that it has them from now on.
