@@ -1,7 +1,7 @@
 //! The NATS JetStream bridge's throughput against a plain async-nats publisher, on a
 //! `nats-server -js` this module starts on a free loopback port with a temporary store.
 //!
-//! Three measurements of `count` messages of one size, each on a stream of its own:
+//! Four measurements of `count` messages of one size, each on a stream of its own:
 //!
 //! - **publisher**: the baseline. One task packs the messages (already in memory) into NATS
 //!   messages with the bridge's framing and batching (each message as a 4-byte length and its
@@ -12,11 +12,14 @@
 //! - **ring → NATS → ring**: the same ring, `ringfile-bridge out` and `ringfile-bridge in`
 //!   running together, and `consumer --verify` on the far ring checking every byte of every
 //!   message.
+//! - **publisher + reader**: the publisher with a durable pull consumer on a connection of
+//!   its own reading the stream meanwhile: what NATS itself carries end to end.
 //!
 //! Rates are from the first acknowledgement (publisher, out: their summaries count from it)
 //! or the first message read (the far consumer) to the last, so that the processes' start and
 //! connection fall outside all three alike.
 
+use crate::programs::summary;
 use crate::Measured;
 use async_nats::jetstream;
 use bytes::{BufMut, BytesMut};
@@ -120,6 +123,7 @@ impl Server {
     /// message it read to the last.
     pub fn publisher(&mut self, size: usize, count: u64, reader: bool) -> Measured {
         let (stream, subject) = self.fresh_stream();
+        let name = stream.clone();
         let js = self.js.clone();
         let url = self.url();
         let measured = self.runtime.block_on(async move {
@@ -181,7 +185,7 @@ impl Server {
                 elapsed,
             }
         });
-        self.delete(&format!("BENCH{}", self.streams));
+        self.delete(&name);
         measured
     }
 
@@ -251,16 +255,16 @@ impl Server {
         let out = nats("out", &near)
             .output()
             .expect("run ringfile-bridge out");
-        let out_summary = summary("ringfile-bridge out", &out);
+        let out_summary = summary("ringfile-bridge out", &out, false);
         let measured = match far_side {
             None => out_summary,
             Some((verifier, inbound)) => {
                 let inbound = inbound
                     .wait_with_output()
                     .expect("wait for ringfile-bridge in");
-                summary("ringfile-bridge in", &inbound);
+                summary("ringfile-bridge in", &inbound, false);
                 let verified = verifier.wait_with_output().expect("wait for the consumer");
-                let m = summary("consumer --verify", &verified);
+                let m = summary("consumer --verify", &verified, true);
                 assert_eq!(
                     m.messages, count,
                     "the far consumer did not get every message"
@@ -339,36 +343,5 @@ impl Programs {
             consumer: crate::programs::program("consumer")?,
             bridge: crate::programs::program("ringfile-bridge")?,
         })
-    }
-}
-
-/// The figures of a program's `--json` summary (its last line of standard error), checking
-/// that it succeeded with no errors.
-fn summary(what: &str, output: &std::process::Output) -> Measured {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{what} failed: {stderr}");
-    let summary: serde_json::Value =
-        serde_json::from_str(stderr.lines().last().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("no JSON summary from {what} ({e}): {stderr}"));
-    let field = |key: &str| summary[key].as_f64().unwrap_or(0.0);
-    assert_eq!(field("errors"), 0.0, "{what} found errors");
-    Measured {
-        messages: field("messages") as u64,
-        bytes: field("bytes") as u64,
-        elapsed: Duration::from_secs_f64(field("seconds")),
-    }
-}
-
-/// Lets the calling thread (and the processes it starts) run on every core: the server, the
-/// bridges and the programs share the machine as they would in use.
-pub fn unpin() {
-    let online = crate::online_cores();
-    // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for core in 0..online {
-            libc::CPU_SET(core, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }

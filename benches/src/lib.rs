@@ -86,11 +86,23 @@ pub(crate) fn online_cores() -> usize {
 
 /// Pins the calling thread to `core` (modulo the online cores).
 pub(crate) fn pin_to(core: usize) {
-    let online = online_cores();
+    set_affinity([core % online_cores()]);
+}
+
+/// Lets the calling thread (and the processes it starts) run on every core: where the
+/// measured processes share the machine as they would in use (the NATS bridge's rows).
+pub fn unpin() {
+    set_affinity(0..online_cores());
+}
+
+/// Lets the calling thread run on `cores` only.
+fn set_affinity(cores: impl IntoIterator<Item = usize>) {
     // SAFETY: cpu_set_t is plain data; sched_setaffinity only reads it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(core % online, &mut set);
+        for core in cores {
+            libc::CPU_SET(core, &mut set);
+        }
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
     }
 }

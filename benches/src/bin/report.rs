@@ -135,19 +135,13 @@ fn main() {
         println!("{md}");
         return;
     }
-    if args.iter().any(|a| a == "--bridge") {
-        let settings = Settings {
-            runs: if quick { 3 } else { 5 },
-            budget: Duration::ZERO,
-            latency_iters: 0,
-            out: PathBuf::new(),
-        };
-        let mut md = String::new();
-        bridge_section(&mut md, &settings);
-        println!("{md}");
-        return;
-    }
-    if args.iter().any(|a| a == "--fanout") {
+    // One section alone (the first of these flags given).
+    let sections: [(&str, Section); 2] =
+        [("--bridge", bridge_section), ("--fanout", fanout_section)];
+    if let Some((_, section)) = sections
+        .iter()
+        .find(|(flag, _)| args.iter().any(|a| a == flag))
+    {
         let settings = Settings {
             runs: if quick { 3 } else { 5 },
             budget: Duration::ZERO,
@@ -155,7 +149,7 @@ fn main() {
             out: PathBuf::new(),
         };
         let mut md = String::new();
-        fanout_section(&mut md, &settings);
+        section(&mut md, &settings);
         println!("{md}");
         return;
     }
@@ -243,7 +237,7 @@ fn bridge_section(md: &mut String, s: &Settings) {
     use benches::bridge::{Server, BATCH_BYTES, BATCH_MESSAGES, IN_FLIGHT};
     const SIZES: [usize; 2] = [64, 4096];
     writeln!(md, "\n### Across machines: the NATS JetStream bridge\n").unwrap();
-    benches::bridge::unpin();
+    benches::unpin();
     let mut server = match Server::start() {
         Ok(server) => server,
         Err(why) => {
@@ -380,6 +374,9 @@ fn python_section(md: &mut String, s: &Settings) {
         .unwrap(),
     }
 }
+
+/// A section of the report: appends its Markdown, measured as the settings say.
+type Section = fn(&mut String, &Settings);
 
 /// Where and how the report was measured.
 fn header(md: &mut String, s: &Settings) {
