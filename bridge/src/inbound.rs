@@ -327,49 +327,35 @@ impl Puller<'_> {
             // Each batch sent on is what had arrived, up to `fetch` frames: one to wait for,
             // the rest ready.
             loop {
-                let messages = consumer
+                let problem = match consumer
                     .stream()
                     .max_messages_per_batch(fetch)
                     .expires(PULL_EXPIRES)
                     .messages()
-                    .await;
-                let mut messages = match messages {
-                    Ok(m) => m,
-                    Err(e) => {
-                        if tx.send(Err(e.to_string())).await.is_err() {
+                    .await
+                {
+                    Err(e) => e.to_string(),
+                    Ok(mut messages) => loop {
+                        let mut got = Vec::new();
+                        let mut failed = pulled(messages.next().await).map(|m| got.push(m)).err();
+                        while failed.is_none() && got.len() < fetch {
+                            let Some(next) = messages.next().now_or_never() else {
+                                break;
+                            };
+                            failed = pulled(next).map(|m| got.push(m)).err();
+                        }
+                        if !got.is_empty() && tx.send(Ok(got)).await.is_err() {
                             return;
                         }
-                        tokio::time::sleep(nats::RETRY).await;
-                        continue;
-                    }
+                        if let Some(problem) = failed {
+                            break problem;
+                        }
+                    },
                 };
-                'pulling: loop {
-                    let mut got = Vec::new();
-                    let mut failed = None;
-                    match messages.next().await {
-                        Some(Ok(m)) => got.push(m),
-                        Some(Err(e)) => failed = Some(e.to_string()),
-                        None => failed = Some("the pull subscription ended".to_string()),
-                    }
-                    while failed.is_none() && got.len() < fetch {
-                        match messages.next().now_or_never() {
-                            Some(Some(Ok(m))) => got.push(m),
-                            Some(Some(Err(e))) => failed = Some(e.to_string()),
-                            Some(None) => failed = Some("the pull subscription ended".to_string()),
-                            None => break,
-                        }
-                    }
-                    if !got.is_empty() && tx.send(Ok(got)).await.is_err() {
-                        return;
-                    }
-                    if let Some(problem) = failed {
-                        if tx.send(Err(problem)).await.is_err() {
-                            return;
-                        }
-                        tokio::time::sleep(nats::RETRY).await;
-                        break 'pulling;
-                    }
+                if tx.send(Err(problem)).await.is_err() {
+                    return;
                 }
+                tokio::time::sleep(nats::RETRY).await;
             }
         }));
         Ok(Some(rx))
@@ -379,6 +365,17 @@ impl Puller<'_> {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// One item of a pull stream as a message, or the text of why there is none.
+fn pulled<E: std::fmt::Display>(
+    next: Option<Result<jetstream::Message, E>>,
+) -> Result<jetstream::Message, String> {
+    match next {
+        Some(Ok(message)) => Ok(message),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("the pull subscription ended".to_string()),
     }
 }
 
