@@ -20,6 +20,11 @@ pub enum Path {
     /// The floor in ringfile's record format ([`FramedFloor`]): what the format costs
     /// before any of ringfile's code.
     Format,
+    /// [`Format`](Self::Format) with a publish per message sent and a release per message
+    /// received, the least each must do ([`FramedFloor::send_published`]): the floor of any
+    /// per-message path that makes each message visible when sent and gives its space back
+    /// when dropped.
+    FormatPerMessage,
     /// ringfile's batch API: `batch().send` and `recv_batch`, one publish and one release per
     /// 64 messages.
     Batched,
@@ -32,9 +37,10 @@ pub enum Path {
 
 impl Path {
     /// All of them, floor first.
-    pub const ALL: [Path; 5] = [
+    pub const ALL: [Path; 6] = [
         Path::Floor,
         Path::Format,
+        Path::FormatPerMessage,
         Path::Batched,
         Path::PerMessage,
         Path::BatchedMixed,
@@ -45,6 +51,9 @@ impl Path {
         match self {
             Path::Floor => "floor (bare ring)",
             Path::Format => "floor in ringfile's record format",
+            Path::FormatPerMessage => {
+                "the same, publishing and releasing per message (the per-message floor)"
+            }
             Path::Batched => "ringfile, batched",
             Path::PerMessage => "ringfile, per message",
             Path::BatchedMixed => "ringfile, batched, random lengths from ½ size to size",
@@ -150,6 +159,26 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
                     |ring| {
                         for _ in 0..per_fill {
                             ring.recv(|m| {
+                                black_box(m[0]);
+                            });
+                        }
+                    },
+                );
+            }
+        }
+        Path::FormatPerMessage => {
+            let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
+            for _ in 0..fills {
+                t.fill(
+                    &mut ring,
+                    |ring| {
+                        for _ in 0..per_fill {
+                            ring.send_published(&msg);
+                        }
+                    },
+                    |ring| {
+                        for _ in 0..per_fill {
+                            ring.recv_released(|m| {
                                 black_box(m[0]);
                             });
                         }

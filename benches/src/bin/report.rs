@@ -838,11 +838,16 @@ fn ratios_section(
         md,
         "\nOn one thread (the code paths alone, no line moving between cores), at {}: batched ÷ \
          floor {}; batched ÷ the floor in ringfile's record format {} (what the code costs; \
-         the floor to that format is what the format costs); per message ÷ batched {}.",
+         the floor to that format is what the format costs); per message ÷ batched {}; the \
+         per-message floor (the format's floor publishing and releasing each message, as \
+         little as any per-message path can do) ÷ batched {}, and per message ÷ that floor {} \
+         (what ringfile's per-message code costs beyond it).",
         COST_SIZES.map(|s| format!("{s} B")).join(" / "),
         cost_ratio(Path::Batched, Path::Floor),
         cost_ratio(Path::Batched, Path::Format),
         cost_ratio(Path::PerMessage, Path::Batched),
+        cost_ratio(Path::FormatPerMessage, Path::Batched),
+        cost_ratio(Path::PerMessage, Path::FormatPerMessage),
     )
     .unwrap();
     let p50 = |k: PingPong| trips.iter().find(|(kind, _)| *kind == k).unwrap().1;
@@ -910,7 +915,11 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(Path, Vec<benches::cost::C
          The second row is the \
          floor's loop writing ringfile's record layout (8-byte length header, payload 8 bytes \
          past an 8-aligned start, skip at the end) with none of ringfile's code: the floor to \
-         it is what the format costs, it to ringfile what the code costs.\n"
+         it is what the format costs, it to ringfile what the code costs. The third is that \
+         loop with a publish per message (room checked against a copy of the head, the tail \
+         stored, the consumer's sleep flag looked at) and a release per message (the tail \
+         loaded only when the copy says empty, the head stored, the producer's flag looked \
+         at): the floor of ringfile's per-message row.\n"
     )
     .unwrap();
     table_head(md, "path", &COST_SIZES);
