@@ -205,16 +205,19 @@ fn light(region: &Region, words: &WaitWords, holder: &AtomicU32) -> bool {
     registered && declared != 0 && declared == holder.load(Ordering::Relaxed)
 }
 
-/// The waker's half: runs `store` (the position store), then says whether the side of
-/// `words` (whose role's pid word is `holder`) announced a sleep — with the barrier between
-/// the two that the module docs describe.
+/// The waker's half: runs `store` (the position store), then `wake` if the side of `words`
+/// (whose role's pid word is `holder`) announced a sleep — with the barrier between the
+/// store and the look that the module docs describe. Both slow paths (the fenced one, and
+/// `wake`, which the caller keeps out of line) are the last thing done, so that they compile
+/// to jumps and the light path, which runs once per message, needs no stack frame.
 #[inline]
-pub(crate) fn store_then_look(
+pub(crate) fn store_then_wake(
     region: &Region,
     words: &WaitWords,
     holder: &AtomicU32,
     store: impl FnOnce(),
-) -> bool {
+    wake: impl FnOnce(),
+) {
     if light(region, words, holder) {
         #[cfg(not(loom))]
         {
@@ -222,7 +225,9 @@ pub(crate) fn store_then_look(
             // The sleeper's membarrier is this side's fence (module docs); the compiler must
             // still keep the load after the store.
             std::sync::atomic::compiler_fence(Ordering::SeqCst);
-            words.sleeping.load(Ordering::Relaxed) != 0
+            if words.sleeping.load(Ordering::Relaxed) != 0 {
+                wake();
+            }
         }
         // The model checker has no membarrier: it sees the store and the load as one step
         // that the sleeper's barrier (an empty critical section) falls wholly before or
@@ -233,24 +238,28 @@ pub(crate) fn store_then_look(
             store();
             let sleeping = words.sleeping.load(Ordering::Relaxed) != 0;
             region.model.barrier.unlock();
-            sleeping
+            if sleeping {
+                wake();
+            }
         }
     } else {
-        store_fence_look(words, store)
+        store_fence_wake(words, store, wake);
     }
 }
 
-/// [`store_then_look`] without the asymmetric barrier: out of line, so that the light path,
-/// which runs once per message, stays small enough to inline where it is used.
+/// [`store_then_wake`] without the asymmetric barrier: out of line, so that the light path
+/// stays small enough to inline where it is used.
 #[cold]
 #[inline(never)]
-fn store_fence_look(words: &WaitWords, store: impl FnOnce()) -> bool {
+fn store_fence_wake(words: &WaitWords, store: impl FnOnce(), wake: impl FnOnce()) {
     store();
     // SeqCst fence: orders the position store before the flag load; pairs with the
     // sleeper's fence (see the `wait` module).
     fence(Ordering::SeqCst);
     acknowledge(words);
-    words.sleeping.load(Ordering::Relaxed) != 0
+    if words.sleeping.load(Ordering::Relaxed) != 0 {
+        wake();
+    }
 }
 
 /// After a fence: tells a sleeper that asked for fences that it has them from now on.

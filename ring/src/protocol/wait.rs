@@ -173,12 +173,9 @@ pub(crate) fn store_and_wake(
     holder: &AtomicU32,
     store: impl FnOnce(),
 ) {
-    // The barrier between the store and the flag load is `store_then_look`'s (see the
-    // module docs). Relaxed swap: the swap to 0 happens before the wake so that a late
-    // sleeper finds the word changed.
-    if barrier::store_then_look(region, words, holder, store) {
-        wake_sleeper(region, words);
-    }
+    // The barrier between the store and the flag load is `store_then_wake`'s (see the
+    // module docs).
+    barrier::store_then_wake(region, words, holder, store, || wake_sleeper(region, words));
 }
 
 /// [`store_and_wake`] once the flag said a sleeper may be there: out of line (rare, and a
@@ -186,6 +183,8 @@ pub(crate) fn store_and_wake(
 #[cold]
 #[inline(never)]
 fn wake_sleeper(region: &Region, words: &WaitWords) {
+    // Relaxed swap: the swap to 0 happens before the wake so that a late sleeper finds the
+    // word changed.
     if words.sleeping.swap(0, Ordering::Relaxed) != 0 && !futex_broken() {
         futex_wake(region, &words.sleeping);
     }

@@ -793,8 +793,10 @@ impl Consumer {
     /// back to the producer.
     ///
     /// What is not the one consumer of a ring without slots is out of line: this runs once
-    /// per message dropped.
-    #[inline]
+    /// per message dropped. Never inlined: inlined, it makes `Message`'s drop glue too large
+    /// for LLVM to inline into the caller's loop, and the glue becomes a call that takes the
+    /// message through memory (more instructions than this call, which needs no frame).
+    #[inline(never)]
     fn release(&mut self, pos: Position, messages: u64) {
         if self.endpoint.role.inherited() {
             // A message dropped in a forked child: the ring is the parent's to release.
@@ -945,7 +947,7 @@ impl Consumer {
             &control.roles.producer_pid,
             // Release: our reads of every record below `pos` happen before the producer,
             // which Acquire-loads the head, overwrites them.
-            || head.store(pos.get(), Ordering::Release),
+            move || head.store(pos.get(), Ordering::Release),
         );
     }
 
@@ -971,7 +973,7 @@ impl Consumer {
             &shared.region,
             &control.producer_wait,
             &control.roles.producer_pid,
-            || slot.released.store(pos.get(), Ordering::Release),
+            move || slot.released.store(pos.get(), Ordering::Release),
         );
     }
 

@@ -754,7 +754,7 @@ impl Producer {
             }
             // Release: every record byte written below `write_pos` is visible to a consumer
             // that Acquire-loads this tail.
-            let store = || control.published_tail.store(tail.get(), Ordering::Release);
+            let store = move || control.published_tail.store(tail.get(), Ordering::Release);
             let region = &self.endpoint.shared.region;
             match region.fanout_wake() {
                 None => {

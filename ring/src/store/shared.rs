@@ -31,8 +31,12 @@ pub(crate) struct Shared {
     /// below any of them, whatever the shared positions in the file say: another process that
     /// forges them forward cannot make our own producer overwrite a message our own consumer
     /// still borrows. (Plain std atomics, not part of the shared protocol, so not
-    /// model-checked.)
-    local_heads: Box<[CachePadded<std::sync::atomic::AtomicU64>]>,
+    /// model-checked.) Slot 0's (the one consumer of a ring without slots) is a field of its
+    /// own, so that its consumer's per-message release stores it without an index check;
+    /// `more_local_heads` holds slots 1 and up.
+    local_head: CachePadded<std::sync::atomic::AtomicU64>,
+    /// See `local_head`.
+    more_local_heads: Box<[CachePadded<std::sync::atomic::AtomicU64>]>,
     /// The highest published tail this process's consumer of this `Ring` has accepted, and
     /// the tail this process's last producer of it left: records below them exist, so a tail
     /// below them is forged, and a producer attaching there would overwrite messages this
@@ -62,14 +66,15 @@ impl Shared {
 
     /// A ring's state in this process, with no role of it held here yet.
     pub(crate) fn new(region: Region, file: Option<File>, name: PathBuf) -> Arc<Shared> {
-        let local_heads = (0..region.shape().slots())
+        let more_local_heads = (1..region.shape().slots())
             .map(|_| CachePadded::new(NO_LOCAL_HEAD.into()))
             .collect();
         Arc::new(Shared {
             region,
             file,
             name,
-            local_heads,
+            local_head: CachePadded::new(NO_LOCAL_HEAD.into()),
+            more_local_heads,
             consumer_seen_tail: CachePadded::new(0.into()),
             producer_left_tail: CachePadded::new(0.into()),
             local_tail: CachePadded::new(NO_LOCAL_TAIL.into()),
@@ -81,9 +86,11 @@ impl Shared {
     /// process forged forward, and the producer must never overwrite those.
     #[inline]
     pub(crate) fn below_local_head(&self, head: u64) -> u64 {
-        self.local_heads.iter().fold(head, |low, local| {
-            low.min(local.load(std::sync::atomic::Ordering::Acquire))
-        })
+        std::iter::once(&self.local_head)
+            .chain(self.more_local_heads.iter())
+            .fold(head, |low, local| {
+                low.min(local.load(std::sync::atomic::Ordering::Acquire))
+            })
     }
 
     /// Records where this process's consumer of slot `slot` has released up to
@@ -91,7 +98,11 @@ impl Shared {
     /// this process that sees the shared position also sees a local head at least as new.
     #[inline]
     pub(crate) fn set_local_head(&self, slot: u32, head: u64) {
-        if let Some(local) = self.local_heads.get(slot as usize) {
+        let local = match slot.checked_sub(1) {
+            None => Some(&self.local_head),
+            Some(more) => self.more_local_heads.get(more as usize),
+        };
+        if let Some(local) = local {
             local.store(head, std::sync::atomic::Ordering::Release);
         }
     }
