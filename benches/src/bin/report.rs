@@ -670,9 +670,9 @@ fn fanout_section(md: &mut String, s: &Settings) {
         "
 ### Several readers on one stream
 
-         One producer process, 1 to 16 reader processes, {SIZE}-byte messages, {} KiB rings          (ringfile: {SLOTS} consumer slots whatever the number of readers, each reader a named          consumer that parks when the ring is empty and reads in batches; iceoryx2: a lossless          publisher and as many subscribers, which poll and yield the core when empty). The          producer is pinned to its core, the readers to the others — on this {cores}-core          machine {} — and every message reaches every reader (checked).
+One producer process, 1 to 16 reader processes, {SIZE}-byte messages, {} KiB rings (ringfile: {SLOTS} consumer slots whatever the number of readers, each reader a named consumer that parks when the ring is empty and reads in batches; iceoryx2: a lossless publisher and as many subscribers, which poll and yield the core when empty). The producer is pinned to its core, the readers to the others — on this {cores}-core machine {} — and every message reaches every reader (checked).
 
-         **Producer's cost.** The producer sends bursts of half a ring ({bursts} of them) and          waits, untimed, until every reader has had the burst: what it pays to send with that          many readers attached and reading, never waiting for room. Processor time of the          producer's thread per message (median of {} runs), and in brackets its ratio to the          same row with one reader (median of the runs' ratios, lowest–highest):
+**Producer's cost.** The producer sends bursts of half a ring ({bursts} of them) and waits, untimed, until every reader has had the burst: what it pays to send with that many readers attached and reading, never waiting for room. Processor time of the producer's thread per message (median of {} runs), and in brackets its ratio to the same row with one reader (median of the runs' ratios, lowest–highest):
 ",
         CAPACITY >> 10,
         if cores <= 2 {
@@ -712,7 +712,7 @@ fn fanout_section(md: &mut String, s: &Settings) {
     writeln!(
         md,
         "
-iceoryx2's cost per message as a multiple of ringfile's (same run; median of the          runs' ratios, lowest–highest):
+iceoryx2's cost per message as a multiple of ringfile's (same run; median of the runs' ratios, lowest–highest):
 "
     )
     .unwrap();
@@ -755,7 +755,7 @@ iceoryx2's cost per message as a multiple of ringfile's (same run; median of the
     writeln!(
         md,
         "
-**Delivered, all readers together.** The producer streams {count} messages without          pause (it waits for room when the slowest reader is a ring behind); messages received          by all readers together per second of wall time, first send to the last reader's end          (median of {} runs; readers sharing a core share its time, so on this machine the          total is bounded by one core's reading):
+**Delivered, all readers together.** The producer streams {count} messages without pause (it waits for room when the slowest reader is a ring behind); messages received by all readers together per second of wall time, first send to the last reader's end (median of {} runs; readers sharing a core share its time, so on this machine the total is bounded by one core's reading):
 ",
         s.runs
     )
@@ -819,6 +819,16 @@ fn ratios_section(
             "per message ÷ batched, touching one byte",
             Transport::RingfilePerMessage,
             Transport::Ringfile,
+        ),
+        (
+            "per message ÷ iceoryx2 (`send`/`recv` against `loan`/`receive`)",
+            Transport::RingfilePerMessage,
+            Transport::Iceoryx2,
+        ),
+        (
+            "floor ÷ iceoryx2 (the most any ringfile path can be, on this machine)",
+            Transport::Floor,
+            Transport::Iceoryx2,
         ),
     ];
     for (name, of, to) in rows {

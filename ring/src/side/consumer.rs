@@ -22,6 +22,10 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Polls of an empty ring before a blocking receive sets up its wait (see
+/// `Consumer::wait_for_record`): about a microsecond.
+const FIRST_POLLS: u32 = 32;
+
 /// The consumer role on a ring: receives messages. Get one with
 /// [`Ring::consumer`](crate::Ring::consumer).
 ///
@@ -512,6 +516,19 @@ impl Consumer {
     #[cold]
     #[inline(never)]
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, Position)> {
+        // A record about to be published (a peer mid-send: a round trip's reply) is found by
+        // a few polls before the wait is set up, which takes the consumer's waiting state out
+        // and clones the ring's `Arc` (a locked increment, and a locked decrement after the
+        // record is found, on the path from its publish to its delivery). The wait's own
+        // spinning would poll the same way; a parking consumer goes straight to its wait.
+        if !cfg!(loom) && self.endpoint.waiting.strategy != WaitStrategy::Park {
+            for _ in 0..FIRST_POLLS {
+                std::hint::spin_loop();
+                if let Some(found) = self.peek(self.read_pos)? {
+                    return Ok(found);
+                }
+            }
+        }
         self.with_waiting(|waiting, shared, consumer| {
             waiting.block(shared, deadline, |probe| match probe {
                 Probe::Ready => consumer.peek(consumer.read_pos),
