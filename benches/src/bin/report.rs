@@ -920,7 +920,9 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(Path, Vec<benches::cost::C
          One thread sends runs of messages into a 256 KiB ring and receives them: the work of \
          each code path with no cache line moving between cores (steady where cross-core \
          rates are not). Nanoseconds per message sent and received (in brackets: sending + \
-         receiving, timed apart), the run of median total of {runs} rounds (each round measures \
+         receiving, timed apart; each the median of a run's fills of half the ring, so that \
+         the interruptions of a shared machine fall on a few fills and are left out), the run \
+         of median total of {runs} rounds (each round measures \
          every path at every size, so that the machine changing speed falls on all alike). \
          The second row is the \
          floor's loop writing ringfile's record layout (8-byte length header, payload 8 bytes \
