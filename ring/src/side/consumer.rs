@@ -93,6 +93,9 @@ pub struct Consumer {
     lapped: Option<Box<Lapped>>,
     /// Messages this consumer missed since it attached (overtaken by the producer).
     missed: u64,
+    /// The one consumer of a ring without slots, reading in place (`seat` and `lapped` are
+    /// `None`): its release is the short one.
+    plain: bool,
 }
 
 /// What a consumer the producer may lap keeps: its copy of the last record, and the index
@@ -212,6 +215,7 @@ impl Consumer {
             watch: Watch::default(),
             ended: false,
             keep_ends: false,
+            plain: seat.is_none() && lapped.is_none(),
             seat,
             lapped,
             missed: 0,
@@ -819,6 +823,34 @@ impl Consumer {
             // A message dropped in a forked child: the ring is the parent's to release.
             return;
         }
+        if !self.plain {
+            self.release_other(pos, messages);
+            return;
+        }
+        self.read_pos = pos;
+        // A branch rather than a store per message: messages are rarely kept.
+        let kept = self.kept;
+        if kept != 0 {
+            self.kept = 0;
+        }
+        self.released = pos;
+        // Messages only: the payload bytes released are what was published less what waits
+        // (FORMAT.md, "Message counters"), so receiving adds no count per message.
+        self.endpoint.tally.add(messages + kept, 0);
+        let control = self.endpoint.shared.region.control();
+        self.store_position(
+            pos,
+            0,
+            &control.released_head.0,
+            &control.released_messages.0,
+        );
+    }
+
+    /// [`release`](Self::release) for a consumer of a ring with slots, or one the producer
+    /// may lap.
+    #[cold]
+    #[inline(never)]
+    fn release_other(&mut self, pos: Position, messages: u64) {
         self.read_pos = pos;
         if self.lapped.is_some() {
             self.release_lapped(pos);
