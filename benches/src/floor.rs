@@ -100,6 +100,7 @@ impl FloorRing {
             used: self.used(size),
             head: 0,
             offset: 0,
+            cached_tail: 0,
         }
     }
 }
@@ -181,6 +182,8 @@ pub struct FloorReceiver<'a> {
     used: u64,
     head: u64,
     offset: usize,
+    /// The tail as last loaded ([`recv_one`](Self::recv_one)).
+    cached_tail: u64,
 }
 
 impl FloorReceiver<'_> {
@@ -211,6 +214,34 @@ impl FloorReceiver<'_> {
             }
             std::hint::spin_loop();
         }
+    }
+}
+
+impl FloorReceiver<'_> {
+    /// Waits (spinning) for one message, passes it to `f` and releases it; `false` at the
+    /// end. Loads the tail only when its copy says the ring is empty: what a per-message
+    /// receive must do at the least.
+    #[inline]
+    pub fn recv_one(&mut self, f: impl FnOnce(&[u8])) -> bool {
+        let size = self.size as u64;
+        while self.cached_tail < self.head + size {
+            self.cached_tail = self.ring.word(TAIL).load(Ordering::Acquire);
+            if self.cached_tail >= self.head + size {
+                break;
+            }
+            if self.ring.word(CLOSED).load(Ordering::Acquire) == 1
+                && self.ring.word(TAIL).load(Ordering::Acquire) == self.head
+            {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        // SAFETY: published, within the mapping (size divides `used`).
+        f(unsafe { std::slice::from_raw_parts(self.ring.data().add(self.offset), self.size) });
+        self.head += size;
+        self.offset = step(self.offset, self.size, self.used);
+        self.ring.word(HEAD).store(self.head, Ordering::Release);
+        true
     }
 }
 

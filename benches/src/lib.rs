@@ -128,6 +128,10 @@ pub enum Transport {
     Floor,
     /// [`Floor`](Self::Floor) with a receiver that reads and checks every byte.
     FloorRead,
+    /// [`Floor`](Self::Floor) publishing each message as it is sent and releasing each as it
+    /// is received (the receiver loads the tail only when its copy says empty): the floor of
+    /// any per-message path, which must make each message visible when sent.
+    FloorPerMessage,
     /// An anonymous pipe, one write(2) per message.
     Pipe,
     /// The same, with the pipe enlarged to 1 MiB.
@@ -146,11 +150,12 @@ pub enum Transport {
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 14] = [
+    pub const ALL: [Transport; 15] = [
         Transport::Ringfile,
         Transport::RingfilePerMessage,
         Transport::RingfileDisk,
         Transport::Floor,
+        Transport::FloorPerMessage,
         Transport::RingfileRead,
         Transport::RingfilePerMessageRead,
         Transport::FloorRead,
@@ -173,6 +178,7 @@ impl Transport {
             Transport::RingfileDisk => "ringfile (disk file)",
             Transport::Floor => "floor (bare ring)",
             Transport::FloorRead => "floor, reading every byte",
+            Transport::FloorPerMessage => "floor, publishing and releasing per message",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe (1 MiB)",
             Transport::UnixStream => "unix stream",
@@ -193,6 +199,7 @@ impl Transport {
             Transport::RingfileDisk => "ringfile-disk",
             Transport::Floor => "floor",
             Transport::FloorRead => "floor-read",
+            Transport::FloorPerMessage => "floor-each",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe-big",
             Transport::UnixStream => "unix-stream",
@@ -473,6 +480,18 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             tx.close();
             rx.finish()
         }
+        Transport::FloorPerMessage => {
+            let ring = floor::FloorRing::create(&path, capacity);
+            let rx = Receiver::spawn(&spec, None);
+            let mut tx = ring.sender(msg.len());
+            while more(sent) {
+                tx.send(&msg);
+                tx.publish();
+                sent += 1;
+            }
+            tx.close();
+            rx.finish()
+        }
         Transport::Pipe | Transport::PipeBig | Transport::UnixStream | Transport::SeqPacket => {
             let (read_end, write_end) = match transport {
                 Transport::Pipe => pipe(false),
@@ -618,6 +637,15 @@ pub fn child_main() -> bool {
             while let Some(n) = rx.recv(|msg| bad += read(msg, every_byte)) {
                 first.get_or_insert_with(Instant::now);
                 messages += n;
+            }
+        }
+        Transport::FloorPerMessage => {
+            let ring = floor::FloorRing::open(&path);
+            let mut rx = ring.receiver(size);
+            ready();
+            while rx.recv_one(|msg| bad += read(msg, every_byte)) {
+                first.get_or_insert_with(Instant::now);
+                messages += 1;
             }
         }
         Transport::Pipe | Transport::PipeBig | Transport::UnixStream => {

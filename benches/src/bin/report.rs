@@ -821,6 +821,11 @@ fn ratios_section(
             Transport::Ringfile,
         ),
         (
+            "per message ÷ the per-message floor, touching one byte",
+            Transport::RingfilePerMessage,
+            Transport::FloorPerMessage,
+        ),
+        (
             "per message ÷ iceoryx2 (`send`/`recv` against `loan`/`receive`)",
             Transport::RingfilePerMessage,
             Transport::Iceoryx2,
@@ -828,6 +833,11 @@ fn ratios_section(
         (
             "floor ÷ iceoryx2 (the most any ringfile path can be, on this machine)",
             Transport::Floor,
+            Transport::Iceoryx2,
+        ),
+        (
+            "per-message floor ÷ iceoryx2 (the most a per-message path can be)",
+            Transport::FloorPerMessage,
             Transport::Iceoryx2,
         ),
     ];

@@ -749,7 +749,11 @@ impl Producer {
                 std::sync::atomic::Ordering::Release,
             );
             let tail = self.space.write_pos;
-            if let Some(mark) = self.pending_mark.take() {
+            // Read, then cleared only when set: `take` would store `None` every publish, one
+            // more store queued behind the record's (they drain in order, and the record's
+            // wait for the line the consumer reads).
+            if let Some(mark) = self.pending_mark {
+                self.pending_mark = None;
                 self.resume.write(&control.roles, tail, mark);
             }
             // Release: every record byte written below `write_pos` is visible to a consumer
