@@ -568,10 +568,21 @@ impl Consumer {
                 len,
             } => {
                 self.ended = false;
+                // SAFETY: the record `peek` just returned, published and not yet released: the
+                // message holds it (it releases it when dropped, and borrows this consumer
+                // mutably meanwhile, so nothing is peeked, released or copied over it before).
+                let bytes = unsafe { self.payload(payload_offset, len) };
+                // SAFETY: the slice lies in the ring's mapping, or in the lapped copy's buffer,
+                // neither of which is this struct's own memory, and both outlive the borrow
+                // of `self` the message takes (the mapping lives with `self.endpoint.shared`;
+                // the buffer is only written by `peek`, which needs that borrow). Detached
+                // from the borrow of `self` here so that the message can hold both; resolved
+                // here rather than in `deref`, where the checks of `payload` ran again.
+                let bytes: &[u8] = unsafe { &*std::ptr::from_ref(bytes) };
                 Ok(Some(Message {
                     consumer: self,
+                    bytes,
                     payload_offset,
-                    len,
                     next,
                 }))
             }
@@ -1276,8 +1287,9 @@ impl std::fmt::Debug for Consumer {
 #[must_use = "dropping a Message releases it unread"]
 pub struct Message<'a> {
     consumer: &'a mut Consumer,
+    /// The payload, in place (see `Consumer::deliver`).
+    bytes: &'a [u8],
     payload_offset: Offset,
-    len: u64,
     next: Position,
 }
 
@@ -1285,10 +1297,7 @@ impl Deref for Message<'_> {
     type Target = [u8];
     #[inline]
     fn deref(&self) -> &[u8] {
-        // SAFETY: the record is the one `peek` returned last (a message borrows its consumer
-        // mutably, so nothing was peeked since), published and not yet released (this
-        // message releases it when dropped).
-        unsafe { self.consumer.payload(self.payload_offset, self.len) }
+        self.bytes
     }
 }
 
@@ -1348,18 +1357,16 @@ impl Message<'_> {
     /// is this process's own, which no other process can change afterwards. For payloads
     /// from peers you do not trust; see [`Consumer::recv_into`].
     pub fn copy_into(&self, buf: &mut Vec<u8>) {
-        match &self.consumer.lapped {
-            None => {
-                self.consumer
-                    .endpoint
-                    .shared
-                    .region
-                    .copy_out(self.payload_offset, self.len, buf);
-            }
-            Some(lapped) => {
-                buf.clear();
-                buf.extend_from_slice(lapped.payload(self.len));
-            }
+        if self.consumer.lapped.is_none() {
+            self.consumer.endpoint.shared.region.copy_out(
+                self.payload_offset,
+                self.bytes.len() as u64,
+                buf,
+            );
+        } else {
+            // The consumer's own copy: no other process can change it.
+            buf.clear();
+            buf.extend_from_slice(self.bytes);
         }
     }
 
@@ -1399,7 +1406,9 @@ impl Drop for Message<'_> {
 
 impl std::fmt::Debug for Message<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Message").field("len", &self.len).finish()
+        f.debug_struct("Message")
+            .field("len", &self.bytes.len())
+            .finish()
     }
 }
 
