@@ -21,7 +21,8 @@
 //! iceoryx2, ipc-channel).
 //! `--cost` measures only the processor time per message on one thread (see
 //! `benches::cost`); `--fanout` only the several-readers tables (see `benches::fanout`);
-//! `--bridge` only the NATS bridge's rows (see `benches::bridge`; needs `nats-server`).
+//! `--bridge` only the NATS bridge's rows (see `benches::bridge`; needs `nats-server`);
+//! `--async` only the async-against-blocking table (see `benches::awaiting`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
 //! transports: ringfile, ringfile-each, ringfile-disk, floor, and ringfile-read,
 //! ringfile-each-read, floor-read (receivers that read every byte), pipe, pipe-big,
@@ -79,13 +80,13 @@ fn main() {
             continue;
         }
         expect_values = match a.as_str() {
-            "--quick" | "--update" | "--cost" | "--fanout" | "--bridge" => 0,
+            "--quick" | "--update" | "--cost" | "--fanout" | "--bridge" | "--async" => 0,
             "--cores" | "--out" => 1,
             "--one" | "--one-trip" => 2,
             other => {
                 eprintln!(
                     "report: unknown argument '{other}' (expected --quick, --update, --out DIR, \
-                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --fanout, --bridge)"
+                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --fanout, --bridge, --async)"
                 );
                 std::process::exit(2);
             }
@@ -136,15 +137,18 @@ fn main() {
         return;
     }
     // One section alone (the first of these flags given).
-    let sections: [(&str, Section); 2] =
-        [("--bridge", bridge_section), ("--fanout", fanout_section)];
+    let sections: [(&str, Section); 3] = [
+        ("--bridge", bridge_section),
+        ("--fanout", fanout_section),
+        ("--async", async_section),
+    ];
     if let Some((_, section)) = sections
         .iter()
         .find(|(flag, _)| args.iter().any(|a| a == flag))
     {
         let settings = Settings {
             runs: if quick { 3 } else { 5 },
-            budget: Duration::ZERO,
+            budget: Duration::from_millis(if quick { 60 } else { 250 }),
             latency_iters: if quick { 20_000 } else { 200_000 },
             out: PathBuf::new(),
         };

@@ -22,9 +22,37 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Polls of an empty ring before a blocking receive sets up its wait (see
-/// `Consumer::wait_for_record`): about a microsecond.
-const FIRST_POLLS: u32 = 32;
+/// Pauses (`spin_loop`) between the polls of an empty ring that a receive makes before it
+/// sets up its wait (see `Consumer::wait_for_record`): about a microsecond in all. The busy
+/// `Spin` strategy polls after every pause, as its wait then does; the others after 1, 2,
+/// 4 ... 32 pauses, as `Backoff`'s spinning then does, so that a consumer that has caught up
+/// does not take the line being written from its producer more often than its wait would.
+const FIRST_PAUSES: u32 = 63;
+
+/// Whether a receive that found the ring empty finds a record within [`FIRST_PAUSES`], polling
+/// as `strategy` does (`Park`: no polls).
+#[inline]
+fn first_polls(strategy: WaitStrategy, mut poll: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let doubling = match strategy {
+        WaitStrategy::Park => return Ok(false),
+        WaitStrategy::Spin => false,
+        WaitStrategy::Adaptive | WaitStrategy::Yield => true,
+    };
+    let (mut paused, mut step) = (0, 1);
+    while paused < FIRST_PAUSES {
+        for _ in 0..step {
+            std::hint::spin_loop();
+        }
+        paused += step;
+        if poll()? {
+            return Ok(true);
+        }
+        if doubling {
+            step *= 2;
+        }
+    }
+    Ok(false)
+}
 
 /// The consumer role on a ring: receives messages. Get one with
 /// [`Ring::consumer`](crate::Ring::consumer).
@@ -525,12 +553,14 @@ impl Consumer {
         // and clones the ring's `Arc` (a locked increment, and a locked decrement after the
         // record is found, on the path from its publish to its delivery). The wait's own
         // spinning would poll the same way; a parking consumer goes straight to its wait.
-        if !cfg!(loom) && self.endpoint.waiting.strategy != WaitStrategy::Park {
-            for _ in 0..FIRST_POLLS {
-                std::hint::spin_loop();
-                if let Some(found) = self.peek(self.read_pos)? {
-                    return Ok(found);
-                }
+        if !cfg!(loom) {
+            let mut found = None;
+            first_polls(self.endpoint.waiting.strategy, || {
+                found = self.peek(self.read_pos)?;
+                Ok(found.is_some())
+            })?;
+            if let Some(found) = found {
+                return Ok(found);
             }
         }
         self.with_waiting(|waiting, shared, consumer| {
@@ -1130,10 +1160,22 @@ impl Consumer {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(Record, Position)>> {
         let mut woken = false;
+        let mut polled = false;
         loop {
             if let Some(found) = self.peek(self.read_pos)? {
                 self.endpoint.waiting.found();
                 return std::task::Poll::Ready(Ok(found));
+            }
+            if !polled {
+                // As a blocking receive does (`wait_for_record`): a record about to be
+                // published is found by a few polls (about a microsecond of the executor's
+                // time) rather than by a sleep announced, the watcher thread woken and the
+                // task woken by it in turn.
+                polled = true;
+                first_polls(self.endpoint.waiting.strategy, || {
+                    Ok(self.peek(self.read_pos)?.is_some())
+                })?;
+                continue;
             }
             if woken {
                 // Woken, and still nothing to read: the idle tick (or a spurious wake-up),
