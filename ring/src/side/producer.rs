@@ -738,7 +738,11 @@ impl Producer {
     }
 
     /// Makes every record written so far visible to the consumer.
-    #[inline]
+    ///
+    /// Always inlined, with what is not a ring of one consumer out of line: this runs once
+    /// per message sent, and LLVM, left to choose, stopped inlining it into a send loop when
+    /// unrelated code of the caller's crate changed (a call, and the tail through memory).
+    #[inline(always)]
     pub(crate) fn publish(&mut self) {
         if self.space.write_pos != self.space.published {
             let control = self.endpoint.shared.region.control();
@@ -756,36 +760,46 @@ impl Producer {
                 self.pending_mark = None;
                 self.resume.write(&control.roles, tail, mark);
             }
-            // Release: every record byte written below `write_pos` is visible to a consumer
-            // that Acquire-loads this tail.
-            let store = move || control.published_tail.store(tail.get(), Ordering::Release);
             let region = &self.endpoint.shared.region;
-            match region.fanout_wake() {
-                None => {
-                    // Before the tail: statistics, which a reader that Acquire-loads the tail
-                    // sees at least this new.
-                    control.published.store(self.endpoint.tally);
-                    store_and_wake(
-                        region,
-                        &control.consumer_wait,
-                        &control.roles.consumer_pid,
-                        store,
-                    );
-                }
-                Some(wake) => {
-                    // The counter and the tail as one pair, for readers that must learn
-                    // which message a position holds (`lapping`).
-                    let seq = &mut self.publish_seq;
-                    seq.begin(&control.published);
-                    control.published.store(self.endpoint.tally);
-                    store_and_wake_all(region, wake, || {
-                        store();
-                        seq.end(&control.published);
-                    });
-                }
+            if region.fanout_wake().is_some() {
+                self.publish_among(tail);
+            } else {
+                // Before the tail: statistics, which a reader that Acquire-loads the tail
+                // sees at least this new.
+                control.published.store(self.endpoint.tally);
+                store_and_wake(
+                    region,
+                    &control.consumer_wait,
+                    &control.roles.consumer_pid,
+                    // Release: every record byte written below `tail` is visible to a
+                    // consumer that Acquire-loads this tail.
+                    move || control.published_tail.store(tail.get(), Ordering::Release),
+                );
             }
             self.space.published = tail;
         }
+    }
+
+    /// [`publish`](Self::publish)'s store of `tail` on a ring with consumer slots: the
+    /// counters and the tail as one pair, and every sleeping consumer woken.
+    #[inline(never)]
+    fn publish_among(&mut self, tail: Position) {
+        let control = self.endpoint.shared.region.control();
+        let region = &self.endpoint.shared.region;
+        let Some(wake) = region.fanout_wake() else {
+            return;
+        };
+        // The counter and the tail as one pair, for readers that must learn which message a
+        // position holds (`lapping`).
+        let seq = &mut self.publish_seq;
+        seq.begin(&control.published);
+        control.published.store(self.endpoint.tally);
+        store_and_wake_all(region, wake, || {
+            // Release: every record byte written below `tail` is visible to a consumer that
+            // Acquire-loads this tail.
+            control.published_tail.store(tail.get(), Ordering::Release);
+            seq.end(&control.published);
+        });
     }
 }
 
