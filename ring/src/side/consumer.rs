@@ -712,40 +712,38 @@ impl Consumer {
     /// comes here for every message, and the path from seeing the tail move to returning the
     /// record is a round trip's latency — so it holds only that path (the general decode,
     /// padding and errors stay in [`peek_slow`](Self::peek_slow)).
+    /// (Everything but that path — a tail that is not one, a record that is not a data
+    /// record that fits — goes to `peek_slow`, which looks again and reports: so this
+    /// function builds no error and needs no stack frame of its own.)
     #[inline(never)]
     fn peek_at_tail(&mut self, pos: Position) -> Result<Option<(Record, Position)>> {
         let tail = self.endpoint.shared.readable_tail();
         if tail == pos.get() {
             return Ok(None);
         }
-        self.accept_tail(pos, tail)?;
-        match self.decode_fast(pos) {
-            Some(found) => Ok(Some(found)),
-            None => self.peek_slow(pos),
+        if self.accept_tail(pos, tail) {
+            if let Some(found) = self.decode_fast(pos) {
+                return Ok(Some(found));
+            }
         }
+        self.peek_slow(pos)
     }
 
-    /// Takes `tail`, loaded while the cached tail was `pos`, as the new cached tail, if it is
-    /// one: aligned, and ahead of `pos` by at most the capacity.
+    /// Takes `tail`, loaded while the cached tail was `pos`, as the new cached tail if it is
+    /// one (aligned, and ahead of `pos` by at most the capacity); `false` if it is not.
     #[inline]
-    fn accept_tail(&mut self, pos: Position, tail: u64) -> Result<()> {
+    fn accept_tail(&mut self, pos: Position, tail: u64) -> bool {
         let Some(tail) =
             Position::new(tail).filter(|&tail| tail.is_aligned() && self.capacity.spans(pos, tail))
         else {
-            return Err(self.tail_corrupt(pos));
+            return false;
         };
         self.cached_tail = tail;
         self.endpoint
             .shared
             .consumer_seen_tail
             .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn tail_corrupt(&self, pos: Position) -> Error {
-        self.corrupt(pos, "published tail moved backwards or too far")
+        true
     }
 
     /// [`peek`](Self::peek)'s general case.
@@ -759,7 +757,9 @@ impl Consumer {
                 if tail == pos.get() {
                     return Ok(None);
                 }
-                self.accept_tail(pos, tail)?;
+                if !self.accept_tail(pos, tail) {
+                    return Err(self.corrupt(pos, "published tail moved backwards or too far"));
+                }
             }
             let word = self.endpoint.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
