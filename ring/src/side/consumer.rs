@@ -679,71 +679,21 @@ impl Consumer {
         if self.lapped.is_some() {
             return self.peek_lapped(pos);
         }
-        if pos == self.cached_tail {
-            return self.peek_at_tail(pos);
-        }
-        match self.decode_fast(pos) {
-            Some(found) => Ok(Some(found)),
-            None => self.peek_slow(pos),
-        }
-    }
-
-    /// The data record at `pos` (below the cached tail) if it decodes the common way: by one
-    /// compare with the last data record's header, or as a data record that fits. `None`
-    /// for anything else (padding, an end, an abort, a corrupt header).
-    #[inline(always)]
-    fn decode_fast(&mut self, pos: Position) -> Option<(Record, Position)> {
-        let word = self.endpoint.shared.region.read_word(pos);
-        if let Some(found) = self
-            .last_data
-            .decode(word, pos, self.cached_tail, self.capacity)
-        {
-            return Some(found);
-        }
-        let found = decode_data(word, pos, self.cached_tail, self.capacity, self.max_message);
-        if let Some(found) = found {
-            self.last_data.remember(word, pos, found);
-        }
-        found
-    }
-
-    /// [`peek`](Self::peek) where the cached tail says empty: loads the published tail and,
-    /// if it moved, decodes the record. Not cold: a consumer that keeps up with its producer
-    /// comes here for every message, and the path from seeing the tail move to returning the
-    /// record is a round trip's latency — so it holds only that path (the general decode,
-    /// padding and errors stay in [`peek_slow`](Self::peek_slow)).
-    /// (Everything but that path — a tail that is not one, a record that is not a data
-    /// record that fits — goes to `peek_slow`, which looks again and reports: so this
-    /// function builds no error and needs no stack frame of its own.)
-    #[inline(never)]
-    fn peek_at_tail(&mut self, pos: Position) -> Result<Option<(Record, Position)>> {
-        let tail = self.endpoint.shared.readable_tail();
-        if tail == pos.get() {
-            return Ok(None);
-        }
-        if self.accept_tail(pos, tail) {
-            if let Some(found) = self.decode_fast(pos) {
+        if pos != self.cached_tail {
+            let word = self.endpoint.shared.region.read_word(pos);
+            if let Some(found) = self
+                .last_data
+                .decode(word, pos, self.cached_tail, self.capacity)
+            {
+                return Ok(Some(found));
+            }
+            let found = decode_data(word, pos, self.cached_tail, self.capacity, self.max_message);
+            if let Some(found) = found {
+                self.last_data.remember(word, pos, found);
                 return Ok(Some(found));
             }
         }
         self.peek_slow(pos)
-    }
-
-    /// Takes `tail`, loaded while the cached tail was `pos`, as the new cached tail if it is
-    /// one (aligned, and ahead of `pos` by at most the capacity); `false` if it is not.
-    #[inline]
-    fn accept_tail(&mut self, pos: Position, tail: u64) -> bool {
-        let Some(tail) =
-            Position::new(tail).filter(|&tail| tail.is_aligned() && self.capacity.spans(pos, tail))
-        else {
-            return false;
-        };
-        self.cached_tail = tail;
-        self.endpoint
-            .shared
-            .consumer_seen_tail
-            .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
-        true
     }
 
     /// [`peek`](Self::peek)'s general case.
@@ -757,9 +707,16 @@ impl Consumer {
                 if tail == pos.get() {
                     return Ok(None);
                 }
-                if !self.accept_tail(pos, tail) {
-                    return Err(self.corrupt(pos, "published tail moved backwards or too far"));
-                }
+                let tail = Position::new(tail)
+                    .filter(|&tail| tail.is_aligned() && self.capacity.spans(pos, tail))
+                    .ok_or_else(|| {
+                        self.corrupt(pos, "published tail moved backwards or too far")
+                    })?;
+                self.cached_tail = tail;
+                self.endpoint
+                    .shared
+                    .consumer_seen_tail
+                    .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
             }
             let word = self.endpoint.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
