@@ -12,25 +12,13 @@ fn bridge_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ringfile-bridge"))
 }
 
-/// The binary `name` of workspace package `package`, beside the bridge's: built once per run
-/// (Cargo builds the other programs for a workspace test run, not for `cargo test -p
-/// ringfile-bridge`; a no-op when up to date).
+#[path = "../../ring/tests/support/sibling.rs"]
+mod sibling;
+
+/// The binary `name` of workspace package `package`, beside the bridge's, up to date (see
+/// `ring/tests/support/sibling.rs`).
 fn sibling_exe(package: &str, name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !built.iter().any(|p| p == package) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", package]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building {package} failed");
-        built.push(package.to_string());
-    }
-    bridge_exe().with_file_name(name)
+    sibling::sibling_exe(&bridge_exe(), package, name)
 }
 
 fn producer_exe() -> PathBuf {

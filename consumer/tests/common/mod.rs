@@ -6,6 +6,9 @@
 #[path = "../../../ring/tests/support/seccomp.rs"]
 mod seccomp;
 
+#[path = "../../../ring/tests/support/sibling.rs"]
+mod sibling;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -14,25 +17,10 @@ pub fn consumer_exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_consumer"))
 }
 
-/// The binary `name` of workspace package `package`, beside the consumer's. Cargo builds
-/// the other programs for a workspace test run but not for `cargo test -p
-/// ringfile-consumer`, so make sure each is up to date (once per run; a no-op when it is).
+/// The binary `name` of workspace package `package`, beside the consumer's, up to date
+/// (see `ring/tests/support/sibling.rs`).
 pub fn sibling_exe(package: &str, name: &str) -> PathBuf {
-    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut built = BUILT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !built.iter().any(|p| p == package) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", package]);
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building {package} failed");
-        built.push(package.to_string());
-    }
-    consumer_exe().with_file_name(name)
+    sibling::sibling_exe(&consumer_exe(), package, name)
 }
 
 /// The producer binary (see [`sibling_exe`]).
