@@ -105,6 +105,39 @@ impl Phases {
         self.recv.push(sent.elapsed());
     }
 
+    /// `fills` fills of `per_fill` copies of `msg` through a [`FramedFloor`]: published and
+    /// released once a fill, or each message published and released when `EACH` (a
+    /// constant, so neither loop tests it per message).
+    fn framed<const EACH: bool>(&mut self, fills: u64, per_fill: u64, msg: &[u8]) {
+        let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
+        for _ in 0..fills {
+            self.fill(
+                &mut ring,
+                |ring| {
+                    for _ in 0..per_fill {
+                        if EACH {
+                            ring.send_published(msg);
+                        } else {
+                            ring.send(msg);
+                        }
+                    }
+                },
+                |ring| {
+                    let touch = |m: &[u8]| {
+                        black_box(m[0]);
+                    };
+                    for _ in 0..per_fill {
+                        if EACH {
+                            ring.recv_released(touch);
+                        } else {
+                            ring.recv(touch);
+                        }
+                    }
+                },
+            );
+        }
+    }
+
     /// Nanoseconds per message of the median fill of `phase`, for fills of `per_fill`.
     fn per_message(phase: &mut [std::time::Duration], per_fill: u64) -> f64 {
         phase.sort_unstable();
@@ -155,46 +188,8 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
                 );
             }
         }
-        Path::Format => {
-            let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
-            for _ in 0..fills {
-                t.fill(
-                    &mut ring,
-                    |ring| {
-                        for _ in 0..per_fill {
-                            ring.send(&msg);
-                        }
-                    },
-                    |ring| {
-                        for _ in 0..per_fill {
-                            ring.recv(|m| {
-                                black_box(m[0]);
-                            });
-                        }
-                    },
-                );
-            }
-        }
-        Path::FormatPerMessage => {
-            let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
-            for _ in 0..fills {
-                t.fill(
-                    &mut ring,
-                    |ring| {
-                        for _ in 0..per_fill {
-                            ring.send_published(&msg);
-                        }
-                    },
-                    |ring| {
-                        for _ in 0..per_fill {
-                            ring.recv_released(|m| {
-                                black_box(m[0]);
-                            });
-                        }
-                    },
-                );
-            }
-        }
+        Path::Format => t.framed::<false>(fills, per_fill, &msg),
+        Path::FormatPerMessage => t.framed::<true>(fills, per_fill, &msg),
         Path::Batched | Path::PerMessage | Path::BatchedMixed => {
             // Lengths for the mixed path (xorshift; drawn before the clock starts).
             let mut x = 0x9e37_79b9_7f4a_7c15u64;

@@ -215,9 +215,7 @@ impl FloorReceiver<'_> {
             std::hint::spin_loop();
         }
     }
-}
 
-impl FloorReceiver<'_> {
     /// Waits (spinning) for one message, passes it to `f` and releases it; `false` at the
     /// end. Loads the tail only when its copy says the ring is empty: what a per-message
     /// receive must do at the least.
@@ -335,12 +333,7 @@ impl FramedFloor {
         }
         let before = self.write;
         self.send(msg);
-        self.written += if self.write > before {
-            (self.write - before) as u64
-        } else {
-            // Wrapped: the skipped end, then the record at the start.
-            (self.map.len() - before + self.write) as u64
-        };
+        self.written += self.moved(before, self.write);
         self.words.tail.store(self.written, Ordering::Release);
         if self.words.consumer_sleeps.load(Ordering::Relaxed) != 0 {
             wake_nobody();
@@ -358,14 +351,21 @@ impl FramedFloor {
         }
         let before = self.read;
         self.recv(f);
-        self.taken += if self.read > before {
-            (self.read - before) as u64
-        } else {
-            (self.map.len() - before + self.read) as u64
-        };
+        self.taken += self.moved(before, self.read);
         self.words.head.store(self.taken, Ordering::Release);
         if self.words.producer_sleeps.load(Ordering::Relaxed) != 0 {
             wake_nobody();
+        }
+    }
+
+    /// The bytes from offset `before` forward to offset `after` (a record moves its side at
+    /// least 8 bytes): at or past the start again, the skipped end and what follows the start.
+    #[inline]
+    fn moved(&self, before: usize, after: usize) -> u64 {
+        if after > before {
+            (after - before) as u64
+        } else {
+            (self.map.len() - before + after) as u64
         }
     }
 

@@ -29,12 +29,15 @@ use std::time::{Duration, Instant};
 /// does not take the line being written from its producer more often than its wait would.
 const FIRST_PAUSES: u32 = 63;
 
-/// Whether a receive that found the ring empty finds a record within [`FIRST_PAUSES`], polling
-/// as `strategy` does (`Park`: no polls).
+/// What `poll` finds, polling as `strategy` does within [`FIRST_PAUSES`], for a receive that
+/// found the ring empty (`Park`: no polls, `None`).
 #[inline]
-fn first_polls(strategy: WaitStrategy, mut poll: impl FnMut() -> Result<bool>) -> Result<bool> {
+fn first_polls<T>(
+    strategy: WaitStrategy,
+    mut poll: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
     let doubling = match strategy {
-        WaitStrategy::Park => return Ok(false),
+        WaitStrategy::Park => return Ok(None),
         WaitStrategy::Spin => false,
         WaitStrategy::Adaptive | WaitStrategy::Yield => true,
     };
@@ -44,14 +47,14 @@ fn first_polls(strategy: WaitStrategy, mut poll: impl FnMut() -> Result<bool>) -
             std::hint::spin_loop();
         }
         paused += step;
-        if poll()? {
-            return Ok(true);
+        if let Some(found) = poll()? {
+            return Ok(Some(found));
         }
         if doubling {
             step *= 2;
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// The consumer role on a ring: receives messages. Get one with
@@ -554,12 +557,9 @@ impl Consumer {
         // record is found, on the path from its publish to its delivery). The wait's own
         // spinning would poll the same way; a parking consumer goes straight to its wait.
         if !cfg!(loom) {
-            let mut found = None;
-            first_polls(self.endpoint.waiting.strategy, || {
-                found = self.peek(self.read_pos)?;
-                Ok(found.is_some())
-            })?;
-            if let Some(found) = found {
+            if let Some(found) =
+                first_polls(self.endpoint.waiting.strategy, || self.peek(self.read_pos))?
+            {
                 return Ok(found);
             }
         }
@@ -874,17 +874,7 @@ impl Consumer {
         if kept != 0 {
             self.kept = 0;
         }
-        self.released = pos;
-        // Messages only: the payload bytes released are what was published less what waits
-        // (FORMAT.md, "Message counters"), so receiving adds no count per message.
-        self.endpoint.tally.add(messages + kept, 0);
-        let control = self.endpoint.shared.region.control();
-        self.store_position(
-            pos,
-            0,
-            &control.released_head.0,
-            &control.released_messages.0,
-        );
+        self.store_own_head(pos, messages + kept);
     }
 
     /// [`release`](Self::release) for a consumer of a ring with slots, or one the producer
@@ -990,22 +980,36 @@ impl Consumer {
     /// Stores the head `pos` (`messages` more released) and wakes a producer waiting for room.
     #[inline(always)]
     fn store_head(&mut self, pos: Position, messages: u64) {
+        match self.seat {
+            None => self.store_own_head(pos, messages),
+            Some(seat) => {
+                self.count_released(pos, messages);
+                self.store_slot_head(pos, seat.index);
+            }
+        }
+    }
+
+    /// [`store_head`](Self::store_head) for the one consumer of a ring without slots: the
+    /// ring's own head and counter.
+    #[inline(always)]
+    fn store_own_head(&mut self, pos: Position, messages: u64) {
+        self.count_released(pos, messages);
+        let control = self.endpoint.shared.region.control();
+        self.store_position(
+            pos,
+            0,
+            &control.released_head.0,
+            &control.released_messages.0,
+        );
+    }
+
+    /// Notes `pos` as released, with `messages` more messages.
+    #[inline(always)]
+    fn count_released(&mut self, pos: Position, messages: u64) {
         self.released = pos;
         // Messages only: the payload bytes released are what was published less what waits
         // (FORMAT.md, "Message counters"), so receiving adds no count per message.
         self.endpoint.tally.add(messages, 0);
-        match self.seat {
-            None => {
-                let control = self.endpoint.shared.region.control();
-                self.store_position(
-                    pos,
-                    0,
-                    &control.released_head.0,
-                    &control.released_messages.0,
-                );
-            }
-            Some(seat) => self.store_slot_head(pos, seat.index),
-        }
     }
 
     /// [`store_head`](Self::store_head) for a consumer of a ring with slots: its slot's words.
@@ -1172,10 +1176,12 @@ impl Consumer {
                 // time) rather than by a sleep announced, the watcher thread woken and the
                 // task woken by it in turn.
                 polled = true;
-                first_polls(self.endpoint.waiting.strategy, || {
-                    Ok(self.peek(self.read_pos)?.is_some())
-                })?;
-                continue;
+                if let Some(found) =
+                    first_polls(self.endpoint.waiting.strategy, || self.peek(self.read_pos))?
+                {
+                    self.endpoint.waiting.found();
+                    return std::task::Poll::Ready(Ok(found));
+                }
             }
             if woken {
                 // Woken, and still nothing to read: the idle tick (or a spurious wake-up),

@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result, Role};
 use crate::format::layout::{
-    END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END, RECORD_HEADER, RECORD_PADDING,
+    FanoutWake, Tally, END_RESERVE, RECORD_ABORT, RECORD_ALIGN, RECORD_DATA, RECORD_END,
+    RECORD_HEADER, RECORD_PADDING,
 };
 use crate::format::position::{Capacity, Position};
 use crate::format::record::{decode, encode, record_size, Decoded};
@@ -16,7 +17,7 @@ use crate::protocol::lifecycle::{Attachment, Departure, ResumeMarks};
 use crate::protocol::slots::{self, PolicyEvent};
 use crate::protocol::wait::{store_and_wake, store_and_wake_all, Probe, WaitStrategy};
 use crate::side::endpoint::Endpoint;
-use crate::store::region::RecordWriter;
+use crate::store::region::{RecordWriter, Region};
 use crate::store::shared::Shared;
 use std::num::NonZeroU64;
 use std::ops::{Deref, DerefMut};
@@ -761,8 +762,14 @@ impl Producer {
                 self.resume.write(&control.roles, tail, mark);
             }
             let region = &self.endpoint.shared.region;
-            if region.fanout_wake().is_some() {
-                self.publish_among(tail);
+            if let Some(wake) = region.fanout_wake() {
+                publish_among(
+                    region,
+                    wake,
+                    &mut self.publish_seq,
+                    self.endpoint.tally,
+                    tail,
+                );
             } else {
                 // Before the tail: statistics, which a reader that Acquire-loads the tail
                 // sees at least this new.
@@ -779,28 +786,31 @@ impl Producer {
             self.space.published = tail;
         }
     }
+}
 
-    /// [`publish`](Self::publish)'s store of `tail` on a ring with consumer slots: the
-    /// counters and the tail as one pair, and every sleeping consumer woken.
-    #[inline(never)]
-    fn publish_among(&mut self, tail: Position) {
-        let control = self.endpoint.shared.region.control();
-        let region = &self.endpoint.shared.region;
-        let Some(wake) = region.fanout_wake() else {
-            return;
-        };
-        // The counter and the tail as one pair, for readers that must learn which message a
-        // position holds (`lapping`).
-        let seq = &mut self.publish_seq;
-        seq.begin(&control.published);
-        control.published.store(self.endpoint.tally);
-        store_and_wake_all(region, wake, || {
-            // Release: every record byte written below `tail` is visible to a consumer that
-            // Acquire-loads this tail.
-            control.published_tail.store(tail.get(), Ordering::Release);
-            seq.end(&control.published);
-        });
-    }
+/// [`Producer::publish`]'s store of `tail` on a ring with consumer slots (`region`, whose
+/// consumers' wake-up words are `wake`): the counters (`tally`) and the tail as one pair
+/// under `seq`, and every sleeping consumer woken. Out of line: publish is inlined into every
+/// send, and this is the less common ring.
+#[inline(never)]
+fn publish_among(
+    region: &Region,
+    wake: &FanoutWake,
+    seq: &mut PublishSeq,
+    tally: Tally,
+    tail: Position,
+) {
+    let control = region.control();
+    // The counter and the tail as one pair, for readers that must learn which message a
+    // position holds (`lapping`).
+    seq.begin(&control.published);
+    control.published.store(tally);
+    store_and_wake_all(region, wake, || {
+        // Release: every record byte written below `tail` is visible to a consumer that
+        // Acquire-loads this tail.
+        control.published_tail.store(tail.get(), Ordering::Release);
+        seq.end(&control.published);
+    });
 }
 
 /// The consumer that holds a producer back: see [`Producer::slowest_consumer`].
