@@ -132,6 +132,9 @@ pub enum Transport {
     /// is received (the receiver loads the tail only when its copy says empty): the floor of
     /// any per-message path, which must make each message visible when sent.
     FloorPerMessage,
+    /// [`FloorPerMessage`](Self::FloorPerMessage) with a receiver that reads and checks every
+    /// byte: the floor of a per-message path whose reader does real work.
+    FloorPerMessageRead,
     /// An anonymous pipe, one write(2) per message.
     Pipe,
     /// The same, with the pipe enlarged to 1 MiB.
@@ -150,7 +153,7 @@ pub enum Transport {
 
 impl Transport {
     /// Every cross-process transport, ringfile first.
-    pub const ALL: [Transport; 15] = [
+    pub const ALL: [Transport; 16] = [
         Transport::Ringfile,
         Transport::RingfilePerMessage,
         Transport::RingfileDisk,
@@ -159,6 +162,7 @@ impl Transport {
         Transport::RingfileRead,
         Transport::RingfilePerMessageRead,
         Transport::FloorRead,
+        Transport::FloorPerMessageRead,
         Transport::Pipe,
         Transport::PipeBig,
         Transport::UnixStream,
@@ -179,6 +183,9 @@ impl Transport {
             Transport::Floor => "floor (bare ring)",
             Transport::FloorRead => "floor, reading every byte",
             Transport::FloorPerMessage => "floor, publishing and releasing per message",
+            Transport::FloorPerMessageRead => {
+                "floor, publishing and releasing per message, reading every byte"
+            }
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe (1 MiB)",
             Transport::UnixStream => "unix stream",
@@ -200,6 +207,7 @@ impl Transport {
             Transport::Floor => "floor",
             Transport::FloorRead => "floor-read",
             Transport::FloorPerMessage => "floor-each",
+            Transport::FloorPerMessageRead => "floor-each-read",
             Transport::Pipe => "pipe",
             Transport::PipeBig => "pipe-big",
             Transport::UnixStream => "unix-stream",
@@ -216,7 +224,10 @@ impl Transport {
     pub fn reads_every_byte(self) -> bool {
         matches!(
             self,
-            Transport::RingfileRead | Transport::RingfilePerMessageRead | Transport::FloorRead
+            Transport::RingfileRead
+                | Transport::RingfilePerMessageRead
+                | Transport::FloorRead
+                | Transport::FloorPerMessageRead
         )
     }
 
@@ -480,7 +491,7 @@ pub fn cross_process(transport: Transport, size: usize, capacity: u64, stop: Sto
             tx.close();
             rx.finish()
         }
-        Transport::FloorPerMessage => {
+        Transport::FloorPerMessage | Transport::FloorPerMessageRead => {
             let ring = floor::FloorRing::create(&path, capacity);
             let rx = Receiver::spawn(&spec, None);
             let mut tx = ring.sender(msg.len());
@@ -639,7 +650,7 @@ pub fn child_main() -> bool {
                 messages += n;
             }
         }
-        Transport::FloorPerMessage => {
+        Transport::FloorPerMessage | Transport::FloorPerMessageRead => {
             let ring = floor::FloorRing::open(&path);
             let mut rx = ring.receiver(size);
             ready();

@@ -825,6 +825,21 @@ fn ratios_section(
             Transport::Ringfile,
         ),
         (
+            "per-message floor ÷ floor, reading every byte (the most per message ÷ batched can be, on this machine)",
+            Transport::FloorPerMessageRead,
+            Transport::FloorRead,
+        ),
+        (
+            "per-message floor ÷ floor, touching one byte (the same)",
+            Transport::FloorPerMessage,
+            Transport::Floor,
+        ),
+        (
+            "per message ÷ the per-message floor, reading every byte",
+            Transport::RingfilePerMessageRead,
+            Transport::FloorPerMessageRead,
+        ),
+        (
             "per message ÷ the per-message floor, touching one byte",
             Transport::RingfilePerMessage,
             Transport::FloorPerMessage,
