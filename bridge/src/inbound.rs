@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use futures_util::{FutureExt as _, StreamExt as _};
-use ringfile::{Error, Producer, Ring};
+use ringfile::{Error, Producer};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
 use ringfile_cli::signals::Signals;
 use ringfile_cli::SIGNAL_POLL;
@@ -44,16 +44,7 @@ pub fn run(args: &InArgs, signals: &Signals) -> anyhow::Result<i32> {
     let counters = Arc::new(Counters::default());
     let mut totals = Totals::default();
     let js = runtime.block_on(nats::connect(&args.nats, PROGRAM))?;
-    let mut options = Ring::options()
-        .mode(args.mode)
-        .allow_other_owner(args.allow_other_owner);
-    if let Some(capacity) = args.capacity {
-        options = options.capacity(capacity);
-    }
-    if let Some(consumers) = args.consumers {
-        options = options.consumers(consumers);
-    }
-    let ring = options.open_or_create(&args.path)?;
+    let ring = args.ring.open(&args.path)?;
     // Whatever way the bridge stops short of an ending (a signal, an error), the producer
     // detaches: the far ring's stream stays open for the next bridge, as the near one is.
     let mut producer = Detaching(Some(ring.producer()?));

@@ -12,10 +12,6 @@ mod totals;
 use options::{Cli, Direction};
 use ringfile::Ring;
 use ringfile_cli::program::Program;
-use ringfile_cli::progress::{Counters, Waiting};
-use ringfile_cli::signals::Signals;
-use std::path::Path;
-use std::time::Duration;
 
 fn main() {
     let (program, cli, _) = Program::start::<Cli>("ringfile-bridge");
@@ -34,38 +30,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()?)
-}
-
-/// Opens the ring at `path`, waiting for a producer to create it (saying so once); `None` on
-/// a signal.
-fn wait_for_ring(
-    path: &Path,
-    program: &str,
-    signals: &Signals,
-    counters: &Counters,
-) -> anyhow::Result<Option<Ring>> {
-    let mut told = false;
-    loop {
-        match Ring::open(path) {
-            Err(ringfile::Error::NotFound { .. }) => {}
-            other => {
-                counters.set_waiting(Waiting::Nothing);
-                return Ok(Some(other?));
-            }
-        }
-        if signals.requested() {
-            return Ok(None);
-        }
-        if !told {
-            eprintln!(
-                "{program}: waiting for a producer to create {}",
-                path.display()
-            );
-            told = true;
-        }
-        counters.set_waiting(Waiting::Ring);
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The stream identity of the ring (see [`frame::ring_id`]).

@@ -1,6 +1,7 @@
 //! The command line of `ringfile-bridge`: its two directions and the options they share.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ringfile_cli::options::RingArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,8 +52,13 @@ pub enum Direction {
 /// `ringfile-bridge out`.
 #[derive(Args, Debug)]
 pub struct OutArgs {
-    /// The ring file to read. If it does not exist yet, waits for a producer to create it.
+    /// The ring file to read. If it does not exist yet, waits for a producer to create it
+    /// (with --capacity, creates it).
     pub path: PathBuf,
+
+    /// How the ring is created if this program creates it, and whose it may be.
+    #[command(flatten)]
+    pub ring: RingArgs,
 
     /// Read as the consumer NAME of a ring with several consumer slots: the other consumers
     /// read every message too (`consumer --name`). Without it: the ring's one consumer
@@ -91,22 +97,9 @@ pub struct InArgs {
     /// The ring file to fill. Created if it does not exist (with --capacity, or 1MiB).
     pub path: PathBuf,
 
-    /// Data capacity of the ring if it is created (a power of two: 64KiB, 16MiB...). If
-    /// given, an existing ring must have it.
-    #[arg(long, value_name = "SIZE", value_parser = ringfile_cli::size::parse_capacity)]
-    pub capacity: Option<u64>,
-
-    /// Consumer slots of the ring if it is created (`consumer --name`), 1 to 256.
-    #[arg(long, value_name = "N")]
-    pub consumers: Option<u32>,
-
-    /// Permission bits (octal) of the ring file if it is created, applied exactly.
-    #[arg(long, value_name = "OCTAL", default_value = "0600", value_parser = ringfile_cli::options::parse_mode)]
-    pub mode: u32,
-
-    /// Attach to a ring file that belongs to another user.
-    #[arg(long)]
-    pub allow_other_owner: bool,
+    /// How the ring is created if it does not exist, and whose it may be.
+    #[command(flatten)]
+    pub ring: RingArgs,
 
     /// The durable JetStream consumer to read through: JetStream keeps its place across
     /// restarts. Give each ring fed from one stream its own. Default: ringfile-<the ring

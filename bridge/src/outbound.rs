@@ -91,7 +91,10 @@ pub fn run(args: &OutArgs, signals: &Signals) -> anyhow::Result<i32> {
     let Some(stream) = runtime.block_on(nats::stream(&js, &args.nats, PROGRAM, signals))? else {
         return Ok(Totals::default().finish(PROGRAM, "stopped by signal", args.nats.json));
     };
-    let Some(ring) = crate::wait_for_ring(&args.path, PROGRAM, signals, &counters)? else {
+    let Some(ring) =
+        args.ring
+            .open_or_wait(&args.path, PROGRAM, args.nats.quiet, signals, &counters)?
+    else {
         return Ok(Totals::default().finish(PROGRAM, "stopped by signal", args.nats.json));
     };
     let ring_id = crate::ring_id(&ring)?;

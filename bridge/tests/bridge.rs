@@ -534,3 +534,57 @@ fn out_reads_a_ring_with_several_consumers_as_a_named_one() {
         "the bridge's slot is named: {text}"
     );
 }
+
+/// The ring options are the programs' own (one `RingArgs`): `out` on a path whose directory
+/// does not exist says so at once instead of waiting for a ring that cannot appear; `out
+/// --capacity` creates the ring it reads, as `consumer --capacity` does; `in` with a
+/// `--capacity` an existing ring does not have says what to do, in one line.
+#[test]
+fn the_bridge_opens_rings_as_the_programs_do() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("ring");
+    let mut outb = out(&nats, &missing, "OPENS", &[]);
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{err}");
+    // The error is the last line (the lines before it say what was connected).
+    let line = err.lines().last().unwrap_or_default();
+    assert!(
+        line.contains("no such directory") && line.contains("no-such-dir"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+
+    let made = dir.path().join("made");
+    let mut outb = out(
+        &nats,
+        &made,
+        "OPENS",
+        &["--capacity", "64KiB", "--mode", "0640"],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !made.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "out --capacity created no ring"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ring = ringfile::Ring::open(&made).unwrap();
+    assert_eq!(ring.capacity(), 64 * 1024);
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&made).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    ring.producer().unwrap().close().unwrap();
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out: {err}");
+
+    let mut inb = inward(&nats, &made, "OPENS", &["--capacity", "1MiB"]);
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{err}");
+    let line = err.lines().last().unwrap_or_default();
+    assert!(line.contains("omit --capacity"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}

@@ -103,8 +103,12 @@ fn run(cli: &Cli, signals: &Signals) -> anyhow::Result<()> {
     // Usage errors come before anything is created: with --capacity, or where there is no
     // ring yet (so one of the default capacity would be made), the ring's maximum message
     // size is known now.
-    if cli.common.capacity.is_some() || !cli.common.path.exists() {
-        let capacity = cli.common.capacity.unwrap_or(ringfile::DEFAULT_CAPACITY);
+    if cli.common.ring.capacity.is_some() || !cli.common.path.exists() {
+        let capacity = cli
+            .common
+            .ring
+            .capacity
+            .unwrap_or(ringfile::DEFAULT_CAPACITY);
         check_sizes(cli, ringfile::format::max_message_len(capacity) as usize)?;
     }
     let ring = cli.common.open_ring()?;
