@@ -553,7 +553,10 @@ fn the_bridge_opens_rings_as_the_programs_do() {
         line.contains("no such directory") && line.contains("no-such-dir"),
         "{err}"
     );
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 
     let made = dir.path().join("made");
     let mut outb = out(
@@ -586,5 +589,8 @@ fn the_bridge_opens_rings_as_the_programs_do() {
     assert_eq!(status.code(), Some(1), "{err}");
     let line = err.lines().last().unwrap_or_default();
     assert!(line.contains("omit --capacity"), "{err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
