@@ -25,6 +25,11 @@ pub enum Path {
     /// per-message path that makes each message visible when sent and gives its space back
     /// when dropped.
     FormatPerMessage,
+    /// [`FormatPerMessage`](Self::FormatPerMessage) doing, besides, what ringfile's contract
+    /// has each publish and release do ([`FramedFloor::send_dutiful`]): the exact counters,
+    /// this process's copies of the positions, the barrier's decision, the fork check. The
+    /// floor of ringfile's per-message path as the contract stands.
+    DutifulPerMessage,
     /// ringfile's batch API: `batch().send` and `recv_batch`, one publish and one release per
     /// 64 messages.
     Batched,
@@ -37,10 +42,11 @@ pub enum Path {
 
 impl Path {
     /// All of them, floor first.
-    pub const ALL: [Path; 6] = [
+    pub const ALL: [Path; 7] = [
         Path::Floor,
         Path::Format,
         Path::FormatPerMessage,
+        Path::DutifulPerMessage,
         Path::Batched,
         Path::PerMessage,
         Path::BatchedMixed,
@@ -53,6 +59,9 @@ impl Path {
             Path::Format => "floor in ringfile's record format",
             Path::FormatPerMessage => {
                 "the same, publishing and releasing per message (the per-message floor)"
+            }
+            Path::DutifulPerMessage => {
+                "the same, with the contract's per-message duties (counters, local positions, barrier decision, fork check)"
             }
             Path::Batched => "ringfile, batched",
             Path::PerMessage => "ringfile, per message",
@@ -106,19 +115,19 @@ impl Phases {
     }
 
     /// `fills` fills of `per_fill` copies of `msg` through a [`FramedFloor`]: published and
-    /// released once a fill, or each message published and released when `EACH` (a
-    /// constant, so neither loop tests it per message).
-    fn framed<const EACH: bool>(&mut self, fills: u64, per_fill: u64, msg: &[u8]) {
+    /// released once a fill (`EACH` 0), each message published and released (1), or that
+    /// with the contract's duties (2). A constant, so no loop tests it per message.
+    fn framed<const EACH: u8>(&mut self, fills: u64, per_fill: u64, msg: &[u8]) {
         let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
         for _ in 0..fills {
             self.fill(
                 &mut ring,
                 |ring| {
                     for _ in 0..per_fill {
-                        if EACH {
-                            ring.send_published(msg);
-                        } else {
-                            ring.send(msg);
+                        match EACH {
+                            0 => ring.send(msg),
+                            1 => ring.send_published(msg),
+                            _ => ring.send_dutiful(msg),
                         }
                     }
                 },
@@ -127,10 +136,10 @@ impl Phases {
                         black_box(m[0]);
                     };
                     for _ in 0..per_fill {
-                        if EACH {
-                            ring.recv_released(touch);
-                        } else {
-                            ring.recv(touch);
+                        match EACH {
+                            0 => ring.recv(touch),
+                            1 => ring.recv_released(touch),
+                            _ => ring.recv_dutiful(touch),
                         }
                     }
                 },
@@ -188,8 +197,9 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
                 );
             }
         }
-        Path::Format => t.framed::<false>(fills, per_fill, &msg),
-        Path::FormatPerMessage => t.framed::<true>(fills, per_fill, &msg),
+        Path::Format => t.framed::<0>(fills, per_fill, &msg),
+        Path::FormatPerMessage => t.framed::<1>(fills, per_fill, &msg),
+        Path::DutifulPerMessage => t.framed::<2>(fills, per_fill, &msg),
         Path::Batched | Path::PerMessage | Path::BatchedMixed => {
             // Lengths for the mixed path (xorshift; drawn before the clock starts).
             let mut x = 0x9e37_79b9_7f4a_7c15u64;

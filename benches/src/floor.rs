@@ -263,18 +263,66 @@ pub struct FramedFloor {
     /// The sides' copies of each other's position, refreshed only when they say stop.
     cached_tail: u64,
     cached_head: u64,
+    /// The duties' counts (see [`send_dutiful`](Self::send_dutiful)) and the fork generation
+    /// the ring was set up in.
+    sent: u64,
+    sent_bytes: u64,
+    released: u64,
+    generation: u32,
 }
 
 /// The words a publish and a release per message touch, each in a line of its own as
 /// ringfile's are: the tail and the head, and each side's "I sleep" flag that the other
 /// looks at after storing its position.
+///
+/// With the duties ([`send_dutiful`](FramedFloor::send_dutiful)), also what ringfile's
+/// contract has each publish and release do besides: the exact message and byte counters
+/// FORMAT.md keeps, the positions this process's other side checks a forged one against, and
+/// the asymmetric barrier's decision (whether the sleeper issues membarriers).
 #[derive(Default)]
 struct PerMessageWords {
     tail: Line<AtomicU64>,
     head: Line<AtomicU64>,
-    consumer_sleeps: Line<AtomicU32>,
-    producer_sleeps: Line<AtomicU32>,
+    consumer_sleeps: Line<SleepWords>,
+    producer_sleeps: Line<SleepWords>,
+    /// Messages and payload bytes published; messages released.
+    published: Line<[AtomicU64; 2]>,
+    released: Line<AtomicU64>,
+    /// The pids of the two roles' holders, side by side as ringfile's role block keeps them.
+    pids: Line<[AtomicU32; 2]>,
+    /// This process's copies of the positions (ringfile's are in the process, not the file).
+    local_tail: Line<AtomicU64>,
+    local_head: Line<AtomicU64>,
 }
+
+impl PerMessageWords {
+    /// Both roles held by this process, each issuing membarriers: the barrier's decision
+    /// says no fence, as it does for ringfile's sides in two processes that registered.
+    fn for_this_process() -> Box<PerMessageWords> {
+        let words = Box::<PerMessageWords>::default();
+        let pid = std::process::id();
+        for word in [&words.pids[0], &words.pids[1]] {
+            word.store(pid, Ordering::Relaxed);
+        }
+        for side in [&words.consumer_sleeps, &words.producer_sleeps] {
+            side.membarrier_pid.store(pid, Ordering::Relaxed);
+        }
+        words
+    }
+}
+
+/// A side's "I sleep" flag and the pid that says it issues membarriers, in one line as
+/// ringfile's waiting words are.
+#[derive(Default)]
+struct SleepWords {
+    sleeping: AtomicU32,
+    membarrier_pid: AtomicU32,
+}
+
+/// Whether this process registered for membarriers (ringfile's is a process-wide flag).
+static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// The fork generation (ringfile bumps its own in a forked child).
+static GENERATION: AtomicU32 = AtomicU32::new(0);
 
 /// A value alone in its 128 bytes (a line and the one the adjacent-line prefetcher pairs
 /// with it), as ringfile's control block keeps its words.
@@ -310,11 +358,15 @@ impl FramedFloor {
             map,
             write: 0,
             read: 0,
-            words: Box::default(),
+            words: PerMessageWords::for_this_process(),
             written: 0,
             taken: 0,
             cached_tail: 0,
             cached_head: 0,
+            sent: 0,
+            sent_bytes: 0,
+            released: 0,
+            generation: GENERATION.load(Ordering::Relaxed),
         }
     }
 
@@ -324,6 +376,21 @@ impl FramedFloor {
     /// protocol where the asymmetric barrier spares the fence, with none of its code.
     #[inline]
     pub fn send_published(&mut self, msg: &[u8]) {
+        self.send_each::<false>(msg);
+    }
+
+    /// [`send_published`](Self::send_published) doing, besides, what ringfile's contract has
+    /// every publish do: the local tail stored before the shared one, the message and byte
+    /// counters stored with it (FORMAT.md's exact totals), and the barrier's decision made
+    /// from the process's registration and the sleeper's membarrier pid against its role's
+    /// pid. Still none of ringfile's code: no validation, no API, no fork check.
+    #[inline]
+    pub fn send_dutiful(&mut self, msg: &[u8]) {
+        self.send_each::<true>(msg);
+    }
+
+    #[inline(always)]
+    fn send_each<const DUTIES: bool>(&mut self, msg: &[u8]) {
         let size = crate::record_size(msg.len()) as u64;
         let cap = self.map.len() as u64;
         // Room for the record and a skip in front of it.
@@ -334,8 +401,19 @@ impl FramedFloor {
         let before = self.write;
         self.send(msg);
         self.written += self.moved(before, self.write);
-        self.words.tail.store(self.written, Ordering::Release);
-        if self.words.consumer_sleeps.load(Ordering::Relaxed) != 0 {
+        let words = &*self.words;
+        if DUTIES {
+            words.local_tail.store(self.written, Ordering::Release);
+            self.sent += 1;
+            self.sent_bytes += msg.len() as u64;
+            words.published[0].store(self.sent, Ordering::Relaxed);
+            words.published[1].store(self.sent_bytes, Ordering::Relaxed);
+        }
+        words.tail.store(self.written, Ordering::Release);
+        if DUTIES && !unfenced(&words.consumer_sleeps, &words.pids[1]) {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+        if words.consumer_sleeps.sleeping.load(Ordering::Relaxed) != 0 {
             wake_nobody();
         }
     }
@@ -345,15 +423,41 @@ impl FramedFloor {
     /// producer's sleep flag.
     #[inline]
     pub fn recv_released(&mut self, f: impl FnOnce(&[u8])) {
+        self.recv_each::<false>(f);
+    }
+
+    /// [`recv_released`](Self::recv_released) doing, besides, what ringfile's contract has
+    /// every release do: the fork generation checked (a message dropped in a forked child
+    /// releases nothing), the local head stored before the shared one, the released count
+    /// stored with it, and the barrier's decision as [`send_dutiful`](Self::send_dutiful)'s.
+    #[inline]
+    pub fn recv_dutiful(&mut self, f: impl FnOnce(&[u8])) {
+        self.recv_each::<true>(f);
+    }
+
+    #[inline(always)]
+    fn recv_each<const DUTIES: bool>(&mut self, f: impl FnOnce(&[u8])) {
         if self.taken == self.cached_tail {
             self.cached_tail = self.words.tail.load(Ordering::Acquire);
             assert!(self.taken < self.cached_tail, "empty");
         }
         let before = self.read;
         self.recv(f);
+        if DUTIES && GENERATION.load(Ordering::Relaxed) != self.generation {
+            return;
+        }
         self.taken += self.moved(before, self.read);
-        self.words.head.store(self.taken, Ordering::Release);
-        if self.words.producer_sleeps.load(Ordering::Relaxed) != 0 {
+        let words = &*self.words;
+        if DUTIES {
+            words.local_head.store(self.taken, Ordering::Release);
+            self.released += 1;
+            words.released.store(self.released, Ordering::Relaxed);
+        }
+        words.head.store(self.taken, Ordering::Release);
+        if DUTIES && !unfenced(&words.producer_sleeps, &words.pids[0]) {
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
+        if words.producer_sleeps.sleeping.load(Ordering::Relaxed) != 0 {
             wake_nobody();
         }
     }
@@ -407,6 +511,15 @@ impl FramedFloor {
     fn header_at(&self, offset: usize) -> u64 {
         u64::from_ne_bytes(self.map[offset..offset + 8].try_into().unwrap())
     }
+}
+
+/// The asymmetric barrier's decision, as ringfile's waker makes it: the fence may be
+/// skipped when this process registered for membarriers and the sleeper's membarrier pid is
+/// its role's holder's.
+#[inline(always)]
+fn unfenced(sleeper: &SleepWords, holder: &AtomicU32) -> bool {
+    let pid = sleeper.membarrier_pid.load(Ordering::Relaxed);
+    REGISTERED.load(Ordering::Relaxed) && pid != 0 && pid == holder.load(Ordering::Relaxed)
 }
 
 /// Where a floor side would wake a sleeper (none sleeps on one thread).

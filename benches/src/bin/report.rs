@@ -880,13 +880,17 @@ fn ratios_section(
          the floor to that format is what the format costs); per message ÷ batched {}; the \
          per-message floor (the format's floor publishing and releasing each message, as \
          little as any per-message path can do) ÷ batched {}, and per message ÷ that floor {} \
-         (what ringfile's per-message code costs beyond it).",
+         (what ringfile's per-message code costs beyond it); that floor with the contract's \
+         per-message duties ÷ batched {} (the most per message ÷ batched can be without \
+         dropping one), and per message ÷ it {}.",
         COST_SIZES.map(|s| format!("{s} B")).join(" / "),
         cost_ratio(Path::Batched, Path::Floor),
         cost_ratio(Path::Batched, Path::Format),
         cost_ratio(Path::PerMessage, Path::Batched),
         cost_ratio(Path::FormatPerMessage, Path::Batched),
         cost_ratio(Path::PerMessage, Path::FormatPerMessage),
+        cost_ratio(Path::DutifulPerMessage, Path::Batched),
+        cost_ratio(Path::PerMessage, Path::DutifulPerMessage),
     )
     .unwrap();
     let p50 = |k: PingPong| trips.iter().find(|(kind, _)| *kind == k).unwrap().1;
@@ -960,7 +964,11 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(Path, Vec<benches::cost::C
          loop with a publish per message (room checked against a copy of the head, the tail \
          stored, the consumer's sleep flag looked at) and a release per message (the tail \
          loaded only when the copy says empty, the head stored, the producer's flag looked \
-         at): the floor of ringfile's per-message row.\n"
+         at): the floor of any per-message path. The fourth adds what ringfile's contract \
+         has every publish and release do besides (the exact message and byte counters \
+         FORMAT.md keeps, this process's copies of the positions that guard against forged \
+         ones, the asymmetric barrier's decision from three words, the fork check): the \
+         floor of ringfile's per-message row as the contract stands.\n"
     )
     .unwrap();
     table_head(md, "path", &COST_SIZES);
