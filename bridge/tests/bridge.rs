@@ -565,12 +565,9 @@ fn the_bridge_opens_rings_as_the_programs_do() {
         "OPENS",
         &["--capacity", "64KiB", "--mode", "0640"],
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !made.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "out --capacity created no ring"
-        );
+        assert!(Instant::now() < deadline, "out --capacity created no ring");
         std::thread::sleep(Duration::from_millis(20));
     }
     let ring = ringfile::Ring::open(&made).unwrap();
