@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Pauses (`spin_loop`) between the polls of an empty ring that a receive makes before it
-/// sets up its wait (see `Consumer::wait_for_record`): about a microsecond in all. The busy
+/// sets up its wait (see `Consumer::polls_find_record`): about a microsecond in all. The busy
 /// `Spin` strategy polls after every pause, as its wait then does; the others after 1, 2,
 /// 4 ... 32 pauses, as `Backoff`'s spinning then does, so that a consumer that has caught up
 /// does not take the line being written from its producer more often than its wait would.
@@ -458,9 +458,16 @@ impl Consumer {
 
     #[inline(always)]
     fn recv_until(&mut self, deadline: Option<Instant>) -> Result<Option<Message<'_>>> {
-        let found = match self.peek(self.read_pos)? {
-            Some(found) => found,
-            None => self.wait_for_record(deadline)?,
+        // A record the first polls find is read here, by the inlined `peek`, rather than
+        // returned through the waiting code: on a round trip's path, between its publish
+        // and its delivery (see `polls_find_record`).
+        let found = loop {
+            if let Some(found) = self.peek(self.read_pos)? {
+                break found;
+            }
+            if !self.polls_find_record()? {
+                break self.wait_for_record(deadline)?;
+            }
         };
         self.deliver(found)
     }
@@ -516,8 +523,11 @@ impl Consumer {
     }
 
     fn recv_batch_until(&mut self, deadline: Option<Instant>) -> Result<RecvBatch<'_>> {
-        if self.peek(self.read_pos)?.is_none() {
-            self.wait_for_record(deadline)?;
+        while self.peek(self.read_pos)?.is_none() {
+            if !self.polls_find_record()? {
+                self.wait_for_record(deadline)?;
+                break;
+            }
         }
         Ok(RecvBatch::new(self))
     }
@@ -548,21 +558,38 @@ impl Consumer {
         roles::holder_pid(&self.endpoint.shared, Role::Producer)
     }
 
+    /// For a receive that found the ring empty: polls it a little (`first_polls`), and says
+    /// whether a record may be there now (the receive then looks again). A record about to
+    /// be published (a peer mid-send: a round trip's reply) is found by these polls before
+    /// a wait is set up, which takes the consumer's waiting state out and clones the ring's
+    /// `Arc` (a locked increment, and a locked decrement after the record is found, on the
+    /// path from its publish to its delivery). They load the published tail alone, and
+    /// return when it moves past this consumer's copy: the record is read by the receive's
+    /// own `peek`, in line, rather than returned through here. (A consumer the producer may
+    /// lap, whose tail may run more than a capacity ahead, polls with its `peek`, which
+    /// copies the record again when the receive looks.) The wait's own spinning polls the
+    /// same way; a parking consumer goes straight to its wait (false).
+    ///
+    /// A true moves the copy of the tail on, so a receive that loops on this ends: each
+    /// turn needs another publish, and the polls are bounded.
+    #[cold]
+    #[inline(never)]
+    fn polls_find_record(&mut self) -> Result<bool> {
+        if cfg!(loom) {
+            return Ok(false);
+        }
+        let strategy = self.endpoint.waiting.strategy;
+        let found = if self.lapped.is_some() {
+            first_polls(strategy, || Ok(self.peek(self.read_pos)?.map(|_| ())))?
+        } else {
+            first_polls(strategy, || Ok(self.refresh_tail()?.then_some(())))?
+        };
+        Ok(found.is_some())
+    }
+
     #[cold]
     #[inline(never)]
     fn wait_for_record(&mut self, deadline: Option<Instant>) -> Result<(Record, Position)> {
-        // A record about to be published (a peer mid-send: a round trip's reply) is found by
-        // a few polls before the wait is set up, which takes the consumer's waiting state out
-        // and clones the ring's `Arc` (a locked increment, and a locked decrement after the
-        // record is found, on the path from its publish to its delivery). The wait's own
-        // spinning would poll the same way; a parking consumer goes straight to its wait.
-        if !cfg!(loom) {
-            if let Some(found) =
-                first_polls(self.endpoint.waiting.strategy, || self.peek(self.read_pos))?
-            {
-                return Ok(found);
-            }
-        }
         self.with_waiting(|waiting, shared, consumer| {
             waiting.block(shared, deadline, |probe| match probe {
                 Probe::Ready => consumer.peek(consumer.read_pos),
@@ -701,22 +728,9 @@ impl Consumer {
     #[inline(never)]
     fn peek_slow(&mut self, mut pos: Position) -> Result<Option<(Record, Position)>> {
         loop {
-            if pos == self.cached_tail {
-                // Possibly empty on the cached tail: look at the real one.
-                let tail = self.endpoint.shared.readable_tail();
-                if tail == pos.get() {
-                    return Ok(None);
-                }
-                let tail = Position::new(tail)
-                    .filter(|&tail| tail.is_aligned() && self.capacity.spans(pos, tail))
-                    .ok_or_else(|| {
-                        self.corrupt(pos, "published tail moved backwards or too far")
-                    })?;
-                self.cached_tail = tail;
-                self.endpoint
-                    .shared
-                    .consumer_seen_tail
-                    .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
+            // Possibly empty on the cached tail: look at the real one.
+            if pos == self.cached_tail && !self.refresh_tail()? {
+                return Ok(None);
             }
             let word = self.endpoint.shared.region.read_word(pos);
             match decode(word, pos, self.cached_tail, self.capacity, self.max_message) {
@@ -725,6 +739,27 @@ impl Consumer {
                 Err(reason) => return Err(self.corrupt(pos, reason)),
             }
         }
+    }
+
+    /// Loads the producer's published tail into this consumer's copy of it, validated (a
+    /// multiple of 8, ahead of the copy by at most a capacity); whether it moved (false: the
+    /// ring holds nothing past the copy). Not for a consumer the producer may lap.
+    #[inline]
+    fn refresh_tail(&mut self) -> Result<bool> {
+        let seen = self.cached_tail;
+        let tail = self.endpoint.shared.readable_tail();
+        if tail == seen.get() {
+            return Ok(false);
+        }
+        let tail = Position::new(tail)
+            .filter(|&tail| tail.is_aligned() && self.capacity.spans(seen, tail))
+            .ok_or_else(|| self.corrupt(seen, "published tail moved backwards or too far"))?;
+        self.cached_tail = tail;
+        self.endpoint
+            .shared
+            .consumer_seen_tail
+            .store(tail.get(), std::sync::atomic::Ordering::Relaxed);
+        Ok(true)
     }
 
     /// [`peek`](Self::peek) for a consumer the producer may lap (`lapping`): copies the record
@@ -1171,16 +1206,13 @@ impl Consumer {
                 return std::task::Poll::Ready(Ok(found));
             }
             if !polled {
-                // As a blocking receive does (`wait_for_record`): a record about to be
+                // As a blocking receive does (`polls_find_record`): a record about to be
                 // published is found by a few polls (about a microsecond of the executor's
                 // time) rather than by a sleep announced, the watcher thread woken and the
                 // task woken by it in turn.
                 polled = true;
-                if let Some(found) =
-                    first_polls(self.endpoint.waiting.strategy, || self.peek(self.read_pos))?
-                {
-                    self.endpoint.waiting.found();
-                    return std::task::Poll::Ready(Ok(found));
+                if self.polls_find_record()? {
+                    continue;
                 }
             }
             if woken {
