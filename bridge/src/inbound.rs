@@ -16,6 +16,7 @@ use crate::totals::Totals;
 use anyhow::Context as _;
 use async_nats::jetstream;
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::stream::ConsumerErrorKind;
 use futures_util::{FutureExt as _, StreamExt as _};
 use ringfile::{Error, Producer};
 use ringfile_cli::progress::{Counters, Progress, Waiting};
@@ -285,8 +286,11 @@ impl Puller<'_> {
             match attempt {
                 Ok(c) => break c,
                 Err(e) => {
-                    let text = e.to_string();
-                    if !(text.contains("timed out") || text.contains("request")) {
+                    // Only a server away (the request timed out or failed) is waited for.
+                    if !matches!(
+                        e.kind(),
+                        ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request
+                    ) {
                         anyhow::bail!(
                             "{}: the durable consumer {}: {e}",
                             self.servers,

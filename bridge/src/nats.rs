@@ -3,7 +3,7 @@
 
 use crate::options::{NatsArgs, Retention};
 use anyhow::Context as _;
-use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 use async_nats::jetstream::{self, stream, Context};
 use async_nats::{ConnectOptions, Event};
 use ringfile_cli::signals::Signals;
@@ -98,21 +98,6 @@ fn stream_config(args: &NatsArgs) -> stream::Config {
     }
 }
 
-/// Whether an error from JetStream means the server cannot be reached now (wait and retry)
-/// rather than a refusal (report it).
-fn is_unreachable(text: &str) -> bool {
-    [
-        "timed out",
-        "no responders",
-        "disconnected",
-        "broken pipe",
-        "connection",
-        "request",
-    ]
-    .iter()
-    .any(|w| text.contains(w))
-}
-
 /// Finds the stream (creating it under `--create-stream`), waiting while the server is away
 /// or the stream does not exist yet (saying so once). `Ok(None)`: a signal came first.
 pub async fn stream(
@@ -139,12 +124,24 @@ pub async fn stream(
                                 );
                                 return Ok(Some(created));
                             }
-                            Err(e) if is_unreachable(&e.to_string()) => e.to_string(),
-                            // Another bridge may have created it meanwhile: look again.
-                            Err(e) if e.to_string().contains("already in use") => continue,
-                            Err(e) => {
-                                anyhow::bail!("{servers}: creating stream {}: {e}", args.stream)
-                            }
+                            Err(e) => match e.kind() {
+                                // The server is away (the request timed out, no JetStream
+                                // answered, the connection failed under it): wait and retry.
+                                CreateStreamErrorKind::TimedOut
+                                | CreateStreamErrorKind::JetStreamUnavailable
+                                | CreateStreamErrorKind::Response => e.to_string(),
+                                // Another bridge created it meanwhile (with another
+                                // configuration, or the server would have said yes): look again.
+                                CreateStreamErrorKind::JetStream(j)
+                                    if j.error_code()
+                                        == jetstream::ErrorCode::STREAM_NAME_EXIST =>
+                                {
+                                    continue
+                                }
+                                _ => {
+                                    anyhow::bail!("{servers}: creating stream {}: {e}", args.stream)
+                                }
+                            },
                         }
                     } else {
                         format!(

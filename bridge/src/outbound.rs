@@ -19,6 +19,7 @@ use crate::totals::Totals;
 use anyhow::Context as _;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use ringfile::{Consumer, ConsumerOptions, Error, ReadMark, Ring};
@@ -545,9 +546,11 @@ async fn last_message(mut stream: stream::Stream) -> anyhow::Result<Tip> {
             let meta = frame::decode(Some(&message.headers), &message.payload).ok();
             Ok(Tip { id, meta })
         }
-        // Removed (a work-queue stream, a limit): nothing to expect; the far side's own
-        // record of what it wrote still drops what is sent again.
-        Err(e) if e.to_string().contains("not found") => Ok(Tip {
+        // Removed (purged, a work-queue stream, a limit): nothing to expect; the far side's
+        // own record of what it wrote still drops what is sent again. (Matched on the kind:
+        // its text, "no message found", once slipped past a match on "not found", and `out`
+        // waited for ever on a purged stream.)
+        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => Ok(Tip {
             id: None,
             meta: None,
         }),

@@ -591,3 +591,60 @@ fn the_bridge_opens_rings_as_the_programs_do() {
         "{err}"
     );
 }
+
+/// A stream whose last message is gone (an operator purged it, or a limit or a work-queue
+/// consumer removed it) has nothing for `out` to resume after: `out` starts on it, and what
+/// it publishes then reaches the far ring, rather than waiting for ever for a message that
+/// will not come back.
+#[test]
+fn out_starts_on_a_stream_whose_last_message_was_removed() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second, far) = (
+        dir.path().join("first"),
+        dir.path().join("second"),
+        dir.path().join("far"),
+    );
+    let ring = ringfile::Ring::create(&first, 64 * 1024).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut outb = out(&nats, &first, "PURGED", &[]);
+    for m in generated(dir.path(), 10) {
+        producer.send(&m).unwrap();
+    }
+    producer.close().unwrap();
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out: {err}");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let mut stream = js.get_stream("PURGED").await.unwrap();
+        stream.purge().await.unwrap();
+        let state = stream.info().await.unwrap().state.clone();
+        assert_eq!(state.messages, 0);
+        assert!(state.last_sequence > 0, "{state:?}");
+    });
+
+    let ring = ringfile::Ring::create(&second, 64 * 1024).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut outb = out(&nats, &second, "PURGED", &[]);
+    for m in generated(dir.path(), 20) {
+        producer.send(&m).unwrap();
+    }
+    producer.close().unwrap();
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out on the purged stream: {err}");
+
+    let mut inb = inward(&nats, &far, "PURGED", &["--capacity", "64KiB"]);
+    let (status, err) = far_consumer(&far, &[]).wait(Duration::from_secs(60));
+    assert!(status.success(), "{err}");
+    let s = summary(&err);
+    assert_eq!(s["messages"], 20, "{err}");
+    assert_eq!(s["errors"], 0, "{err}");
+    let (status, err) = inb.wait(Duration::from_secs(30));
+    assert!(status.success(), "in: {err}");
+}
