@@ -25,10 +25,12 @@ use async_nats::jetstream;
 use bytes::{BufMut, BytesMut};
 use std::collections::VecDeque;
 use std::future::IntoFuture as _;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "../../bridge/tests/support/nats_server.rs"]
+mod nats_server;
 
 /// The bridge's defaults (`ringfile-bridge out --help`), which both sides use.
 pub const BATCH_BYTES: usize = 256 << 10;
@@ -53,21 +55,10 @@ pub struct Server {
 impl Server {
     /// Starts one and connects to it; `Err` says why not (no `nats-server` on PATH...).
     pub fn start() -> Result<Server, String> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free loopback port: {e}"))?
-            .port();
+        let port = nats_server::free_port()?;
         let store =
             std::env::temp_dir().join(format!("ringfile-bench-nats-{}", std::process::id()));
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                format!("cannot run nats-server ({e}); Debian: apt-get install nats-server")
-            })?;
+        let child = nats_server::start(port, &store)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -78,13 +69,6 @@ impl Server {
             port,
             store,
             js: runtime.block_on(async {
-                let deadline = Instant::now() + Duration::from_secs(20);
-                while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                    if Instant::now() > deadline {
-                        return Err("nats-server did not start listening in 20 s".to_string());
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
                 async_nats::connect(format!("127.0.0.1:{port}"))
                     .await
                     .map(jetstream::new)

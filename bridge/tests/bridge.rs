@@ -3,7 +3,6 @@
 //! (they do not skip) where it is not installed (Debian: `apt-get install nats-server`).
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +13,9 @@ fn bridge_exe() -> PathBuf {
 
 #[path = "../../ring/tests/support/sibling.rs"]
 mod sibling;
+
+#[path = "support/nats_server.rs"]
+mod nats_server;
 
 /// The binary `name` of workspace package `package`, beside the bridge's, up to date (see
 /// `ring/tests/support/sibling.rs`).
@@ -38,11 +40,7 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = nats_server::free_port().unwrap();
         let mut nats = Nats {
             child: None,
             port,
@@ -57,23 +55,9 @@ impl Nats {
     }
 
     fn run(&mut self) {
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
-            .arg(self.store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run nats-server ({e}): the bridge tests need a real one (Debian: apt-get install nats-server)"
-                )
-            });
+        let child = nats_server::start(self.port, self.store.path())
+            .unwrap_or_else(|e| panic!("{e}: the bridge tests need a real nats-server"));
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Kills the server (-9) and starts it again on the same port and store.
