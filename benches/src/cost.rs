@@ -5,7 +5,7 @@
 //! run to run even on a machine whose cross-core transfers are not; the cross-process rows
 //! add the transfers to it.
 
-use crate::floor::{tempfile_in_shm, FloorRing, FramedFloor};
+use crate::floor::{duty, tempfile_in_shm, FloorRing, FramedFloor};
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -103,6 +103,19 @@ struct Phases {
 }
 
 impl Phases {
+    /// For `messages` messages of `size` bytes: the message, the fill (runs of 64 messages,
+    /// as many at once as fill half the ring), the number of fills, and the timings' room.
+    fn plan(size: usize, messages: u64) -> (Vec<u8>, u64, u64, Phases) {
+        let record = crate::record_size(size) as u64;
+        let per_fill = (CAPACITY / 2 / record / 64).max(1) * 64;
+        let fills = messages.div_ceil(per_fill);
+        let phases = Phases {
+            send: Vec::with_capacity(fills as usize),
+            recv: Vec::with_capacity(fills as usize),
+        };
+        (vec![crate::FILL; size], per_fill, fills, phases)
+    }
+
     /// Times `send`, then `recv`, each given `ring` (the state both phases use, where one
     /// value holds both ends).
     fn fill<R>(&mut self, ring: &mut R, send: impl FnOnce(&mut R), recv: impl FnOnce(&mut R)) {
@@ -115,19 +128,24 @@ impl Phases {
     }
 
     /// `fills` fills of `per_fill` copies of `msg` through a [`FramedFloor`]: published and
-    /// released once a fill (`EACH` 0), each message published and released (1), or that
-    /// with the contract's duties (2). A constant, so no loop tests it per message.
-    fn framed<const EACH: u8>(&mut self, fills: u64, per_fill: u64, msg: &[u8]) {
+    /// released once a fill (`EACH` false), or each message published and released doing the
+    /// duties in the mask `DUTIES` ([`duty`]). Constants, so no loop tests them per message.
+    fn framed<const EACH: bool, const DUTIES: u8>(
+        &mut self,
+        fills: u64,
+        per_fill: u64,
+        msg: &[u8],
+    ) {
         let mut ring = FramedFloor::new(&tempfile_in_shm(), CAPACITY as usize);
         for _ in 0..fills {
             self.fill(
                 &mut ring,
                 |ring| {
                     for _ in 0..per_fill {
-                        match EACH {
-                            0 => ring.send(msg),
-                            1 => ring.send_published(msg),
-                            _ => ring.send_dutiful(msg),
+                        if EACH {
+                            ring.send_each::<DUTIES>(msg);
+                        } else {
+                            ring.send(msg);
                         }
                     }
                 },
@@ -136,10 +154,10 @@ impl Phases {
                         black_box(m[0]);
                     };
                     for _ in 0..per_fill {
-                        match EACH {
-                            0 => ring.recv(touch),
-                            1 => ring.recv_released(touch),
-                            _ => ring.recv_dutiful(touch),
+                        if EACH {
+                            ring.recv_each::<DUTIES>(touch);
+                        } else {
+                            ring.recv(touch);
                         }
                     }
                 },
@@ -154,19 +172,70 @@ impl Phases {
     }
 }
 
+/// One of the contract's per-message duties ([`duty`]), for the rows that leave it out of
+/// [`Path::DutifulPerMessage`] to show what it costs ([`without`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duty {
+    /// The exact counters FORMAT.md keeps ("Message counters").
+    Counters,
+    /// This process's copies of the positions.
+    LocalPositions,
+    /// The asymmetric barrier's decision.
+    BarrierDecision,
+    /// The fork check of a release.
+    ForkCheck,
+}
+
+impl Duty {
+    /// All of them.
+    pub const ALL: [Duty; 4] = [
+        Duty::Counters,
+        Duty::LocalPositions,
+        Duty::BarrierDecision,
+        Duty::ForkCheck,
+    ];
+
+    /// Name for tables: what the row leaves out.
+    pub fn name(self) -> &'static str {
+        match self {
+            Duty::Counters => "without the exact counters",
+            Duty::LocalPositions => "without this process's copies of the positions",
+            Duty::BarrierDecision => "without the barrier's decision",
+            Duty::ForkCheck => "without the fork check",
+        }
+    }
+}
+
+/// [`per_message`] of [`Path::DutifulPerMessage`] with `left_out` not done: what that duty
+/// costs is the difference (the duties overlap in the processor, so the differences need
+/// not add up to the whole).
+pub fn without(left_out: Duty, size: usize, messages: u64) -> Cost {
+    let (msg, per_fill, fills, mut t) = Phases::plan(size, messages);
+    match left_out {
+        Duty::Counters => {
+            t.framed::<true, { duty::ALL & !duty::COUNTERS }>(fills, per_fill, &msg);
+        }
+        Duty::LocalPositions => {
+            t.framed::<true, { duty::ALL & !duty::LOCAL_POSITIONS }>(fills, per_fill, &msg);
+        }
+        Duty::BarrierDecision => {
+            t.framed::<true, { duty::ALL & !duty::BARRIER_DECISION }>(fills, per_fill, &msg);
+        }
+        Duty::ForkCheck => {
+            t.framed::<true, { duty::ALL & !duty::FORK_CHECK }>(fills, per_fill, &msg);
+        }
+    }
+    Cost {
+        send: Phases::per_message(&mut t.send, per_fill),
+        recv: Phases::per_message(&mut t.recv, per_fill),
+    }
+}
+
 /// One thread's time per message sent and received through `path`, over `messages`
 /// messages of `size` bytes (one run; [`median`] of several, interleaved with the other
 /// paths, is what the report shows).
 pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
-    let msg = vec![crate::FILL; size];
-    // Runs of 64 messages; as many runs at once as fill half the ring.
-    let record = crate::record_size(size) as u64;
-    let per_fill = (CAPACITY / 2 / record / 64).max(1) * 64;
-    let fills = messages.div_ceil(per_fill);
-    let mut t = Phases {
-        send: Vec::with_capacity(fills as usize),
-        recv: Vec::with_capacity(fills as usize),
-    };
+    let (msg, per_fill, fills, mut t) = Phases::plan(size, messages);
     match path {
         Path::Floor => {
             let file = tempfile_in_shm();
@@ -197,9 +266,9 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
                 );
             }
         }
-        Path::Format => t.framed::<0>(fills, per_fill, &msg),
-        Path::FormatPerMessage => t.framed::<1>(fills, per_fill, &msg),
-        Path::DutifulPerMessage => t.framed::<2>(fills, per_fill, &msg),
+        Path::Format => t.framed::<false, { duty::NONE }>(fills, per_fill, &msg),
+        Path::FormatPerMessage => t.framed::<true, { duty::NONE }>(fills, per_fill, &msg),
+        Path::DutifulPerMessage => t.framed::<true, { duty::ALL }>(fills, per_fill, &msg),
         Path::Batched | Path::PerMessage | Path::BatchedMixed => {
             // Lengths for the mixed path (xorshift; drawn before the clock starts).
             let mut x = 0x9e37_79b9_7f4a_7c15u64;

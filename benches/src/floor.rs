@@ -243,6 +243,28 @@ impl FloorReceiver<'_> {
     }
 }
 
+/// The per-message duties of ringfile's contract, as bits of the mask that
+/// [`FramedFloor::send_each`] and [`FramedFloor::recv_each`] take: what FORMAT.md and the
+/// wake-up protocol have every publish and release do besides storing the position and
+/// looking at the other side's sleep flag. The cost table's per-duty rows (`report --duties`)
+/// leave one out at a time, to show what each costs.
+pub mod duty {
+    /// None: the per-message floor.
+    pub const NONE: u8 = 0;
+    /// The exact message (and, publishing, byte) counters, stored before the position.
+    pub const COUNTERS: u8 = 1;
+    /// This process's copy of the position, stored before the shared one (what the other
+    /// side of this process checks a forged position against).
+    pub const LOCAL_POSITIONS: u8 = 2;
+    /// The asymmetric barrier's decision: a fence unless this process registered for
+    /// membarriers and the sleeper declared its pid as its role's holder.
+    pub const BARRIER_DECISION: u8 = 4;
+    /// The fork check of a release (a message dropped in a forked child releases nothing).
+    pub const FORK_CHECK: u8 = 8;
+    /// All of them: ringfile's per-message floor as the contract stands.
+    pub const ALL: u8 = COUNTERS | LOCAL_POSITIONS | BARRIER_DECISION | FORK_CHECK;
+}
+
 /// The floor in ringfile's record format, for one thread's processor time only
 /// ([`crate::cost`]): each message is an 8-byte header (its length) followed by the payload,
 /// at positions rounded up to 8 bytes, a record that would cross the end preceded by a skip
@@ -376,7 +398,7 @@ impl FramedFloor {
     /// protocol where the asymmetric barrier spares the fence, with none of its code.
     #[inline]
     pub fn send_published(&mut self, msg: &[u8]) {
-        self.send_each::<false>(msg);
+        self.send_each::<{ duty::NONE }>(msg);
     }
 
     /// [`send_published`](Self::send_published) doing, besides, what ringfile's contract has
@@ -386,11 +408,13 @@ impl FramedFloor {
     /// pid. Still none of ringfile's code: no validation, no API, no fork check.
     #[inline]
     pub fn send_dutiful(&mut self, msg: &[u8]) {
-        self.send_each::<true>(msg);
+        self.send_each::<{ duty::ALL }>(msg);
     }
 
+    /// [`send_published`](Self::send_published) doing the duties in the mask `DUTIES`
+    /// ([`duty`]): a constant, so that a duty left out costs nothing, not even a test.
     #[inline(always)]
-    fn send_each<const DUTIES: bool>(&mut self, msg: &[u8]) {
+    pub fn send_each<const DUTIES: u8>(&mut self, msg: &[u8]) {
         let size = crate::record_size(msg.len()) as u64;
         let cap = self.map.len() as u64;
         // Room for the record and a skip in front of it.
@@ -402,15 +426,18 @@ impl FramedFloor {
         self.send(msg);
         self.written += self.moved(before, self.write);
         let words = &*self.words;
-        if DUTIES {
+        if DUTIES & duty::LOCAL_POSITIONS != 0 {
             words.local_tail.store(self.written, Ordering::Release);
+        }
+        if DUTIES & duty::COUNTERS != 0 {
             self.sent += 1;
             self.sent_bytes += msg.len() as u64;
             words.published[0].store(self.sent, Ordering::Relaxed);
             words.published[1].store(self.sent_bytes, Ordering::Relaxed);
         }
         words.tail.store(self.written, Ordering::Release);
-        if DUTIES && !unfenced(&words.consumer_sleeps, &words.pids[1]) {
+        if DUTIES & duty::BARRIER_DECISION != 0 && !unfenced(&words.consumer_sleeps, &words.pids[1])
+        {
             std::sync::atomic::fence(Ordering::SeqCst);
         }
         if words.consumer_sleeps.sleeping.load(Ordering::Relaxed) != 0 {
@@ -423,7 +450,7 @@ impl FramedFloor {
     /// producer's sleep flag.
     #[inline]
     pub fn recv_released(&mut self, f: impl FnOnce(&[u8])) {
-        self.recv_each::<false>(f);
+        self.recv_each::<{ duty::NONE }>(f);
     }
 
     /// [`recv_released`](Self::recv_released) doing, besides, what ringfile's contract has
@@ -432,29 +459,34 @@ impl FramedFloor {
     /// stored with it, and the barrier's decision as [`send_dutiful`](Self::send_dutiful)'s.
     #[inline]
     pub fn recv_dutiful(&mut self, f: impl FnOnce(&[u8])) {
-        self.recv_each::<true>(f);
+        self.recv_each::<{ duty::ALL }>(f);
     }
 
+    /// [`recv_released`](Self::recv_released) doing the duties in the mask `DUTIES`
+    /// ([`duty`]), as [`send_each`](Self::send_each) does.
     #[inline(always)]
-    fn recv_each<const DUTIES: bool>(&mut self, f: impl FnOnce(&[u8])) {
+    pub fn recv_each<const DUTIES: u8>(&mut self, f: impl FnOnce(&[u8])) {
         if self.taken == self.cached_tail {
             self.cached_tail = self.words.tail.load(Ordering::Acquire);
             assert!(self.taken < self.cached_tail, "empty");
         }
         let before = self.read;
         self.recv(f);
-        if DUTIES && GENERATION.load(Ordering::Relaxed) != self.generation {
+        if DUTIES & duty::FORK_CHECK != 0 && GENERATION.load(Ordering::Relaxed) != self.generation {
             return;
         }
         self.taken += self.moved(before, self.read);
         let words = &*self.words;
-        if DUTIES {
+        if DUTIES & duty::LOCAL_POSITIONS != 0 {
             words.local_head.store(self.taken, Ordering::Release);
+        }
+        if DUTIES & duty::COUNTERS != 0 {
             self.released += 1;
             words.released.store(self.released, Ordering::Relaxed);
         }
         words.head.store(self.taken, Ordering::Release);
-        if DUTIES && !unfenced(&words.producer_sleeps, &words.pids[0]) {
+        if DUTIES & duty::BARRIER_DECISION != 0 && !unfenced(&words.producer_sleeps, &words.pids[0])
+        {
             std::sync::atomic::fence(Ordering::SeqCst);
         }
         if words.producer_sleeps.sleeping.load(Ordering::Relaxed) != 0 {

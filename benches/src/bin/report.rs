@@ -20,7 +20,8 @@
 //! `--one-trip KIND SIZE` measures one round trip (kinds: spin, park, line, two-lines, futex,
 //! iceoryx2, ipc-channel).
 //! `--cost` measures only the processor time per message on one thread (see
-//! `benches::cost`); `--fanout` only the several-readers tables (see `benches::fanout`);
+//! `benches::cost`); `--duties` what each of the contract's per-message duties costs there
+//! (the cost table's floor with the duties, leaving out one at a time; not in the full run); `--fanout` only the several-readers tables (see `benches::fanout`);
 //! `--bridge` only the NATS bridge's rows (see `benches::bridge`; needs `nats-server`);
 //! `--async` only the async-against-blocking table (see `benches::awaiting`).
 //! `--one TRANSPORT SIZE` measures one cross-process transport at one size (for profiling);
@@ -80,13 +81,14 @@ fn main() {
             continue;
         }
         expect_values = match a.as_str() {
-            "--quick" | "--update" | "--cost" | "--fanout" | "--bridge" | "--async" => 0,
+            "--quick" | "--update" | "--cost" | "--duties" | "--fanout" | "--bridge"
+            | "--async" => 0,
             "--cores" | "--out" => 1,
             "--one" | "--one-trip" => 2,
             other => {
                 eprintln!(
                     "report: unknown argument '{other}' (expected --quick, --update, --out DIR, \
-                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --fanout, --bridge, --async)"
+                     --cores A,B, --one TRANSPORT SIZE, --one-trip KIND SIZE, --cost, --duties, --fanout, --bridge, --async)"
                 );
                 std::process::exit(2);
             }
@@ -133,6 +135,12 @@ fn main() {
     if args.iter().any(|a| a == "--cost") {
         let mut md = String::new();
         cost_section(&mut md, 5);
+        println!("{md}");
+        return;
+    }
+    if args.iter().any(|a| a == "--duties") {
+        let mut md = String::new();
+        duties_section(&mut md, 11);
         println!("{md}");
         return;
     }
@@ -1003,6 +1011,73 @@ fn cost_section(md: &mut String, runs: usize) -> Vec<(Path, Vec<benches::cost::C
         table.push((path, row));
     }
     table
+}
+
+/// What each of the contract's per-message duties costs on one thread (`--duties`): the cost
+/// table's floor with every duty, the same leaving out one at a time, the per-message floor
+/// (none of them) and ringfile's batch, in rounds as the cost table is measured.
+fn duties_section(md: &mut String, runs: usize) {
+    use benches::cost::{per_message, without, Cost, Duty};
+    writeln!(
+        md,
+        "\n### What the per-message duties cost, one thread\n\n\
+         The cost table's per-message floor with the contract's duties (`report --cost`, fourth \
+         row), then the same leaving out one duty at a time, then with none (the per-message \
+         floor) and ringfile's batch, in {runs} rounds of every row at every size; nanoseconds \
+         per message sent and received (the round of median total), and in brackets the batch's \
+         time ÷ the row's: the most per message ÷ batched can be with that row's duties. The \
+         duties overlap in the processor, so what leaving each out saves need not add up to \
+         the whole.\n"
+    )
+    .unwrap();
+    table_head(md, "per-message floor", &COST_SIZES);
+    type Measure = Box<dyn Fn(usize, u64) -> Cost>;
+    let mut rows: Vec<(String, Measure)> = vec![(
+        "with every duty".to_string(),
+        Box::new(|size, n| per_message(Path::DutifulPerMessage, size, n)),
+    )];
+    for duty in Duty::ALL {
+        rows.push((
+            duty.name().to_string(),
+            Box::new(move |size, n| without(duty, size, n)),
+        ));
+    }
+    rows.push((
+        "with none (the per-message floor)".to_string(),
+        Box::new(|size, n| per_message(Path::FormatPerMessage, size, n)),
+    ));
+    rows.push((
+        "ringfile, batched".to_string(),
+        Box::new(|size, n| per_message(Path::Batched, size, n)),
+    ));
+    let mut measured = vec![vec![Vec::new(); COST_SIZES.len()]; rows.len()];
+    for round in 0..runs {
+        for (s, size) in COST_SIZES.into_iter().enumerate() {
+            for (r, (name, measure)) in rows.iter().enumerate() {
+                eprintln!("duties {name} {size} B, round {}", round + 1);
+                let messages = ((1u64 << 28) / size as u64).min(4 << 20);
+                measured[r][s].push(measure(size, messages));
+            }
+        }
+    }
+    let cells: Vec<Vec<Cost>> = measured
+        .into_iter()
+        .map(|row| row.into_iter().map(benches::cost::median).collect())
+        .collect();
+    let batched = cells.last().expect("the batch's row").clone();
+    for ((name, _), row) in rows.iter().zip(&cells) {
+        write!(md, "| {name} |").unwrap();
+        for (cost, batch) in row.iter().zip(&batched) {
+            write!(
+                md,
+                " {:.1} ns ({:.2}×) |",
+                cost.total(),
+                batch.total() / cost.total()
+            )
+            .unwrap();
+        }
+        writeln!(md).unwrap();
+    }
 }
 
 /// A table's first two lines: `first`, then one column per size.
