@@ -165,6 +165,14 @@ impl Phases {
         }
     }
 
+    /// The median fill's send and receive, per message, for fills of `per_fill`.
+    fn cost(mut self, per_fill: u64) -> Cost {
+        Cost {
+            send: Phases::per_message(&mut self.send, per_fill),
+            recv: Phases::per_message(&mut self.recv, per_fill),
+        }
+    }
+
     /// Nanoseconds per message of the median fill of `phase`, for fills of `per_fill`.
     fn per_message(phase: &mut [std::time::Duration], per_fill: u64) -> f64 {
         phase.sort_unstable();
@@ -225,10 +233,7 @@ pub fn without(left_out: Duty, size: usize, messages: u64) -> Cost {
             t.framed::<true, { duty::ALL & !duty::FORK_CHECK }>(fills, per_fill, &msg);
         }
     }
-    Cost {
-        send: Phases::per_message(&mut t.send, per_fill),
-        recv: Phases::per_message(&mut t.recv, per_fill),
-    }
+    t.cost(per_fill)
 }
 
 /// One thread's time per message sent and received through `path`, over `messages`
@@ -335,8 +340,5 @@ pub fn per_message(path: Path, size: usize, messages: u64) -> Cost {
             }
         }
     }
-    Cost {
-        send: Phases::per_message(&mut t.send, per_fill),
-        recv: Phases::per_message(&mut t.recv, per_fill),
-    }
+    t.cost(per_fill)
 }

@@ -576,6 +576,21 @@ fn the_bridge_opens_rings_as_the_programs_do() {
     );
 }
 
+/// `count` generated messages written into a new ring `name` in `dir`, then its end, carried
+/// to `stream` by an `out` that must exit successfully once the end is acknowledged.
+fn carried_out(nats: &Nats, dir: &Path, name: &str, stream: &str, count: u64) {
+    let path = dir.join(name);
+    let ring = ringfile::Ring::create(&path, 64 * 1024).unwrap();
+    let mut producer = ring.producer().unwrap();
+    let mut outb = out(nats, &path, stream, &[]);
+    for m in generated(dir, count) {
+        producer.send(&m).unwrap();
+    }
+    producer.close().unwrap();
+    let (status, err) = outb.wait(Duration::from_secs(30));
+    assert!(status.success(), "out from ring {name}: {err}");
+}
+
 /// A stream whose last message is gone (an operator purged it, or a limit or a work-queue
 /// consumer removed it) has nothing for `out` to resume after: `out` starts on it, and what
 /// it publishes then reaches the far ring, rather than waiting for ever for a message that
@@ -584,20 +599,8 @@ fn the_bridge_opens_rings_as_the_programs_do() {
 fn out_starts_on_a_stream_whose_last_message_was_removed() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
-    let (first, second, far) = (
-        dir.path().join("first"),
-        dir.path().join("second"),
-        dir.path().join("far"),
-    );
-    let ring = ringfile::Ring::create(&first, 64 * 1024).unwrap();
-    let mut producer = ring.producer().unwrap();
-    let mut outb = out(&nats, &first, "PURGED", &[]);
-    for m in generated(dir.path(), 10) {
-        producer.send(&m).unwrap();
-    }
-    producer.close().unwrap();
-    let (status, err) = outb.wait(Duration::from_secs(30));
-    assert!(status.success(), "out: {err}");
+    let far = dir.path().join("far");
+    carried_out(&nats, dir.path(), "first", "PURGED", 10);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -613,15 +616,7 @@ fn out_starts_on_a_stream_whose_last_message_was_removed() {
         assert!(state.last_sequence > 0, "{state:?}");
     });
 
-    let ring = ringfile::Ring::create(&second, 64 * 1024).unwrap();
-    let mut producer = ring.producer().unwrap();
-    let mut outb = out(&nats, &second, "PURGED", &[]);
-    for m in generated(dir.path(), 20) {
-        producer.send(&m).unwrap();
-    }
-    producer.close().unwrap();
-    let (status, err) = outb.wait(Duration::from_secs(30));
-    assert!(status.success(), "out on the purged stream: {err}");
+    carried_out(&nats, dir.path(), "second", "PURGED", 20);
 
     let mut inb = inward(&nats, &far, "PURGED", &["--capacity", "64KiB"]);
     let (status, err) = far_consumer(&far, &[]).wait(Duration::from_secs(60));
